@@ -1,0 +1,121 @@
+import FluentKit
+import FluentSQL
+
+/// Every migration, in order. A shipped migration never changes: add a new one.
+public enum StoreMigrations {
+    public static var all: [any AsyncMigration] {
+        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants()]
+    }
+}
+
+struct M001CreateAccounts: AsyncMigration {
+    var name: String { "001-create-accounts" }
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema("sites")
+            .id()
+            .field("code", .string, .required)
+            .field("name", .string, .required)
+            .field("created_at", .datetime, .required)
+            .unique(on: "code")
+            .create()
+        try await database.schema("users")
+            .id()
+            .field("username", .string, .required)
+            .field("password_hash", .string, .required)
+            .field("role", .string, .required)
+            .field("is_active", .bool, .required)
+            .field("failed_logins", .int, .required)
+            .field("locked_until", .datetime)
+            .field("created_at", .datetime, .required)
+            .unique(on: "username")
+            .create()
+        try await database.schema("site_memberships")
+            .id()
+            .field("user_id", .uuid, .required, .references("users", "id", onDelete: .cascade))
+            .field("site_id", .uuid, .required, .references("sites", "id"))
+            .unique(on: "user_id", "site_id")
+            .create()
+        try await database.schema("sessions")
+            .id()
+            .field("token_hash", .string, .required)
+            .field("user_id", .uuid, .required, .references("users", "id", onDelete: .cascade))
+            .field("created_at", .datetime, .required)
+            .field("expires_at", .datetime, .required)
+            .unique(on: "token_hash")
+            .create()
+        try await database.schema("api_tokens")
+            .id()
+            .field("user_id", .uuid, .required, .references("users", "id", onDelete: .cascade))
+            .field("name", .string, .required)
+            .field("token_hash", .string, .required)
+            .field("prefix", .string, .required)
+            .field("created_at", .datetime, .required)
+            .field("revoked_at", .datetime)
+            .field("last_used_at", .datetime)
+            .unique(on: "token_hash")
+            .create()
+    }
+
+    func revert(on database: any Database) async throws {
+        for table in ["api_tokens", "sessions", "site_memberships", "users", "sites"] {
+            try await database.schema(table).delete()
+        }
+    }
+}
+
+struct M002CreateAuditTrail: AsyncMigration {
+    var name: String { "002-create-audit-trail" }
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema("audit_events")
+            .field("sequence", .int64, .identifier(auto: false))
+            .field("occurred_at", .string, .required)
+            .field("actor", .string, .required)
+            .field("action", .string, .required)
+            .field("entity", .string, .required)
+            .field("entity_id", .string, .required)
+            .field("site_id", .string)
+            .field("reason", .string)
+            .field("changes", .string, .required)
+            .field("previous_hash", .string, .required)
+            .field("hash", .string, .required)
+            .create()
+        // One row holding the chain's head; updating it first serialises appends on both databases.
+        try await database.schema("audit_head")
+            .field("id", .int, .identifier(auto: false))
+            .field("sequence", .int64, .required)
+            .field("hash", .string, .required)
+            .create()
+        guard let sql = database as? any SQLDatabase else { return }
+        try await sql.insert(into: "audit_head").columns("id", "sequence", "hash")
+            .values(SQLBind(1), SQLBind(Int64(0)), SQLBind(AuditChain.genesis)).run()
+        try await sql.create(index: "audit_events_entity").on("audit_events").column("entity").column("entity_id").run()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema("audit_head").delete()
+        try await database.schema("audit_events").delete()
+    }
+}
+
+struct M003CreateParticipants: AsyncMigration {
+    var name: String { "003-create-participants" }
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema("participants")
+            .id()
+            .field("site_id", .uuid, .required, .references("sites", "id"))
+            .field("screening_number", .string, .required)
+            .field("status", .string, .required)
+            .field("created_at", .datetime, .required)
+            .field("updated_at", .datetime, .required)
+            .field("deleted_at", .datetime)
+            .unique(on: "site_id", "screening_number")
+            .create()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema("participants").delete()
+    }
+}

@@ -1,0 +1,100 @@
+import FluentKit
+import Foundation
+
+public final class SiteModel: Model, @unchecked Sendable {
+    public static let schema = "sites"
+    @ID(key: .id) public var id: UUID?
+    @Field(key: "code") public var code: String
+    @Field(key: "name") public var name: String
+    @Field(key: "created_at") public var createdAt: Date
+
+    public init() {}
+    public init(id: UUID? = nil, code: String, name: String, createdAt: Date) {
+        self.id = id
+        self.code = code
+        self.name = name
+        self.createdAt = createdAt
+    }
+}
+
+public final class UserModel: Model, @unchecked Sendable {
+    public static let schema = "users"
+    @ID(key: .id) public var id: UUID?
+    @Field(key: "username") public var username: String
+    @Field(key: "password_hash") public var passwordHash: String
+    @Field(key: "role") public var role: String
+    @Field(key: "is_active") public var isActive: Bool
+    @Field(key: "failed_logins") public var failedLogins: Int
+    @OptionalField(key: "locked_until") public var lockedUntil: Date?
+    @Field(key: "created_at") public var createdAt: Date
+
+    public init() {}
+}
+
+public final class MembershipModel: Model, @unchecked Sendable {
+    public static let schema = "site_memberships"
+    @ID(key: .id) public var id: UUID?
+    @Field(key: "user_id") public var userID: UUID
+    @Field(key: "site_id") public var siteID: UUID
+
+    public init() {}
+    public init(userID: UUID, siteID: UUID) {
+        self.userID = userID
+        self.siteID = siteID
+    }
+}
+
+public final class SessionModel: Model, @unchecked Sendable {
+    public static let schema = "sessions"
+    @ID(key: .id) public var id: UUID?
+    @Field(key: "token_hash") public var tokenHash: String
+    @Field(key: "user_id") public var userID: UUID
+    @Field(key: "created_at") public var createdAt: Date
+    @Field(key: "expires_at") public var expiresAt: Date
+
+    public init() {}
+}
+
+public final class APITokenModel: Model, @unchecked Sendable {
+    public static let schema = "api_tokens"
+    @ID(key: .id) public var id: UUID?
+    @Field(key: "user_id") public var userID: UUID
+    @Field(key: "name") public var name: String
+    @Field(key: "token_hash") public var tokenHash: String
+    @Field(key: "prefix") public var prefix: String
+    @Field(key: "created_at") public var createdAt: Date
+    @OptionalField(key: "revoked_at") public var revokedAt: Date?
+    @OptionalField(key: "last_used_at") public var lastUsedAt: Date?
+
+    public init() {}
+}
+
+public final class ParticipantModel: Model, @unchecked Sendable {
+    public static let schema = "participants"
+    @ID(key: .id) public var id: UUID?
+    @Field(key: "site_id") public var siteID: UUID
+    @Field(key: "screening_number") public var screeningNumber: String
+    @Field(key: "status") public var status: String
+    @Field(key: "created_at") public var createdAt: Date
+    @Field(key: "updated_at") public var updatedAt: Date
+    @OptionalField(key: "deleted_at") public var deletedAt: Date?
+
+    public init() {}
+}
+
+public final class AuditEventModel: Model, @unchecked Sendable {
+    public static let schema = "audit_events"
+    @ID(custom: "sequence", generatedBy: .user) public var id: Int64?
+    @Field(key: "occurred_at") public var occurredAt: String
+    @Field(key: "actor") public var actor: String
+    @Field(key: "action") public var action: String
+    @Field(key: "entity") public var entity: String
+    @Field(key: "entity_id") public var entityID: String
+    @OptionalField(key: "site_id") public var siteID: String?
+    @OptionalField(key: "reason") public var reason: String?
+    @Field(key: "changes") public var changes: String
+    @Field(key: "previous_hash") public var previousHash: String
+    @Field(key: "hash") public var hash: String
+
+    public init() {}
+}

@@ -1,0 +1,272 @@
+import FluentKit
+import Foundation
+import TrialDomain
+
+public struct Site: Sendable, Equatable, Codable {
+    public var id: UUID
+    public var code: String
+    public var name: String
+}
+
+public struct Account: Sendable, Equatable {
+    public var id: UUID
+    public var username: String
+    public var role: Role
+    public var isActive: Bool
+    public var siteIDs: Set<UUID>
+    public var passwordHash: String
+    public var failedLogins: Int
+    public var lockedUntil: Date?
+}
+
+public struct APIToken: Sendable, Equatable, Codable {
+    public var id: UUID
+    public var name: String
+    public var prefix: String
+    public var createdAt: Date
+    public var revokedAt: Date?
+    public var lastUsedAt: Date?
+}
+
+/// Sites, users, memberships, sessions and API tokens. Changes to users, roles and memberships are audited.
+public protocol AccountRepository: Sendable {
+    func createSite(code: String, name: String, actor: String, now: Date) async throws -> Site
+    func sites() async throws -> [Site]
+    func site(code: String) async throws -> Site?
+    func createUser(username: String, passwordHash: String, role: Role, siteCodes: [String], actor: String, now: Date) async throws -> Account
+    func addMembership(username: String, siteCode: String, actor: String, reason: String, now: Date) async throws
+    func account(username: String) async throws -> Account?
+    func account(id: UUID) async throws -> Account?
+    func accounts() async throws -> [Account]
+    func userCount() async throws -> Int
+    /// Counts a failed login; returns the lock time if this failure locked the account.
+    func recordFailedLogin(userID: UUID, threshold: Int, lockFor: TimeInterval, now: Date) async throws -> Date?
+    func recordSuccessfulLogin(userID: UUID) async throws
+    func createSession(userID: UUID, tokenHash: String, expiresAt: Date, now: Date) async throws
+    func session(tokenHash: String) async throws -> (userID: UUID, expiresAt: Date)?
+    func extendSession(tokenHash: String, expiresAt: Date) async throws
+    func deleteSession(tokenHash: String) async throws
+    func createToken(userID: UUID, name: String, tokenHash: String, prefix: String, actor: String, now: Date) async throws -> APIToken
+    func tokens(userID: UUID) async throws -> [APIToken]
+    func revokeToken(id: UUID, userID: UUID, actor: String, now: Date) async throws
+    func userID(forTokenHash hash: String, now: Date) async throws -> UUID?
+}
+
+public struct FluentAccountRepository: AccountRepository {
+    let store: Store
+    public init(store: Store) { self.store = store }
+    var db: any Database { store.database }
+
+    public func createSite(code: String, name: String, actor: String, now: Date) async throws -> Site {
+        let code = code.trimmingCharacters(in: .whitespaces)
+        let name = name.trimmingCharacters(in: .whitespaces)
+        if let problem = ScreeningNumber.validate(code) { throw StoreError.invalid(field: "code", rule: problem) }
+        if name.isEmpty { throw StoreError.invalid(field: "name", rule: "must not be empty") }
+        return try await store.write { tx in
+            if try await SiteModel.query(on: tx).filter(\.$code == code).first() != nil {
+                throw StoreError.duplicate(field: "code", value: code)
+            }
+            let site = SiteModel(id: UUID(), code: code, name: name, createdAt: now)
+            try await site.create(on: tx)
+            try await AuditChain.append(
+                on: tx, actor: actor, action: .create, entity: "site", entityID: site.id!.uuidString, siteID: site.id!.uuidString,
+                reason: nil, changes: [.init(field: "code", old: nil, new: code), .init(field: "name", old: nil, new: name)], now: now)
+            return Site(id: site.id!, code: code, name: name)
+        }
+    }
+
+    public func sites() async throws -> [Site] {
+        try await SiteModel.query(on: db).sort(\.$code).all().map { Site(id: $0.id!, code: $0.code, name: $0.name) }
+    }
+
+    public func site(code: String) async throws -> Site? {
+        try await SiteModel.query(on: db).filter(\.$code == code).first().map { Site(id: $0.id!, code: $0.code, name: $0.name) }
+    }
+
+    public func createUser(
+        username: String, passwordHash: String, role: Role, siteCodes: [String], actor: String, now: Date
+    ) async throws -> Account {
+        let username = username.trimmingCharacters(in: .whitespaces)
+        guard (3...64).contains(username.count),
+            username.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._-".unicodeScalars.contains($0)) })
+        else {
+            throw StoreError.invalid(field: "username", rule: "3–64 characters: letters, digits, '.', '_' or '-'")
+        }
+        return try await store.write { tx in
+            if try await UserModel.query(on: tx).filter(\.$username == username).first() != nil {
+                throw StoreError.duplicate(field: "username", value: username)
+            }
+            // An admin manages accounts and sites but reads no participant, so needs no site.
+            if siteCodes.isEmpty && role != .admin {
+                throw StoreError.invalid(field: "site", rule: "a \(role.rawValue) must belong to at least one site")
+            }
+            var siteIDs: [UUID] = []
+            for code in siteCodes {
+                guard let site = try await SiteModel.query(on: tx).filter(\.$code == code).first() else {
+                    throw StoreError.notFound(entity: "site", id: code)
+                }
+                siteIDs.append(site.id!)
+            }
+            let user = UserModel()
+            user.id = UUID()
+            user.username = username
+            user.passwordHash = passwordHash
+            user.role = role.rawValue
+            user.isActive = true
+            user.failedLogins = 0
+            user.createdAt = now
+            try await user.create(on: tx)
+            try await AuditChain.append(
+                on: tx, actor: actor, action: .create, entity: "user", entityID: user.id!.uuidString, siteID: nil, reason: nil,
+                changes: [.init(field: "username", old: nil, new: username), .init(field: "role", old: nil, new: role.rawValue)],
+                now: now)
+            for (code, siteID) in zip(siteCodes, siteIDs) {
+                let membership = MembershipModel(userID: user.id!, siteID: siteID)
+                try await membership.create(on: tx)
+                try await AuditChain.append(
+                    on: tx, actor: actor, action: .create, entity: "site_membership", entityID: membership.id!.uuidString,
+                    siteID: siteID.uuidString, reason: nil,
+                    changes: [.init(field: "user", old: nil, new: username), .init(field: "site", old: nil, new: code)], now: now)
+            }
+            return Account(
+                id: user.id!, username: username, role: role, isActive: true, siteIDs: Set(siteIDs), passwordHash: passwordHash,
+                failedLogins: 0, lockedUntil: nil)
+        }
+    }
+
+    public func addMembership(username: String, siteCode: String, actor: String, reason: String, now: Date) async throws {
+        try await store.write { tx in
+            guard let user = try await UserModel.query(on: tx).filter(\.$username == username).first() else {
+                throw StoreError.notFound(entity: "user", id: username)
+            }
+            guard let site = try await SiteModel.query(on: tx).filter(\.$code == siteCode).first() else {
+                throw StoreError.notFound(entity: "site", id: siteCode)
+            }
+            if try await MembershipModel.query(on: tx).filter(\.$userID == user.id!).filter(\.$siteID == site.id!).first() != nil {
+                throw StoreError.duplicate(field: "site", value: siteCode)
+            }
+            let membership = MembershipModel(userID: user.id!, siteID: site.id!)
+            try await membership.create(on: tx)
+            // A membership is a change to an existing user, so it carries a reason.
+            try await AuditChain.append(
+                on: tx, actor: actor, action: .update, entity: "user", entityID: user.id!.uuidString, siteID: site.id!.uuidString,
+                reason: reason, changes: [.init(field: "sites", old: nil, new: siteCode)], now: now)
+        }
+    }
+
+    public func account(username: String) async throws -> Account? {
+        guard let user = try await UserModel.query(on: db).filter(\.$username == username).first() else { return nil }
+        return try await load(user)
+    }
+
+    public func account(id: UUID) async throws -> Account? {
+        guard let user = try await UserModel.find(id, on: db) else { return nil }
+        return try await load(user)
+    }
+
+    public func accounts() async throws -> [Account] {
+        var result: [Account] = []
+        for user in try await UserModel.query(on: db).sort(\.$username).all() { result.append(try await load(user)) }
+        return result
+    }
+
+    public func userCount() async throws -> Int { try await UserModel.query(on: db).count() }
+
+    private func load(_ user: UserModel) async throws -> Account {
+        let sites = try await MembershipModel.query(on: db).filter(\.$userID == user.id!).all().map(\.siteID)
+        return Account(
+            id: user.id!, username: user.username, role: Role(rawValue: user.role) ?? .dsmbViewer, isActive: user.isActive,
+            siteIDs: Set(sites), passwordHash: user.passwordHash, failedLogins: user.failedLogins, lockedUntil: user.lockedUntil)
+    }
+
+    public func recordFailedLogin(userID: UUID, threshold: Int, lockFor: TimeInterval, now: Date) async throws -> Date? {
+        try await store.write { tx in
+            guard let user = try await UserModel.find(userID, on: tx) else { return nil }
+            user.failedLogins += 1
+            var lockedUntil: Date? = nil
+            if user.failedLogins >= threshold {
+                lockedUntil = now.addingTimeInterval(lockFor)
+                user.lockedUntil = lockedUntil
+                user.failedLogins = 0
+                try await AuditChain.append(
+                    on: tx, actor: "system", action: .update, entity: "user", entityID: userID.uuidString, siteID: nil,
+                    reason: "locked after \(threshold) failed logins",
+                    changes: [.init(field: "locked_until", old: nil, new: AuditEntry.timestamp(lockedUntil!))], now: now)
+            }
+            try await user.save(on: tx)
+            return lockedUntil
+        }
+    }
+
+    public func recordSuccessfulLogin(userID: UUID) async throws {
+        try await UserModel.query(on: db).filter(\.$id == userID).set(\.$failedLogins, to: 0).set(\.$lockedUntil, to: nil).update()
+    }
+
+    public func createSession(userID: UUID, tokenHash: String, expiresAt: Date, now: Date) async throws {
+        let session = SessionModel()
+        session.tokenHash = tokenHash
+        session.userID = userID
+        session.createdAt = now
+        session.expiresAt = expiresAt
+        try await session.create(on: db)
+    }
+
+    public func session(tokenHash: String) async throws -> (userID: UUID, expiresAt: Date)? {
+        try await SessionModel.query(on: db).filter(\.$tokenHash == tokenHash).first().map { ($0.userID, $0.expiresAt) }
+    }
+
+    public func extendSession(tokenHash: String, expiresAt: Date) async throws {
+        try await SessionModel.query(on: db).filter(\.$tokenHash == tokenHash).set(\.$expiresAt, to: expiresAt).update()
+    }
+
+    public func deleteSession(tokenHash: String) async throws {
+        try await SessionModel.query(on: db).filter(\.$tokenHash == tokenHash).delete()
+    }
+
+    public func createToken(userID: UUID, name: String, tokenHash: String, prefix: String, actor: String, now: Date) async throws -> APIToken {
+        let name = name.trimmingCharacters(in: .whitespaces)
+        guard (1...100).contains(name.count) else { throw StoreError.invalid(field: "name", rule: "1–100 characters") }
+        return try await store.write { tx in
+            let token = APITokenModel()
+            token.id = UUID()
+            token.userID = userID
+            token.name = name
+            token.tokenHash = tokenHash
+            token.prefix = prefix
+            token.createdAt = now
+            try await token.create(on: tx)
+            try await AuditChain.append(
+                on: tx, actor: actor, action: .create, entity: "api_token", entityID: token.id!.uuidString, siteID: nil, reason: nil,
+                changes: [.init(field: "user", old: nil, new: userID.uuidString), .init(field: "name", old: nil, new: name)], now: now)
+            return APIToken(id: token.id!, name: name, prefix: prefix, createdAt: now, revokedAt: nil, lastUsedAt: nil)
+        }
+    }
+
+    public func tokens(userID: UUID) async throws -> [APIToken] {
+        try await APITokenModel.query(on: db).filter(\.$userID == userID).sort(\.$createdAt, .descending).all().map {
+            APIToken(id: $0.id!, name: $0.name, prefix: $0.prefix, createdAt: $0.createdAt, revokedAt: $0.revokedAt, lastUsedAt: $0.lastUsedAt)
+        }
+    }
+
+    public func revokeToken(id: UUID, userID: UUID, actor: String, now: Date) async throws {
+        try await store.write { tx in
+            guard let token = try await APITokenModel.query(on: tx).filter(\.$id == id).filter(\.$userID == userID).first() else {
+                throw StoreError.notFound(entity: "api_token", id: id.uuidString)
+            }
+            guard token.revokedAt == nil else { return }
+            token.revokedAt = now
+            try await token.save(on: tx)
+            try await AuditChain.append(
+                on: tx, actor: actor, action: .update, entity: "api_token", entityID: id.uuidString, siteID: nil,
+                reason: "revoked by its owner", changes: [.init(field: "revoked_at", old: nil, new: AuditEntry.timestamp(now))],
+                now: now)
+        }
+    }
+
+    public func userID(forTokenHash hash: String, now: Date) async throws -> UUID? {
+        guard let token = try await APITokenModel.query(on: db).filter(\.$tokenHash == hash).first(), token.revokedAt == nil else {
+            return nil
+        }
+        return token.userID
+    }
+}

@@ -1,0 +1,20 @@
+import Foundation
+
+/// Store failures the web layer turns into 4xx answers; each names the field and rule.
+public enum StoreError: Error, Equatable, Sendable {
+    case notFound(entity: String, id: String)
+    case duplicate(field: String, value: String)
+    case invalid(field: String, rule: String)
+    case reasonRequired(field: String)
+}
+
+extension StoreError: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .notFound(let entity, let id): "\(entity) \(id) was not found"
+        case .duplicate(let field, let value): "\(field): '\(value)' is already in use"
+        case .invalid(let field, let rule): "\(field): \(rule)"
+        case .reasonRequired(let field): "\(field): a reason is required for any change after the first save"
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import TrialDomain
+import Vapor
+
+/// The OpenAPI 3.1 description of /api/v1. A test checks it lists exactly the registered routes.
+enum OpenAPIDocument {
+    struct Operation {
+        var method: String
+        var path: String
+        var summary: String
+        var body: String? = nil
+        var success: (code: String, schema: String?)
+        var errors: [String] = ["401", "403", "404", "422"]
+    }
+
+    static let operations: [Operation] = [
+        .init(method: "get", path: "/api/v1/me", summary: "The signed-in user, role, permissions and sites", success: ("200", "Me"), errors: ["401"]),
+        .init(method: "get", path: "/api/v1/sites", summary: "Sites the user belongs to (all, for an admin)", success: ("200", "SiteList"), errors: ["401"]),
+        .init(method: "post", path: "/api/v1/sites", summary: "Create a site (admin)", body: "CreateSite", success: ("201", "Site"), errors: ["400", "401", "403", "409", "415", "422"]),
+        .init(method: "get", path: "/api/v1/participants", summary: "Participants at the user's sites", success: ("200", "ParticipantList"), errors: ["401", "403"]),
+        .init(method: "post", path: "/api/v1/participants", summary: "Register a participant at one of the user's sites", body: "CreateParticipant", success: ("201", "Participant"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
+        .init(method: "get", path: "/api/v1/participants/{id}", summary: "One participant", success: ("200", "Participant")),
+        .init(method: "patch", path: "/api/v1/participants/{id}", summary: "Change a participant's status; a reason is required", body: "UpdateParticipant", success: ("200", "Participant"), errors: ["400", "401", "403", "404", "415", "422"]),
+        .init(method: "delete", path: "/api/v1/participants/{id}", summary: "Withdraw a participant record; a reason is required", body: "Reason", success: ("204", nil), errors: ["400", "401", "403", "404", "415", "422"]),
+        .init(method: "get", path: "/api/v1/participants/{id}/history", summary: "The participant's audit trail", success: ("200", "AuditEventList")),
+        .init(method: "get", path: "/api/v1/tokens", summary: "The user's API tokens (hashes never leave the server)", success: ("200", "TokenList"), errors: ["401"]),
+        .init(method: "post", path: "/api/v1/tokens", summary: "Create an API token; the secret is shown once", body: "CreateToken", success: ("201", "Token"), errors: ["400", "401", "415", "422"]),
+        .init(method: "delete", path: "/api/v1/tokens/{id}", summary: "Revoke one of the user's API tokens", success: ("204", nil), errors: ["401", "404", "422"]),
+        .init(method: "get", path: "/api/v1/audit/verify", summary: "Recompute the audit chain", success: ("200", "Verify"), errors: ["401", "403"]),
+    ]
+
+    static func string(_ description: String? = nil, format: String? = nil, nullable: Bool = false, values: [String]? = nil) -> [String: Any] {
+        var s: [String: Any] = ["type": nullable ? ["string", "null"] : "string"]
+        if let description { s["description"] = description }
+        if let format { s["format"] = format }
+        if let values { s["enum"] = values }
+        return s
+    }
+
+    static func object(_ properties: [String: Any], required: [String]) -> [String: Any] {
+        ["type": "object", "properties": properties, "required": required, "additionalProperties": false]
+    }
+
+    static func list(_ item: String) -> [String: Any] { ["type": "array", "items": ["$ref": "#/components/schemas/\(item)"]] }
+
+    static var schemas: [String: Any] {
+        let participantStatuses = ParticipantStatus.allCases.map(\.rawValue)
+        return [
+            "Error": object(
+                ["error": string("What went wrong, naming the field and the rule"), "status": ["type": "integer"], "requestId": string(nullable: true)],
+                required: ["error", "status"]),
+            "Site": object(["id": string(format: "uuid"), "code": string(), "name": string()], required: ["id", "code", "name"]),
+            "SiteList": list("Site"),
+            "CreateSite": object(["code": string("Letters, digits, '-' and '_'"), "name": string()], required: ["code", "name"]),
+            "Me": object(
+                ["username": string(), "role": string(), "permissions": ["type": "array", "items": ["type": "string"]], "sites": list("Site")],
+                required: ["username", "role", "permissions", "sites"]),
+            "Participant": object(
+                [
+                    "id": string(format: "uuid"), "siteId": string(format: "uuid"), "screeningNumber": string(),
+                    "status": string(values: participantStatuses), "createdAt": string(format: "date-time"), "updatedAt": string(format: "date-time"),
+                ], required: ["id", "siteId", "screeningNumber", "status", "createdAt", "updatedAt"]),
+            "ParticipantList": list("Participant"),
+            "CreateParticipant": object(["siteCode": string(), "screeningNumber": string()], required: ["siteCode", "screeningNumber"]),
+            "UpdateParticipant": object(["status": string(values: participantStatuses), "reason": string(nullable: true)], required: ["status"]),
+            "Reason": object(["reason": string("Why the change is made")], required: ["reason"]),
+            "AuditEvent": object(
+                [
+                    "sequence": ["type": "integer"], "occurredAt": string(format: "date-time"), "actor": string(), "action": string(values: ["create", "update", "delete"]),
+                    "entity": string(), "entityId": string(), "reason": string(nullable: true),
+                    "changes": ["type": "array", "items": object(["field": string(), "old": string(nullable: true), "new": string(nullable: true)], required: ["field"])],
+                ], required: ["sequence", "occurredAt", "actor", "action", "entity", "entityId", "changes"]),
+            "AuditEventList": list("AuditEvent"),
+            "Token": object(
+                [
+                    "id": string(format: "uuid"), "name": string(), "prefix": string(), "createdAt": string(format: "date-time"),
+                    "revokedAt": string(format: "date-time", nullable: true), "token": string("The secret; present only when created", nullable: true),
+                ], required: ["id", "name", "prefix", "createdAt"]),
+            "TokenList": list("Token"),
+            "CreateToken": object(["name": string()], required: ["name"]),
+            "Verify": object(
+                ["intact": ["type": "boolean"], "checked": ["type": "integer"], "brokenSequence": ["type": ["integer", "null"]], "problem": string(nullable: true)],
+                required: ["intact", "checked"]),
+        ]
+    }
+
+    static var document: [String: Any] {
+        var paths: [String: [String: Any]] = [:]
+        for op in operations {
+            var operation: [String: Any] = ["summary": op.summary, "operationId": "\(op.method)\(op.path.replacingOccurrences(of: "/", with: "_"))"]
+            if op.path.contains("{id}") {
+                operation["parameters"] = [["name": "id", "in": "path", "required": true, "schema": ["type": "string", "format": "uuid"]]]
+            }
+            if let body = op.body {
+                operation["requestBody"] = ["required": true, "content": ["application/json": ["schema": ["$ref": "#/components/schemas/\(body)"]]]]
+            }
+            var responses: [String: Any] = [:]
+            if let schema = op.success.schema {
+                responses[op.success.code] = ["description": "Success", "content": ["application/json": ["schema": ["$ref": "#/components/schemas/\(schema)"]]]]
+            } else {
+                responses[op.success.code] = ["description": "Done"]
+            }
+            for code in op.errors {
+                responses[code] = ["description": "Refused", "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]]
+            }
+            operation["responses"] = responses
+            paths[op.path, default: [:]][op.method] = operation
+        }
+        return [
+            "openapi": "3.1.0",
+            "info": ["title": "Casebook API", "version": "1", "description": "Clinical-trial data capture. Authenticate with `Authorization: Bearer TOKEN`."],
+            "servers": [["url": "/"]],
+            "security": [["bearer": [String]()]],
+            "paths": paths,
+            "components": ["schemas": schemas, "securitySchemes": ["bearer": ["type": "http", "scheme": "bearer"]]],
+        ]
+    }
+
+    static func serve(req: Request) throws -> Response {
+        let data = try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+        return Response(status: .ok, headers: ["Content-Type": "application/json"], body: .init(data: data))
+    }
+}

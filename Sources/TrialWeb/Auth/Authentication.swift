@@ -1,0 +1,156 @@
+import Foundation
+import TrialDomain
+import TrialStore
+import Vapor
+
+/// The signed-in user of one request, and how they proved it.
+struct CurrentUser: Authenticatable {
+    enum Credential: Sendable {
+        case session(token: String)
+        case apiToken
+    }
+    var account: Account
+    var credential: Credential
+
+    var scope: AccessScope { AccessScope(actor: account.username, siteIDs: account.siteIDs) }
+
+    func require(_ permission: Permission) throws {
+        guard AccessPolicy.allows(account.role, permission) else {
+            throw Abort(.forbidden, reason: "your role (\(account.role.rawValue)) does not allow \(permission.rawValue)")
+        }
+    }
+
+    /// The session's CSRF token, for page forms.
+    var csrf: String {
+        if case .session(let token) = credential { return Secrets.csrfToken(forSession: token) }
+        return ""
+    }
+}
+
+enum Cookies {
+    static let session = "casebook_session"
+    static let loginCSRF = "casebook_login_csrf"
+
+    static func make(_ value: String, config: AppConfig, maxAge: Int?) -> HTTPCookies.Value {
+        HTTPCookies.Value(
+            string: value, expires: nil, maxAge: maxAge, domain: nil, path: "/", isSecure: config.secureCookies,
+            isHTTPOnly: true, sameSite: .strict)
+    }
+}
+
+/// Marks a request whose session cookie named a session that has since expired.
+struct SessionExpiredKey: StorageKey {
+    typealias Value = Bool
+}
+
+/// Reads the session cookie; slides the expiry forward on each use.
+struct SessionAuthenticator: AsyncMiddleware {
+    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+        if let token = request.cookies[Cookies.session]?.string, !token.isEmpty {
+            let hash = Secrets.sha256(token)
+            let now = Date()
+            if let session = try await request.accounts.session(tokenHash: hash) {
+                if session.expiresAt <= now {
+                    try await request.accounts.deleteSession(tokenHash: hash)
+                    request.storage[SessionExpiredKey.self] = true
+                } else if let account = try await request.accounts.account(id: session.userID), account.isActive {
+                    request.auth.login(CurrentUser(account: account, credential: .session(token: token)))
+                    try await request.accounts.extendSession(tokenHash: hash, expiresAt: now.addingTimeInterval(request.config.sessionLifetime))
+                }
+            } else {
+                request.storage[SessionExpiredKey.self] = true
+            }
+        }
+        return try await next.respond(to: request)
+    }
+}
+
+/// Sends a visitor without a session to the login page, saying why when the session expired.
+struct PageGuard: AsyncMiddleware {
+    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+        guard request.auth.has(CurrentUser.self) else {
+            if request.method != .GET {
+                let why = request.storage[SessionExpiredKey.self] == true ? "your session has expired" : "you are not signed in"
+                throw Abort(.unauthorized, reason: "\(why); sign in again")
+            }
+            let expired = request.storage[SessionExpiredKey.self] == true
+            return request.redirect(to: expired ? "/login?expired=1" : "/login")
+        }
+        return try await next.respond(to: request)
+    }
+}
+
+/// Every state-changing page request must carry the form's CSRF token.
+struct CSRFGuard: AsyncMiddleware {
+    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+        guard request.method != .GET, request.method != .HEAD else { return try await next.respond(to: request) }
+        let sent = (try? request.content.get(String.self, at: "csrf")) ?? ""
+        let expected: String?
+        if let user = request.auth.get(CurrentUser.self), case .session = user.credential {
+            expected = user.csrf
+        } else {
+            expected = request.cookies[Cookies.loginCSRF]?.string
+        }
+        guard !sent.isEmpty else { throw Abort(.forbidden, reason: "csrf: the form's CSRF token is missing; reload the page and try again") }
+        guard let expected, Secrets.constantTimeEquals(sent, expected) else {
+            throw Abort(.forbidden, reason: "csrf: the form's CSRF token does not match this session; reload the page and try again")
+        }
+        return try await next.respond(to: request)
+    }
+}
+
+/// `Authorization: Bearer TOKEN` for the JSON API. Cookies are ignored there, so the API needs no CSRF token.
+struct BearerAuthenticator: AsyncMiddleware {
+    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+        guard let bearer = request.headers.bearerAuthorization else {
+            throw Abort(.unauthorized, reason: "Authorization: send 'Bearer TOKEN' with an API token")
+        }
+        guard let userID = try await request.accounts.userID(forTokenHash: Secrets.sha256(bearer.token), now: Date()),
+            let account = try await request.accounts.account(id: userID), account.isActive
+        else {
+            throw Abort(.unauthorized, reason: "Authorization: the API token is unknown or revoked")
+        }
+        request.auth.login(CurrentUser(account: account, credential: .apiToken))
+        return try await next.respond(to: request)
+    }
+}
+
+extension Request {
+    var user: CurrentUser {
+        get throws {
+            guard let user = auth.get(CurrentUser.self) else { throw Abort(.unauthorized, reason: "sign in first") }
+            return user
+        }
+    }
+}
+
+/// Login with lockout; shared by the page form and the tests.
+enum LoginService {
+    enum Outcome: Equatable {
+        case success(Account)
+        case wrongCredentials
+        case locked(until: Date)
+    }
+
+    private static let dummyHash = (try? Bcrypt.hash("no account has this password", cost: 12)) ?? ""
+
+    static func attempt(username: String, password: String, request: Request, now: Date) async throws -> Outcome {
+        guard let account = try await request.accounts.account(username: username), account.isActive else {
+            // Spend the same effort as a real check so timing does not reveal which usernames exist.
+            _ = Passwords.verify(password, hash: dummyHash)
+            return .wrongCredentials
+        }
+        if let until = account.lockedUntil, until > now { return .locked(until: until) }
+        guard Passwords.verify(password, hash: account.passwordHash) else {
+            let config = request.config
+            if let until = try await request.accounts.recordFailedLogin(
+                userID: account.id, threshold: config.lockoutThreshold, lockFor: config.lockoutDuration, now: now)
+            {
+                return .locked(until: until)
+            }
+            return .wrongCredentials
+        }
+        try await request.accounts.recordSuccessfulLogin(userID: account.id)
+        return .success(account)
+    }
+}

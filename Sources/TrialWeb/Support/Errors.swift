@@ -1,0 +1,136 @@
+import Foundation
+import TrialDomain
+import TrialStore
+import Vapor
+
+/// The body of every JSON error: what went wrong, in words that name the field and the rule.
+struct APIError: Content {
+    var error: String
+    var status: Int
+    var requestId: String?
+}
+
+/// Turns every error into a clear answer: JSON under /api, a short page elsewhere.
+struct CasebookErrorMiddleware: AsyncMiddleware {
+    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+        do {
+            return try await next.respond(to: request)
+        } catch {
+            let (status, message) = Self.describe(error, request: request)
+            if status.code >= 500 {
+                request.logger.report(error: error)
+            } else {
+                request.logger.info("request refused", metadata: ["status": "\(status.code)", "reason": "\(message)"])
+            }
+            let requestID = request.headers.first(name: "X-Request-Id")
+            if request.url.path.hasPrefix("/api/") || request.url.path == "/openapi.json" || !Self.wantsHTML(request) {
+                let response = Response(status: status)
+                try response.content.encode(APIError(error: message, status: Int(status.code), requestId: requestID))
+                return response
+            }
+            let html = Layout.errorPage(status: status, message: message)
+            return Response(status: status, headers: ["Content-Type": "text/html; charset=utf-8"], body: .init(string: html))
+        }
+    }
+
+    static func wantsHTML(_ request: Request) -> Bool {
+        request.headers.accept.contains { $0.mediaType == .html } || request.headers.contentType == .urlEncodedForm
+    }
+
+    static func describe(_ error: any Error, request: Request) -> (HTTPResponseStatus, String) {
+        switch error {
+        case let error as StoreError:
+            switch error {
+            case .notFound: return (.notFound, error.description)
+            case .duplicate: return (.conflict, error.description)
+            case .invalid, .reasonRequired: return (.unprocessableEntity, error.description)
+            }
+        case let error as BodyError:
+            return (error.status, error.message)
+        case let error as any AbortError:
+            if error.status == .payloadTooLarge {
+                return (.payloadTooLarge, "body: the request body is larger than the limit of \(request.config.maxBodyBytes / 1024) KiB")
+            }
+            return (error.status, error.reason)
+        case let error as DecodingError:
+            return (.unprocessableEntity, BodyError.describe(error))
+        default:
+            return (.internalServerError, "internal error; the request id in the logs tells what happened")
+        }
+    }
+}
+
+/// A request body that cannot be taken as it is.
+struct BodyError: Error {
+    var status: HTTPResponseStatus
+    var message: String
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context, _ extra: (any CodingKey)? = nil) -> String {
+            let keys = context.codingPath + (extra.map { [$0] } ?? [])
+            return keys.map(\.stringValue).joined(separator: ".")
+        }
+        switch error {
+        case .typeMismatch(let type, let context):
+            return "\(path(context)): must be \(typeName(type))"
+        case .valueNotFound(let type, let context):
+            return "\(path(context)): is required and must be \(typeName(type)), not null"
+        case .keyNotFound(let key, let context):
+            return "\(path(context, key)): is required"
+        case .dataCorrupted(let context):
+            let field = path(context)
+            return field.isEmpty ? "body: malformed JSON" : "\(field): \(context.debugDescription)"
+        @unknown default:
+            return "body: cannot be read"
+        }
+    }
+
+    static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int.Type, is Int64.Type: "a whole number"
+        case is Double.Type: "a number"
+        case is Bool.Type: "true or false"
+        default: "a \(type)".replacingOccurrences(of: "Optional<", with: "").replacingOccurrences(of: ">", with: "")
+        }
+    }
+}
+
+/// A JSON body whose fields are listed, so that an unknown field is refused rather than ignored.
+protocol StrictBody: Decodable, Sendable {
+    static var fields: Set<String> { get }
+}
+
+extension Request {
+    /// Decodes a JSON object, refusing malformed JSON, unknown fields and wrong types with a message naming the field.
+    func strictBody<T: StrictBody>(_ type: T.Type) throws -> T {
+        guard headers.contentType == .json else {
+            throw BodyError(status: .unsupportedMediaType, message: "Content-Type: must be application/json")
+        }
+        guard let buffer = body.data, buffer.readableBytes > 0 else {
+            throw BodyError(status: .badRequest, message: "body: a JSON object is required")
+        }
+        let data = Data(buffer.readableBytesView)
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        } catch {
+            throw BodyError(status: .badRequest, message: "body: malformed JSON")
+        }
+        guard let dictionary = object as? [String: Any] else {
+            throw BodyError(status: .badRequest, message: "body: must be a JSON object")
+        }
+        let unknown = Set(dictionary.keys).subtracting(T.fields).sorted()
+        if !unknown.isEmpty {
+            throw BodyError(
+                status: .unprocessableEntity,
+                message: unknown.map { "\($0): unknown field" }.joined(separator: "; ")
+                    + " (allowed: \(T.fields.sorted().joined(separator: ", ")))")
+        }
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch let error as DecodingError {
+            throw BodyError(status: .unprocessableEntity, message: BodyError.describe(error))
+        }
+    }
+}

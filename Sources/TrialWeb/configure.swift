@@ -1,0 +1,69 @@
+import Fluent
+import Foundation
+import TrialStore
+import Vapor
+
+/// Builds the whole application: tests call exactly this, so they exercise what production runs.
+public func configure(_ app: Application, config: AppConfig) async throws {
+    app.casebookConfig = config
+    app.logger.logLevel = config.logLevel
+    app.http.server.configuration.hostname = config.hostname
+    app.http.server.configuration.port = config.port
+    app.routes.defaultMaxBodySize = ByteCount(value: config.maxBodyBytes)
+
+    try config.database.register(in: app.databases)
+    try await Store(database: app.db).migrate()
+    app.logger.info("database ready", metadata: ["database": "\(config.database.redacted)"])
+
+    app.middleware = Middlewares()
+    app.middleware.use(ResponseHeadersMiddleware())
+    app.middleware.use(RouteLoggingMiddleware(logLevel: .info))
+    app.middleware.use(CasebookErrorMiddleware())
+    routes(app)
+}
+
+func routes(_ app: Application) {
+    app.get("health") { _ in ["status": "ok"] }
+    app.get("ready") { req async throws -> Response in
+        do {
+            try await req.store.ping()
+            return try await ["status": "ready"].encodeResponse(for: req)
+        } catch {
+            req.logger.error("database unreachable", metadata: ["error": "\(String(reflecting: error))"])
+            throw Abort(.serviceUnavailable, reason: "database: not reachable")
+        }
+    }
+    app.get("openapi.json", use: OpenAPIDocument.serve)
+
+    let pages = app.grouped(SessionAuthenticator())
+    let login = pages.grouped(CSRFGuard())
+    login.get("login", use: LoginPage.show)
+    login.post("login", use: LoginPage.submit)
+
+    let signedIn = pages.grouped(PageGuard(), CSRFGuard())
+    signedIn.post("logout", use: LoginPage.logout)
+    signedIn.get(use: ParticipantPages.dashboard)
+    signedIn.get("participants", use: ParticipantPages.list)
+    signedIn.post("participants", use: ParticipantPages.create)
+    signedIn.get("participants", ":id", use: ParticipantPages.detail)
+    signedIn.post("participants", ":id", "status", use: ParticipantPages.changeStatus)
+    signedIn.get("history", ":entity", ":id", use: ParticipantPages.history)
+    signedIn.get("account", "tokens", use: TokenPages.show)
+    signedIn.post("account", "tokens", use: TokenPages.create)
+    signedIn.post("account", "tokens", ":id", "revoke", use: TokenPages.revoke)
+
+    APIController.register(app.grouped("api", "v1").grouped(BearerAuthenticator()))
+}
+
+/// Tags every response with its request id (also in every log line) and the usual hardening headers.
+struct ResponseHeadersMiddleware: AsyncMiddleware {
+    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+        request.headers.replaceOrAdd(name: "X-Request-Id", value: request.id)
+        let response = try await next.respond(to: request)
+        response.headers.replaceOrAdd(name: "X-Request-Id", value: request.id)
+        response.headers.replaceOrAdd(name: "X-Content-Type-Options", value: "nosniff")
+        response.headers.replaceOrAdd(name: "X-Frame-Options", value: "DENY")
+        response.headers.replaceOrAdd(name: "Content-Security-Policy", value: "default-src 'self'; style-src 'self' 'unsafe-inline'")
+        return response
+    }
+}

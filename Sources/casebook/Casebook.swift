@@ -1,0 +1,190 @@
+import ArgumentParser
+import Foundation
+import TrialDomain
+import TrialStore
+import TrialWeb
+
+@main
+struct Casebook: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "casebook",
+        abstract: "Clinical-trial data capture and trial management.",
+        discussion: "Every command reads the same environment: "
+            + AppConfig.variables.map { "\($0.name) (\($0.meaning))" }.joined(separator: "; "),
+        subcommands: [Serve.self, Migrate.self, Users.self, Sites.self, Tokens.self, Audit.self])
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Start the pages and the JSON API (migrates the database first).")
+
+    @Option(help: "Address to bind (default CASEBOOK_HOSTNAME or 127.0.0.1).") var hostname: String?
+    @Option(help: "Port to listen on (default CASEBOOK_PORT or 8080).") var port: Int?
+
+    func run() async throws {
+        var config = try Runtime.config()
+        if let hostname { config.hostname = hostname }
+        if let port {
+            guard (1...65535).contains(port) else { throw ValidationError("--port must be from 1 to 65535") }
+            config.port = port
+        }
+        try await Runtime.serve(config)
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Bring the database schema up to date, or revert the last batch.")
+    @Flag(help: "Revert the last batch of migrations instead.") var revert = false
+
+    func run() async throws {
+        try await Runtime.withStore(migrate: false) { store, config in
+            if revert {
+                try await store.revertLastBatch()
+                print("Reverted the last migration batch on \(config.database.redacted).")
+            } else {
+                try await store.migrate()
+                print("Database \(config.database.redacted) is up to date.")
+            }
+        }
+    }
+}
+
+struct Users: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Manage user accounts.", subcommands: [Create.self, List.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a user; the password is read from standard input (at least \(Passwords.minimumLength) characters).")
+        @Option(help: "Login name.") var username: String
+        @Option(help: "One of: \(Role.allCases.map(\.rawValue).joined(separator: ", ")).") var role: String
+        @Option(name: .customLong("site"), help: "Site code the user belongs to (repeat for several; not needed for an admin).")
+        var sites: [String] = []
+
+        func run() async throws {
+            guard let role = Role(parsing: role) else {
+                throw ValidationError("--role must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let password = try PasswordInput.read()
+            try await Runtime.withStore { store, config in
+                do {
+                    let hash = try Passwords.hash(password, cost: config.bcryptCost)
+                    let account = try await FluentAccountRepository(store: store).createUser(
+                        username: username, passwordHash: hash, role: role, siteCodes: sites, actor: Runtime.actor, now: Date())
+                    print("Created \(account.role.rawValue) \(account.username)" + (sites.isEmpty ? "." : " at \(sites.joined(separator: ", "))."))
+                } catch let error as StoreError {
+                    throw Runtime.fail(error.description)
+                }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List user accounts.")
+        func run() async throws {
+            try await Runtime.withStore { store, _ in
+                let repository = FluentAccountRepository(store: store)
+                let sites = Dictionary(uniqueKeysWithValues: try await repository.sites().map { ($0.id, $0.code) })
+                for account in try await repository.accounts() {
+                    let codes = account.siteIDs.compactMap { sites[$0] }.sorted().joined(separator: ",")
+                    print("\(account.username)\t\(account.role.rawValue)\t\(codes)")
+                }
+            }
+        }
+    }
+}
+
+struct Sites: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Manage sites.", subcommands: [Create.self, List.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a site.")
+        @Option(help: "Short code: letters, digits, '-' and '_'.") var code: String
+        @Option(help: "Full name.") var name: String
+
+        func run() async throws {
+            try await Runtime.withStore { store, _ in
+                do {
+                    let site = try await FluentAccountRepository(store: store).createSite(code: code, name: name, actor: Runtime.actor, now: Date())
+                    print("Created site \(site.code) (\(site.name)).")
+                } catch let error as StoreError {
+                    throw Runtime.fail(error.description)
+                }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List sites.")
+        func run() async throws {
+            try await Runtime.withStore { store, _ in
+                for site in try await FluentAccountRepository(store: store).sites() { print("\(site.code)\t\(site.name)") }
+            }
+        }
+    }
+}
+
+struct Tokens: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Manage API tokens.", subcommands: [Create.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an API token for a user and print it (shown only once).")
+        @Option(help: "Whose token.") var username: String
+        @Option(help: "A name to tell the token apart.") var name: String = "cli"
+
+        func run() async throws {
+            try await Runtime.withStore { store, _ in
+                let repository = FluentAccountRepository(store: store)
+                guard let account = try await repository.account(username: username) else {
+                    throw Runtime.fail("username: no user '\(username)'")
+                }
+                do {
+                    print(try await TokenIssuer.issue(for: account, name: name, accounts: repository, now: Date()).token)
+                } catch let error as StoreError {
+                    throw Runtime.fail(error.description)
+                }
+            }
+        }
+    }
+}
+
+struct Audit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check the audit trail.", subcommands: [Verify.self])
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Recompute the hash chain; exit 1 naming the first broken event.")
+        func run() async throws {
+            try await Runtime.withStore { store, _ in
+                let result = try await AuditChain.verify(on: store.database)
+                if let broken = result.broken {
+                    throw Runtime.fail("audit trail broken at event \(broken.sequence): \(broken.problem) (\(result.checked) events before it are intact)")
+                }
+                print("Audit trail intact: \(result.checked) events verified.")
+            }
+        }
+    }
+}
+
+/// Reads a password from standard input, without echo when it is a terminal.
+enum PasswordInput {
+    static func read() throws -> String {
+        let terminal = isatty(STDIN_FILENO) == 1
+        if terminal {
+            FileHandle.standardError.write(Data("Password: ".utf8))
+            var settings = termios()
+            tcgetattr(STDIN_FILENO, &settings)
+            let saved = settings
+            settings.c_lflag &= ~tcflag_t(ECHO)
+            tcsetattr(STDIN_FILENO, TCSANOW, &settings)
+            defer {
+                var restore = saved
+                tcsetattr(STDIN_FILENO, TCSANOW, &restore)
+                FileHandle.standardError.write(Data("\n".utf8))
+            }
+            guard let line = readLine(strippingNewline: true) else { throw Runtime.fail("password: nothing was entered") }
+            return line
+        }
+        guard let line = readLine(strippingNewline: true), !line.isEmpty else {
+            throw Runtime.fail("password: read from standard input, and none was given")
+        }
+        return line
+    }
+}

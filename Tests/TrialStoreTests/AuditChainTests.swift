@@ -1,0 +1,226 @@
+import FluentKit
+import FluentSQL
+import Foundation
+import TestSupport
+import Testing
+import TrialDomain
+@testable import TrialStore
+
+private let now = Date(timeIntervalSince1970: 1_790_000_000)
+
+/// Two sites, a user at each, and a participant at site A: the fixture most store tests need.
+private func seed(_ store: Store) async throws -> (a: Site, b: Site, participant: Participant) {
+    let accounts = FluentAccountRepository(store: store)
+    let a = try await accounts.createSite(code: "A", name: "Site A", actor: "admin", now: now)
+    let b = try await accounts.createSite(code: "B", name: "Site B", actor: "admin", now: now)
+    let participant = try await FluentParticipantRepository(store: store).create(
+        siteID: a.id, screeningNumber: "A-001", scope: .init(actor: "ana", siteIDs: [a.id]), now: now)
+    return (a, b, participant)
+}
+
+private func eventCount(_ store: Store) async throws -> Int {
+    try await AuditEventModel.query(on: store.database).count()
+}
+
+@Suite struct AuditChainTests {
+    @Test(arguments: TestDatabase.available)
+    func everyWriteLeavesAChainedEvent(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (a, _, p) = try await seed(store)
+            let repo = FluentParticipantRepository(store: store)
+            let scope = AccessScope(actor: "ana", siteIDs: [a.id])
+            _ = try await repo.updateStatus(id: p.id, status: .eligible, reason: "criteria confirmed", scope: scope, now: now)
+            let history = try await repo.history(id: p.id, scope: scope)
+            #expect(history.map(\.action) == [.create, .update])
+            #expect(history[1].changes == [FieldChange(field: "status", old: "screening", new: "eligible")])
+            #expect(history[1].reason == "criteria confirmed")
+            #expect(history[1].actor == "ana")
+            #expect(history[1].occurredAt == AuditEntry.timestamp(now))
+            // Each event's previous hash is the hash of the event before it.
+            let all = try await AuditEventModel.query(on: store.database).sort(\.$id).all()
+            #expect(all.first?.previousHash == AuditChain.genesis)
+            for (earlier, later) in zip(all, all.dropFirst()) { #expect(later.previousHash == earlier.hash) }
+            let result = try await AuditChain.verify(on: store.database)
+            #expect(result.isIntact)
+            #expect(result.checked == all.count)
+        }
+    }
+
+    @Test(arguments: TestDatabase.available)
+    func aChangeWithoutAReasonIsRefusedAndNothingIsWritten(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (a, _, p) = try await seed(store)
+            let before = try await eventCount(store)
+            let repo = FluentParticipantRepository(store: store)
+            let scope = AccessScope(actor: "ana", siteIDs: [a.id])
+            await #expect(throws: StoreError.reasonRequired(field: "status")) {
+                try await repo.updateStatus(id: p.id, status: .eligible, reason: nil, scope: scope, now: now)
+            }
+            await #expect(throws: StoreError.reasonRequired(field: "screeningNumber")) {
+                try await repo.delete(id: p.id, reason: " ", scope: scope, now: now)
+            }
+            #expect(try await repo.find(id: p.id, scope: scope).status == .screening)
+            #expect(try await eventCount(store) == before)
+        }
+    }
+
+    @Test(arguments: TestDatabase.available)
+    func aHandEditedEventBreaksTheChainAtThatEvent(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            _ = try await seed(store)
+            let sql = store.database as! any SQLDatabase
+            try await sql.raw("UPDATE audit_events SET actor = 'mallory' WHERE sequence = 2").run()
+            let result = try await AuditChain.verify(on: store.database)
+            #expect(result.broken?.sequence == 2)
+            #expect(result.broken?.problem == "content does not match its hash")
+            #expect(result.checked == 1)
+        }
+    }
+
+    @Test(arguments: TestDatabase.available)
+    func aRehashedEditIsCaughtByTheNextEvent(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            _ = try await seed(store)
+            let sql = store.database as! any SQLDatabase
+            // A forger who also recomputes the edited event's hash still breaks the link to event 3.
+            guard let row = try await sql.raw("SELECT * FROM audit_events WHERE sequence = 2").first() else { return }
+            var entry = try AuditChain.decodeEntry(row)
+            entry.actor = "mallory"
+            try await sql.raw("UPDATE audit_events SET actor = 'mallory', hash = \(bind: AuditChain.hash(entry)) WHERE sequence = 2").run()
+            let result = try await AuditChain.verify(on: store.database)
+            #expect(result.broken?.sequence == 3)
+        }
+    }
+
+    @Test(arguments: TestDatabase.available)
+    func aDeletedEventIsNamed(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            _ = try await seed(store)
+            try await (store.database as! any SQLDatabase).raw("DELETE FROM audit_events WHERE sequence = 2").run()
+            let result = try await AuditChain.verify(on: store.database)
+            #expect(result.broken == .init(sequence: 2, problem: "event is missing"))
+        }
+    }
+
+    @Test(arguments: TestDatabase.available)
+    func aTruncatedTailIsNoticed(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            _ = try await seed(store)
+            let last = try await eventCount(store)
+            try await (store.database as! any SQLDatabase).raw("DELETE FROM audit_events WHERE sequence = \(bind: last)").run()
+            let result = try await AuditChain.verify(on: store.database)
+            #expect(result.broken?.sequence == Int64(last))
+        }
+    }
+
+    @Test(arguments: TestDatabase.available)
+    func concurrentWritesKeepOneUnbrokenChain(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (a, _, _) = try await seed(store)
+            let repo = FluentParticipantRepository(store: store)
+            let scope = AccessScope(actor: "ana", siteIDs: [a.id])
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0..<20 {
+                    group.addTask { _ = try await repo.create(siteID: a.id, screeningNumber: "C-\(i)", scope: scope, now: now) }
+                }
+                try await group.waitForAll()
+            }
+            let result = try await AuditChain.verify(on: store.database)
+            #expect(result.isIntact)
+            #expect(result.checked == 3 + 20)
+        }
+    }
+}
+
+@Suite struct SiteIsolationTests {
+    @Test(arguments: TestDatabase.available)
+    func anotherSitesParticipantCannotBeReadOrWritten(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (_, b, p) = try await seed(store)
+            let repo = FluentParticipantRepository(store: store)
+            let outsider = AccessScope(actor: "bob", siteIDs: [b.id])
+            let before = try await eventCount(store)
+            let notFound = StoreError.notFound(entity: "participant", id: p.id.uuidString)
+            await #expect(throws: notFound) { try await repo.find(id: p.id, scope: outsider) }
+            await #expect(throws: notFound) { try await repo.updateStatus(id: p.id, status: .withdrawn, reason: "x", scope: outsider, now: now) }
+            await #expect(throws: notFound) { try await repo.delete(id: p.id, reason: "x", scope: outsider, now: now) }
+            await #expect(throws: notFound) { try await repo.history(id: p.id, scope: outsider) }
+            await #expect(throws: StoreError.notFound(entity: "site", id: p.siteID.uuidString)) {
+                try await repo.create(siteID: p.siteID, screeningNumber: "A-002", scope: outsider, now: now)
+            }
+            #expect(try await repo.list(scope: outsider).isEmpty)
+            #expect(try await eventCount(store) == before)
+        }
+    }
+
+    @Test(arguments: TestDatabase.available)
+    func aUserAtTwoSitesSeesBoth(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (a, b, _) = try await seed(store)
+            let repo = FluentParticipantRepository(store: store)
+            let both = AccessScope(actor: "cy", siteIDs: [a.id, b.id])
+            _ = try await repo.create(siteID: b.id, screeningNumber: "B-001", scope: both, now: now)
+            #expect(try await repo.list(scope: both).map(\.screeningNumber) == ["A-001", "B-001"])
+            #expect(try await repo.list(scope: .init(actor: "ana", siteIDs: [a.id])).map(\.screeningNumber) == ["A-001"])
+        }
+    }
+}
+
+@Suite struct AccountStoreTests {
+    @Test(arguments: TestDatabase.available)
+    func userCreationIsAllOrNothing(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let accounts = FluentAccountRepository(store: store)
+            _ = try await accounts.createSite(code: "A", name: "Site A", actor: "admin", now: now)
+            let before = try await eventCount(store)
+            await #expect(throws: StoreError.notFound(entity: "site", id: "NOPE")) {
+                try await accounts.createUser(username: "ines", passwordHash: "h", role: .investigator, siteCodes: ["A", "NOPE"], actor: "admin", now: now)
+            }
+            #expect(try await accounts.account(username: "ines") == nil)
+            #expect(try await eventCount(store) == before)
+            await #expect(throws: StoreError.invalid(field: "site", rule: "a investigator must belong to at least one site")) {
+                try await accounts.createUser(username: "ines", passwordHash: "h", role: .investigator, siteCodes: [], actor: "admin", now: now)
+            }
+        }
+    }
+
+    @Test(arguments: TestDatabase.available)
+    func accountChangesAreAudited(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let accounts = FluentAccountRepository(store: store)
+            _ = try await accounts.createSite(code: "A", name: "Site A", actor: "admin", now: now)
+            _ = try await accounts.createSite(code: "B", name: "Site B", actor: "admin", now: now)
+            let user = try await accounts.createUser(username: "ines", passwordHash: "h", role: .investigator, siteCodes: ["A"], actor: "admin", now: now)
+            try await accounts.addMembership(username: "ines", siteCode: "B", actor: "admin", reason: "covers site B", now: now)
+            let history = try await AuditChain.history(on: store.database, entity: "user", entityID: user.id.uuidString)
+            #expect(history.map(\.action) == [.create, .update])
+            #expect(history[0].changes.contains(FieldChange(field: "role", old: nil, new: "investigator")))
+            #expect(history[1].changes == [FieldChange(field: "sites", old: nil, new: "B")])
+            #expect(try await accounts.account(username: "ines")?.siteIDs.count == 2)
+            #expect(try await AuditChain.verify(on: store.database).isIntact)
+        }
+    }
+
+    @Test(arguments: TestDatabase.available)
+    func repeatedFailedLoginsLockTheAccount(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let accounts = FluentAccountRepository(store: store)
+            let admin = try await accounts.createUser(username: "root", passwordHash: "h", role: .admin, siteCodes: [], actor: "cli", now: now)
+            #expect(try await accounts.recordFailedLogin(userID: admin.id, threshold: 3, lockFor: 600, now: now) == nil)
+            #expect(try await accounts.recordFailedLogin(userID: admin.id, threshold: 3, lockFor: 600, now: now) == nil)
+            #expect(try await accounts.recordFailedLogin(userID: admin.id, threshold: 3, lockFor: 600, now: now) == now.addingTimeInterval(600))
+            #expect(try await accounts.account(username: "root")?.lockedUntil == now.addingTimeInterval(600))
+        }
+    }
+
+    @Test(arguments: TestDatabase.available)
+    func migrationsRevertAndReapply(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            _ = try await seed(store)
+            try await store.revertAll()
+            try await store.migrate()
+            #expect(try await FluentAccountRepository(store: store).sites().isEmpty)
+            #expect(try await AuditChain.verify(on: store.database) == .init(checked: 0, broken: nil))
+        }
+    }
+}
