@@ -81,7 +81,7 @@ enum ParticipantPages {
         let canWrite = AccessPolicy.allows(user.account.role, .writeParticipants)
         return Layout.page(
             title: "Participant \(p.screeningNumber)", user: user,
-            .p(.id("status"), .text("Status: \(p.status.rawValue). Registered \(iso(p.createdAt)); last changed \(iso(p.updatedAt)).")),
+            .p(.id("current-status"), .text("Status: \(p.status.rawValue). Registered \(iso(p.createdAt)); last changed \(iso(p.updatedAt)).")),
             .p(.a(.href("/history/participant/\(p.id.uuidString)"), .text("History of this record"))),
             .if(canWrite,
                 .div(.class("card"),

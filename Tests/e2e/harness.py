@@ -1,0 +1,101 @@
+"""A real `casebook serve` on a free port with its own SQLite file, and a headless Chromium to drive it."""
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+import uuid
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+PASSWORD = "browser-test-password"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def databases():
+    """SQLite always; PostgreSQL too when the test command has one running."""
+    return ["sqlite", "postgres"] if os.environ.get("CASEBOOK_TEST_POSTGRES_URL") else ["sqlite"]
+
+
+def psql(url, *args):
+    return subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qAt", *args], capture_output=True, text=True, check=True).stdout
+
+
+class Casebook:
+    """One Casebook installation: its own SQLite file, or its own PostgreSQL database."""
+
+    def __init__(self, database="sqlite"):
+        self.binary = os.environ["CASEBOOK_BIN"]
+        self.database = database
+        self.dir = tempfile.TemporaryDirectory(prefix="casebook-e2e-")
+        self.sqlite_path = os.path.join(self.dir.name, "casebook.sqlite")
+        self.env = dict(os.environ, CASEBOOK_SQLITE_PATH=self.sqlite_path, LOG_LEVEL="warning")
+        self.env.pop("DATABASE_URL", None)
+        self.admin_url = None
+        if database == "postgres":
+            self.admin_url = os.environ["CASEBOOK_TEST_POSTGRES_URL"]
+            self.db_name = "e2e_" + uuid.uuid4().hex[:12]
+            psql(self.admin_url, "-c", f"CREATE DATABASE {self.db_name}")
+            self.env["DATABASE_URL"] = urllib.parse.urlparse(self.admin_url)._replace(path="/" + self.db_name).geturl()
+        self.log = None
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def cli(self, *args, stdin=None):
+        return subprocess.run([self.binary, *args], input=stdin, env=self.env, capture_output=True, text=True, check=True)
+
+    def create_user(self, username, role, site=None):
+        args = ["users", "create", "--username", username, "--role", role]
+        if site:
+            args += ["--site", site]
+        self.cli(*args, stdin=PASSWORD + "\n")
+
+    def start(self):
+        self.log = open(os.path.join(self.dir.name, "server.log"), "w")
+        self.process = subprocess.Popen(
+            [self.binary, "serve", "--port", str(self.port)], env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("casebook serve did not answer /health within 60 s")
+
+    def sql(self, statement):
+        """Runs SQL straight against the database, as someone with file or server access could."""
+        if self.database == "postgres":
+            return psql(self.env["DATABASE_URL"], "-c", statement)
+        import sqlite3
+        with sqlite3.connect(self.sqlite_path) as connection:
+            return connection.execute(statement).fetchall()
+
+    def stop(self):
+        if self.process:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+        if self.log:
+            self.log.close()
+        if self.admin_url:
+            psql(self.admin_url, "-c", f"DROP DATABASE IF EXISTS {self.db_name} WITH (FORCE)")
+        self.dir.cleanup()
+
+
+def chromium():
+    os.environ.setdefault("SE_OFFLINE", "true")
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)

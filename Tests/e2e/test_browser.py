@@ -1,0 +1,77 @@
+"""Sign in, see the dashboard, sign out, and a wrong password refused: in a real browser against a real server."""
+import unittest
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from harness import PASSWORD, Casebook, chromium
+
+
+class LoginInABrowser(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.casebook = Casebook()
+        cls.casebook.cli("sites", "create", "--code", "SYSU3", "--name", "Third Affiliated Hospital of Sun Yat-sen University")
+        cls.casebook.create_user("admin", "admin")
+        cls.casebook.create_user("ana", "investigator", site="SYSU3")
+        cls.casebook.start()
+        cls.driver = chromium()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.driver.quit()
+        cls.casebook.stop()
+
+    def setUp(self):
+        self.driver.delete_all_cookies()
+
+    def sign_in(self, username, password):
+        d = self.driver
+        d.get(self.casebook.url + "/login")
+        d.find_element(By.ID, "username").send_keys(username)
+        d.find_element(By.ID, "password").send_keys(password)
+        d.find_element(By.ID, "sign-in").click()
+
+    def test_sign_in_see_dashboard_sign_out(self):
+        d = self.driver
+        self.sign_in("admin", PASSWORD)
+        welcome = WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "welcome")))
+        self.assertIn("Signed in as admin", welcome.text)
+        self.assertEqual(d.title, "Dashboard · Casebook")
+        d.find_element(By.ID, "logout").click()
+        WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "sign-in")))
+        self.assertTrue(d.current_url.endswith("/login"))
+        # Signed out means the dashboard is no longer reachable.
+        d.get(self.casebook.url + "/")
+        self.assertTrue(d.current_url.endswith("/login"))
+
+    def test_wrong_password_is_refused(self):
+        d = self.driver
+        self.sign_in("admin", "not-the-password")
+        message = WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "message")))
+        self.assertEqual(message.text, "Wrong username or password.")
+        self.assertEqual(d.find_elements(By.ID, "welcome"), [])
+
+    def test_register_a_participant_and_read_its_history(self):
+        d = self.driver
+        self.sign_in("ana", PASSWORD)
+        WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "welcome")))
+        d.get(self.casebook.url + "/participants")
+        Select(d.find_element(By.ID, "siteCode")).select_by_value("SYSU3")
+        d.find_element(By.ID, "screeningNumber").send_keys("SYSU3-001")
+        d.find_element(By.XPATH, "//button[text()='Register participant']").click()
+        status = WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "current-status")))
+        self.assertIn("Status: screening", status.text)
+        Select(d.find_element(By.ID, "status")).select_by_value("eligible")
+        d.find_element(By.ID, "reason").send_keys("inclusion criteria confirmed")
+        d.find_element(By.XPATH, "//button[text()='Save status']").click()
+        WebDriverWait(d, 10).until(EC.text_to_be_present_in_element((By.ID, "current-status"), "Status: eligible"))
+        d.find_element(By.LINK_TEXT, "History of this record").click()
+        history = WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "history")))
+        self.assertIn("inclusion criteria confirmed", history.text)
+        self.assertIn("status: screening → eligible", history.text)
+
+
+if __name__ == "__main__":
+    unittest.main()
