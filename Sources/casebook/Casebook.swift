@@ -49,7 +49,41 @@ struct Migrate: AsyncParsableCommand {
 }
 
 struct Users: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Manage user accounts.", subcommands: [Create.self, List.self])
+    static let configuration = CommandConfiguration(abstract: "Manage user accounts.", subcommands: [Create.self, Update.self, List.self])
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a user's role, sites or active state; the reason goes into the audit trail.")
+        @Option(help: "Whose account.") var username: String
+        @Option(help: "New role.") var role: String?
+        @Option(name: .customLong("add-site"), help: "Site code to add (repeatable).") var addSites: [String] = []
+        @Option(name: .customLong("remove-site"), help: "Site code to remove (repeatable).") var removeSites: [String] = []
+        @Flag(help: "Disable the account and end its sessions.") var deactivate = false
+        @Flag(help: "Enable a disabled account.") var activate = false
+        @Option(help: "Why the change is made (required).") var reason: String
+
+        func run() async throws {
+            var parsedRole: Role?
+            if let role {
+                guard let r = Role(parsing: role) else {
+                    throw ValidationError("--role must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                parsedRole = r
+            }
+            if deactivate && activate { throw ValidationError("--activate and --deactivate cannot both be given") }
+            let change = AccountChange(
+                role: parsedRole, addSites: addSites, removeSites: removeSites, isActive: deactivate ? false : (activate ? true : nil))
+            try await Runtime.withStore { store, _ in
+                do {
+                    let account = try await FluentAccountRepository(store: store).updateUser(
+                        username, change: change, actor: Runtime.actor, reason: reason, now: Date())
+                    print("Updated \(account.username): \(account.role.rawValue), \(account.isActive ? "active" : "disabled").")
+                } catch let error as StoreError {
+                    throw Runtime.fail(error.description)
+                }
+            }
+        }
+    }
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -224,3 +224,39 @@ private func eventCount(_ store: Store) async throws -> Int {
         }
     }
 }
+
+@Suite struct AccountChangeTests {
+    @Test(arguments: TestDatabase.available)
+    func roleSiteAndActiveChangesAreOneAuditedEvent(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let accounts = FluentAccountRepository(store: store)
+            _ = try await accounts.createSite(code: "A", name: "Site A", actor: "admin", now: now)
+            _ = try await accounts.createSite(code: "B", name: "Site B", actor: "admin", now: now)
+            let user = try await accounts.createUser(username: "ines", passwordHash: "h", role: .investigator, siteCodes: ["A"], actor: "admin", now: now)
+            let before = try await eventCount(store)
+            await #expect(throws: StoreError.reasonRequired(field: "role")) {
+                try await accounts.updateUser("ines", change: .init(role: .monitor), actor: "admin", reason: nil, now: now)
+            }
+            await #expect(throws: StoreError.invalid(field: "site", rule: "a investigator must belong to at least one site")) {
+                try await accounts.updateUser("ines", change: .init(removeSites: ["A"]), actor: "admin", reason: "moved", now: now)
+            }
+            #expect(try await eventCount(store) == before)
+            let updated = try await accounts.updateUser(
+                "ines", change: .init(role: .monitor, addSites: ["B"], removeSites: ["A"], isActive: false), actor: "admin",
+                reason: "now monitors site B", now: now)
+            #expect(updated.role == .monitor)
+            #expect(updated.isActive == false)
+            let history = try await AuditChain.history(on: store.database, entity: "user", entityID: user.id.uuidString)
+            #expect(history.last?.changes == [
+                FieldChange(field: "role", old: "investigator", new: "monitor"),
+                FieldChange(field: "is_active", old: "true", new: "false"),
+                FieldChange(field: "sites", old: nil, new: "B"),
+                FieldChange(field: "sites", old: "A", new: nil),
+            ])
+            #expect(history.last?.reason == "now monitors site B")
+            let reloaded = try await accounts.account(username: "ines")
+            #expect(reloaded?.siteIDs.count == 1)
+            #expect(reloaded?.role == .monitor)
+        }
+    }
+}

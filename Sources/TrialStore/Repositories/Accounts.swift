@@ -19,6 +19,20 @@ public struct Account: Sendable, Equatable {
     public var lockedUntil: Date?
 }
 
+/// What an administrator may change about an account.
+public struct AccountChange: Sendable, Equatable {
+    public var role: Role?
+    public var addSites: [String]
+    public var removeSites: [String]
+    public var isActive: Bool?
+    public init(role: Role? = nil, addSites: [String] = [], removeSites: [String] = [], isActive: Bool? = nil) {
+        self.role = role
+        self.addSites = addSites
+        self.removeSites = removeSites
+        self.isActive = isActive
+    }
+}
+
 public struct APIToken: Sendable, Equatable, Codable {
     public var id: UUID
     public var name: String
@@ -35,6 +49,8 @@ public protocol AccountRepository: Sendable {
     func site(code: String) async throws -> Site?
     func createUser(username: String, passwordHash: String, role: Role, siteCodes: [String], actor: String, now: Date) async throws -> Account
     func addMembership(username: String, siteCode: String, actor: String, reason: String, now: Date) async throws
+    /// Changes role, memberships or active state in one audited transaction; a reason is required.
+    func updateUser(_ username: String, change: AccountChange, actor: String, reason: String?, now: Date) async throws -> Account
     func account(username: String) async throws -> Account?
     func account(id: UUID) async throws -> Account?
     func accounts() async throws -> [Account]
@@ -151,6 +167,57 @@ public struct FluentAccountRepository: AccountRepository {
             try await AuditChain.append(
                 on: tx, actor: actor, action: .update, entity: "user", entityID: user.id!.uuidString, siteID: site.id!.uuidString,
                 reason: reason, changes: [.init(field: "sites", old: nil, new: siteCode)], now: now)
+        }
+    }
+
+    public func updateUser(_ username: String, change: AccountChange, actor: String, reason: String?, now: Date) async throws -> Account {
+        try await store.write { tx in
+            guard let user = try await UserModel.query(on: tx).filter(\.$username == username).first(), let userID = user.id else {
+                throw StoreError.notFound(entity: "user", id: username)
+            }
+            var changes: [FieldChange] = []
+            if let role = change.role, role.rawValue != user.role {
+                changes.append(.init(field: "role", old: user.role, new: role.rawValue))
+                user.role = role.rawValue
+            }
+            if let active = change.isActive, active != user.isActive {
+                changes.append(.init(field: "is_active", old: String(user.isActive), new: String(active)))
+                user.isActive = active
+            }
+            var memberships = try await MembershipModel.query(on: tx).filter(\.$userID == userID).all()
+            for code in change.addSites {
+                guard let site = try await SiteModel.query(on: tx).filter(\.$code == code).first(), let siteID = site.id else {
+                    throw StoreError.notFound(entity: "site", id: code)
+                }
+                if memberships.contains(where: { $0.siteID == siteID }) { continue }
+                let membership = MembershipModel(userID: userID, siteID: siteID)
+                try await membership.create(on: tx)
+                memberships.append(membership)
+                changes.append(.init(field: "sites", old: nil, new: code))
+            }
+            for code in change.removeSites {
+                guard let site = try await SiteModel.query(on: tx).filter(\.$code == code).first(),
+                    let membership = memberships.first(where: { $0.siteID == site.id })
+                else { throw StoreError.notFound(entity: "site membership", id: code) }
+                try await membership.delete(on: tx)
+                memberships.removeAll { $0.id == membership.id }
+                changes.append(.init(field: "sites", old: code, new: nil))
+            }
+            let role = Role(rawValue: user.role) ?? .dsmbViewer
+            if memberships.isEmpty && role != .admin {
+                throw StoreError.invalid(field: "site", rule: "a \(role.rawValue) must belong to at least one site")
+            }
+            guard !changes.isEmpty else { throw StoreError.invalid(field: "change", rule: "nothing to change") }
+            try await AuditChain.append(
+                on: tx, actor: actor, action: .update, entity: "user", entityID: userID.uuidString, siteID: nil, reason: reason,
+                changes: changes, now: now)
+            try await user.save(on: tx)
+            if change.isActive == false {
+                try await SessionModel.query(on: tx).filter(\.$userID == userID).delete()
+            }
+            return Account(
+                id: userID, username: user.username, role: role, isActive: user.isActive, siteIDs: Set(memberships.map(\.siteID)),
+                passwordHash: user.passwordHash, failedLogins: user.failedLogins, lockedUntil: user.lockedUntil)
         }
     }
 
