@@ -31,6 +31,7 @@ let package = Package(
         .target(
             name: "TrialStandards",
             dependencies: ["TrialDomain", .product(name: "Yams", package: "Yams")],
+            resources: [.copy("Studies")],
             swiftSettings: strict
         ),
         .target(

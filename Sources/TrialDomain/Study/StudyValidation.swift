@@ -1,0 +1,187 @@
+import Foundation
+
+/// One thing wrong with a study definition: where, and which rule it breaks.
+public struct StudyProblem: Equatable, Sendable, CustomStringConvertible {
+    public var path: String
+    public var rule: String
+    public init(_ path: String, _ rule: String) {
+        self.path = path
+        self.rule = rule
+    }
+    public var description: String { "\(path): \(rule)" }
+}
+
+public struct StudyValidationError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var problems: [StudyProblem]
+    public var description: String { problems.map(\.description).joined(separator: "\n") }
+}
+
+/// Checks a definition as a whole; reports every problem, not just the first.
+public enum StudyValidator {
+    public static func problems(in study: StudyDefinition) -> [StudyProblem] {
+        var problems: [StudyProblem] = []
+        func add(_ path: String, _ rule: String) { problems.append(StudyProblem(path, rule)) }
+
+        func unique(_ codes: [String], _ path: String) {
+            var seen: Set<String> = []
+            for code in codes {
+                if code.trimmingCharacters(in: .whitespaces).isEmpty { add(path, "a code must not be empty") }
+                if !seen.insert(code).inserted { add("\(path)[\(code)]", "duplicate code '\(code)'") }
+            }
+        }
+
+        if study.schemaVersion != StudyDefinition.currentSchemaVersion {
+            add("schemaVersion", "must be \(StudyDefinition.currentSchemaVersion)")
+        }
+        if study.code.isEmpty { add("code", "must not be empty") }
+        if study.version < 1 { add("version", "must be 1 or more") }
+        if study.identity.title.isEmpty { add("identity.title", "must not be empty") }
+
+        // Lifecycle: dated, in order, and a reason where the registry asks for one.
+        if study.lifecycle.history.isEmpty { add("lifecycle.history", "must hold at least the current status") }
+        var previousDate = ""
+        for (i, change) in study.lifecycle.history.enumerated() {
+            let path = "lifecycle.history[\(i)]"
+            if !isDate(change.date) { add("\(path).date", "must be a date as yyyy-MM-dd") }
+            if change.date < previousDate { add("\(path).date", "must not be before the previous status change (\(previousDate))") }
+            previousDate = change.date
+            if change.status.needsReason && (change.reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
+                add("\(path).reason", "a \(change.status.rawValue) status needs a reason")
+            }
+        }
+        for (name, value) in [
+            ("start", study.lifecycle.dates.start), ("primaryCompletion", study.lifecycle.dates.primaryCompletion),
+            ("completion", study.lifecycle.dates.completion), ("recordUpdated", study.lifecycle.dates.recordUpdated),
+        ] {
+            if let value, !isDate(value) { add("lifecycle.dates.\(name)", "must be a date as yyyy-MM-dd") }
+        }
+        if let target = study.lifecycle.enrollment.target, target < 0 { add("lifecycle.enrollment.target", "must not be negative") }
+
+        unique(study.sites.map(\.code), "sites")
+        unique(study.parameters.map(\.code), "parameters")
+        for site in study.sites {
+            for code in (site.parameters ?? [:]).keys.sorted() where study.parameter(code) == nil {
+                add("sites[\(site.code)].parameters.\(code)", "names unknown parameter '\(code)'")
+            }
+        }
+
+        unique(study.interventions.map(\.code), "interventions")
+        unique(study.arms.map(\.code), "arms")
+        if study.arms.isEmpty { add("arms", "a study needs at least one arm") }
+        for arm in study.arms {
+            if arm.ratio < 1 { add("arms[\(arm.code)].ratio", "must be 1 or more") }
+            for code in arm.interventions where !study.interventions.contains(where: { $0.code == code }) {
+                add("arms[\(arm.code)].interventions", "names unknown intervention '\(code)'")
+            }
+        }
+        for intervention in study.interventions {
+            if let dose = intervention.dose, dose.amount <= 0 { add("interventions[\(intervention.code)].dose.amount", "must be more than 0") }
+        }
+
+        unique(study.anchors.map(\.code), "anchors")
+        let anchors = Set(study.anchors.map(\.code))
+        unique(study.visits.map(\.code), "visits")
+        for visit in study.visits {
+            let path = "visits[\(visit.code)]"
+            if let anchor = visit.anchor, !anchors.contains(anchor) { add("\(path).anchor", "names unknown anchor '\(anchor)'") }
+            if let defines = visit.defines, !anchors.contains(defines) { add("\(path).defines", "names unknown anchor '\(defines)'") }
+            if visit.anchor == nil && visit.defines == nil { add(path, "needs an anchor, or must define one") }
+            if visit.anchor != nil && visit.target == nil { add("\(path).target", "a visit timed from an anchor needs a target") }
+            if let window = visit.window {
+                if window.before.value < 0 { add("\(path).window.before", "must not be negative") }
+                if window.after.value < 0 { add("\(path).window.after", "must not be negative") }
+            }
+        }
+        if let window = study.randomization.window {
+            if !anchors.contains(window.anchor) { add("randomization.window.anchor", "names unknown anchor '\(window.anchor)'") }
+            if window.earliest.seconds > window.latest.seconds { add("randomization.window", "earliest must not be after latest") }
+        }
+
+        unique(study.forms.map(\.code), "forms")
+        let visitCodes = Set(study.visits.map(\.code))
+        for form in study.forms {
+            let path = "forms[\(form.code)]"
+            unique(form.fields.map(\.code), "\(path).fields")
+            for visit in form.visits where !visitCodes.contains(visit) { add("\(path).visits", "names unknown visit '\(visit)'") }
+            for field in form.fields {
+                let fieldPath = "\(path).fields[\(field.code)]"
+                switch field.type {
+                case .number, .integer:
+                    if (field.unit ?? "").isEmpty { add("\(fieldPath).unit", "a number needs a unit ('1' when it has none)") }
+                    if let range = field.range, let min = range.min, let max = range.max, min > max {
+                        add("\(fieldPath).range", "min \(min) is above max \(max)")
+                    }
+                case .choice:
+                    let choices = field.choices ?? []
+                    if choices.isEmpty { add("\(fieldPath).choices", "a choice list needs at least one choice") }
+                    unique(choices.map(\.code), "\(fieldPath).choices")
+                default:
+                    if field.choices != nil { add("\(fieldPath).choices", "only a choice field has choices") }
+                    if field.range != nil { add("\(fieldPath).range", "only a number has a range") }
+                }
+            }
+        }
+
+        let scope = ExpressionScope(study: study)
+        unique(study.eligibility.inclusion.map(\.code) + study.eligibility.exclusion.map(\.code), "eligibility")
+        for (list, criteria) in [("inclusion", study.eligibility.inclusion), ("exclusion", study.eligibility.exclusion)] {
+            for criterion in criteria {
+                do {
+                    _ = try scope.checkCondition(criterion.expression)
+                } catch let error as ExpressionError {
+                    add("eligibility.\(list)[\(criterion.code)].expression", error.message)
+                } catch {
+                    add("eligibility.\(list)[\(criterion.code)].expression", "\(error)")
+                }
+            }
+        }
+
+        unique(study.endpoints.map(\.code), "endpoints")
+        if !study.endpoints.contains(where: { $0.kind == .primary }) { add("endpoints", "a study needs a primary endpoint") }
+
+        let randomization = study.randomization
+        if !["permuted_blocks", "minimization"].contains(randomization.method) {
+            add("randomization.method", "must be permuted_blocks or minimization")
+        }
+        let ratioSum = study.arms.map(\.ratio).reduce(0, +)
+        if randomization.method == "permuted_blocks" {
+            if randomization.blockSizes.isEmpty { add("randomization.blockSizes", "permuted blocks need at least one block size") }
+            for size in randomization.blockSizes where ratioSum > 0 && (size <= 0 || size % ratioSum != 0) {
+                add("randomization.blockSizes", "block size \(size) is not a multiple of the allocation ratio total \(ratioSum)")
+            }
+        }
+        unique(randomization.factors.map(\.code), "randomization.factors")
+        for factor in randomization.factors {
+            let path = "randomization.factors[\(factor.code)]"
+            if factor.cutoffs.isEmpty || factor.cutoffs != factor.cutoffs.sorted() || Set(factor.cutoffs).count != factor.cutoffs.count {
+                add("\(path).cutoffs", "must be one or more cut points in ascending order")
+            }
+            do {
+                let expression = try ExpressionParser.parse(factor.expression)
+                if case .number = try scope.typeOf(expression) {} else { add("\(path).expression", "must give a number") }
+            } catch {
+                add("\(path).expression", "\(error)")
+            }
+        }
+
+        if !study.consent.versions.contains(where: { $0.version == study.consent.current }) {
+            add("consent.current", "names unknown consent version '\(study.consent.current)'")
+        }
+        unique(study.consent.versions.map(\.version), "consent.versions")
+        if study.safety.saeReportingHours < 1 { add("safety.saeReportingHours", "must be 1 or more") }
+        return problems
+    }
+
+    public static func validate(_ study: StudyDefinition) throws {
+        let problems = problems(in: study)
+        if !problems.isEmpty { throw StudyValidationError(problems: problems) }
+    }
+
+    static func isDate(_ text: String) -> Bool {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
+            let month = Int(parts[1]), let day = Int(parts[2]), Int(parts[0]) != nil
+        else { return false }
+        return (1...12).contains(month) && (1...31).contains(day)
+    }
+}
