@@ -87,6 +87,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "TrialDomainTests", dependencies: ["TrialDomain"], swiftSettings: strict),
+        .testTarget(name: "TrialStandardsTests", dependencies: ["TrialDomain", "TrialStandards", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "TrialStoreTests",
             dependencies: [
