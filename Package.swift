@@ -75,7 +75,7 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
-                "TrialDomain", "TrialStore", "TrialWeb",
+                "TrialDomain", "TrialStandards", "TrialStore", "TrialWeb",
                 .product(name: "FluentKit", package: "fluent-kit"),
                 .product(name: "FluentSQL", package: "fluent-kit"),
                 .product(name: "Fluent", package: "fluent"),
@@ -91,7 +91,7 @@ let package = Package(
         .testTarget(
             name: "TrialStoreTests",
             dependencies: [
-                "TrialDomain", "TrialStore", "TestSupport",
+                "TrialDomain", "TrialStandards", "TrialStore", "TestSupport",
                 .product(name: "FluentKit", package: "fluent-kit"),
                 .product(name: "FluentSQL", package: "fluent-kit"),
             ],
@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(
             name: "TrialWebTests",
             dependencies: [
-                "TrialDomain", "TrialStore", "TrialWeb", "TestSupport",
+                "TrialDomain", "TrialStandards", "TrialStore", "TrialWeb", "TestSupport",
                 .product(name: "Vapor", package: "vapor"),
                 .product(name: "VaporTesting", package: "vapor"),
                 .product(name: "FluentKit", package: "fluent-kit"),

@@ -39,13 +39,15 @@ public enum Permission: String, CaseIterable, Sendable {
     case writeParticipants
     case readAudit
     case viewRandomizationList
+    case manageStudy
 }
 
 public enum AccessPolicy {
     public static func permissions(for role: Role) -> Set<Permission> {
         switch role {
-        case .admin: [.manageUsers, .manageSites, .readAudit]
-        case .investigator, .coordinator, .dataManager: [.readParticipants, .writeParticipants, .readAudit]
+        case .admin: [.manageUsers, .manageSites, .readAudit, .manageStudy]
+        case .dataManager: [.readParticipants, .writeParticipants, .readAudit, .manageStudy]
+        case .investigator, .coordinator: [.readParticipants, .writeParticipants, .readAudit]
         case .monitor: [.readParticipants, .readAudit]
         case .statistician: [.readParticipants, .viewRandomizationList]
         case .dsmbViewer: [.readParticipants]

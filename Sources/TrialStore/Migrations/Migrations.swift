@@ -4,7 +4,7 @@ import FluentSQL
 /// Every migration, in order. A shipped migration never changes: add a new one.
 public enum StoreMigrations {
     public static var all: [any AsyncMigration] {
-        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants()]
+        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies()]
     }
 }
 
@@ -117,5 +117,39 @@ struct M003CreateParticipants: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema("participants").delete()
+    }
+}
+
+struct M004CreateStudies: AsyncMigration {
+    var name: String { "004-create-studies" }
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema("study_versions")
+            .id()
+            .field("study_code", .string, .required)
+            .field("version", .int, .required)
+            .field("definition", .custom("TEXT"), .required)
+            .field("published_at", .datetime, .required)
+            .field("published_by", .string, .required)
+            .field("reason", .string)
+            .unique(on: "study_code", "version")
+            .create()
+        try await database.schema("form_records")
+            .id()
+            .field("participant_id", .uuid, .required, .references("participants", "id"))
+            .field("site_id", .uuid, .required, .references("sites", "id"))
+            .field("visit_code", .string, .required)
+            .field("form_code", .string, .required)
+            .field("study_version", .int, .required)
+            .field("data", .custom("TEXT"), .required)
+            .field("created_at", .datetime, .required)
+            .field("updated_at", .datetime, .required)
+            .unique(on: "participant_id", "visit_code", "form_code")
+            .create()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema("form_records").delete()
+        try await database.schema("study_versions").delete()
     }
 }

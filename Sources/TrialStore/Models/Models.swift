@@ -98,3 +98,31 @@ public final class AuditEventModel: Model, @unchecked Sendable {
 
     public init() {}
 }
+
+public final class StudyVersionModel: Model, @unchecked Sendable {
+    public static let schema = "study_versions"
+    @ID(key: .id) public var id: UUID?
+    @Field(key: "study_code") public var studyCode: String
+    @Field(key: "version") public var version: Int
+    @Field(key: "definition") public var definition: String
+    @Field(key: "published_at") public var publishedAt: Date
+    @Field(key: "published_by") public var publishedBy: String
+    @OptionalField(key: "reason") public var reason: String?
+
+    public init() {}
+}
+
+public final class FormRecordModel: Model, @unchecked Sendable {
+    public static let schema = "form_records"
+    @ID(key: .id) public var id: UUID?
+    @Field(key: "participant_id") public var participantID: UUID
+    @Field(key: "site_id") public var siteID: UUID
+    @Field(key: "visit_code") public var visitCode: String
+    @Field(key: "form_code") public var formCode: String
+    @Field(key: "study_version") public var studyVersion: Int
+    @Field(key: "data") public var data: String
+    @Field(key: "created_at") public var createdAt: Date
+    @Field(key: "updated_at") public var updatedAt: Date
+
+    public init() {}
+}

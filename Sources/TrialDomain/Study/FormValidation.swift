@@ -1,0 +1,115 @@
+import Foundation
+
+/// One entered value that does not fit its field.
+public struct FieldProblem: Error, Equatable, Sendable, CustomStringConvertible {
+    public var field: String
+    public var rule: String
+    public init(_ field: String, _ rule: String) {
+        self.field = field
+        self.rule = rule
+    }
+    public var description: String { "\(field): \(rule)" }
+}
+
+public struct FormValidationError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var problems: [FieldProblem]
+    public var description: String { problems.map(\.description).joined(separator: "; ") }
+}
+
+/// Checks values typed into a form against its field definitions. Values travel as text, as typed.
+public enum FormValidator {
+    /// Returns the values in canonical form (trimmed numbers, yes/no), or throws every problem at once.
+    public static func validate(_ values: [String: String], form: Form) throws -> [String: String] {
+        var problems: [FieldProblem] = []
+        var clean: [String: String] = [:]
+        for key in values.keys.sorted() where form.field(key) == nil {
+            problems.append(FieldProblem(key, "is not a field of form '\(form.code)'"))
+        }
+        for field in form.fields {
+            let raw = values[field.code]?.trimmingCharacters(in: .whitespaces) ?? ""
+            if raw.isEmpty {
+                if field.isRequired { problems.append(FieldProblem(field.code, "is required")) }
+                continue
+            }
+            switch check(raw, field: field) {
+            case .success(let value): clean[field.code] = value
+            case .failure(let problem): problems.append(problem)
+            }
+        }
+        if !problems.isEmpty { throw FormValidationError(problems: problems) }
+        return clean
+    }
+
+    static func check(_ raw: String, field: Field) -> Result<String, FieldProblem> {
+        func fail(_ rule: String) -> Result<String, FieldProblem> { .failure(FieldProblem(field.code, rule)) }
+        switch field.type {
+        case .number, .integer:
+            guard let number = Double(raw), number.isFinite else { return fail("must be a number in \(field.unit ?? "1")") }
+            if field.type == .integer && number != number.rounded() { return fail("must be a whole number") }
+            if let min = field.range?.min, number < min { return fail("must be at least \(format(min)) \(field.unit ?? "")".trimmingCharacters(in: .whitespaces)) }
+            if let max = field.range?.max, number > max { return fail("must be at most \(format(max)) \(field.unit ?? "")".trimmingCharacters(in: .whitespaces)) }
+            return .success(format(number))
+        case .date:
+            guard StudyValidator.isDate(raw), DateParsing.day(raw) != nil else { return fail("must be a date as yyyy-MM-dd") }
+            return .success(raw)
+        case .datetime:
+            guard DateParsing.instant(raw) != nil else { return fail("must be a date and time as yyyy-MM-ddTHH:mm (UTC) or with an offset") }
+            return .success(raw)
+        case .yesno:
+            switch raw.lowercased() {
+            case "yes", "true", "y", "1": return .success("yes")
+            case "no", "false", "n", "0": return .success("no")
+            default: return fail("must be yes or no")
+            }
+        case .choice:
+            let codes = field.choices?.map(\.code) ?? []
+            guard codes.contains(raw) else { return fail("must be one of \(codes.joined(separator: ", "))") }
+            return .success(raw)
+        case .text:
+            guard raw.count <= 2000 else { return fail("must be at most 2000 characters") }
+            return .success(raw)
+        }
+    }
+
+    static func format(_ number: Double) -> String {
+        number == number.rounded() && abs(number) < 1e15 ? String(Int(number)) : String(number)
+    }
+}
+
+/// Calendar dates and instants as the forms write them; always UTC so a date means the same day everywhere.
+public enum DateParsing {
+    static let utc = TimeZone(identifier: "UTC")!
+
+    public static func day(_ text: String) -> Date? {
+        let parts = text.split(separator: "-").compactMap { Int($0) }
+        guard parts.count == 3 else { return nil }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = utc
+        let components = DateComponents(year: parts[0], month: parts[1], day: parts[2])
+        guard let date = calendar.date(from: components),
+            calendar.dateComponents([.year, .month, .day], from: date) == DateComponents(year: parts[0], month: parts[1], day: parts[2])
+        else { return nil }
+        return date
+    }
+
+    /// "2026-01-02T03:04", with optional seconds and a Z or ±hh:mm offset (none means UTC).
+    public static func instant(_ text: String) -> Date? {
+        let pieces = text.split(separator: "T", maxSplits: 1)
+        guard pieces.count == 2, let day = day(String(pieces[0])) else { return nil }
+        var time = String(pieces[1])
+        var offset = 0
+        if time.hasSuffix("Z") {
+            time.removeLast()
+        } else if let sign = time.lastIndex(where: { $0 == "+" || $0 == "-" }) {
+            let zone = time[time.index(after: sign)...].split(separator: ":").compactMap { Int($0) }
+            guard zone.count == 2, zone[0] <= 14, zone[1] < 60 else { return nil }
+            offset = (zone[0] * 3600 + zone[1] * 60) * (time[sign] == "-" ? -1 : 1)
+            time = String(time[..<sign])
+        }
+        let clock = time.split(separator: ":").map { Double($0) }
+        guard (2...3).contains(clock.count), clock.allSatisfy({ $0 != nil }) else { return nil }
+        let h = clock[0]!, m = clock[1]!, s = clock.count == 3 ? clock[2]! : 0
+        guard (0..<24).contains(h), (0..<60).contains(m), (0..<61).contains(s) else { return nil }
+        return day.addingTimeInterval(h * 3600 + m * 60 + s - Double(offset))
+    }
+}

@@ -1,0 +1,104 @@
+import FluentKit
+import Foundation
+import TrialDomain
+
+/// Values of one form at one visit for one participant, attributed to the study version it was collected under.
+public struct FormRecord: Sendable, Equatable, Codable {
+    public var id: UUID
+    public var participantID: UUID
+    public var visit: String
+    public var form: String
+    public var studyVersion: Int
+    public var values: [String: String]
+    public var createdAt: Date
+    public var updatedAt: Date
+}
+
+public protocol FormRecordRepository: Sendable {
+    /// Creates or updates the record; an update keeps the version the record was first collected under.
+    func save(
+        participantID: UUID, visit: String, form: String, values: [String: String], reason: String?, scope: AccessScope, now: Date
+    ) async throws -> FormRecord
+    func records(participantID: UUID, scope: AccessScope) async throws -> [FormRecord]
+}
+
+public struct FluentFormRecordRepository: FormRecordRepository {
+    let store: Store
+    public init(store: Store) { self.store = store }
+
+    public func save(
+        participantID: UUID, visit: String, form formCode: String, values: [String: String], reason: String?, scope: AccessScope, now: Date
+    ) async throws -> FormRecord {
+        try await store.write { tx in
+            let participant = try await FluentParticipantRepository.model(id: participantID, scope: scope, on: tx)
+            let existing = try await FormRecordModel.query(on: tx).filter(\.$participantID == participantID)
+                .filter(\.$visitCode == visit).filter(\.$formCode == formCode).first()
+            let studies = FluentStudyRepository(store: Store(database: tx))
+            let study: StudyDefinition
+            if let existing {
+                study = try await studies.definition(version: existing.studyVersion)
+            } else {
+                guard let current = try await studies.current() else { throw StoreError.notFound(entity: "study", id: "current") }
+                study = current
+            }
+            guard let form = study.form(formCode) else {
+                throw StoreError.notFound(entity: "form", id: "'\(formCode)' in study version \(study.version)")
+            }
+            guard study.visit(visit) != nil, form.visits.contains(visit) else {
+                throw StoreError.invalid(field: "visit", rule: "form '\(formCode)' is not collected at visit '\(visit)' (it is at \(form.visits.joined(separator: ", ")))")
+            }
+            let clean: [String: String]
+            do {
+                clean = try FormValidator.validate(values, form: form)
+            } catch let error as FormValidationError {
+                let first = error.problems[0]
+                let more = error.problems.dropFirst().map(\.description)
+                throw StoreError.invalid(field: first.field, rule: ([first.rule] + more).joined(separator: "; "))
+            }
+            let old = existing.map { Self.values($0.data) } ?? [:]
+            let changes = Set(old.keys).union(clean.keys).sorted().compactMap { key -> FieldChange? in
+                old[key] == clean[key] ? nil : FieldChange(field: "\(formCode).\(key)", old: old[key], new: clean[key])
+            }
+            let model = existing ?? FormRecordModel()
+            if existing == nil {
+                model.id = UUID()
+                model.participantID = participantID
+                model.siteID = participant.siteID
+                model.visitCode = visit
+                model.formCode = formCode
+                model.studyVersion = study.version
+                model.createdAt = now
+            }
+            guard existing == nil || !changes.isEmpty else { return Self.record(model) }
+            model.data = try Self.encode(clean)
+            model.updatedAt = now
+            try await AuditChain.append(
+                on: tx, actor: scope.actor, action: existing == nil ? .create : .update, entity: "form_record",
+                entityID: model.id!.uuidString, siteID: participant.siteID.uuidString, reason: reason, changes: changes, now: now)
+            try await model.save(on: tx)
+            return Self.record(model)
+        }
+    }
+
+    public func records(participantID: UUID, scope: AccessScope) async throws -> [FormRecord] {
+        _ = try await FluentParticipantRepository.model(id: participantID, scope: scope, on: store.database)
+        return try await FormRecordModel.query(on: store.database).filter(\.$participantID == participantID)
+            .sort(\.$createdAt).all().map(Self.record)
+    }
+
+    static func record(_ model: FormRecordModel) -> FormRecord {
+        FormRecord(
+            id: model.id!, participantID: model.participantID, visit: model.visitCode, form: model.formCode, studyVersion: model.studyVersion,
+            values: values(model.data), createdAt: model.createdAt, updatedAt: model.updatedAt)
+    }
+
+    static func values(_ text: String) -> [String: String] {
+        (try? JSONDecoder().decode([String: String].self, from: Data(text.utf8))) ?? [:]
+    }
+
+    static func encode(_ values: [String: String]) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: try encoder.encode(values), as: UTF8.self)
+    }
+}

@@ -1,0 +1,117 @@
+import FluentKit
+import Foundation
+import TrialDomain
+
+public struct StudyVersionInfo: Sendable, Equatable, Codable {
+    public var version: Int
+    public var publishedAt: Date
+    public var publishedBy: String
+    public var reason: String?
+}
+
+/// The study definition's versions. Publishing N+1 never touches N, so data collected under N stays readable as N.
+public protocol StudyRepository: Sendable {
+    func current() async throws -> StudyDefinition?
+    func definition(version: Int) async throws -> StudyDefinition
+    func versions() async throws -> [StudyVersionInfo]
+    func publish(_ study: StudyDefinition, actor: String, reason: String?, now: Date) async throws -> StudyVersionInfo
+    /// Loads `study` as version 1 when no study is stored yet; returns whether it did.
+    func seedIfEmpty(_ study: StudyDefinition, now: Date) async throws -> Bool
+}
+
+public struct FluentStudyRepository: StudyRepository {
+    let store: Store
+    public init(store: Store) { self.store = store }
+
+    public func current() async throws -> StudyDefinition? {
+        guard let row = try await StudyVersionModel.query(on: store.database).sort(\.$version, .descending).first() else { return nil }
+        return try Self.decode(row)
+    }
+
+    public func definition(version: Int) async throws -> StudyDefinition {
+        guard let row = try await StudyVersionModel.query(on: store.database).filter(\.$version == version).first() else {
+            throw StoreError.notFound(entity: "study version", id: String(version))
+        }
+        return try Self.decode(row)
+    }
+
+    public func versions() async throws -> [StudyVersionInfo] {
+        try await StudyVersionModel.query(on: store.database).sort(\.$version).all().map {
+            StudyVersionInfo(version: $0.version, publishedAt: $0.publishedAt, publishedBy: $0.publishedBy, reason: $0.reason)
+        }
+    }
+
+    public func publish(_ study: StudyDefinition, actor: String, reason: String?, now: Date) async throws -> StudyVersionInfo {
+        let problems = StudyValidator.problems(in: study)
+        if let first = problems.first {
+            throw StoreError.invalid(field: "definition.\(first.path)", rule: first.rule + (problems.count > 1 ? " (and \(problems.count - 1) more problems)" : ""))
+        }
+        return try await store.write { tx in
+            let latest = try await StudyVersionModel.query(on: tx).sort(\.$version, .descending).first()
+            if let latest {
+                guard latest.studyCode == study.code else {
+                    throw StoreError.invalid(field: "definition.code", rule: "must stay '\(latest.studyCode)'; this database runs that study")
+                }
+            }
+            let expected = (latest?.version ?? 0) + 1
+            guard study.version == expected else {
+                throw StoreError.invalid(field: "definition.version", rule: "must be \(expected), the next version after \(expected - 1)")
+            }
+            let previous = try latest.map(Self.decode)
+            // An amendment changes a published protocol, so it carries a reason like any other change.
+            let changes: [FieldChange] =
+                if let previous {
+                    StudyDiff.changes(from: previous, to: study).map { FieldChange(field: $0.path, old: $0.old, new: $0.new) }
+                } else {
+                    [FieldChange(field: "version", old: nil, new: String(study.version))]
+                }
+            let row = StudyVersionModel()
+            row.id = UUID()
+            row.studyCode = study.code
+            row.version = study.version
+            row.definition = try Self.encode(study)
+            row.publishedAt = now
+            row.publishedBy = actor
+            row.reason = reason
+            try await AuditChain.append(
+                on: tx, actor: actor, action: latest == nil ? .create : .update, entity: "study", entityID: study.code, siteID: nil,
+                reason: reason, changes: changes, now: now)
+            try await row.create(on: tx)
+            try await Self.addSites(of: study, actor: actor, now: now, on: tx)
+            return StudyVersionInfo(version: study.version, publishedAt: now, publishedBy: actor, reason: reason)
+        }
+    }
+
+    public func seedIfEmpty(_ study: StudyDefinition, now: Date) async throws -> Bool {
+        if try await StudyVersionModel.query(on: store.database).count() > 0 { return false }
+        do {
+            _ = try await publish(study, actor: "system", reason: nil, now: now)
+            return true
+        } catch {
+            // Another process may have seeded it between the check and the write.
+            if try await StudyVersionModel.query(on: store.database).count() > 0 { return false }
+            throw error
+        }
+    }
+
+    /// The sites a definition names exist as sites users can belong to.
+    static func addSites(of study: StudyDefinition, actor: String, now: Date, on tx: any Database) async throws {
+        for site in study.sites where try await SiteModel.query(on: tx).filter(\.$code == site.code).first() == nil {
+            let model = SiteModel(id: UUID(), code: site.code, name: site.name, createdAt: now)
+            try await model.create(on: tx)
+            try await AuditChain.append(
+                on: tx, actor: actor, action: .create, entity: "site", entityID: model.id!.uuidString, siteID: model.id!.uuidString,
+                reason: nil, changes: [.init(field: "code", old: nil, new: site.code), .init(field: "name", old: nil, new: site.name)], now: now)
+        }
+    }
+
+    static func encode(_ study: StudyDefinition) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(study), as: UTF8.self)
+    }
+
+    static func decode(_ row: StudyVersionModel) throws -> StudyDefinition {
+        try JSONDecoder().decode(StudyDefinition.self, from: Data(row.definition.utf8))
+    }
+}
