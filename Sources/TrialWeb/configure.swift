@@ -1,5 +1,6 @@
 import Fluent
 import Foundation
+import TrialStandards
 import TrialStore
 import Vapor
 
@@ -12,7 +13,7 @@ public func configure(_ app: Application, config: AppConfig) async throws {
     app.routes.defaultMaxBodySize = ByteCount(value: config.maxBodyBytes)
 
     try config.database.register(in: app.databases)
-    try await Store(database: app.db).migrate()
+    try await prepareDatabase(Store(database: app.db))
     app.logger.info("database ready", metadata: ["database": "\(config.database.redacted)"])
 
     app.middleware = Middlewares()
@@ -20,6 +21,12 @@ public func configure(_ app: Application, config: AppConfig) async throws {
     app.middleware.use(RouteLoggingMiddleware(logLevel: .info))
     app.middleware.use(CasebookErrorMiddleware())
     routes(app)
+}
+
+/// Brings the schema up to date and loads the built-in study on first start; every command runs this.
+public func prepareDatabase(_ store: Store) async throws {
+    try await store.migrate()
+    _ = try await FluentStudyRepository(store: store).seedIfEmpty(try StudyFile.builtIn(), now: Date())
 }
 
 func routes(_ app: Application) {
@@ -52,7 +59,15 @@ func routes(_ app: Application) {
     signedIn.post("account", "tokens", use: TokenPages.create)
     signedIn.post("account", "tokens", ":id", "revoke", use: TokenPages.revoke)
 
-    APIController.register(app.grouped("api", "v1").grouped(BearerAuthenticator()))
+    signedIn.get("study", use: StudyPages.overview)
+    signedIn.get("study", "schedule", use: StudyPages.schedule)
+    signedIn.get("study", "diff", use: StudyPages.diff)
+    signedIn.get("participants", ":id", "forms", ":visit", ":form", use: FormPages.show)
+    signedIn.post("participants", ":id", "forms", ":visit", ":form", use: FormPages.save)
+
+    let api = app.grouped("api", "v1").grouped(BearerAuthenticator())
+    APIController.register(api)
+    StudyAPI.register(api)
 }
 
 /// Tags every response with its request id (also in every log line) and the usual hardening headers.

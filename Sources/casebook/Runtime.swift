@@ -33,7 +33,7 @@ enum Runtime {
         do {
             try config.database.register(in: app.databases)
             let store = Store(database: app.db)
-            if migrate { try await store.migrate() }
+            if migrate { try await prepareDatabase(store) }
             let result = try await body(store, config)
             try await app.asyncShutdown()
             return result

@@ -9,7 +9,7 @@ import Vapor
 import VaporTesting
 
 /// A browser's view of the pages: it keeps cookies and reads the CSRF token out of each form.
-private final class Browser: @unchecked Sendable {
+final class PageBrowser: @unchecked Sendable {
     let t: TestApp
     var cookies: [String: String] = [:]
 
@@ -53,7 +53,7 @@ private final class Browser: @unchecked Sendable {
         try await TestApp.run(database) { t in
             try await t.site("A")
             try await t.user("ana", role: .investigator, sites: ["A"])
-            let browser = Browser(t)
+            let browser = PageBrowser(t)
             #expect(try await browser.request(.GET, "").headers.first(name: .location) == "/login")
             let signedIn = try await browser.signIn("ana")
             #expect(signedIn.status == .seeOther)
@@ -66,7 +66,7 @@ private final class Browser: @unchecked Sendable {
             let dashboard = try await browser.request(.GET, "")
             #expect(dashboard.status == .ok)
             #expect(dashboard.body.string.contains("Signed in as ana"))
-            let csrf = try #require(Browser.csrf(in: dashboard.body.string))
+            let csrf = try #require(PageBrowser.csrf(in: dashboard.body.string))
             let out = try await browser.request(.POST, "logout", form: ["csrf": csrf])
             #expect(out.headers.first(name: .location) == "/login")
             #expect(try await SessionModel.query(on: t.store.database).count() == 0)
@@ -78,7 +78,7 @@ private final class Browser: @unchecked Sendable {
     func aWrongPasswordIsRefusedAndRepeatedOnesLockTheAccount(database: TestDatabase) async throws {
         try await TestApp.run(database, environment: ["CASEBOOK_LOCKOUT_ATTEMPTS": "3"]) { t in
             try await t.user("root", role: .admin, sites: [])
-            let browser = Browser(t)
+            let browser = PageBrowser(t)
             let wrong = try await browser.signIn("root", password: "not the password")
             #expect(wrong.status == .unauthorized)
             #expect(wrong.body.string.contains("Wrong username or password."))
@@ -96,7 +96,7 @@ private final class Browser: @unchecked Sendable {
     @Test func theLoginFormNeedsItsCSRFToken() async throws {
         try await TestApp.run(.sqlite) { t in
             try await t.user("root", role: .admin, sites: [])
-            let browser = Browser(t)
+            let browser = PageBrowser(t)
             _ = try await browser.request(.GET, "login")
             let missing = try await browser.request(.POST, "login", form: ["username": "root", "password": TestApp.password])
             #expect(missing.status == .forbidden)
@@ -111,9 +111,9 @@ private final class Browser: @unchecked Sendable {
         try await TestApp.run(.sqlite) { t in
             try await t.site("A")
             try await t.user("ana", role: .investigator, sites: ["A"])
-            let browser = Browser(t)
+            let browser = PageBrowser(t)
             _ = try await browser.signIn("ana")
-            let csrf = try #require(Browser.csrf(in: try await browser.request(.GET, "participants").body.string))
+            let csrf = try #require(PageBrowser.csrf(in: try await browser.request(.GET, "participants").body.string))
             let token = try #require(browser.cookies[Cookies.session])
             try await t.accounts.extendSession(tokenHash: Secrets.sha256(token), expiresAt: Date(timeIntervalSinceNow: -1))
             let post = try await browser.request(.POST, "participants", form: ["siteCode": "A", "screeningNumber": "A-001", "csrf": csrf])
@@ -133,10 +133,10 @@ private final class Browser: @unchecked Sendable {
             try await t.site("B")
             try await t.user("ana", role: .investigator, sites: ["A"])
             try await t.user("bob", role: .investigator, sites: ["B"])
-            let ana = Browser(t)
+            let ana = PageBrowser(t)
             _ = try await ana.signIn("ana")
             let list = try await ana.request(.GET, "participants")
-            let csrf = try #require(Browser.csrf(in: list.body.string))
+            let csrf = try #require(PageBrowser.csrf(in: list.body.string))
 
             let noToken = try await ana.request(.POST, "participants", form: ["siteCode": "A", "screeningNumber": "A-001"])
             #expect(noToken.status == .forbidden)
@@ -158,7 +158,7 @@ private final class Browser: @unchecked Sendable {
             #expect(history.body.string.contains("criteria met"))
             #expect(history.body.string.contains("status: screening → eligible"))
 
-            let bob = Browser(t)
+            let bob = PageBrowser(t)
             _ = try await bob.signIn("bob")
             #expect(try await bob.request(.GET, "participants/\(id)").status == .notFound)
             #expect(try await bob.request(.GET, "history/participant/\(id)").status == .notFound)

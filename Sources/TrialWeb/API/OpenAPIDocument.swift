@@ -27,6 +27,14 @@ enum OpenAPIDocument {
         .init(method: "post", path: "/api/v1/tokens", summary: "Create an API token; the secret is shown once", body: "CreateToken", success: ("201", "Token"), errors: ["400", "401", "415", "422"]),
         .init(method: "delete", path: "/api/v1/tokens/{id}", summary: "Revoke one of the user's API tokens", success: ("204", nil), errors: ["401", "404", "422"]),
         .init(method: "get", path: "/api/v1/audit/verify", summary: "Recompute the audit chain", success: ("200", "Verify"), errors: ["401", "403"]),
+        .init(method: "get", path: "/api/v1/study", summary: "The study definition in force", success: ("200", "StudyDefinition"), errors: ["401", "404"]),
+        .init(method: "get", path: "/api/v1/study/schedule", summary: "Schedule of assessments: visits × forms", success: ("200", "Schedule"), errors: ["401", "404"]),
+        .init(method: "get", path: "/api/v1/study/versions", summary: "Published versions of the definition", success: ("200", "StudyVersionList"), errors: ["401"]),
+        .init(method: "post", path: "/api/v1/study/versions", summary: "Publish the next version (an amendment); a reason is required after version 1", body: "Publish", success: ("201", "StudyVersion"), errors: ["400", "401", "403", "415", "422"]),
+        .init(method: "get", path: "/api/v1/study/versions/{version}", summary: "One version of the definition", success: ("200", "StudyDefinition"), errors: ["401", "404", "422"]),
+        .init(method: "get", path: "/api/v1/study/diff", summary: "What changed between two versions (query: from, to)", success: ("200", "StudyChangeList"), errors: ["401", "404", "422"]),
+        .init(method: "get", path: "/api/v1/participants/{id}/forms", summary: "The participant's form records, each with the study version it was collected under", success: ("200", "FormRecordList")),
+        .init(method: "put", path: "/api/v1/participants/{id}/forms/{visit}/{form}", summary: "Enter or correct one form at one visit; a correction needs a reason", body: "SaveForm", success: ("200", "FormRecord"), errors: ["400", "401", "403", "404", "415", "422"]),
     ]
 
     static func string(_ description: String? = nil, format: String? = nil, nullable: Bool = false, values: [String]? = nil) -> [String: Any] {
@@ -78,6 +86,30 @@ enum OpenAPIDocument {
                 ], required: ["id", "name", "prefix", "createdAt"]),
             "TokenList": list("Token"),
             "CreateToken": object(["name": string()], required: ["name"]),
+            "StudyDefinition": ["type": "object", "description": "A study definition; its format is described in docs/study-definition.md"],
+            "Schedule": object(
+                ["forms": ["type": "array", "items": ["type": "string"]],
+                 "rows": ["type": "array", "items": object(["visit": string(), "name": string(), "timing": string(), "forms": ["type": "array", "items": ["type": "string"]]], required: ["visit", "name", "timing", "forms"])]],
+                required: ["forms", "rows"]),
+            "StudyVersion": object(
+                ["version": ["type": "integer"], "publishedAt": string(format: "date-time"), "publishedBy": string(), "reason": string(nullable: true)],
+                required: ["version", "publishedAt", "publishedBy"]),
+            "StudyVersionList": list("StudyVersion"),
+            "Publish": object(["definition": ["$ref": "#/components/schemas/StudyDefinition"], "reason": string(nullable: true)], required: ["definition"]),
+            "StudyChange": object(
+                ["kind": string(values: ["added", "removed", "changed"]), "path": string(), "old": string(nullable: true), "new": string(nullable: true)],
+                required: ["kind", "path"]),
+            "StudyChangeList": list("StudyChange"),
+            "FormRecord": object(
+                [
+                    "id": string(format: "uuid"), "visit": string(), "form": string(), "studyVersion": ["type": "integer"],
+                    "values": ["type": "object", "additionalProperties": ["type": "string"]],
+                    "createdAt": string(format: "date-time"), "updatedAt": string(format: "date-time"),
+                ], required: ["id", "visit", "form", "studyVersion", "values", "createdAt", "updatedAt"]),
+            "FormRecordList": list("FormRecord"),
+            "SaveForm": object(
+                ["values": ["type": "object", "additionalProperties": ["type": ["string", "number", "boolean"]]], "reason": string(nullable: true)],
+                required: ["values"]),
             "Verify": object(
                 ["intact": ["type": "boolean"], "checked": ["type": "integer"], "brokenSequence": ["type": ["integer", "null"]], "problem": string(nullable: true)],
                 required: ["intact", "checked"]),
@@ -88,9 +120,16 @@ enum OpenAPIDocument {
         var paths: [String: [String: Any]] = [:]
         for op in operations {
             var operation: [String: Any] = ["summary": op.summary, "operationId": "\(op.method)\(op.path.replacingOccurrences(of: "/", with: "_"))"]
-            if op.path.contains("{id}") {
-                operation["parameters"] = [["name": "id", "in": "path", "required": true, "schema": ["type": "string", "format": "uuid"]]]
+            var parameters: [[String: Any]] = []
+            if op.path.contains("{id}") { parameters.append(["name": "id", "in": "path", "required": true, "schema": ["type": "string", "format": "uuid"]]) }
+            for name in ["visit", "form"] where op.path.contains("{\(name)}") {
+                parameters.append(["name": name, "in": "path", "required": true, "schema": ["type": "string"]])
             }
+            if op.path.contains("{version}") { parameters.append(["name": "version", "in": "path", "required": true, "schema": ["type": "integer"]]) }
+            if op.path.hasSuffix("/diff") {
+                for name in ["from", "to"] { parameters.append(["name": name, "in": "query", "required": true, "schema": ["type": "integer"]]) }
+            }
+            if !parameters.isEmpty { operation["parameters"] = parameters }
             if let body = op.body {
                 operation["requestBody"] = ["required": true, "content": ["application/json": ["schema": ["$ref": "#/components/schemas/\(body)"]]]]
             }

@@ -21,6 +21,7 @@ enum Layout {
             nav += [
                 .a(.href("/"), .text("Dashboard")),
                 .a(.href("/participants"), .text("Participants")),
+                .a(.href("/study"), .text("Study")),
                 .a(.href("/account/tokens"), .text("API tokens")),
                 .span(.id("signed-in-as"), .text("\(user.account.username) · \(user.account.role.title)")),
                 .form(

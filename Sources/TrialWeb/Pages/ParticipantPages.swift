@@ -79,10 +79,23 @@ enum ParticipantPages {
         try user.require(.readParticipants)
         let p = try await req.participants.find(id: try APIController.participantID(req), scope: user.scope)
         let canWrite = AccessPolicy.allows(user.account.role, .writeParticipants)
+        let study = try await req.currentStudy()
+        let records = try await req.formRecords.records(participantID: p.id, scope: user.scope)
+        let slots = study.visits.flatMap { visit in study.forms.filter { $0.visits.contains(visit.code) }.map { (visit, $0) } }
         return Layout.page(
             title: "Participant \(p.screeningNumber)", user: user,
             .p(.id("current-status"), .text("Status: \(p.status.rawValue). Registered \(iso(p.createdAt)); last changed \(iso(p.updatedAt)).")),
             .p(.a(.href("/history/participant/\(p.id.uuidString)"), .text("History of this record"))),
+            .table(
+                .id("forms"), .caption(.text("Forms")),
+                .thead(.tr(.th(.text("Visit")), .th(.text("Form")), .th(.text("State")))),
+                .tbody(.forEach(slots) { visit, form in
+                    let record = records.first { $0.visit == visit.code && $0.form == form.code }
+                    return .tr(
+                        .td(.text(visit.name)),
+                        .td(.a(.href("/participants/\(p.id.uuidString)/forms/\(visit.code)/\(form.code)"), .text(form.name))),
+                        .td(.text(record.map { "entered (study version \($0.studyVersion))" } ?? "not entered")))
+                })),
             .if(canWrite,
                 .div(.class("card"),
                     .form(
