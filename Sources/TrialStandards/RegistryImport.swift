@@ -170,7 +170,7 @@ public enum RegistryImport {
         var unit: String
         var volume: Double?
         var source: String
-        var summary: String { "\(amount) \(unit)" + (volume.map { " in \($0) mL" } ?? "") }
+        var summary: String { Dose(amount: amount, unit: unit, volume: volume, volumeUnit: volume == nil ? nil : "mL").summary }
         var tree: [String: Any] {
             var t: [String: Any] = ["amount": amount, "unit": unit]
             if let volume { t["volume"] = volume; t["volumeUnit"] = "mL" }

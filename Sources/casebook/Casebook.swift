@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TrialDomain
+import TrialStandards
 import TrialStore
 import TrialWeb
 
@@ -11,7 +12,7 @@ struct Casebook: AsyncParsableCommand {
         abstract: "Clinical-trial data capture and trial management.",
         discussion: "Every command reads the same environment: "
             + AppConfig.variables.map { "\($0.name) (\($0.meaning))" }.joined(separator: "; "),
-        subcommands: [Serve.self, Migrate.self, Users.self, Sites.self, Tokens.self, Audit.self])
+        subcommands: [Serve.self, Migrate.self, Users.self, Sites.self, Tokens.self, Audit.self, Study.self])
 }
 
 struct Serve: AsyncParsableCommand {
@@ -220,5 +221,122 @@ enum PasswordInput {
             throw Runtime.fail("password: read from standard input, and none was given")
         }
         return line
+    }
+}
+
+struct Study: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The study definition: show, validate, import from a registry record, publish amendments.",
+        subcommands: [Show.self, Validate.self, Import.self, Publish.self, Status.self])
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the study definition in force.")
+        @Flag(help: "Print the definition as JSON.") var json = false
+
+        func run() async throws {
+            try await Runtime.withStore { store, _ in
+                guard let study = try await FluentStudyRepository(store: store).current() else { throw Runtime.fail("no study is loaded") }
+                if json {
+                    print(try StudyFile.json(study))
+                } else {
+                    print(StudySummary.text(study))
+                }
+            }
+        }
+    }
+
+    struct Validate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Check a definition file; print every problem with its path and rule.")
+        @Argument(help: "A YAML or JSON study definition.") var file: String
+
+        func run() async throws {
+            let text = try StudyCommands.read(file)
+            do {
+                let study = try StudyFile.read(text)
+                print("\(file): valid (study \(study.code), version \(study.version)).")
+            } catch let error as StudyFile.ReadError {
+                for problem in error.problems { FileHandle.standardError.write(Data("\(file): \(problem)\n".utf8)) }
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct Import: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Turn a registry record (plain text, or ClinicalTrials.gov API v2 JSON) into a draft definition.")
+        @Argument(help: "The registry record.") var file: String
+        @Option(help: "Where to write the draft (YAML).") var output: String
+
+        func run() async throws {
+            let text = try StudyCommands.read(file)
+            let draft: RegistryDraft
+            do {
+                draft = try RegistryImport.draft(from: text, source: URL(fileURLWithPath: file).lastPathComponent)
+            } catch let error as RegistryImportError {
+                throw Runtime.fail("\(file): \(error)")
+            }
+            try draft.yaml().write(toFile: output, atomically: true, encoding: .utf8)
+            print("Wrote draft \(output). To do before it can be published:")
+            for todo in draft.todos { print("  - \(todo)") }
+        }
+    }
+
+    struct Publish: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Publish a definition file as the next version; data collected under earlier versions keeps its version.")
+        @Argument(help: "A YAML or JSON study definition whose version is the next one.") var file: String
+        @Option(help: "Why the protocol changes (required for an amendment).") var reason: String?
+
+        func run() async throws {
+            let study: StudyDefinition
+            do {
+                study = try StudyFile.read(try StudyCommands.read(file))
+            } catch let error as StudyFile.ReadError {
+                throw Runtime.fail("\(file): \(error.problems.map(\.description).joined(separator: "; "))")
+            }
+            try await StudyCommands.publish(study, reason: reason)
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Record a change of the study's status, as a new version of the definition.")
+        @Argument(help: "One of: \(StudyStatus.allCases.map(\.rawValue).joined(separator: ", ")).") var status: String
+        @Option(help: "Date of the change, yyyy-MM-dd.") var date: String
+        @Option(help: "Why; required for suspended, terminated and withdrawn.") var reason: String?
+
+        func run() async throws {
+            guard let status = StudyStatus(rawValue: status) else {
+                throw ValidationError("status must be one of \(StudyStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            try await Runtime.withStore { store, _ in
+                guard var study = try await FluentStudyRepository(store: store).current() else { throw Runtime.fail("no study is loaded") }
+                study.version += 1
+                study.lifecycle.history.append(try StudyCommands.statusChange(status, date: date, reason: reason))
+                try await StudyCommands.publish(study, reason: reason ?? "status changed to \(status.rawValue)", store: store)
+            }
+        }
+    }
+}
+
+enum StudyCommands {
+    static func read(_ path: String) throws -> String {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw Runtime.fail("\(path): cannot be read") }
+        return text
+    }
+
+    static func statusChange(_ status: StudyStatus, date: String, reason: String?) throws -> StatusChange {
+        try JSONDecoder().decode(StatusChange.self, from: JSONEncoder().encode(["status": status.rawValue, "date": date, "reason": reason]))
+    }
+
+    static func publish(_ study: StudyDefinition, reason: String?, store: Store? = nil) async throws {
+        let work: (Store) async throws -> Void = { store in
+            do {
+                let info = try await FluentStudyRepository(store: store).publish(study, actor: Runtime.actor, reason: reason, now: Date())
+                print("Published study \(study.code) version \(info.version).")
+            } catch let error as StoreError {
+                throw Runtime.fail(error.description)
+            }
+        }
+        if let store { try await work(store) } else { try await Runtime.withStore { store, _ in try await work(store) } }
     }
 }

@@ -12,7 +12,6 @@ class LoginInABrowser(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.casebook = Casebook()
-        cls.casebook.cli("sites", "create", "--code", "SYSU3", "--name", "Third Affiliated Hospital of Sun Yat-sen University")
         cls.casebook.create_user("admin", "admin")
         cls.casebook.create_user("ana", "investigator", site="SYSU3")
         cls.casebook.start()
@@ -71,6 +70,19 @@ class LoginInABrowser(unittest.TestCase):
         history = WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "history")))
         self.assertIn("inclusion criteria confirmed", history.text)
         self.assertIn("status: screening → eligible", history.text)
+
+
+    def test_a_fresh_server_shows_the_built_in_study(self):
+        d = self.driver
+        self.sign_in("ana", PASSWORD)
+        WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "welcome")))
+        d.find_element(By.LINK_TEXT, "Study").click()
+        title = WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "study-title")))
+        self.assertIn("Acute-on-Chronic Liver Failure After Liver Transplantation", title.text)
+        self.assertIn("1×10^10 particles in 100 mL", d.find_element(By.ID, "interventions").text)
+        d.find_element(By.LINK_TEXT, "Schedule of assessments").click()
+        grid = WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "schedule")))
+        self.assertIn("time_zero +24h ±2h", grid.text)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ class CommandLine(unittest.TestCase):
                     casebook.create_user("ana", "investigator", site="S1")
                     intact = self.run_cli(casebook, "audit", "verify")
                     self.assertEqual(intact.returncode, 0, intact.stderr)
-                    # Site, user, membership: three events.
-                    self.assertIn("3 events verified", intact.stdout)
+                    # The built-in study and its site, then site S1, the user and the membership: five events.
+                    self.assertIn("5 events verified", intact.stdout)
                     casebook.sql("UPDATE audit_events SET actor = 'mallory' WHERE sequence = 2")
                     broken = self.run_cli(casebook, "audit", "verify")
                     self.assertNotEqual(broken.returncode, 0)

@@ -20,6 +20,26 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
     public var consent: ConsentSettings
     public var safety: SafetySettings
 
+    public init(schemaVersion: Int, code: String, version: Int, identity: StudyIdentity, lifecycle: Lifecycle, sites: [SiteDefinition], parameters: [Parameter], arms: [Arm], interventions: [Intervention], anchors: [Anchor], visits: [Visit], forms: [Form], eligibility: Eligibility, endpoints: [Endpoint], randomization: RandomizationSettings, consent: ConsentSettings, safety: SafetySettings) {
+        self.schemaVersion = schemaVersion
+        self.code = code
+        self.version = version
+        self.identity = identity
+        self.lifecycle = lifecycle
+        self.sites = sites
+        self.parameters = parameters
+        self.arms = arms
+        self.interventions = interventions
+        self.anchors = anchors
+        self.visits = visits
+        self.forms = forms
+        self.eligibility = eligibility
+        self.endpoints = endpoints
+        self.randomization = randomization
+        self.consent = consent
+        self.safety = safety
+    }
+
     public static let currentSchemaVersion = 1
 
     public func form(_ code: String) -> Form? { forms.first { $0.code == code } }
@@ -49,6 +69,23 @@ public struct StudyIdentity: Codable, Equatable, Sendable {
     public var masking: String
     public var purpose: String
     public var description: String?
+
+    public init(title: String, shortTitle: String, acronym: String? = nil, registryIds: [String], sponsor: String, products: [String], conditions: [String], phase: String, studyType: String, allocation: String, interventionModel: String, masking: String, purpose: String, description: String? = nil) {
+        self.title = title
+        self.shortTitle = shortTitle
+        self.acronym = acronym
+        self.registryIds = registryIds
+        self.sponsor = sponsor
+        self.products = products
+        self.conditions = conditions
+        self.phase = phase
+        self.studyType = studyType
+        self.allocation = allocation
+        self.interventionModel = interventionModel
+        self.masking = masking
+        self.purpose = purpose
+        self.description = description
+    }
 }
 
 /// The registry's overall-status vocabulary.
@@ -82,12 +119,24 @@ public struct StatusChange: Codable, Equatable, Sendable {
     /// ISO date, yyyy-MM-dd.
     public var date: String
     public var reason: String?
+
+    public init(status: StudyStatus, date: String, reason: String? = nil) {
+        self.status = status
+        self.date = date
+        self.reason = reason
+    }
 }
 
 public struct Lifecycle: Codable, Equatable, Sendable {
     public var history: [StatusChange]
     public var enrollment: Enrollment
     public var dates: StudyDates
+
+    public init(history: [StatusChange], enrollment: Enrollment, dates: StudyDates) {
+        self.history = history
+        self.enrollment = enrollment
+        self.dates = dates
+    }
 
     public var status: StudyStatus? { history.last?.status }
 }
@@ -96,6 +145,11 @@ public struct Enrollment: Codable, Equatable, Sendable {
     /// Participants the study plans to randomize; a setting, not the registry's actual count.
     public var target: Int?
     public var actual: Int?
+
+    public init(target: Int? = nil, actual: Int? = nil) {
+        self.target = target
+        self.actual = actual
+    }
 }
 
 public struct StudyDates: Codable, Equatable, Sendable {
@@ -103,6 +157,13 @@ public struct StudyDates: Codable, Equatable, Sendable {
     public var primaryCompletion: String?
     public var completion: String?
     public var recordUpdated: String?
+
+    public init(start: String? = nil, primaryCompletion: String? = nil, completion: String? = nil, recordUpdated: String? = nil) {
+        self.start = start
+        self.primaryCompletion = primaryCompletion
+        self.completion = completion
+        self.recordUpdated = recordUpdated
+    }
 }
 
 public struct SiteDefinition: Codable, Equatable, Sendable {
@@ -110,6 +171,12 @@ public struct SiteDefinition: Codable, Equatable, Sendable {
     public var name: String
     /// Overrides of study parameters (same unit as the study default).
     public var parameters: [String: Double]?
+
+    public init(code: String, name: String, parameters: [String: Double]? = nil) {
+        self.code = code
+        self.name = name
+        self.parameters = parameters
+    }
 }
 
 /// A named value such as an upper limit of normal; sites may override it.
@@ -118,6 +185,13 @@ public struct Parameter: Codable, Equatable, Sendable {
     public var label: String
     public var value: Double
     public var unit: String
+
+    public init(code: String, label: String, value: Double, unit: String) {
+        self.code = code
+        self.label = label
+        self.value = value
+        self.unit = unit
+    }
 }
 
 public struct Arm: Codable, Equatable, Sendable {
@@ -128,6 +202,15 @@ public struct Arm: Codable, Equatable, Sendable {
     public var ratio: Int
     public var interventions: [String]
     public var description: String?
+
+    public init(code: String, name: String, type: String, ratio: Int, interventions: [String], description: String? = nil) {
+        self.code = code
+        self.name = name
+        self.type = type
+        self.ratio = ratio
+        self.interventions = interventions
+        self.description = description
+    }
 }
 
 public struct Dose: Codable, Equatable, Sendable {
@@ -135,6 +218,33 @@ public struct Dose: Codable, Equatable, Sendable {
     public var unit: String
     public var volume: Double?
     public var volumeUnit: String?
+
+    public init(amount: Double, unit: String, volume: Double? = nil, volumeUnit: String? = nil) {
+        self.amount = amount
+        self.unit = unit
+        self.volume = volume
+        self.volumeUnit = volumeUnit
+    }
+}
+
+extension Dose {
+    /// "1×10^10 particles in 100 mL"
+    public var summary: String {
+        var text = "\(Dose.number(amount)) \(unit)"
+        if let volume { text += " in \(Dose.number(volume)) \(volumeUnit ?? "")" }
+        return text.trimmingCharacters(in: .whitespaces)
+    }
+
+    /// Large counts in scientific form, as protocols write doses of particles or cells.
+    public static func number(_ value: Double) -> String {
+        if value >= 1e6 {
+            let exponent = Int(log10(value).rounded(.down))
+            let mantissa = value / pow(10, Double(exponent))
+            let m = mantissa == mantissa.rounded() ? String(Int(mantissa)) : String(format: "%.2f", mantissa)
+            return "\(m)×10^\(exponent)"
+        }
+        return value == value.rounded() ? String(Int(value)) : String(value)
+    }
 }
 
 public struct Intervention: Codable, Equatable, Sendable {
@@ -145,6 +255,16 @@ public struct Intervention: Codable, Equatable, Sendable {
     public var route: String?
     public var frequency: String?
     public var description: String?
+
+    public init(code: String, name: String, type: String, dose: Dose? = nil, route: String? = nil, frequency: String? = nil, description: String? = nil) {
+        self.code = code
+        self.name = name
+        self.type = type
+        self.dose = dose
+        self.route = route
+        self.frequency = frequency
+        self.description = description
+    }
 }
 
 /// A moment visits are timed from: the transplant, the allocation, time zero.
@@ -152,11 +272,22 @@ public struct Anchor: Codable, Equatable, Sendable {
     public var code: String
     public var label: String
     public var description: String?
+
+    public init(code: String, label: String, description: String? = nil) {
+        self.code = code
+        self.label = label
+        self.description = description
+    }
 }
 
 public struct VisitWindow: Codable, Equatable, Sendable {
     public var before: Offset
     public var after: Offset
+
+    public init(before: Offset, after: Offset) {
+        self.before = before
+        self.after = after
+    }
 }
 
 public struct Visit: Codable, Equatable, Sendable {
@@ -168,6 +299,15 @@ public struct Visit: Codable, Equatable, Sendable {
     public var window: VisitWindow?
     /// For visits that define an anchor when they happen (transplant, allocation, infusion).
     public var defines: String?
+
+    public init(code: String, name: String, anchor: String? = nil, target: Offset? = nil, window: VisitWindow? = nil, defines: String? = nil) {
+        self.code = code
+        self.name = name
+        self.anchor = anchor
+        self.target = target
+        self.window = window
+        self.defines = defines
+    }
 }
 
 public enum FieldType: String, Codable, CaseIterable, Sendable {
@@ -177,11 +317,21 @@ public enum FieldType: String, Codable, CaseIterable, Sendable {
 public struct NumberRange: Codable, Equatable, Sendable {
     public var min: Double?
     public var max: Double?
+
+    public init(min: Double? = nil, max: Double? = nil) {
+        self.min = min
+        self.max = max
+    }
 }
 
 public struct Choice: Codable, Equatable, Sendable {
     public var code: String
     public var label: String
+
+    public init(code: String, label: String) {
+        self.code = code
+        self.label = label
+    }
 }
 
 public struct Field: Codable, Equatable, Sendable {
@@ -194,6 +344,17 @@ public struct Field: Codable, Equatable, Sendable {
     public var choices: [Choice]?
     public var loinc: String?
 
+    public init(code: String, label: String, type: FieldType, unit: String? = nil, range: NumberRange? = nil, required: Bool? = nil, choices: [Choice]? = nil, loinc: String? = nil) {
+        self.code = code
+        self.label = label
+        self.type = type
+        self.unit = unit
+        self.range = range
+        self.required = required
+        self.choices = choices
+        self.loinc = loinc
+    }
+
     public var isRequired: Bool { required ?? false }
 }
 
@@ -202,6 +363,13 @@ public struct Form: Codable, Equatable, Sendable {
     public var name: String
     public var visits: [String]
     public var fields: [Field]
+
+    public init(code: String, name: String, visits: [String], fields: [Field]) {
+        self.code = code
+        self.name = name
+        self.visits = visits
+        self.fields = fields
+    }
 
     public func field(_ code: String) -> Field? { fields.first { $0.code == code } }
 }
@@ -212,11 +380,22 @@ public struct Criterion: Codable, Equatable, Sendable {
     public var text: String
     /// The same as an expression over form data, e.g. `screening_labs.total_bilirubin >= 10 × bilirubin_uln`.
     public var expression: String
+
+    public init(code: String, text: String, expression: String) {
+        self.code = code
+        self.text = text
+        self.expression = expression
+    }
 }
 
 public struct Eligibility: Codable, Equatable, Sendable {
     public var inclusion: [Criterion]
     public var exclusion: [Criterion]
+
+    public init(inclusion: [Criterion], exclusion: [Criterion]) {
+        self.inclusion = inclusion
+        self.exclusion = exclusion
+    }
 }
 
 public enum EndpointKind: String, Codable, Sendable {
@@ -229,6 +408,14 @@ public struct Endpoint: Codable, Equatable, Sendable {
     public var measure: String
     public var timeFrame: String
     public var description: String?
+
+    public init(code: String, kind: EndpointKind, measure: String, timeFrame: String, description: String? = nil) {
+        self.code = code
+        self.kind = kind
+        self.measure = measure
+        self.timeFrame = timeFrame
+        self.description = description
+    }
 }
 
 public struct StratificationFactor: Codable, Equatable, Sendable {
@@ -238,6 +425,13 @@ public struct StratificationFactor: Codable, Equatable, Sendable {
     public var expression: String
     /// Ascending cut points: [30] gives "< 30" and "≥ 30".
     public var cutoffs: [Double]
+
+    public init(code: String, label: String, expression: String, cutoffs: [Double]) {
+        self.code = code
+        self.label = label
+        self.expression = expression
+        self.cutoffs = cutoffs
+    }
 }
 
 public struct RandomizationSettings: Codable, Equatable, Sendable {
@@ -248,22 +442,46 @@ public struct RandomizationSettings: Codable, Equatable, Sendable {
     public var factors: [StratificationFactor]
     /// When allocation may happen, relative to an anchor.
     public var window: AllocationWindow?
+
+    public init(method: String, blockSizes: [Int], stratifyBySite: Bool, factors: [StratificationFactor], window: AllocationWindow? = nil) {
+        self.method = method
+        self.blockSizes = blockSizes
+        self.stratifyBySite = stratifyBySite
+        self.factors = factors
+        self.window = window
+    }
 }
 
 public struct AllocationWindow: Codable, Equatable, Sendable {
     public var anchor: String
     public var earliest: Offset
     public var latest: Offset
+
+    public init(anchor: String, earliest: Offset, latest: Offset) {
+        self.anchor = anchor
+        self.earliest = earliest
+        self.latest = latest
+    }
 }
 
 public struct ConsentVersion: Codable, Equatable, Sendable {
     public var version: String
     public var date: String
+
+    public init(version: String, date: String) {
+        self.version = version
+        self.date = date
+    }
 }
 
 public struct ConsentSettings: Codable, Equatable, Sendable {
     public var current: String
     public var versions: [ConsentVersion]
+
+    public init(current: String, versions: [ConsentVersion]) {
+        self.current = current
+        self.versions = versions
+    }
 }
 
 public struct SafetySettings: Codable, Equatable, Sendable {
@@ -273,6 +491,13 @@ public struct SafetySettings: Codable, Equatable, Sendable {
     /// Grade labs against the participant's baseline as well as against ULN.
     public var gradeAgainstBaseline: Bool
     public var primaryEndpointWindowHours: Int?
+
+    public init(ctcaeVersion: String, saeReportingHours: Int, gradeAgainstBaseline: Bool, primaryEndpointWindowHours: Int? = nil) {
+        self.ctcaeVersion = ctcaeVersion
+        self.saeReportingHours = saeReportingHours
+        self.gradeAgainstBaseline = gradeAgainstBaseline
+        self.primaryEndpointWindowHours = primaryEndpointWindowHours
+    }
 }
 
 /// A signed time offset written as text: "24h", "-28d", "0d".

@@ -126,6 +126,10 @@ public enum StudyValidator {
         unique(study.eligibility.inclusion.map(\.code) + study.eligibility.exclusion.map(\.code), "eligibility")
         for (list, criteria) in [("inclusion", study.eligibility.inclusion), ("exclusion", study.eligibility.exclusion)] {
             for criterion in criteria {
+                if criterion.expression.trimmingCharacters(in: .whitespaces).isEmpty {
+                    add("eligibility.\(list)[\(criterion.code)].expression", "is empty: write the criterion as a condition over form data")
+                    continue
+                }
                 do {
                     _ = try scope.checkCondition(criterion.expression)
                 } catch let error as ExpressionError {

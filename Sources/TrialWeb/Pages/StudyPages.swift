@@ -31,7 +31,7 @@ enum StudyPages {
             .table(.id("interventions"), .caption(.text("Interventions")),
                 .thead(.tr(.th(.text("Intervention")), .th(.text("Dose")), .th(.text("Route")), .th(.text("Frequency")))),
                 .tbody(.forEach(study.interventions) { i in
-                    .tr(.td(.text(i.name)), .td(.text(i.dose.map(doseText) ?? "")), .td(.text(i.route ?? "")), .td(.text(i.frequency ?? "")))
+                    .tr(.td(.text(i.name)), .td(.text(i.dose?.summary ?? "")), .td(.text(i.route ?? "")), .td(.text(i.frequency ?? "")))
                 })),
             .table(.id("endpoints"), .caption(.text("Endpoints")),
                 .thead(.tr(.th(.text("Kind")), .th(.text("Measure")), .th(.text("Time frame")))),
@@ -58,11 +58,6 @@ enum StudyPages {
         .tr(.th(.text(label)), .td(.text(value)))
     }
 
-    static func doseText(_ dose: Dose) -> String {
-        let amount = dose.amount >= 1e6 ? String(format: "%.3g", dose.amount).replacingOccurrences(of: "e+", with: "×10^") : FormValidatorFormat.number(dose.amount)
-        return "\(amount) \(dose.unit)" + (dose.volume.map { " in \(FormValidatorFormat.number($0)) \(dose.volumeUnit ?? "")" } ?? "")
-    }
-
     static func schedule(req: Request) async throws -> Response {
         let user = try req.user
         let study = try await req.currentStudy()
@@ -85,12 +80,6 @@ enum StudyPages {
             title: "Changes from version \(from) to \(to)", user: user,
             .if(changes.isEmpty, .p(.text("No differences."))),
             .ul(.id("changes"), .forEach(changes) { .li(.text($0.description)) }))
-    }
-}
-
-enum FormValidatorFormat {
-    static func number(_ value: Double) -> String {
-        value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
     }
 }
 
