@@ -272,11 +272,16 @@ public struct Anchor: Codable, Equatable, Sendable {
     public var code: String
     public var label: String
     public var description: String?
+    /// Where a participant's time for this anchor comes from: a date field (`form.field`), `allocation`,
+    /// or `infusion` (the infusion start; for an arm that receives no intervention, the allocation).
+    /// Anchors are listed in the order they must happen.
+    public var source: String?
 
-    public init(code: String, label: String, description: String? = nil) {
+    public init(code: String, label: String, description: String? = nil, source: String? = nil) {
         self.code = code
         self.label = label
         self.description = description
+        self.source = source
     }
 }
 

@@ -80,6 +80,16 @@ public enum StudyValidator {
 
         unique(study.anchors.map(\.code), "anchors")
         let anchors = Set(study.anchors.map(\.code))
+        for anchor in study.anchors {
+            guard let source = anchor.source, source != "allocation", source != "infusion" else { continue }
+            let parts = source.split(separator: ".").map(String.init)
+            let field = parts.count == 2 ? study.form(parts[0])?.field(parts[1]) : nil
+            if field == nil {
+                add("anchors[\(anchor.code)].source", "must be allocation, infusion or a form.field; '\(source)' is none of these")
+            } else if field?.type != .date && field?.type != .datetime {
+                add("anchors[\(anchor.code)].source", "'\(source)' is not a date field")
+            }
+        }
         unique(study.visits.map(\.code), "visits")
         for visit in study.visits {
             let path = "visits[\(visit.code)]"

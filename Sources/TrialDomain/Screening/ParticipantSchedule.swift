@@ -1,0 +1,62 @@
+import Foundation
+
+public enum VisitState: String, Codable, Sendable {
+    /// Data entered within the window.
+    case done
+    /// Data entered outside the window.
+    case outOfWindow = "out_of_window"
+    /// The window is open now.
+    case due
+    /// The window has closed with no data.
+    case overdue
+    case upcoming
+    /// Its anchor has not happened yet, so it cannot be placed.
+    case notScheduled = "not_scheduled"
+}
+
+public struct ScheduledVisit: Codable, Equatable, Sendable {
+    public var visit: String
+    public var name: String
+    public var target: Date?
+    public var windowStart: Date?
+    public var windowEnd: Date?
+    public var doneAt: Date?
+    public var state: VisitState
+}
+
+/// One participant's expected visits, from their anchor times and the visits they have data for.
+public enum ParticipantSchedule {
+    public static func build(
+        study: StudyDefinition, anchors: [String: Date], done: [String: Date], now: Date
+    ) -> [ScheduledVisit] {
+        study.visits.map { visit in
+            var target: Date?, start: Date?, end: Date?
+            if let anchor = visit.anchor, let offset = visit.target, let base = anchors[anchor] {
+                target = base.addingTimeInterval(offset.seconds)
+                // Day-based windows cover whole days: a day-7 visit ±1 d runs from the start of day 6 to the end of day 8.
+                let dayBased = offset.unit == .days
+                let before = visit.window?.before.seconds ?? 0, after = visit.window?.after.seconds ?? 0
+                start = target!.addingTimeInterval(-before)
+                end = target!.addingTimeInterval(after + (dayBased ? 86_400 - 0.001 : 0))
+            } else if let defined = visit.defines, let time = anchors[defined] {
+                target = time
+                start = time
+                end = time
+            }
+            let doneAt = done[visit.code]
+            let state: VisitState
+            if let doneAt {
+                if let start, let end, doneAt < start || doneAt > end {
+                    state = .outOfWindow
+                } else {
+                    state = .done
+                }
+            } else if let start, let end {
+                state = now < start ? .upcoming : (now > end ? .overdue : .due)
+            } else {
+                state = .notScheduled
+            }
+            return ScheduledVisit(visit: visit.code, name: visit.name, target: target, windowStart: start, windowEnd: end, doneAt: doneAt, state: state)
+        }
+    }
+}
