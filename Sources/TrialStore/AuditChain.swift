@@ -8,6 +8,10 @@ import TrialDomain
 public enum AuditChain {
     public static let genesis = AuditEntry.genesisHash
 
+    public static func sha256Hex(_ text: String) -> String {
+        SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
     public static func hash(_ entry: AuditEntry) -> String {
         SHA256.hash(data: entry.canonicalBytes()).map { String(format: "%02x", $0) }.joined()
     }

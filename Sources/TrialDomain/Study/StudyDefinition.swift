@@ -43,6 +43,7 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
     public static let currentSchemaVersion = 1
 
     public func form(_ code: String) -> Form? { forms.first { $0.code == code } }
+    public var eligibilityVisit: String? { eligibility.visit ?? visits.first?.code }
     public func visit(_ code: String) -> Visit? { visits.first { $0.code == code } }
     public func parameter(_ code: String) -> Parameter? { parameters.first { $0.code == code } }
 
@@ -396,10 +397,13 @@ public struct Criterion: Codable, Equatable, Sendable {
 public struct Eligibility: Codable, Equatable, Sendable {
     public var inclusion: [Criterion]
     public var exclusion: [Criterion]
+    /// The visit whose forms the criteria read (default: the first visit).
+    public var visit: String?
 
-    public init(inclusion: [Criterion], exclusion: [Criterion]) {
+    public init(inclusion: [Criterion], exclusion: [Criterion], visit: String? = nil) {
         self.inclusion = inclusion
         self.exclusion = exclusion
+        self.visit = visit
     }
 }
 
@@ -447,13 +451,22 @@ public struct RandomizationSettings: Codable, Equatable, Sendable {
     public var factors: [StratificationFactor]
     /// When allocation may happen, relative to an anchor.
     public var window: AllocationWindow?
+    /// Minimization only: the chance of taking the arm that least increases imbalance (default 0.8).
+    public var minimizationProbability: Double?
+    /// Permuted blocks: positions generated per stratum (default: the enrolment target, at least 100).
+    public var listLengthPerStratum: Int?
 
-    public init(method: String, blockSizes: [Int], stratifyBySite: Bool, factors: [StratificationFactor], window: AllocationWindow? = nil) {
+    public init(
+        method: String, blockSizes: [Int], stratifyBySite: Bool, factors: [StratificationFactor], window: AllocationWindow? = nil,
+        minimizationProbability: Double? = nil, listLengthPerStratum: Int? = nil
+    ) {
         self.method = method
         self.blockSizes = blockSizes
         self.stratifyBySite = stratifyBySite
         self.factors = factors
         self.window = window
+        self.minimizationProbability = minimizationProbability
+        self.listLengthPerStratum = listLengthPerStratum
     }
 }
 

@@ -4,7 +4,7 @@ import FluentSQL
 /// Every migration, in order. A shipped migration never changes: add a new one.
 public enum StoreMigrations {
     public static var all: [any AsyncMigration] {
-        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies()]
+        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion()]
     }
 }
 
@@ -151,5 +151,78 @@ struct M004CreateStudies: AsyncMigration {
     func revert(on database: any Database) async throws {
         try await database.schema("form_records").delete()
         try await database.schema("study_versions").delete()
+    }
+}
+
+struct M005CreateScreeningToInfusion: AsyncMigration {
+    var name: String { "005-create-screening-to-infusion" }
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema("consents")
+            .id()
+            .field("participant_id", .uuid, .required, .references("participants", "id"))
+            .field("form_version", .string, .required)
+            .field("signed_at", .datetime, .required)
+            .field("taken_by", .string, .required)
+            .field("withdrawn_at", .datetime)
+            .field("withdrawal_scope", .string)
+            .field("created_at", .datetime, .required)
+            .create()
+        try await database.schema("eligibility_reviews")
+            .id()
+            .field("participant_id", .uuid, .required, .references("participants", "id"))
+            .field("outcome", .string, .required)
+            .field("failed_criteria", .string, .required)
+            .field("assessment", .custom("TEXT"), .required)
+            .field("study_version", .int, .required)
+            .field("decided_by", .string, .required)
+            .field("decided_at", .datetime, .required)
+            .create()
+        try await database.schema("randomization_lists")
+            .id()
+            .field("study_code", .string, .required)
+            .field("study_version", .int, .required)
+            .field("method", .string, .required)
+            .field("seed", .string, .required)
+            .field("generated_by", .string, .required)
+            .field("generated_at", .datetime, .required)
+            .unique(on: "study_code")
+            .create()
+        try await database.schema("randomization_slots")
+            .id()
+            .field("list_id", .uuid, .required, .references("randomization_lists", "id"))
+            .field("stratum", .string, .required)
+            .field("position", .int, .required)
+            .field("block", .int, .required)
+            .field("block_size", .int, .required)
+            .field("arm", .string, .required)
+            .field("participant_id", .uuid, .references("participants", "id"))
+            .field("allocated_at", .datetime)
+            .field("allocated_by", .string)
+            .unique(on: "list_id", "stratum", "position")
+            .unique(on: "participant_id")
+            .create()
+        try await database.schema("infusions")
+            .id()
+            .field("participant_id", .uuid, .required, .references("participants", "id"))
+            .field("product_lot", .string, .required)
+            .field("particles", .double, .required)
+            .field("volume_ml", .double, .required)
+            .field("started_at", .datetime, .required)
+            .field("stopped_at", .datetime, .required)
+            .field("rate_ml_per_hour", .double, .required)
+            .field("interruptions", .custom("TEXT"), .required)
+            .field("recorded_by", .string, .required)
+            .field("created_at", .datetime, .required)
+            .unique(on: "participant_id")
+            .create()
+        guard let sql = database as? any SQLDatabase else { return }
+        try await sql.create(index: "randomization_slots_free").on("randomization_slots").column("stratum").column("position").run()
+    }
+
+    func revert(on database: any Database) async throws {
+        for table in ["infusions", "randomization_slots", "randomization_lists", "eligibility_reviews", "consents"] {
+            try await database.schema(table).delete()
+        }
     }
 }

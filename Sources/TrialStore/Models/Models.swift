@@ -126,3 +126,72 @@ public final class FormRecordModel: Model, @unchecked Sendable {
 
     public init() {}
 }
+
+public final class ConsentModel: Model, @unchecked Sendable {
+    public static let schema = "consents"
+    @ID(key: .id) public var id: UUID?
+    @Field(key: "participant_id") public var participantID: UUID
+    @Field(key: "form_version") public var formVersion: String
+    @Field(key: "signed_at") public var signedAt: Date
+    @Field(key: "taken_by") public var takenBy: String
+    @OptionalField(key: "withdrawn_at") public var withdrawnAt: Date?
+    @OptionalField(key: "withdrawal_scope") public var withdrawalScope: String?
+    @Field(key: "created_at") public var createdAt: Date
+    public init() {}
+}
+
+public final class EligibilityReviewModel: Model, @unchecked Sendable {
+    public static let schema = "eligibility_reviews"
+    @ID(key: .id) public var id: UUID?
+    @Field(key: "participant_id") public var participantID: UUID
+    @Field(key: "outcome") public var outcome: String
+    @Field(key: "failed_criteria") public var failedCriteria: String
+    @Field(key: "assessment") public var assessment: String
+    @Field(key: "study_version") public var studyVersion: Int
+    @Field(key: "decided_by") public var decidedBy: String
+    @Field(key: "decided_at") public var decidedAt: Date
+    public init() {}
+}
+
+public final class RandomizationListModel: Model, @unchecked Sendable {
+    public static let schema = "randomization_lists"
+    @ID(key: .id) public var id: UUID?
+    @Field(key: "study_code") public var studyCode: String
+    @Field(key: "study_version") public var studyVersion: Int
+    @Field(key: "method") public var method: String
+    @Field(key: "seed") public var seed: String
+    @Field(key: "generated_by") public var generatedBy: String
+    @Field(key: "generated_at") public var generatedAt: Date
+    public init() {}
+}
+
+public final class RandomizationSlotModel: Model, @unchecked Sendable {
+    public static let schema = "randomization_slots"
+    @ID(key: .id) public var id: UUID?
+    @Field(key: "list_id") public var listID: UUID
+    @Field(key: "stratum") public var stratum: String
+    @Field(key: "position") public var position: Int
+    @Field(key: "block") public var block: Int
+    @Field(key: "block_size") public var blockSize: Int
+    @Field(key: "arm") public var arm: String
+    @OptionalField(key: "participant_id") public var participantID: UUID?
+    @OptionalField(key: "allocated_at") public var allocatedAt: Date?
+    @OptionalField(key: "allocated_by") public var allocatedBy: String?
+    public init() {}
+}
+
+public final class InfusionModel: Model, @unchecked Sendable {
+    public static let schema = "infusions"
+    @ID(key: .id) public var id: UUID?
+    @Field(key: "participant_id") public var participantID: UUID
+    @Field(key: "product_lot") public var productLot: String
+    @Field(key: "particles") public var particles: Double
+    @Field(key: "volume_ml") public var volumeML: Double
+    @Field(key: "started_at") public var startedAt: Date
+    @Field(key: "stopped_at") public var stoppedAt: Date
+    @Field(key: "rate_ml_per_hour") public var rateMLPerHour: Double
+    @Field(key: "interruptions") public var interruptions: String
+    @Field(key: "recorded_by") public var recordedBy: String
+    @Field(key: "created_at") public var createdAt: Date
+    public init() {}
+}

@@ -55,6 +55,7 @@ public struct FluentFormRecordRepository: FormRecordRepository {
                 let more = error.problems.dropFirst().map(\.description)
                 throw StoreError.invalid(field: first.field, rule: ([first.rule] + more).joined(separator: "; "))
             }
+            try await Self.checkSequence(participantID: participantID, visit: visit, form: form, clean: clean, scope: scope, on: tx)
             let old = existing.map { Self.values($0.data) } ?? [:]
             let changes = Set(old.keys).union(clean.keys).sorted().compactMap { key -> FieldChange? in
                 old[key] == clean[key] ? nil : FieldChange(field: "\(formCode).\(key)", old: old[key], new: clean[key])
@@ -84,6 +85,30 @@ public struct FluentFormRecordRepository: FormRecordRepository {
         _ = try await FluentParticipantRepository.model(id: participantID, scope: scope, on: store.database)
         return try await FormRecordModel.query(on: store.database).filter(\.$participantID == participantID)
             .sort(\.$createdAt).all().map(Self.record)
+    }
+
+    /// Anchors must happen in their listed order, and no visit after screening may carry a date before the first anchor.
+    static func checkSequence(
+        participantID: UUID, visit: String, form: Form, clean: [String: String], scope: AccessScope, on tx: any Database
+    ) async throws {
+        let file = try await FluentScreeningRepository.file(participantID: participantID, scope: scope, on: tx)
+        var values = file.values
+        for (key, value) in clean { values["\(form.code).\(key)"] = value }
+        let anchors = AnchorTimes.resolve(
+            study: file.study, values: values, allocatedAt: file.allocation?.allocatedAt, infusionStart: file.infusion?.startedAt,
+            armHasIntervention: file.armHasIntervention)
+        if let problem = AnchorTimes.firstOutOfOrder(study: file.study, times: anchors) {
+            let field = [problem.later.source, problem.earlier.source].compactMap { $0 }
+                .first { $0.hasPrefix("\(form.code).") }.map { String($0.dropFirst(form.code.count + 1)) } ?? form.code
+            throw StoreError.invalid(field: field, rule: "\(problem.later.label) cannot be before \(problem.earlier.label) (\(AnchorTimes.dayText(problem.date)))")
+        }
+        guard visit != file.study.eligibilityVisit, let first = file.study.anchors.first, let start = anchors[first.code] else { return }
+        for field in form.fields where field.type == .date || field.type == .datetime {
+            guard let raw = clean[field.code], "\(form.code).\(field.code)" != first.source,
+                let date = DateParsing.instant(raw) ?? DateParsing.day(raw), AnchorTimes.day(date) < AnchorTimes.day(start)
+            else { continue }
+            throw StoreError.invalid(field: field.code, rule: "a \(visit) date cannot be before \(first.label) (\(AnchorTimes.dayText(start)))")
+        }
     }
 
     static func record(_ model: FormRecordModel) -> FormRecord {

@@ -1,0 +1,546 @@
+import FluentKit
+import FluentSQL
+import Foundation
+import TrialDomain
+
+public enum WithdrawalScope: String, Codable, Sendable, CaseIterable {
+    case noFurtherData = "no_further_data"
+    case noFurtherContact = "no_further_contact"
+}
+
+public struct ConsentRecord: Codable, Equatable, Sendable {
+    public var id: UUID
+    public var formVersion: String
+    public var signedAt: Date
+    public var takenBy: String
+    public var withdrawnAt: Date?
+    public var withdrawalScope: WithdrawalScope?
+}
+
+public struct Allocation: Codable, Equatable, Sendable {
+    public var participantID: UUID
+    public var arm: String
+    public var stratum: String
+    public var position: Int
+    public var allocatedAt: Date
+    public var allocatedBy: String
+}
+
+public struct Interruption: Codable, Equatable, Sendable {
+    public var at: Date
+    public var minutes: Double
+    public var reason: String
+    public init(at: Date, minutes: Double, reason: String) {
+        self.at = at
+        self.minutes = minutes
+        self.reason = reason
+    }
+}
+
+public struct InfusionInput: Codable, Equatable, Sendable {
+    public var productLot: String
+    public var particles: Double
+    public var volumeML: Double
+    public var startedAt: Date
+    public var stoppedAt: Date
+    public var rateMLPerHour: Double
+    public var interruptions: [Interruption]
+    public init(productLot: String, particles: Double, volumeML: Double, startedAt: Date, stoppedAt: Date, rateMLPerHour: Double, interruptions: [Interruption]) {
+        self.productLot = productLot
+        self.particles = particles
+        self.volumeML = volumeML
+        self.startedAt = startedAt
+        self.stoppedAt = stoppedAt
+        self.rateMLPerHour = rateMLPerHour
+        self.interruptions = interruptions
+    }
+}
+
+public struct ScreeningLog: Codable, Equatable, Sendable {
+    public struct Failure: Codable, Equatable, Sendable {
+        public var screeningNumber: String
+        public var criteria: [String]
+    }
+    public var screened: Int
+    public var eligible: Int
+    public var screenFailed: Int
+    public var consented: Int
+    public var randomized: Int
+    public var randomizedByArm: [String: Int]
+    public var failures: [Failure]
+}
+
+/// Everything known about one participant's path from screening to infusion.
+public struct ParticipantFile: Sendable {
+    public var participant: Participant
+    public var siteCode: String
+    public var study: StudyDefinition
+    /// All form values, `form.field`, the eligibility visit's taking precedence.
+    public var values: [String: String]
+    public var eligibilityValues: [String: String]
+    public var consents: [ConsentRecord]
+    public var lastDecision: String?
+    public var allocation: Allocation?
+    public var infusion: InfusionInput?
+    public var visitDates: [String: Date]
+
+    public var validConsent: ConsentRecord? {
+        consents.last { $0.withdrawnAt == nil && $0.formVersion == study.consent.current }
+    }
+
+    public var armHasIntervention: Bool? {
+        allocation.map { a in !(study.arms.first { $0.code == a.arm }?.interventions.isEmpty ?? true) }
+    }
+
+    public var anchors: [String: Date] {
+        AnchorTimes.resolve(
+            study: study, values: values, allocatedAt: allocation?.allocatedAt, infusionStart: infusion?.startedAt,
+            armHasIntervention: armHasIntervention)
+    }
+}
+
+public struct FluentScreeningRepository: Sendable {
+    let store: Store
+    public init(store: Store) { self.store = store }
+
+    // MARK: Reading a participant's file
+
+    public func file(participantID: UUID, scope: AccessScope) async throws -> ParticipantFile {
+        try await Self.file(participantID: participantID, scope: scope, on: store.database)
+    }
+
+    static func file(participantID: UUID, scope: AccessScope, on db: any Database) async throws -> ParticipantFile {
+        let model = try await FluentParticipantRepository.model(id: participantID, scope: scope, on: db)
+        let participant = try FluentParticipantRepository.participant(model)
+        guard let site = try await SiteModel.find(model.siteID, on: db) else { throw StoreError.notFound(entity: "site", id: model.siteID.uuidString) }
+        let studies = FluentStudyRepository(store: Store(database: db))
+        guard let study = try await studies.current() else { throw StoreError.notFound(entity: "study", id: "current") }
+        let records = try await FormRecordModel.query(on: db).filter(\.$participantID == participantID).sort(\.$createdAt).all()
+        let eligibilityVisit = study.eligibilityVisit
+        var values: [String: String] = [:], eligibilityValues: [String: String] = [:], visitDates: [String: Date] = [:]
+        var versions: [Int: StudyDefinition] = [study.version: study]
+        for record in records {
+            let data = FluentFormRecordRepository.values(record.data)
+            if versions[record.studyVersion] == nil { versions[record.studyVersion] = try? await studies.definition(version: record.studyVersion) }
+            let form = versions[record.studyVersion]?.form(record.formCode)
+            for (key, value) in data {
+                let name = "\(record.formCode).\(key)"
+                if record.visitCode == eligibilityVisit { eligibilityValues[name] = value; values[name] = value }
+                else if values[name] == nil || eligibilityValues[name] == nil { values[name] = value }
+            }
+            // A visit happened on the first date it recorded, else when it was entered.
+            let firstDate = form?.fields.first { $0.type == .date || $0.type == .datetime }.flatMap { data[$0.code] }
+            let when = firstDate.flatMap { DateParsing.instant($0) ?? DateParsing.day($0) } ?? record.createdAt
+            if let existing = visitDates[record.visitCode] { visitDates[record.visitCode] = min(existing, when) } else { visitDates[record.visitCode] = when }
+        }
+        let consents = try await ConsentModel.query(on: db).filter(\.$participantID == participantID).sort(\.$signedAt).all().map {
+            ConsentRecord(
+                id: $0.id!, formVersion: $0.formVersion, signedAt: $0.signedAt, takenBy: $0.takenBy, withdrawnAt: $0.withdrawnAt,
+                withdrawalScope: $0.withdrawalScope.flatMap(WithdrawalScope.init(rawValue:)))
+        }
+        let decision = try await EligibilityReviewModel.query(on: db).filter(\.$participantID == participantID).sort(\.$decidedAt, .descending).first()
+        let slot = try await RandomizationSlotModel.query(on: db).filter(\.$participantID == participantID).first()
+        let infusion = try await InfusionModel.query(on: db).filter(\.$participantID == participantID).first()
+        return ParticipantFile(
+            participant: participant, siteCode: site.code, study: study, values: values, eligibilityValues: eligibilityValues,
+            consents: consents, lastDecision: decision?.outcome, allocation: slot.flatMap(Self.allocation), infusion: infusion.map(Self.infusion),
+            visitDates: visitDates)
+    }
+
+    static func allocation(_ slot: RandomizationSlotModel) -> Allocation? {
+        guard let participant = slot.participantID, let at = slot.allocatedAt else { return nil }
+        return Allocation(participantID: participant, arm: slot.arm, stratum: slot.stratum, position: slot.position, allocatedAt: at, allocatedBy: slot.allocatedBy ?? "")
+    }
+
+    static func infusion(_ m: InfusionModel) -> InfusionInput {
+        InfusionInput(
+            productLot: m.productLot, particles: m.particles, volumeML: m.volumeML, startedAt: m.startedAt, stoppedAt: m.stoppedAt,
+            rateMLPerHour: m.rateMLPerHour, interruptions: (try? JSONDecoder.iso.decode([Interruption].self, from: Data(m.interruptions.utf8))) ?? [])
+    }
+
+    // MARK: Eligibility
+
+    public func assess(participantID: UUID, scope: AccessScope) async throws -> EligibilityAssessment {
+        let file = try await file(participantID: participantID, scope: scope)
+        return try EligibilityAssessment.assess(study: file.study, site: file.siteCode, values: file.eligibilityValues)
+    }
+
+    /// Records the investigator's decision: eligible, or a screen failure with the criteria that failed.
+    /// Refused while any criterion cannot be told.
+    public func decideEligibility(participantID: UUID, scope: AccessScope, now: Date) async throws -> EligibilityAssessment {
+        try await store.write { tx in
+            let file = try await Self.file(participantID: participantID, scope: scope, on: tx)
+            guard [.screening, .eligible, .consented].contains(file.participant.status) else {
+                throw StoreError.invalid(field: "status", rule: "eligibility is decided during screening; the participant is \(file.participant.status.rawValue)")
+            }
+            let assessment = try EligibilityAssessment.assess(study: file.study, site: file.siteCode, values: file.eligibilityValues)
+            if assessment.outcome == .cannotTell {
+                let open = assessment.criteria.filter { $0.result == .cannotTell }
+                let missing = Set(open.flatMap(\.missing)).sorted()
+                throw StoreError.invalid(
+                    field: "eligibility",
+                    rule: "cannot be confirmed while \(open.count) criteria cannot be told (\(open.map(\.code).joined(separator: ", "))); missing: \(missing.joined(separator: ", "))")
+            }
+            let review = EligibilityReviewModel()
+            review.id = UUID()
+            review.participantID = participantID
+            review.outcome = assessment.outcome == .met ? "eligible" : "screen_failed"
+            review.failedCriteria = assessment.failed.map(\.code).joined(separator: ",")
+            review.assessment = String(decoding: try JSONEncoder.iso.encode(assessment), as: UTF8.self)
+            review.studyVersion = assessment.studyVersion
+            review.decidedBy = scope.actor
+            review.decidedAt = now
+            try await review.create(on: tx)
+            let newStatus: ParticipantStatus =
+                assessment.outcome == .met ? (file.validConsent == nil ? .eligible : .consented) : .screenFailed
+            try await AuditChain.append(
+                on: tx, actor: scope.actor, action: .create, entity: "eligibility_review", entityID: review.id!.uuidString,
+                siteID: file.participant.siteID.uuidString, reason: nil,
+                changes: [
+                    .init(field: "outcome", old: nil, new: review.outcome),
+                    .init(field: "failed_criteria", old: nil, new: review.failedCriteria.isEmpty ? nil : review.failedCriteria),
+                ], now: now)
+            try await Self.setStatus(file.participant, to: newStatus, reason: "eligibility decided: \(review.outcome)", actor: scope.actor, now: now, on: tx)
+            return assessment
+        }
+    }
+
+    static func setStatus(_ participant: Participant, to status: ParticipantStatus, reason: String, actor: String, now: Date, on tx: any Database) async throws {
+        guard participant.status != status, let model = try await ParticipantModel.find(participant.id, on: tx) else { return }
+        try await AuditChain.append(
+            on: tx, actor: actor, action: .update, entity: "participant", entityID: participant.id.uuidString, siteID: participant.siteID.uuidString,
+            reason: reason, changes: [.init(field: "status", old: model.status, new: status.rawValue)], now: now)
+        model.status = status.rawValue
+        model.updatedAt = now
+        try await model.save(on: tx)
+    }
+
+    // MARK: Consent
+
+    public func recordConsent(participantID: UUID, formVersion: String, signedAt: Date, scope: AccessScope, now: Date) async throws -> ConsentRecord {
+        try await store.write { tx in
+            let file = try await Self.file(participantID: participantID, scope: scope, on: tx)
+            guard file.study.consent.versions.contains(where: { $0.version == formVersion }) else {
+                throw StoreError.invalid(
+                    field: "formVersion", rule: "must be one of the study's consent versions (\(file.study.consent.versions.map(\.version).joined(separator: ", ")))")
+            }
+            if signedAt > now.addingTimeInterval(300) { throw StoreError.invalid(field: "signedAt", rule: "must not be in the future") }
+            if let allocation = file.allocation, signedAt > allocation.allocatedAt {
+                throw StoreError.invalid(field: "signedAt", rule: "consent cannot be dated after the allocation (\(AuditEntry.timestamp(allocation.allocatedAt)))")
+            }
+            if let screening = file.anchors[file.study.anchors.first?.code ?? ""], AnchorTimes.day(signedAt) < AnchorTimes.day(screening) - 28 {
+                throw StoreError.invalid(field: "signedAt", rule: "is more than 28 days before screening (\(AnchorTimes.dayText(screening)))")
+            }
+            let model = ConsentModel()
+            model.id = UUID()
+            model.participantID = participantID
+            model.formVersion = formVersion
+            model.signedAt = signedAt
+            model.takenBy = scope.actor
+            model.createdAt = now
+            try await model.create(on: tx)
+            try await AuditChain.append(
+                on: tx, actor: scope.actor, action: .create, entity: "consent", entityID: model.id!.uuidString, siteID: file.participant.siteID.uuidString,
+                reason: nil,
+                changes: [.init(field: "form_version", old: nil, new: formVersion), .init(field: "signed_at", old: nil, new: AuditEntry.timestamp(signedAt))],
+                now: now)
+            if file.participant.status == .eligible, formVersion == file.study.consent.current {
+                try await Self.setStatus(file.participant, to: .consented, reason: "consent recorded", actor: scope.actor, now: now, on: tx)
+            }
+            return ConsentRecord(id: model.id!, formVersion: formVersion, signedAt: signedAt, takenBy: scope.actor, withdrawnAt: nil, withdrawalScope: nil)
+        }
+    }
+
+    public func withdrawConsent(
+        participantID: UUID, withdrawnAt: Date, withdrawal: WithdrawalScope, reason: String?, scope: AccessScope, now: Date
+    ) async throws {
+        try await store.write { tx in
+            let file = try await Self.file(participantID: participantID, scope: scope, on: tx)
+            guard let consent = file.consents.last(where: { $0.withdrawnAt == nil }), let model = try await ConsentModel.find(consent.id, on: tx) else {
+                throw StoreError.invalid(field: "consent", rule: "there is no consent in force to withdraw")
+            }
+            guard withdrawnAt >= consent.signedAt else { throw StoreError.invalid(field: "withdrawnAt", rule: "must not be before the consent was signed") }
+            try await AuditChain.append(
+                on: tx, actor: scope.actor, action: .update, entity: "consent", entityID: consent.id.uuidString, siteID: file.participant.siteID.uuidString,
+                reason: reason,
+                changes: [
+                    .init(field: "withdrawn_at", old: nil, new: AuditEntry.timestamp(withdrawnAt)),
+                    .init(field: "withdrawal_scope", old: nil, new: withdrawal.rawValue),
+                ], now: now)
+            model.withdrawnAt = withdrawnAt
+            model.withdrawalScope = withdrawal.rawValue
+            try await model.save(on: tx)
+            try await Self.setStatus(file.participant, to: .withdrawn, reason: reason ?? "consent withdrawn", actor: scope.actor, now: now, on: tx)
+        }
+    }
+
+    // MARK: Randomization
+
+    /// Generates the concealed list once, when the study goes live. Without a seed, one is drawn from the system's generator.
+    public func generateList(seedHex: String?, actor: String, now: Date) async throws -> (seed: String, slots: Int) {
+        try await store.write { tx in
+            guard let study = try await FluentStudyRepository(store: Store(database: tx)).current() else {
+                throw StoreError.notFound(entity: "study", id: "current")
+            }
+            if try await RandomizationListModel.query(on: tx).filter(\.$studyCode == study.code).first() != nil {
+                throw StoreError.duplicate(field: "randomization list", value: study.code)
+            }
+            let seed: String
+            if let seedHex {
+                guard ChaCha20Generator.seed(hex: seedHex) != nil else { throw StoreError.invalid(field: "seed", rule: "must be 64 hexadecimal digits") }
+                seed = seedHex.lowercased()
+            } else {
+                var system = SystemRandomNumberGenerator()
+                seed = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &system)) }.joined()
+            }
+            let list = RandomizationListModel()
+            list.id = UUID()
+            list.studyCode = study.code
+            list.studyVersion = study.version
+            list.method = study.randomization.method
+            list.seed = seed
+            list.generatedBy = actor
+            list.generatedAt = now
+            try await list.create(on: tx)
+            var count = 0
+            if study.randomization.method == "permuted_blocks" {
+                var rng = ChaCha20Generator(seed: ChaCha20Generator.seed(hex: seed)!)
+                let length = study.randomization.listLengthPerStratum ?? max(study.lifecycle.enrollment.target ?? 0, 100)
+                let slots: [AllocationSlot]
+                do {
+                    slots = try AllocationList.generate(
+                        arms: study.arms.map { ($0.code, $0.ratio) }, blockSizes: study.randomization.blockSizes, strata: AllocationList.strata(study: study),
+                        perStratum: length, using: &rng)
+                } catch let error as RandomizationError {
+                    throw StoreError.invalid(field: "randomization", rule: error.description)
+                }
+                let sql = tx as! any SQLDatabase
+                for chunk in stride(from: 0, to: slots.count, by: 200) {
+                    var insert = sql.insert(into: RandomizationSlotModel.schema).columns("id", "list_id", "stratum", "position", "block", "block_size", "arm")
+                    for slot in slots[chunk..<min(chunk + 200, slots.count)] {
+                        insert = insert.values(
+                            SQLBind(UUID()), SQLBind(list.id!), SQLBind(slot.stratum), SQLBind(slot.position), SQLBind(slot.block),
+                            SQLBind(slot.blockSize), SQLBind(slot.arm))
+                    }
+                    try await insert.run()
+                }
+                count = slots.count
+            }
+            // The seed stays out of the audit trail's readable fields: it is the statistician's to see.
+            try await AuditChain.append(
+                on: tx, actor: actor, action: .create, entity: "randomization_list", entityID: list.id!.uuidString, siteID: nil, reason: nil,
+                changes: [
+                    .init(field: "method", old: nil, new: list.method), .init(field: "positions", old: nil, new: String(count)),
+                    .init(field: "seed_sha256_prefix", old: nil, new: String(AuditChain.sha256Hex(seed).prefix(16))),
+                ], now: now)
+            return (seed, count)
+        }
+    }
+
+    public func listSlots() async throws -> (method: String, seed: String, generatedAt: Date, slots: [RandomizationSlotModel])? {
+        guard let list = try await RandomizationListModel.query(on: store.database).first() else { return nil }
+        let slots = try await RandomizationSlotModel.query(on: store.database).filter(\.$listID == list.id!).sort(\.$stratum).sort(\.$position).all()
+        return (list.method, list.seed, list.generatedAt, slots)
+    }
+
+    /// Allocates an eligible, consented participant. A repeated request returns the same allocation.
+    public func allocate(participantID: UUID, scope: AccessScope, now: Date) async throws -> Allocation {
+        if let existing = try await existingAllocation(participantID, scope: scope) { return existing }
+        do {
+            return try await store.write { tx in try await Self.allocate(participantID: participantID, scope: scope, now: now, on: tx) }
+        } catch {
+            // A concurrent request for the same participant won: answer with its allocation.
+            if let existing = try await existingAllocation(participantID, scope: scope) { return existing }
+            throw error
+        }
+    }
+
+    func existingAllocation(_ participantID: UUID, scope: AccessScope) async throws -> Allocation? {
+        _ = try await FluentParticipantRepository.model(id: participantID, scope: scope, on: store.database)
+        return try await RandomizationSlotModel.query(on: store.database).filter(\.$participantID == participantID).first().flatMap(Self.allocation)
+    }
+
+    static func allocate(participantID: UUID, scope: AccessScope, now: Date, on tx: any Database) async throws -> Allocation {
+        let file = try await Self.file(participantID: participantID, scope: scope, on: tx)
+        if let existing = file.allocation { return existing }
+        let study = file.study
+        guard let list = try await RandomizationListModel.query(on: tx).filter(\.$studyCode == study.code).first() else {
+            throw StoreError.invalid(field: "randomization", rule: "the allocation list has not been generated; the statistician generates it when the study goes live")
+        }
+        guard file.lastDecision == "eligible" else {
+            throw StoreError.invalid(field: "eligibility", rule: "an investigator must confirm eligibility before allocation")
+        }
+        guard file.validConsent != nil else {
+            throw StoreError.invalid(field: "consent", rule: "no consent in force to the current form version \(study.consent.current)")
+        }
+        if let window = study.randomization.window {
+            guard let anchor = file.anchors[window.anchor] else {
+                throw StoreError.invalid(field: window.anchor, rule: "its date is needed to check the allocation window")
+            }
+            let earliest = anchor.addingTimeInterval(window.earliest.seconds)
+            let latest = anchor.addingTimeInterval(window.latest.seconds + (window.latest.unit == .days ? 86_400 - 0.001 : 0))
+            guard now >= earliest, now <= latest else {
+                throw StoreError.invalid(
+                    field: "allocation", rule: "must happen from \(window.anchor) \(window.earliest) to \(window.latest) (\(AnchorTimes.dayText(earliest)) to \(AnchorTimes.dayText(latest)))")
+            }
+        }
+        let stratum: String
+        do {
+            stratum = try AllocationList.stratum(study: study, site: file.siteCode, values: file.eligibilityValues)
+        } catch let error as RandomizationError {
+            throw StoreError.invalid(field: "stratum", rule: error.description)
+        }
+        let sql = tx as! any SQLDatabase
+        let isPostgres = sql.dialect.name != "sqlite"
+        let slotID: UUID
+        if list.method == "minimization" {
+            // One allocation at a time per list, so the counts it reads are the counts it changes.
+            if isPostgres { try await sql.raw("SELECT id FROM randomization_lists WHERE id = \(bind: list.id!) FOR UPDATE").run() }
+            let taken = try await RandomizationSlotModel.query(on: tx).filter(\.$listID == list.id!).all()
+            let levels = stratum.split(separator: "|").map(String.init)
+            let counts = levels.map { level in
+                Dictionary(grouping: taken.filter { $0.stratum.split(separator: "|").map(String.init).contains(level) }, by: \.arm).mapValues(\.count)
+            }
+            var rng = ChaCha20Generator(seed: ChaCha20Generator.seed(hex: list.seed)!, stream: UInt64(taken.count))
+            let arm = Minimization.choose(
+                arms: study.arms.map { ($0.code, $0.ratio) }, counts: counts, probability: study.randomization.minimizationProbability ?? 0.8, using: &rng)
+            let slot = RandomizationSlotModel()
+            slot.id = UUID()
+            slot.listID = list.id!
+            slot.stratum = stratum
+            slot.position = taken.filter { $0.stratum == stratum }.count + 1
+            slot.block = 0
+            slot.blockSize = 0
+            slot.arm = arm
+            try await slot.create(on: tx)
+            slotID = slot.id!
+        } else {
+            let lock = isPostgres ? " FOR UPDATE SKIP LOCKED" : ""
+            guard let row = try await sql.raw("""
+                SELECT id FROM randomization_slots WHERE list_id = \(bind: list.id!) AND stratum = \(bind: stratum) AND participant_id IS NULL
+                ORDER BY position LIMIT 1\(unsafeRaw: lock)
+                """).first()
+            else { throw StoreError.invalid(field: "randomization", rule: RandomizationError.listExhausted(stratum: stratum).description) }
+            slotID = try row.decode(column: "id", as: UUID.self)
+        }
+        try await sql.raw("""
+            UPDATE randomization_slots SET participant_id = \(bind: participantID), allocated_at = \(bind: now), allocated_by = \(bind: scope.actor)
+            WHERE id = \(bind: slotID)
+            """).run()
+        guard let slot = try await RandomizationSlotModel.find(slotID, on: tx), let allocation = Self.allocation(slot) else {
+            throw StoreError.notFound(entity: "allocation", id: participantID.uuidString)
+        }
+        try await AuditChain.append(
+            on: tx, actor: scope.actor, action: .create, entity: "allocation", entityID: participantID.uuidString, siteID: file.participant.siteID.uuidString,
+            reason: nil,
+            changes: [.init(field: "arm", old: nil, new: slot.arm), .init(field: "stratum", old: nil, new: slot.stratum), .init(field: "position", old: nil, new: String(slot.position))],
+            now: now)
+        try await Self.setStatus(file.participant, to: .randomized, reason: "allocated to \(slot.arm)", actor: scope.actor, now: now, on: tx)
+        return allocation
+    }
+
+    // MARK: Infusion
+
+    public func recordInfusion(participantID: UUID, input: InfusionInput, scope: AccessScope, now: Date) async throws -> InfusionInput {
+        try await store.write { tx in
+            let file = try await Self.file(participantID: participantID, scope: scope, on: tx)
+            guard let allocation = file.allocation else { throw StoreError.invalid(field: "allocation", rule: "the participant has not been allocated") }
+            guard let arm = file.study.arms.first(where: { $0.code == allocation.arm }), !arm.interventions.isEmpty else {
+                throw StoreError.invalid(field: "arm", rule: "the \(allocation.arm) arm receives no infusion")
+            }
+            if file.infusion != nil { throw StoreError.duplicate(field: "infusion", value: file.participant.screeningNumber) }
+            let lot = input.productLot.trimmingCharacters(in: .whitespaces)
+            if lot.isEmpty || lot.count > 64 { throw StoreError.invalid(field: "productLot", rule: "1–64 characters") }
+            if !(input.particles > 0 && input.particles.isFinite) { throw StoreError.invalid(field: "particles", rule: "must be more than 0") }
+            // A single intravenous dose: more than a litre is not a plausible entry.
+            if !(input.volumeML > 0 && input.volumeML <= 1000) { throw StoreError.invalid(field: "volumeML", rule: "must be more than 0 and at most 1000 mL") }
+            if !(input.rateMLPerHour > 0 && input.rateMLPerHour <= 2000) { throw StoreError.invalid(field: "rateMLPerHour", rule: "must be more than 0 and at most 2000 mL/h") }
+            if input.stoppedAt < input.startedAt { throw StoreError.invalid(field: "stoppedAt", rule: "must not be before startedAt") }
+            if input.startedAt > now.addingTimeInterval(300) { throw StoreError.invalid(field: "startedAt", rule: "must not be in the future") }
+            if input.startedAt < allocation.allocatedAt {
+                throw StoreError.invalid(field: "startedAt", rule: "the infusion cannot start before the allocation (\(AuditEntry.timestamp(allocation.allocatedAt)))")
+            }
+            var anchors = file.anchors
+            anchors[file.study.anchors.first { $0.source == "infusion" }?.code ?? ""] = input.startedAt
+            if let problem = AnchorTimes.firstOutOfOrder(study: file.study, times: anchors) {
+                throw StoreError.invalid(field: "startedAt", rule: "\(problem.later.label) cannot be before \(problem.earlier.label) (\(AnchorTimes.dayText(problem.date)))")
+            }
+            for (i, interruption) in input.interruptions.enumerated() {
+                if interruption.reason.trimmingCharacters(in: .whitespaces).isEmpty {
+                    throw StoreError.invalid(field: "interruptions[\(i)].reason", rule: "every interruption needs its reason")
+                }
+                if interruption.at < input.startedAt || interruption.at > input.stoppedAt || interruption.minutes <= 0 {
+                    throw StoreError.invalid(field: "interruptions[\(i)]", rule: "must fall between start and stop and last more than 0 minutes")
+                }
+            }
+            let model = InfusionModel()
+            model.id = UUID()
+            model.participantID = participantID
+            model.productLot = lot
+            model.particles = input.particles
+            model.volumeML = input.volumeML
+            model.startedAt = input.startedAt
+            model.stoppedAt = input.stoppedAt
+            model.rateMLPerHour = input.rateMLPerHour
+            model.interruptions = String(decoding: try JSONEncoder.iso.encode(input.interruptions), as: UTF8.self)
+            model.recordedBy = scope.actor
+            model.createdAt = now
+            try await model.create(on: tx)
+            try await AuditChain.append(
+                on: tx, actor: scope.actor, action: .create, entity: "infusion", entityID: model.id!.uuidString, siteID: file.participant.siteID.uuidString,
+                reason: nil,
+                changes: [
+                    .init(field: "product_lot", old: nil, new: lot), .init(field: "particles", old: nil, new: String(input.particles)),
+                    .init(field: "volume_ml", old: nil, new: String(input.volumeML)), .init(field: "started_at", old: nil, new: AuditEntry.timestamp(input.startedAt)),
+                    .init(field: "stopped_at", old: nil, new: AuditEntry.timestamp(input.stoppedAt)),
+                    .init(field: "interruptions", old: nil, new: String(input.interruptions.count)),
+                ], now: now)
+            return input
+        }
+    }
+
+    // MARK: Schedule and screening log
+
+    public func schedule(participantID: UUID, scope: AccessScope, now: Date) async throws -> [ScheduledVisit] {
+        let file = try await file(participantID: participantID, scope: scope)
+        return ParticipantSchedule.build(study: file.study, anchors: file.anchors, done: file.visitDates, now: now)
+    }
+
+    /// The numbers a CONSORT diagram starts from, for the scope's sites.
+    public func screeningLog(scope: AccessScope) async throws -> ScreeningLog {
+        let db = store.database
+        let participants = try await FluentParticipantRepository(store: store).list(scope: scope)
+        let ids = participants.map(\.id)
+        guard !ids.isEmpty else { return ScreeningLog(screened: 0, eligible: 0, screenFailed: 0, consented: 0, randomized: 0, randomizedByArm: [:], failures: []) }
+        let reviews = try await EligibilityReviewModel.query(on: db).filter(\.$participantID ~~ ids).sort(\.$decidedAt).all()
+        var latest: [UUID: EligibilityReviewModel] = [:]
+        for review in reviews { latest[review.participantID] = review }
+        let consents = try await ConsentModel.query(on: db).filter(\.$participantID ~~ ids).all()
+        let slots = try await RandomizationSlotModel.query(on: db).filter(\.$participantID ~~ ids).all()
+        let number = Dictionary(uniqueKeysWithValues: participants.map { ($0.id, $0.screeningNumber) })
+        let failures = latest.values.filter { $0.outcome == "screen_failed" }
+            .map { ScreeningLog.Failure(screeningNumber: number[$0.participantID] ?? "", criteria: $0.failedCriteria.split(separator: ",").map(String.init)) }
+            .sorted { $0.screeningNumber < $1.screeningNumber }
+        return ScreeningLog(
+            screened: participants.count, eligible: latest.values.filter { $0.outcome == "eligible" }.count, screenFailed: failures.count,
+            consented: Set(consents.map(\.participantID)).count, randomized: slots.count,
+            randomizedByArm: Dictionary(grouping: slots, by: \.arm).mapValues(\.count), failures: failures)
+    }
+}
+
+extension JSONEncoder {
+    static var iso: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = .sortedKeys
+        return encoder
+    }
+}
+
+extension JSONDecoder {
+    static var iso: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+}

@@ -1,0 +1,239 @@
+import FluentKit
+import Foundation
+import TestSupport
+import Testing
+import TrialDomain
+import TrialStandards
+@testable import TrialStore
+
+private let now = DateParsing.instant("2026-03-10T12:00")!
+
+/// The built-in study, seeded, with a generated list and one site scope.
+private struct Trial {
+    let store: Store
+    let scope: AccessScope
+    var participants: FluentParticipantRepository { FluentParticipantRepository(store: store) }
+    var forms: FluentFormRecordRepository { FluentFormRecordRepository(store: store) }
+    var screening: FluentScreeningRepository { FluentScreeningRepository(store: store) }
+
+    static func make(_ store: Store, generateList: Bool = true) async throws -> Trial {
+        _ = try await FluentStudyRepository(store: store).seedIfEmpty(try StudyFile.builtIn(), now: now)
+        let site = try #require(try await FluentAccountRepository(store: store).site(code: "SYSU3"))
+        let trial = Trial(store: store, scope: AccessScope(actor: "ana", siteIDs: [site.id]))
+        if generateList { _ = try await trial.screening.generateList(seedHex: String(repeating: "ab", count: 32), actor: "stat", now: now) }
+        return trial
+    }
+
+    /// Screening data of an eligible patient (worked from PROTOCOL.md's criteria), transplanted two days ago.
+    func screened(_ number: String, meldNa: String = "32", overrides: [String: [String: String]] = [:]) async throws -> Participant {
+        let site = scope.siteIDs.first!
+        let p = try await participants.create(siteID: site, screeningNumber: number, scope: scope, now: now)
+        var data: [String: [String: String]] = [
+            "demographics": ["screening_date": "2026-03-01", "birth_date": "1980-05-01", "sex": "M"],
+            "aclf": ["chronic_liver_disease": "yes", "ascites": "yes", "ascites_date": "2026-02-25", "encephalopathy": "no", "needs_transplant": "yes"],
+            "history": ["malignancy": "no", "active_infection": "no", "combined_transplant": "no", "retransplant": "no", "ebv": "positive", "hiv": "negative", "hcv": "negative"],
+            "consent": ["obtained": "yes", "signed_at": "2026-03-01T09:00", "form_version": "1"],
+            "labs": ["collected_at": "2026-03-01T08:00", "total_bilirubin": "250", "inr": "2.0", "pt_activity": "30", "meld_na": meldNa],
+        ]
+        for (form, values) in overrides { data[form, default: [:]].merge(values) { $1 } }
+        for (form, values) in data.sorted(by: { $0.key < $1.key }) {
+            _ = try await forms.save(participantID: p.id, visit: "screening", form: form, values: values, reason: nil, scope: scope, now: now)
+        }
+        _ = try await forms.save(
+            participantID: p.id, visit: "transplant", form: "transplant", values: ["transplant_date": "2026-03-08", "donor": "deceased"], reason: nil,
+            scope: scope, now: now)
+        return p
+    }
+
+    func ready(_ number: String, meldNa: String = "32") async throws -> Participant {
+        let p = try await screened(number, meldNa: meldNa)
+        _ = try await screening.decideEligibility(participantID: p.id, scope: scope, now: now)
+        _ = try await screening.recordConsent(participantID: p.id, formVersion: "1", signedAt: DateParsing.instant("2026-03-01T09:00")!, scope: scope, now: now)
+        return p
+    }
+}
+
+@Suite struct ScreeningFlowTests {
+    @Test(arguments: TestDatabase.available)
+    func screeningToInfusion(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let trial = try await Trial.make(store)
+            let p = try await trial.ready("P-001")
+            #expect(try await trial.participants.find(id: p.id, scope: trial.scope).status == .consented)
+            let allocation = try await trial.screening.allocate(participantID: p.id, scope: trial.scope, now: now)
+            #expect(allocation.stratum == "SYSU3|meld_na≥30")
+            #expect(allocation.position == 1)
+            #expect(try await trial.participants.find(id: p.id, scope: trial.scope).status == .randomized)
+            // Asking again returns the same allocation.
+            #expect(try await trial.screening.allocate(participantID: p.id, scope: trial.scope, now: now.addingTimeInterval(60)) == allocation)
+
+            let infusion = InfusionInput(
+                productLot: "EV-2026-001", particles: 1e10, volumeML: 100, startedAt: now.addingTimeInterval(3600), stoppedAt: now.addingTimeInterval(5400),
+                rateMLPerHour: 200, interruptions: [Interruption(at: now.addingTimeInterval(4000), minutes: 5, reason: "line occlusion")])
+            if allocation.arm == "control" {
+                await #expect(throws: StoreError.invalid(field: "arm", rule: "the control arm receives no infusion")) {
+                    try await trial.screening.recordInfusion(participantID: p.id, input: infusion, scope: trial.scope, now: now.addingTimeInterval(7200))
+                }
+            } else {
+                _ = try await trial.screening.recordInfusion(participantID: p.id, input: infusion, scope: trial.scope, now: now.addingTimeInterval(7200))
+            }
+            let file = try await trial.screening.file(participantID: p.id, scope: trial.scope)
+            // Time zero: the infusion start, or for control the allocation (PROTOCOL.md).
+            #expect(file.anchors["time_zero"] == (allocation.arm == "control" ? allocation.allocatedAt : infusion.startedAt))
+            let schedule = try await trial.screening.schedule(participantID: p.id, scope: trial.scope, now: now.addingTimeInterval(7200))
+            #expect(schedule.first { $0.visit == "screening" }?.state == .done)
+            #expect(schedule.first { $0.visit == "day_7" }?.state == .upcoming)
+            #expect(try await AuditChain.verify(on: store.database).isIntact)
+        }
+    }
+
+    @Test(arguments: TestDatabase.available)
+    func theControlArmGetsNoInfusionAndTheMSCEVArmDoes(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let trial = try await Trial.make(store)
+            var arms: Set<String> = []
+            for i in 1...6 {
+                let p = try await trial.ready("P-\(i)")
+                let allocation = try await trial.screening.allocate(participantID: p.id, scope: trial.scope, now: now)
+                arms.insert(allocation.arm)
+                let input = InfusionInput(
+                    productLot: "L1", particles: 1e10, volumeML: 100, startedAt: now.addingTimeInterval(600), stoppedAt: now.addingTimeInterval(2400),
+                    rateMLPerHour: 200, interruptions: [])
+                if allocation.arm == "control" {
+                    await #expect(throws: StoreError.invalid(field: "arm", rule: "the control arm receives no infusion")) {
+                        try await trial.screening.recordInfusion(participantID: p.id, input: input, scope: trial.scope, now: now.addingTimeInterval(3600))
+                    }
+                } else {
+                    _ = try await trial.screening.recordInfusion(participantID: p.id, input: input, scope: trial.scope, now: now.addingTimeInterval(3600))
+                }
+            }
+            // Six allocations in blocks of 2 and 4 always reach both arms.
+            #expect(arms == ["msc_ev", "control"])
+        }
+    }
+
+    @Test(arguments: TestDatabase.available)
+    func eligibilityCannotBeConfirmedOnMissingDataAndFailuresAreLogged(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let trial = try await Trial.make(store)
+            let site = trial.scope.siteIDs.first!
+            let incomplete = try await trial.participants.create(siteID: site, screeningNumber: "P-001", scope: trial.scope, now: now)
+            await #expect {
+                try await trial.screening.decideEligibility(participantID: incomplete.id, scope: trial.scope, now: now)
+            } throws: { error in
+                guard case StoreError.invalid(field: "eligibility", let rule) = error else { return false }
+                return rule.hasPrefix("cannot be confirmed while 13 criteria cannot be told")
+            }
+            let failing = try await trial.screened("P-002", overrides: ["history": ["hiv": "positive"], "labs": ["total_bilirubin": "100"]])
+            let assessment = try await trial.screening.decideEligibility(participantID: failing.id, scope: trial.scope, now: now)
+            #expect(assessment.outcome == .notMet)
+            #expect(try await trial.participants.find(id: failing.id, scope: trial.scope).status == .screenFailed)
+            await #expect(throws: StoreError.invalid(field: "eligibility", rule: "an investigator must confirm eligibility before allocation")) {
+                try await trial.screening.allocate(participantID: failing.id, scope: trial.scope, now: now)
+            }
+            _ = try await trial.ready("P-003")
+            let randomized = try await trial.ready("P-004")
+            _ = try await trial.screening.allocate(participantID: randomized.id, scope: trial.scope, now: now)
+            let log = try await trial.screening.screeningLog(scope: trial.scope)
+            #expect(log.screened == 4)
+            #expect(log.eligible == 2)
+            #expect(log.screenFailed == 1)
+            #expect(log.failures == [ScreeningLog.Failure(screeningNumber: "P-002", criteria: ["jaundice", "hiv_or_hcv"])])
+            #expect(log.consented == 2)
+            #expect(log.randomized == 1)
+        }
+    }
+
+    @Test(arguments: TestDatabase.available)
+    func impossibleSequencesAreRefused(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let trial = try await Trial.make(store)
+            let p = try await trial.ready("P-001")
+            // A transplant before screening.
+            await #expect(throws: StoreError.invalid(field: "transplant_date", rule: "Liver transplantation (day 0) cannot be before Screening (2026-03-01)")) {
+                try await trial.forms.save(participantID: p.id, visit: "transplant", form: "transplant", values: ["transplant_date": "2026-02-20", "donor": "living"], reason: "x", scope: trial.scope, now: now)
+            }
+            // A follow-up visit dated before screening.
+            await #expect(throws: StoreError.invalid(field: "collected_at", rule: "a day_7 date cannot be before Screening (2026-03-01)")) {
+                try await trial.forms.save(participantID: p.id, visit: "day_7", form: "labs", values: ["collected_at": "2026-02-27T08:00"], reason: nil, scope: trial.scope, now: now)
+            }
+            let allocation = try await trial.screening.allocate(participantID: p.id, scope: trial.scope, now: now)
+            // Consent dated after the allocation.
+            await #expect(throws: StoreError.invalid(field: "signedAt", rule: "consent cannot be dated after the allocation (\(AuditEntry.timestamp(allocation.allocatedAt)))")) {
+                try await trial.screening.recordConsent(participantID: p.id, formVersion: "1", signedAt: now.addingTimeInterval(60), scope: trial.scope, now: now.addingTimeInterval(120))
+            }
+            // An infusion before the transplant (and so before the allocation).
+            let early = InfusionInput(
+                productLot: "L1", particles: 1e10, volumeML: 100, startedAt: DateParsing.instant("2026-03-07T10:00")!, stoppedAt: DateParsing.instant("2026-03-07T11:00")!,
+                rateMLPerHour: 100, interruptions: [])
+            await #expect(throws: StoreError.self) {
+                try await trial.screening.recordInfusion(participantID: p.id, input: early, scope: trial.scope, now: now)
+            }
+            let implausible = InfusionInput(
+                productLot: "L1", particles: 1e10, volumeML: 5000, startedAt: now, stoppedAt: now.addingTimeInterval(60), rateMLPerHour: 100, interruptions: [])
+            if allocation.arm == "msc_ev" {
+                await #expect(throws: StoreError.invalid(field: "volumeML", rule: "must be more than 0 and at most 1000 mL")) {
+                    try await trial.screening.recordInfusion(participantID: p.id, input: implausible, scope: trial.scope, now: now.addingTimeInterval(120))
+                }
+            }
+            #expect(try await trial.screening.file(participantID: p.id, scope: trial.scope).infusion == nil)
+        }
+    }
+
+    @Test(arguments: TestDatabase.available)
+    func allocationNeedsAListConsentAndTheWindow(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let trial = try await Trial.make(store, generateList: false)
+            let p = try await trial.ready("P-001")
+            await #expect(throws: StoreError.invalid(field: "randomization", rule: "the allocation list has not been generated; the statistician generates it when the study goes live")) {
+                try await trial.screening.allocate(participantID: p.id, scope: trial.scope, now: now)
+            }
+            _ = try await trial.screening.generateList(seedHex: nil, actor: "stat", now: now)
+            await #expect(throws: StoreError.duplicate(field: "randomization list", value: "MSC-EV-ACLF-LT")) {
+                try await trial.screening.generateList(seedHex: nil, actor: "stat", now: now)
+            }
+            // Transplant on 8 March: allocation from day +1 to day +7, so 16 March is too late.
+            await #expect(throws: StoreError.invalid(field: "allocation", rule: "must happen from transplant 1d to 7d (2026-03-09 to 2026-03-15)")) {
+                try await trial.screening.allocate(participantID: p.id, scope: trial.scope, now: DateParsing.instant("2026-03-16T09:00")!)
+            }
+            try await trial.screening.withdrawConsent(
+                participantID: p.id, withdrawnAt: now, withdrawal: .noFurtherData, reason: "patient's wish", scope: trial.scope, now: now)
+            await #expect(throws: StoreError.self) {
+                try await trial.screening.allocate(participantID: p.id, scope: trial.scope, now: now)
+            }
+            #expect(try await trial.participants.find(id: p.id, scope: trial.scope).status == .withdrawn)
+        }
+    }
+}
+
+@Suite struct AllocationConcurrencyTests {
+    /// 64 concurrent requests for 64 participants take 64 distinct positions; repeats return the same allocation.
+    @Test(arguments: TestDatabase.available)
+    func sixtyFourAtOnce(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let trial = try await Trial.make(store)
+            var ids: [UUID] = []
+            for i in 1...64 { ids.append(try await trial.ready(String(format: "P-%03d", i), meldNa: i % 2 == 0 ? "25" : "35").id) }
+            let results = try await withThrowingTaskGroup(of: Allocation.self) { group in
+                for id in ids + ids.prefix(16) {
+                    group.addTask { try await trial.screening.allocate(participantID: id, scope: trial.scope, now: now) }
+                }
+                var all: [Allocation] = []
+                for try await allocation in group { all.append(allocation) }
+                return all
+            }
+            let byParticipant = Dictionary(grouping: results, by: \.participantID)
+            #expect(byParticipant.count == 64)
+            for (_, answers) in byParticipant { #expect(Set(answers.map(\.position)).count == 1) }
+            let positions = Set(results.map { "\($0.stratum)#\($0.position)" })
+            #expect(positions.count == 64)
+            // Each stratum used its first 32 positions, in order, with no gaps.
+            for stratum in ["SYSU3|meld_na<30", "SYSU3|meld_na≥30"] {
+                #expect(Set(results.filter { $0.stratum == stratum }.map(\.position)) == Set(1...32))
+            }
+            let used = try await RandomizationSlotModel.query(on: store.database).filter(\.$participantID != nil).count()
+            #expect(used == 64)
+            #expect(try await AuditChain.verify(on: store.database).isIntact)
+        }
+    }
+}
