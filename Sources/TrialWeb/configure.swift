@@ -62,12 +62,20 @@ func routes(_ app: Application) {
     signedIn.get("study", use: StudyPages.overview)
     signedIn.get("study", "schedule", use: StudyPages.schedule)
     signedIn.get("study", "diff", use: StudyPages.diff)
+    signedIn.post("participants", ":id", "eligibility", "decision", use: ScreeningPages.decide)
+    signedIn.post("participants", ":id", "consents", use: ScreeningPages.consent)
+    signedIn.post("participants", ":id", "allocation", use: ScreeningPages.allocate)
+    signedIn.post("participants", ":id", "infusion", use: ScreeningPages.infusion)
+    signedIn.get("screening-log", use: ScreeningPages.screeningLog)
+    signedIn.get("randomization", use: ScreeningPages.list)
+    signedIn.post("randomization", use: ScreeningPages.generate)
     signedIn.get("participants", ":id", "forms", ":visit", ":form", use: FormPages.show)
     signedIn.post("participants", ":id", "forms", ":visit", ":form", use: FormPages.save)
 
     let api = app.grouped("api", "v1").grouped(BearerAuthenticator())
     APIController.register(api)
     StudyAPI.register(api)
+    ScreeningAPI.register(api)
 }
 
 /// Tags every response with its request id (also in every log line) and the usual hardening headers.

@@ -12,7 +12,7 @@ struct Casebook: AsyncParsableCommand {
         abstract: "Clinical-trial data capture and trial management.",
         discussion: "Every command reads the same environment: "
             + AppConfig.variables.map { "\($0.name) (\($0.meaning))" }.joined(separator: "; "),
-        subcommands: [Serve.self, Migrate.self, Users.self, Sites.self, Tokens.self, Audit.self, Study.self])
+        subcommands: [Serve.self, Migrate.self, Users.self, Sites.self, Tokens.self, Audit.self, Study.self, Randomization.self])
 }
 
 struct Serve: AsyncParsableCommand {
@@ -338,5 +338,41 @@ enum StudyCommands {
             }
         }
         if let store { try await work(store) } else { try await Runtime.withStore { store, _ in try await work(store) } }
+    }
+}
+
+struct Randomization: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The concealed allocation list (the statistician's): generate it when the study goes live, export it.",
+        subcommands: [Generate.self, List.self])
+
+    struct Generate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Generate the allocation list once; prints the seed that reproduces it.")
+        @Option(help: "64 hexadecimal digits; drawn from the system's generator when absent.") var seed: String?
+
+        func run() async throws {
+            try await Runtime.withStore { store, _ in
+                do {
+                    let result = try await FluentScreeningRepository(store: store).generateList(seedHex: seed, actor: Runtime.actor, now: Date())
+                    print("Generated \(result.slots) positions. Seed (keep it with the statistician): \(result.seed)")
+                } catch let error as StoreError {
+                    throw Runtime.fail(error.description)
+                }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Export the allocation list as CSV (stratum, position, block, block size, arm, allocated).")
+        func run() async throws {
+            try await Runtime.withStore { store, _ in
+                guard let list = try await FluentScreeningRepository(store: store).listSlots() else { throw Runtime.fail("no allocation list has been generated") }
+                print("stratum,position,block,block_size,arm,participant_id,allocated_at")
+                for slot in list.slots {
+                    print([slot.stratum, String(slot.position), String(slot.block), String(slot.blockSize), slot.arm,
+                           slot.participantID?.uuidString ?? "", slot.allocatedAt.map(AuditEntry.timestamp) ?? ""].joined(separator: ","))
+                }
+            }
+        }
     }
 }

@@ -71,7 +71,7 @@ public enum FormValidator {
         }
     }
 
-    static func format(_ number: Double) -> String {
+    public static func format(_ number: Double) -> String {
         number == number.rounded() && abs(number) < 1e15 ? String(Int(number)) : String(number)
     }
 }

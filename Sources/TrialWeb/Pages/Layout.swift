@@ -22,7 +22,9 @@ enum Layout {
                 .a(.href("/"), .text("Dashboard")),
                 .a(.href("/participants"), .text("Participants")),
                 .a(.href("/study"), .text("Study")),
+                .a(.href("/screening-log"), .text("Screening log")),
                 .a(.href("/account/tokens"), .text("API tokens")),
+                .if(user.account.role == .statistician, .a(.href("/randomization"), .text("Randomization list"))),
                 .span(.id("signed-in-as"), .text("\(user.account.username) · \(user.account.role.title)")),
                 .form(
                     .method(.post), .action("/logout"), csrfField(user),

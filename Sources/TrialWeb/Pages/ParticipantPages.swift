@@ -86,6 +86,7 @@ enum ParticipantPages {
             title: "Participant \(p.screeningNumber)", user: user,
             .p(.id("current-status"), .text("Status: \(p.status.rawValue). Registered \(iso(p.createdAt)); last changed \(iso(p.updatedAt)).")),
             .p(.a(.href("/history/participant/\(p.id.uuidString)"), .text("History of this record"))),
+            try await ScreeningPages.panels(req: req, user: user, participant: p),
             .table(
                 .id("forms"), .caption(.text("Forms")),
                 .thead(.tr(.th(.text("Visit")), .th(.text("Form")), .th(.text("State")))),

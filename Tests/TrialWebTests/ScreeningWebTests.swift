@@ -1,0 +1,112 @@
+import Foundation
+import TestSupport
+import Testing
+import TrialDomain
+import TrialStore
+@testable import TrialWeb
+import Vapor
+import VaporTesting
+
+/// Dates relative to today, since allocation must fall within days +1 to +7 after the transplant.
+private func day(_ offset: Int) -> String { String(iso(Date().addingTimeInterval(Double(offset) * 86_400)).prefix(10)) }
+
+private func enterScreening(_ t: TestApp, token: String, id: String) async throws {
+    let forms: [(String, String, String)] = [
+        ("screening", "demographics", #"{"screening_date":"\#(day(-5))","birth_date":"1975-06-01","sex":"F"}"#),
+        ("screening", "aclf", #"{"chronic_liver_disease":true,"ascites":true,"ascites_date":"\#(day(-8))","encephalopathy":false,"needs_transplant":true}"#),
+        ("screening", "history", #"{"malignancy":"no","active_infection":"no","combined_transplant":"no","retransplant":"no","ebv":"positive","hiv":"negative","hcv":"negative"}"#),
+        ("screening", "consent", #"{"obtained":"yes","signed_at":"\#(day(-5))T09:00","form_version":"1"}"#),
+        ("screening", "labs", #"{"collected_at":"\#(day(-5))T08:00","total_bilirubin":300,"inr":1.9,"pt_activity":35,"meld_na":31}"#),
+        ("transplant", "transplant", #"{"transplant_date":"\#(day(-2))","donor":"deceased"}"#),
+    ]
+    for (visit, form, values) in forms {
+        let response = try await t.send(.PUT, "api/v1/participants/\(id)/forms/\(visit)/\(form)", headers: bearer(token), body: json(#"{"values":\#(values)}"#))
+        #expect(response.status == .ok, "\(form): \(errorMessage(response))")
+    }
+}
+
+@Suite struct ScreeningAPITests {
+    @Test(arguments: TestDatabase.available)
+    func fromScreeningToInfusionThroughTheAPI(database: TestDatabase) async throws {
+        try await TestApp.run(database) { t in
+            try await t.user("ines", role: .investigator, sites: ["SYSU3"])
+            try await t.user("cora", role: .coordinator, sites: ["SYSU3"])
+            try await t.user("stat", role: .statistician, sites: ["SYSU3"])
+            let ines = try await t.token("ines"), cora = try await t.token("cora"), stat = try await t.token("stat")
+            let id = try await t.send(.POST, "api/v1/participants", headers: bearer(cora), body: json(#"{"siteCode":"SYSU3","screeningNumber":"S-001"}"#))
+                .content.get(String.self, at: "id")
+
+            let before = try await t.send(.GET, "api/v1/participants/\(id)/eligibility", headers: bearer(cora)).content.decode(EligibilityAssessment.self)
+            #expect(before.outcome == .cannotTell)
+            let early = try await t.send(.POST, "api/v1/participants/\(id)/eligibility/decision", headers: bearer(ines))
+            #expect(early.status == .unprocessableEntity)
+            #expect(errorMessage(early).contains("cannot be confirmed while"))
+
+            try await enterScreening(t, token: cora, id: id)
+            let byCoordinator = try await t.send(.POST, "api/v1/participants/\(id)/eligibility/decision", headers: bearer(cora))
+            #expect(byCoordinator.status == .forbidden)
+            let decided = try await t.send(.POST, "api/v1/participants/\(id)/eligibility/decision", headers: bearer(ines))
+            #expect(try decided.content.get(String.self, at: "outcome") == "eligible")
+
+            let noList = try await t.send(.POST, "api/v1/participants/\(id)/allocation", headers: bearer(cora))
+            #expect(errorMessage(noList).contains("allocation list has not been generated"))
+            #expect(try await t.send(.POST, "api/v1/randomization/list", headers: bearer(ines), body: json("{}")).status == .forbidden)
+            let generated = try await t.send(.POST, "api/v1/randomization/list", headers: bearer(stat), body: json(#"{"seed":"\#(String(repeating: "5a", count: 32))"}"#))
+            #expect(generated.status == .created)
+
+            let noConsent = try await t.send(.POST, "api/v1/participants/\(id)/allocation", headers: bearer(cora))
+            #expect(errorMessage(noConsent).contains("no consent in force"))
+            let consent = try await t.send(
+                .POST, "api/v1/participants/\(id)/consents", headers: bearer(cora), body: json(#"{"formVersion":"1","signedAt":"\#(day(-5))T09:00"}"#))
+            #expect(consent.status == .created)
+            let allocated = try await t.send(.POST, "api/v1/participants/\(id)/allocation", headers: bearer(cora))
+            #expect(allocated.status == .ok)
+            let arm = try allocated.content.get(String.self, at: "arm")
+            // Sites see the arm, never the stratum or the position in the list.
+            #expect(!allocated.body.string.contains("stratum"))
+            #expect(!allocated.body.string.contains("position"))
+            #expect(try await t.send(.POST, "api/v1/participants/\(id)/allocation", headers: bearer(cora)).content.get(String.self, at: "arm") == arm)
+
+            #expect(try await t.send(.GET, "api/v1/randomization/list", headers: bearer(cora)).status == .forbidden)
+            let list = try await t.send(.GET, "api/v1/randomization/list", headers: bearer(stat)).content.decode(ListDTO.self)
+            #expect(list.slots.filter { $0.participantId != nil }.map(\.arm) == [arm])
+
+            let now = Date()
+            let infusion = #"{"productLot":"EV-1","particles":1e10,"volumeML":100,"startedAt":"\#(iso(now.addingTimeInterval(30)))","stoppedAt":"\#(iso(now.addingTimeInterval(120)))","rateMLPerHour":200}"#
+            let recorded = try await t.send(.POST, "api/v1/participants/\(id)/infusion", headers: bearer(cora), body: json(infusion))
+            if arm == "msc_ev" {
+                #expect(recorded.status == .created)
+            } else {
+                #expect(recorded.status == .unprocessableEntity)
+                #expect(errorMessage(recorded).contains("the control arm receives no infusion"))
+            }
+            let schedule = try await t.send(.GET, "api/v1/participants/\(id)/schedule", headers: bearer(cora)).content.decode([ScheduledVisitDTO].self)
+            #expect(schedule.first { $0.visit == "screening" }?.state == "done")
+            #expect(schedule.first { $0.visit == "day_7" }?.state == "upcoming")
+            let log = try await t.send(.GET, "api/v1/screening-log", headers: bearer(cora)).content.decode(ScreeningLog.self)
+            #expect(log.randomized == 1)
+            #expect(log.randomizedByArm == [arm: 1])
+        }
+    }
+
+    @Test func badScreeningInputIsNamed() async throws {
+        try await TestApp.run(.sqlite) { t in
+            try await t.user("cora", role: .coordinator, sites: ["SYSU3"])
+            let cora = try await t.token("cora")
+            let id = try await t.send(.POST, "api/v1/participants", headers: bearer(cora), body: json(#"{"siteCode":"SYSU3","screeningNumber":"S-001"}"#))
+                .content.get(String.self, at: "id")
+            let cases: [(String, String, String)] = [
+                ("consents", #"{"formVersion":"9","signedAt":"2026-01-01T09:00"}"#, "formVersion: must be one of the study's consent versions (1)"),
+                ("consents", #"{"formVersion":"1","signedAt":"yesterday"}"#, "signedAt: must be a date and time"),
+                ("consents", #"{"formVersion":"1"}"#, "signedAt: is required"),
+                ("consents/withdrawal", #"{"withdrawnAt":"2026-01-01T09:00","scope":"everything"}"#, "scope: must be one of no_further_data, no_further_contact"),
+                ("infusion", #"{"productLot":"L","particles":"many","volumeML":100,"startedAt":"2026-01-01T09:00","stoppedAt":"2026-01-01T10:00","rateMLPerHour":100}"#, "particles: must be a number"),
+            ]
+            for (path, body, message) in cases {
+                let response = try await t.send(.POST, "api/v1/participants/\(id)/\(path)", headers: bearer(cora), body: json(body))
+                #expect(response.status.code >= 400 && response.status.code < 500)
+                #expect(errorMessage(response).contains(message), "\(errorMessage(response))")
+            }
+        }
+    }
+}
