@@ -1,0 +1,116 @@
+"""One participant from screening to infusion in a real browser, against a real server."""
+import datetime
+import unittest
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from harness import PASSWORD, Casebook, chromium
+
+
+def day(offset):
+    return (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=offset)).strftime("%Y-%m-%d")
+
+
+def now_text(minutes=0):
+    return (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M")
+
+
+class ScreeningToInfusion(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.casebook = Casebook()
+        cls.casebook.create_user("ines", "investigator", site="SYSU3")
+        # A list whose first position in one MELD-Na stratum is MSC-EV, so the walk reaches the infusion.
+        cls.meld_na = None
+        cls.casebook.cli("randomization", "generate", "--seed", "11" * 32)
+        rows = [line.split(",") for line in cls.casebook.cli("randomization", "list").stdout.strip().splitlines()[1:]]
+        first = {row[0]: row[4] for row in rows if row[1] == "1"}
+        if first.get("SYSU3|meld_na<30") == "msc_ev":
+            cls.meld_na = "25"
+        elif first.get("SYSU3|meld_na≥30") == "msc_ev":
+            cls.meld_na = "35"
+        cls.casebook.start()
+        cls.driver = chromium()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.driver.quit()
+        cls.casebook.stop()
+
+    def fill_form(self, participant_url, visit, form, values):
+        d = self.driver
+        d.get(f"{participant_url}/forms/{visit}/{form}")
+        WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "save-form")))
+        for field, value in values.items():
+            element = d.find_element(By.ID, field)
+            if element.tag_name == "select":
+                Select(element).select_by_value(value)
+            elif element.get_attribute("type") == "date":
+                # Typing into a date control follows the browser's locale; set the ISO value as a picker would.
+                d.execute_script("arguments[0].value = arguments[1]", element, value)
+            else:
+                element.clear()
+                element.send_keys(value)
+        d.find_element(By.ID, "save-form").click()
+        WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "eligibility")))
+
+    def test_walk_one_participant_from_screening_to_infusion(self):
+        self.assertIsNotNone(self.meld_na, "seed 11…11 should start one stratum with MSC-EV")
+        d = self.driver
+        d.get(self.casebook.url + "/login")
+        d.find_element(By.ID, "username").send_keys("ines")
+        d.find_element(By.ID, "password").send_keys(PASSWORD)
+        d.find_element(By.ID, "sign-in").click()
+        WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "welcome")))
+
+        d.get(self.casebook.url + "/participants")
+        d.find_element(By.ID, "screeningNumber").send_keys("SYSU3-042")
+        d.find_element(By.XPATH, "//button[text()='Register participant']").click()
+        WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "eligibility")))
+        url = d.current_url
+        self.assertIn("cannot tell", d.find_element(By.ID, "eligibility-outcome").text)
+
+        self.fill_form(url, "screening", "demographics", {"screening_date": day(-6), "birth_date": "1971-03-15", "sex": "M"})
+        self.fill_form(url, "screening", "aclf", {
+            "chronic_liver_disease": "yes", "ascites": "yes", "ascites_date": day(-10), "encephalopathy": "no", "needs_transplant": "yes"})
+        self.fill_form(url, "screening", "history", {
+            "malignancy": "no", "active_infection": "no", "combined_transplant": "no", "retransplant": "no",
+            "ebv": "positive", "hiv": "negative", "hcv": "negative"})
+        self.fill_form(url, "screening", "consent", {"obtained": "yes", "signed_at": day(-6) + "T10:00", "form_version": "1"})
+        self.fill_form(url, "screening", "labs", {
+            "collected_at": day(-6) + "T08:00", "total_bilirubin": "260", "inr": "2.3", "pt_activity": "31", "meld_na": self.meld_na})
+        self.fill_form(url, "transplant", "transplant", {"transplant_date": day(-2), "donor": "deceased"})
+
+        self.assertEqual(d.find_element(By.ID, "eligibility-outcome").text, "Outcome: met")
+        # The jaundice criterion shows the ULN it used.
+        self.assertIn("17.1 umol/L (site SYSU3 value)", d.find_element(By.ID, "eligibility").text)
+        d.find_element(By.ID, "decide-eligibility").click()
+        WebDriverWait(d, 10).until(EC.text_to_be_present_in_element((By.ID, "eligibility-outcome"), "decision recorded: eligible"))
+
+        d.find_element(By.ID, "signedAt").send_keys(day(-6) + "T10:00")
+        d.find_element(By.ID, "record-consent").click()
+        WebDriverWait(d, 10).until(EC.text_to_be_present_in_element((By.ID, "consent"), "Version 1, signed"))
+
+        d.find_element(By.ID, "allocate").click()
+        arm = WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "allocated-arm")))
+        self.assertIn("Allocated to MSC-EV", arm.text)
+
+        for field, value in {"productLot": "EV-2026-007", "particles": "10000000000", "volumeML": "100",
+                             "startedAt": now_text(1), "stoppedAt": now_text(3), "rateMLPerHour": "200"}.items():
+            d.find_element(By.ID, field).send_keys(value)
+        d.find_element(By.ID, "record-infusion").click()
+        record = WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "infusion-record")))
+        self.assertIn("Lot EV-2026-007: 1×10^10 particles in 100 mL", record.text)
+        schedule = d.find_element(By.ID, "visit-schedule").text
+        self.assertIn("Safety 24 h", schedule)
+        self.assertIn("upcoming", schedule)
+
+        d.get(self.casebook.url + "/screening-log")
+        log = d.find_element(By.ID, "screening-log").text
+        self.assertIn("Randomized 1", log)
+
+
+if __name__ == "__main__":
+    unittest.main()
