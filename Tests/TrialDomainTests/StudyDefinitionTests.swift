@@ -185,3 +185,39 @@ func miniStudy() -> StudyDefinition {
         #expect(Offset(text: text) == nil)
     }
 }
+
+@Suite struct FormValidatorTests {
+    let form = miniStudy().forms[0]
+
+    @Test(arguments: [("171", "171"), ("171 umol/L", "171"), ("171 µmol/L", "171"), ("0171.50", "171.5")])
+    func numbersInTheFieldsUnit(raw: String, stored: String) throws {
+        #expect(try FormValidator.validate(["total_bilirubin": raw], form: form)["total_bilirubin"] == stored)
+    }
+
+    @Test(arguments: [
+        ("10 mg/dL", "total_bilirubin: unit 'mg/dL' does not fit this field, which is in umol/L"),
+        ("-1", "total_bilirubin: must be at least 0 umol/L"),
+        ("1501", "total_bilirubin: must be at most 1500 umol/L"),
+        ("high", "total_bilirubin: must be a number in umol/L"),
+    ])
+    func badNumbersAreNamed(raw: String, message: String) {
+        #expect(throws: FormValidationError(problems: [FieldProblem("total_bilirubin", String(message.dropFirst("total_bilirubin: ".count)))])) {
+            try FormValidator.validate(["total_bilirubin": raw], form: form)
+        }
+    }
+
+    @Test func requiredUnknownDateAndChoiceProblemsComeTogether() {
+        #expect(throws: FormValidationError(problems: [
+            FieldProblem("colour", "is not a field of form 'labs'"), FieldProblem("total_bilirubin", "is required"),
+            FieldProblem("sex", "must be one of F"), FieldProblem("drawn", "must be a date as yyyy-MM-dd"),
+        ])) {
+            try FormValidator.validate(["colour": "red", "sex": "X", "drawn": "2026-02-30"], form: form)
+        }
+    }
+
+    @Test(arguments: [("2026-01-02T03:04", 1_767_323_040.0), ("2026-01-02T03:04:05Z", 1_767_323_045.0), ("2026-01-02T05:04+02:00", 1_767_323_040.0)])
+    func instantsAreUTCUnlessAnOffsetIsGiven(text: String, seconds: Double) {
+        // 2026-01-02T00:00Z is 1 767 312 000 s after the epoch (20 455 days × 86 400 s).
+        #expect(DateParsing.instant(text)?.timeIntervalSince1970 == seconds)
+    }
+}

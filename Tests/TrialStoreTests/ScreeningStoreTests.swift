@@ -237,3 +237,34 @@ private struct Trial {
         }
     }
 }
+
+@Suite struct MinimizationStoreTests {
+    /// With minimization as the study's setting, concurrent allocations each see the ones before them.
+    @Test(arguments: TestDatabase.available)
+    func concurrentAllocationsByMinimization(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            var study = try StudyFile.builtIn()
+            study.randomization.method = "minimization"
+            study.randomization.minimizationProbability = 1
+            _ = try await FluentStudyRepository(store: store).seedIfEmpty(study, now: now)
+            let trial = try await Trial.make(store, generateList: false)
+            _ = try await trial.screening.generateList(seedHex: String(repeating: "cd", count: 32), actor: "stat", now: now)
+            var ids: [UUID] = []
+            for i in 1...12 { ids.append(try await trial.ready("M-\(i)", meldNa: i % 3 == 0 ? "35" : "25").id) }
+            let results = try await withThrowingTaskGroup(of: Allocation.self) { group in
+                for id in ids { group.addTask { try await trial.screening.allocate(participantID: id, scope: trial.scope, now: now) } }
+                var all: [Allocation] = []
+                for try await a in group { all.append(a) }
+                return all
+            }
+            let arms = Dictionary(grouping: results, by: \.arm).mapValues(\.count)
+            // Always taking the least imbalancing arm keeps the site's totals within the tie-break's reach of equal.
+            #expect(arms.values.reduce(0, +) == 12)
+            #expect(abs(arms["msc_ev", default: 0] - arms["control", default: 0]) <= 2)
+            for stratum in Set(results.map(\.stratum)) {
+                let positions = results.filter { $0.stratum == stratum }.map(\.position).sorted()
+                #expect(positions == Array(1...positions.count))
+            }
+        }
+    }
+}

@@ -44,7 +44,16 @@ public enum FormValidator {
         func fail(_ rule: String) -> Result<String, FieldProblem> { .failure(FieldProblem(field.code, rule)) }
         switch field.type {
         case .number, .integer:
-            guard let number = Double(raw), number.isFinite else { return fail("must be a number in \(field.unit ?? "1")") }
+            var text = raw
+            // "171 umol/L" is accepted in a umol/L field; another unit is refused rather than misread.
+            if let space = raw.firstIndex(of: " ") {
+                let unit = raw[raw.index(after: space)...].trimmingCharacters(in: .whitespaces)
+                guard let expected = field.unit, normalUnit(unit) == normalUnit(expected) else {
+                    return fail("unit '\(unit)' does not fit this field, which is in \(field.unit ?? "no unit")")
+                }
+                text = String(raw[..<space])
+            }
+            guard let number = Double(text), number.isFinite else { return fail("must be a number in \(field.unit ?? "1")") }
             if field.type == .integer && number != number.rounded() { return fail("must be a whole number") }
             if let min = field.range?.min, number < min { return fail("must be at least \(format(min)) \(field.unit ?? "")".trimmingCharacters(in: .whitespaces)) }
             if let max = field.range?.max, number > max { return fail("must be at most \(format(max)) \(field.unit ?? "")".trimmingCharacters(in: .whitespaces)) }
@@ -69,6 +78,10 @@ public enum FormValidator {
             guard raw.count <= 2000 else { return fail("must be at most 2000 characters") }
             return .success(raw)
         }
+    }
+
+    static func normalUnit(_ unit: String) -> String {
+        unit.lowercased().replacingOccurrences(of: "µ", with: "u").replacingOccurrences(of: "μ", with: "u").replacingOccurrences(of: " ", with: "")
     }
 
     public static func format(_ number: Double) -> String {
