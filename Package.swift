@@ -31,7 +31,7 @@ let package = Package(
         .target(
             name: "TrialStandards",
             dependencies: ["TrialDomain", .product(name: "Yams", package: "Yams")],
-            resources: [.copy("Studies")],
+            resources: [.copy("Studies"), .copy("Grading")],
             swiftSettings: strict
         ),
         .target(
