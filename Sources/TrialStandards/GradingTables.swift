@@ -23,6 +23,15 @@ public enum GradingTables {
         return table
     }
 
+    /// The CTCAE v4.03 rows the protocol's own assessments need (infusion reactions and the graded labs), quoted from
+    /// NCI's table so a fresh install records them; `casebook terminology import ctcae FILE` loads the full catalogue.
+    public static func protocolTerms() throws -> [CTCAETerm] {
+        guard let url = Bundle.module.url(forResource: "ctcae-4.03-protocol-terms", withExtension: "csv", subdirectory: "Grading") else {
+            throw GradingError.invalid("the built-in CTCAE terms are missing from the installation")
+        }
+        return try CTCAECatalogue.parse(String(contentsOf: url, encoding: .utf8), version: "4.03")
+    }
+
     /// Which unit family a graded term's values belong to, for converting what a site reports.
     public static func analyte(ofTerm code: String) -> String {
         switch code {

@@ -27,6 +27,7 @@ public func configure(_ app: Application, config: AppConfig) async throws {
 public func prepareDatabase(_ store: Store) async throws {
     try await store.migrate()
     _ = try await FluentStudyRepository(store: store).seedIfEmpty(try StudyFile.builtIn(), now: Date())
+    try await FluentSafetyRepository(store: store, tables: try GradingTables.builtIn()).seedTermsIfEmpty(try GradingTables.protocolTerms(), version: "4.03", now: Date())
 }
 
 func routes(_ app: Application) {
@@ -41,6 +42,7 @@ func routes(_ app: Application) {
         }
     }
     app.get("openapi.json", use: OpenAPIDocument.serve)
+    app.get("assets", "casebook.js", use: SafetyPages.asset)
 
     let pages = app.grouped(SessionAuthenticator())
     let login = pages.grouped(CSRFGuard())
@@ -67,6 +69,11 @@ func routes(_ app: Application) {
     signedIn.post("participants", ":id", "allocation", use: ScreeningPages.allocate)
     signedIn.post("participants", ":id", "infusion", use: ScreeningPages.infusion)
     signedIn.get("screening-log", use: ScreeningPages.screeningLog)
+    signedIn.post("participants", ":id", "labs", use: SafetyPages.recordLab)
+    signedIn.post("participants", ":id", "adverse-events", use: SafetyPages.recordAdverseEvent)
+    signedIn.get("labs", "grade-preview", use: SafetyPages.gradePreview)
+    signedIn.get("ctcae", "terms", use: SafetyPages.terms)
+    signedIn.get("safety", use: SafetyPages.safety)
     signedIn.get("randomization", use: ScreeningPages.list)
     signedIn.post("randomization", use: ScreeningPages.generate)
     signedIn.get("participants", ":id", "forms", ":visit", ":form", use: FormPages.show)
@@ -76,6 +83,7 @@ func routes(_ app: Application) {
     APIController.register(api)
     StudyAPI.register(api)
     ScreeningAPI.register(api)
+    SafetyAPI.register(api)
 }
 
 /// Tags every response with its request id (also in every log line) and the usual hardening headers.

@@ -12,7 +12,7 @@ struct Casebook: AsyncParsableCommand {
         abstract: "Clinical-trial data capture and trial management.",
         discussion: "Every command reads the same environment: "
             + AppConfig.variables.map { "\($0.name) (\($0.meaning))" }.joined(separator: "; "),
-        subcommands: [Serve.self, Migrate.self, Users.self, Sites.self, Tokens.self, Audit.self, Study.self, Randomization.self, Grade.self, Score.self])
+        subcommands: [Serve.self, Migrate.self, Users.self, Sites.self, Tokens.self, Audit.self, Study.self, Randomization.self, Grade.self, Score.self, Terminology.self])
 }
 
 struct Serve: AsyncParsableCommand {
@@ -372,6 +372,33 @@ struct Randomization: AsyncParsableCommand {
                     print([slot.stratum, String(slot.position), String(slot.block), String(slot.blockSize), slot.arm,
                            slot.participantID?.uuidString ?? "", slot.allocatedAt.map(AuditEntry.timestamp) ?? ""].joined(separator: ","))
                 }
+            }
+        }
+    }
+}
+
+struct Terminology: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Import controlled terminology.", subcommands: [Import.self])
+
+    struct Import: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Import NCI's CTCAE table (CSV); a malformed file is refused whole, naming the line.")
+        @Argument(help: "The catalogue: ctcae.") var catalogue: String
+        @Argument(help: "NCI's CTCAE CSV file.") var file: String
+        @Option(help: "CTCAE version of the file (4.03 or 5.0); read from the file name when absent.") var version: String?
+
+        func run() async throws {
+            guard catalogue == "ctcae" else { throw inputError("catalogue: only ctcae can be imported") }
+            let text = try StudyCommands.read(file)
+            let name = URL(fileURLWithPath: file).lastPathComponent
+            guard let version = version ?? (name.contains("5.0") ? "5.0" : (name.contains("4.03") ? "4.03" : nil)) else {
+                throw inputError("--version: give 4.03 or 5.0; the file name does not say")
+            }
+            let terms: [CTCAETerm]
+            do { terms = try CTCAECatalogue.parse(text, version: version) } catch let error as CatalogueError { throw Runtime.fail("\(file): \(error)") }
+            try await Runtime.withStore { store, _ in
+                let count = try await FluentSafetyRepository(store: store, tables: try GradingTables.builtIn())
+                    .importTerms(terms, version: version, actor: Runtime.actor, now: Date())
+                print("Imported \(count) CTCAE v\(version) terms.")
             }
         }
     }

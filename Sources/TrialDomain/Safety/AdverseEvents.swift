@@ -9,6 +9,15 @@ public struct CTCAETerm: Codable, Equatable, Sendable {
     /// Grades 1–5; nil where the table has "-" (no such grade for the term).
     public var grades: [String?]
     public var definition: String
+
+    public init(version: String, meddra: String, soc: String, term: String, grades: [String?], definition: String) {
+        self.version = version
+        self.meddra = meddra
+        self.soc = soc
+        self.term = term
+        self.grades = grades
+        self.definition = definition
+    }
 }
 
 public struct CatalogueError: Error, Equatable, Sendable, CustomStringConvertible {

@@ -46,7 +46,7 @@ public enum FormValidator {
         case .number, .integer:
             var text = raw
             // "171 umol/L" is accepted in a umol/L field; another unit is refused rather than misread.
-            if let space = raw.firstIndex(of: " ") {
+            if let space = raw.firstIndex(of: " "), Double(raw[..<space]) != nil {
                 let unit = raw[raw.index(after: space)...].trimmingCharacters(in: .whitespaces)
                 guard let expected = field.unit, normalUnit(unit) == normalUnit(expected) else {
                     return fail("unit '\(unit)' does not fit this field, which is in \(field.unit ?? "no unit")")

@@ -172,11 +172,14 @@ public struct SiteDefinition: Codable, Equatable, Sendable {
     public var name: String
     /// Overrides of study parameters (same unit as the study default).
     public var parameters: [String: Double]?
+    /// The site laboratory's reference ranges, in each test's canonical unit.
+    public var referenceRanges: [ReferenceRange]?
 
-    public init(code: String, name: String, parameters: [String: Double]? = nil) {
+    public init(code: String, name: String, parameters: [String: Double]? = nil, referenceRanges: [ReferenceRange]? = nil) {
         self.code = code
         self.name = name
         self.parameters = parameters
+        self.referenceRanges = referenceRanges
     }
 }
 

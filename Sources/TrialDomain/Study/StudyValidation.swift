@@ -60,6 +60,10 @@ public enum StudyValidator {
         unique(study.sites.map(\.code), "sites")
         unique(study.parameters.map(\.code), "parameters")
         for site in study.sites {
+            for (i, range) in (site.referenceRanges ?? []).enumerated() {
+                if LabCatalogue.test(range.test) == nil { add("sites[\(site.code)].referenceRanges[\(i)].test", "names unknown test '\(range.test)'") }
+                if let low = range.low, let high = range.high, low > high { add("sites[\(site.code)].referenceRanges[\(i)]", "low \(low) is above high \(high)") }
+            }
             for code in (site.parameters ?? [:]).keys.sorted() where study.parameter(code) == nil {
                 add("sites[\(site.code)].parameters.\(code)", "names unknown parameter '\(code)'")
             }

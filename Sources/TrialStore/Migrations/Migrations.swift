@@ -4,7 +4,7 @@ import FluentSQL
 /// Every migration, in order. A shipped migration never changes: add a new one.
 public enum StoreMigrations {
     public static var all: [any AsyncMigration] {
-        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion()]
+        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety()]
     }
 }
 
@@ -224,5 +224,71 @@ struct M005CreateScreeningToInfusion: AsyncMigration {
         for table in ["infusions", "randomization_slots", "randomization_lists", "eligibility_reviews", "consents"] {
             try await database.schema(table).delete()
         }
+    }
+}
+
+struct M006CreateSafety: AsyncMigration {
+    var name: String { "006-create-safety" }
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema("ctcae_terms")
+            .id()
+            .field("version", .string, .required)
+            .field("meddra", .string, .required)
+            .field("soc", .string, .required)
+            .field("term", .string, .required)
+            .field("grades", .custom("TEXT"), .required)
+            .field("definition", .custom("TEXT"), .required)
+            .unique(on: "version", "meddra")
+            .create()
+        try await database.schema("lab_results")
+            .id()
+            .field("participant_id", .uuid, .required, .references("participants", "id"))
+            .field("site_id", .uuid, .required, .references("sites", "id"))
+            .field("visit_code", .string, .required)
+            .field("test_code", .string, .required)
+            .field("collected_at", .datetime, .required)
+            .field("value", .double, .required)
+            .field("unit", .string, .required)
+            .field("entered_value", .double, .required)
+            .field("entered_unit", .string, .required)
+            .field("uln", .double)
+            .field("lln", .double)
+            .field("baseline", .double)
+            .field("grade_v4", .int)
+            .field("grade_v5", .int)
+            .field("basis_v4", .custom("TEXT"))
+            .field("basis_v5", .custom("TEXT"))
+            .field("baseline_grade", .int)
+            .field("treatment_emergent", .bool, .required)
+            .field("created_by", .string, .required)
+            .field("created_at", .datetime, .required)
+            .unique(on: "participant_id", "visit_code", "test_code")
+            .create()
+        try await database.schema("adverse_events")
+            .id()
+            .field("participant_id", .uuid, .required, .references("participants", "id"))
+            .field("site_id", .uuid, .required, .references("sites", "id"))
+            .field("ctcae_version", .string, .required)
+            .field("meddra", .string, .required)
+            .field("term", .string, .required)
+            .field("grade", .int, .required)
+            .field("onset_at", .datetime, .required)
+            .field("resolved_at", .datetime)
+            .field("serious", .bool, .required)
+            .field("seriousness", .string, .required)
+            .field("attribution", .string, .required)
+            .field("expected", .bool, .required)
+            .field("action_taken", .string, .required)
+            .field("outcome", .string, .required)
+            .field("aware_at", .datetime)
+            .field("reported_at", .datetime)
+            .field("created_by", .string, .required)
+            .field("created_at", .datetime, .required)
+            .create()
+    }
+
+    func revert(on database: any Database) async throws {
+        for table in ["adverse_events", "lab_results", "ctcae_terms"] { try await database.schema(table).delete() }
     }
 }

@@ -195,3 +195,65 @@ public final class InfusionModel: Model, @unchecked Sendable {
     @Field(key: "created_at") public var createdAt: Date
     public init() {}
 }
+
+public final class CTCAETermModel: Model, @unchecked Sendable {
+    public static let schema = "ctcae_terms"
+    @ID(key: .id) public var id: UUID?
+    @Field(key: "version") public var version: String
+    @Field(key: "meddra") public var meddra: String
+    @Field(key: "soc") public var soc: String
+    @Field(key: "term") public var term: String
+    @Field(key: "grades") public var grades: String
+    @Field(key: "definition") public var definition: String
+    public init() {}
+}
+
+public final class LabResultModel: Model, @unchecked Sendable {
+    public static let schema = "lab_results"
+    @ID(key: .id) public var id: UUID?
+    @Field(key: "participant_id") public var participantID: UUID
+    @Field(key: "site_id") public var siteID: UUID
+    @Field(key: "visit_code") public var visitCode: String
+    @Field(key: "test_code") public var testCode: String
+    @Field(key: "collected_at") public var collectedAt: Date
+    @Field(key: "value") public var value: Double
+    @Field(key: "unit") public var unit: String
+    @Field(key: "entered_value") public var enteredValue: Double
+    @Field(key: "entered_unit") public var enteredUnit: String
+    @OptionalField(key: "uln") public var uln: Double?
+    @OptionalField(key: "lln") public var lln: Double?
+    @OptionalField(key: "baseline") public var baseline: Double?
+    @OptionalField(key: "grade_v4") public var gradeV4: Int?
+    @OptionalField(key: "grade_v5") public var gradeV5: Int?
+    @OptionalField(key: "basis_v4") public var basisV4: String?
+    @OptionalField(key: "basis_v5") public var basisV5: String?
+    @OptionalField(key: "baseline_grade") public var baselineGrade: Int?
+    @Field(key: "treatment_emergent") public var treatmentEmergent: Bool
+    @Field(key: "created_by") public var createdBy: String
+    @Field(key: "created_at") public var createdAt: Date
+    public init() {}
+}
+
+public final class AdverseEventModel: Model, @unchecked Sendable {
+    public static let schema = "adverse_events"
+    @ID(key: .id) public var id: UUID?
+    @Field(key: "participant_id") public var participantID: UUID
+    @Field(key: "site_id") public var siteID: UUID
+    @Field(key: "ctcae_version") public var ctcaeVersion: String
+    @Field(key: "meddra") public var meddra: String
+    @Field(key: "term") public var term: String
+    @Field(key: "grade") public var grade: Int
+    @Field(key: "onset_at") public var onsetAt: Date
+    @OptionalField(key: "resolved_at") public var resolvedAt: Date?
+    @Field(key: "serious") public var serious: Bool
+    @Field(key: "seriousness") public var seriousness: String
+    @Field(key: "attribution") public var attribution: String
+    @Field(key: "expected") public var expected: Bool
+    @Field(key: "action_taken") public var actionTaken: String
+    @Field(key: "outcome") public var outcome: String
+    @OptionalField(key: "aware_at") public var awareAt: Date?
+    @OptionalField(key: "reported_at") public var reportedAt: Date?
+    @Field(key: "created_by") public var createdBy: String
+    @Field(key: "created_at") public var createdAt: Date
+    public init() {}
+}

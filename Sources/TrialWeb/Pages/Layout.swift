@@ -23,6 +23,7 @@ enum Layout {
                 .a(.href("/participants"), .text("Participants")),
                 .a(.href("/study"), .text("Study")),
                 .a(.href("/screening-log"), .text("Screening log")),
+                .a(.href("/safety"), .text("Safety")),
                 .a(.href("/account/tokens"), .text("API tokens")),
                 .if(user.account.role == .statistician, .a(.href("/randomization"), .text("Randomization list"))),
                 .span(.id("signed-in-as"), .text("\(user.account.username) · \(user.account.role.title)")),

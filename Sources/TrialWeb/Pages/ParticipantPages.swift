@@ -87,6 +87,7 @@ enum ParticipantPages {
             .p(.id("current-status"), .text("Status: \(p.status.rawValue). Registered \(iso(p.createdAt)); last changed \(iso(p.updatedAt)).")),
             .p(.a(.href("/history/participant/\(p.id.uuidString)"), .text("History of this record"))),
             try await ScreeningPages.panels(req: req, user: user, participant: p),
+            try await SafetyPages.panels(req: req, user: user, participant: p, study: study),
             .table(
                 .id("forms"), .caption(.text("Forms")),
                 .thead(.tr(.th(.text("Visit")), .th(.text("Form")), .th(.text("State")))),

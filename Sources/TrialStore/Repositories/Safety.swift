@@ -1,0 +1,398 @@
+import FluentKit
+import Foundation
+import TrialDomain
+
+public struct LabResult: Codable, Equatable, Sendable {
+    public var id: UUID
+    public var visit: String
+    public var test: String
+    public var collectedAt: Date
+    public var value: Double
+    public var unit: String
+    public var enteredValue: Double
+    public var enteredUnit: String
+    public var uln: Double?
+    public var lln: Double?
+    public var baseline: Double?
+    public var gradeV4: Int?
+    public var gradeV5: Int?
+    public var basisV4: String?
+    public var basisV5: String?
+    public var baselineGrade: Int?
+    public var treatmentEmergent: Bool
+
+    /// "1 → 3": the shift from the baseline grade (v4.03), when both are known.
+    public var shift: String? {
+        guard let baselineGrade, let gradeV4 else { return nil }
+        return "\(baselineGrade) → \(gradeV4)"
+    }
+}
+
+public struct AdverseEventInput: Codable, Equatable, Sendable {
+    public var meddra: String
+    public var grade: Int
+    public var onsetAt: Date
+    public var resolvedAt: Date?
+    public var seriousness: [Seriousness]
+    public var attribution: Attribution
+    public var expected: Bool
+    public var actionTaken: String
+    public var outcome: String
+    public var awareAt: Date?
+
+    public init(
+        meddra: String, grade: Int, onsetAt: Date, resolvedAt: Date? = nil, seriousness: [Seriousness] = [], attribution: Attribution,
+        expected: Bool, actionTaken: String, outcome: String, awareAt: Date? = nil
+    ) {
+        self.meddra = meddra
+        self.grade = grade
+        self.onsetAt = onsetAt
+        self.resolvedAt = resolvedAt
+        self.seriousness = seriousness
+        self.attribution = attribution
+        self.expected = expected
+        self.actionTaken = actionTaken
+        self.outcome = outcome
+        self.awareAt = awareAt
+    }
+}
+
+public struct AdverseEvent: Codable, Equatable, Sendable {
+    public var id: UUID
+    public var participantID: UUID
+    public var term: String
+    public var meddra: String
+    public var version: String
+    public var grade: Int
+    public var gradeDefinition: String
+    public var onsetAt: Date
+    public var resolvedAt: Date?
+    public var seriousness: [Seriousness]
+    public var attribution: Attribution
+    public var expected: Bool
+    public var actionTaken: String
+    public var outcome: String
+    public var clock: ReportingClock?
+
+    public var serious: Bool { !seriousness.isEmpty }
+}
+
+public struct EndpointArm: Codable, Equatable, Sendable {
+    public var arm: String
+    public var assessed: Int
+    public var withToxicity: Int
+    public var proportion: Double?
+    public var lower: Double?
+    public var upper: Double?
+}
+
+public struct EDISHPoint: Codable, Equatable, Sendable {
+    public var screeningNumber: String
+    public var arm: String?
+    public var peakALTxULN: Double
+    public var peakBilirubinxULN: Double
+}
+
+public struct FluentSafetyRepository: Sendable {
+    let store: Store
+    let tables: [GradingTable]
+    public init(store: Store, tables: [GradingTable]) {
+        self.store = store
+        self.tables = tables
+    }
+
+    /// Terms the infusion assessments use, built in so a fresh install can record them before any import.
+    public static let infusionTerms = ["10051792", "10001718", "10002218", "10016558", "10052015"]
+
+    // MARK: Terminology
+
+    /// Replaces a version's catalogue in one transaction.
+    public func importTerms(_ terms: [CTCAETerm], version: String, actor: String, now: Date) async throws -> Int {
+        try await store.write { tx in
+            try await CTCAETermModel.query(on: tx).filter(\.$version == version).delete()
+            for term in terms {
+                let model = CTCAETermModel()
+                model.id = UUID()
+                model.version = version
+                model.meddra = term.meddra
+                model.soc = term.soc
+                model.term = term.term
+                model.grades = String(decoding: try JSONEncoder().encode(term.grades), as: UTF8.self)
+                model.definition = term.definition
+                try await model.create(on: tx)
+            }
+            try await AuditChain.append(
+                on: tx, actor: actor, action: .update, entity: "terminology", entityID: "CTCAE \(version)", siteID: nil,
+                reason: "catalogue imported", changes: [.init(field: "terms", old: nil, new: String(terms.count))], now: now)
+            return terms.count
+        }
+    }
+
+    public func seedTermsIfEmpty(_ terms: [CTCAETerm], version: String, now: Date) async throws {
+        if try await CTCAETermModel.query(on: store.database).filter(\.$version == version).count() > 0 { return }
+        _ = try await importTerms(terms, version: version, actor: "system", now: now)
+    }
+
+    public func searchTerms(_ query: String, version: String = "4.03", limit: Int = 20) async throws -> [CTCAETerm] {
+        let all = try await CTCAETermModel.query(on: store.database).filter(\.$version == version).sort(\.$term).all().map(Self.term)
+        let q = query.lowercased().trimmingCharacters(in: .whitespaces)
+        return Array((q.isEmpty ? all : all.filter { $0.term.lowercased().contains(q) || $0.meddra == q }).prefix(limit))
+    }
+
+    static func term(_ m: CTCAETermModel) -> CTCAETerm {
+        CTCAETerm(
+            version: m.version, meddra: m.meddra, soc: m.soc, term: m.term,
+            grades: (try? JSONDecoder().decode([String?].self, from: Data(m.grades.utf8))) ?? [], definition: m.definition)
+    }
+
+    // MARK: Labs
+
+    /// Records one result: converted to the canonical unit, checked for plausibility, graded by CTCAE v4.03 and v5.0 against
+    /// the site's range and the participant's baseline, all in one audited write.
+    public func recordLab(
+        participantID: UUID, visit: String, test code: String, value: Double, unit: String, collectedAt: Date, scope: AccessScope, now: Date
+    ) async throws -> LabResult {
+        try await store.write { tx in
+            let file = try await FluentScreeningRepository.file(participantID: participantID, scope: scope, on: tx)
+            guard let test = LabCatalogue.test(code) else {
+                throw StoreError.invalid(field: "test", rule: "must be one of \(LabCatalogue.tests.map(\.code).joined(separator: ", "))")
+            }
+            guard file.study.visit(visit) != nil else { throw StoreError.invalid(field: "visit", rule: "names unknown visit '\(visit)'") }
+            let canonical: Double
+            do { canonical = try Units.toCanonical(value, analyte: test.analyte, unit: unit) } catch let e as Units.Problem {
+                throw StoreError.invalid(field: "unit", rule: e.message)
+            }
+            guard test.plausible.contains(canonical) else {
+                throw StoreError.invalid(
+                    field: "value", rule: "\(FormValidator.format(canonical)) \(test.unit) is not a plausible \(test.name) (\(FormValidator.format(test.plausible.lowerBound))–\(FormValidator.format(test.plausible.upperBound)) \(test.unit))")
+            }
+            if collectedAt > now.addingTimeInterval(300) { throw StoreError.invalid(field: "collectedAt", rule: "must not be in the future") }
+            if let first = file.study.anchors.first, let start = file.anchors[first.code], AnchorTimes.day(collectedAt) < AnchorTimes.day(start) {
+                throw StoreError.invalid(field: "collectedAt", rule: "cannot be before \(first.label) (\(AnchorTimes.dayText(start)))")
+            }
+            if try await LabResultModel.query(on: tx).filter(\.$participantID == participantID).filter(\.$visitCode == visit)
+                .filter(\.$testCode == test.code).first() != nil
+            {
+                throw StoreError.duplicate(field: "test", value: "\(test.code) at \(visit)")
+            }
+            let site = file.study.sites.first { $0.code == file.siteCode }
+            let age = file.values["demographics.birth_date"].flatMap(DateParsing.day).map { Double(Evaluator.completedYears(born: $0, on: collectedAt)) }
+            let range = ReferenceRange.pick(site?.referenceRanges ?? [], test: test.code, sex: file.values["demographics.sex"], age: age)
+            let baseline = try await Self.baseline(participantID: participantID, test: test.code, study: file.study, before: collectedAt, on: tx)
+            var gradeV4: LabGrade?, gradeV5: LabGrade?, baselineGrade: Int?
+            if let term = test.ctcae, range?.high != nil || range?.low != nil {
+                for table in tables {
+                    let g = try? LabGrader.grade(table: table, term: term, value: canonical, uln: range?.high, lln: range?.low, baseline: baseline)
+                    if table.version == "4.03" { gradeV4 = g } else if table.version == "5.0" { gradeV5 = g }
+                }
+                if let baseline, let v4 = tables.first(where: { $0.version == "4.03" }) {
+                    baselineGrade = (try? LabGrader.grade(table: v4, term: term, value: baseline, uln: range?.high, lln: range?.low, baseline: nil))?.grade
+                }
+            }
+            let missingRange = test.ctcae != nil && range == nil ? "no reference range for \(test.code) at site \(file.siteCode): add it to the site's definition" : nil
+            let model = LabResultModel()
+            model.id = UUID()
+            model.participantID = participantID
+            model.siteID = file.participant.siteID
+            model.visitCode = visit
+            model.testCode = test.code
+            model.collectedAt = collectedAt
+            model.value = canonical
+            model.unit = test.unit
+            model.enteredValue = value
+            model.enteredUnit = unit
+            model.uln = range?.high
+            model.lln = range?.low
+            model.baseline = baseline
+            model.gradeV4 = gradeV4?.grade
+            model.gradeV5 = gradeV5?.grade
+            model.basisV4 = gradeV4?.basis ?? missingRange
+            model.basisV5 = gradeV5?.basis ?? missingRange
+            model.baselineGrade = baselineGrade
+            // Treatment-emergent: worse than baseline.
+            model.treatmentEmergent = (gradeV4?.grade).map { g in baselineGrade.map { g > $0 } ?? false } ?? false
+            model.createdBy = scope.actor
+            model.createdAt = now
+            try await model.create(on: tx)
+            try await AuditChain.append(
+                on: tx, actor: scope.actor, action: .create, entity: "lab_result", entityID: model.id!.uuidString, siteID: file.participant.siteID.uuidString,
+                reason: nil,
+                changes: [
+                    .init(field: "test", old: nil, new: test.code), .init(field: "visit", old: nil, new: visit),
+                    .init(field: "value", old: nil, new: "\(FormValidator.format(value)) \(unit)"),
+                    .init(field: "grade_v4", old: nil, new: gradeV4.map { String($0.grade) }),
+                    .init(field: "grade_v5", old: nil, new: gradeV5.map { String($0.grade) }),
+                ], now: now)
+            return Self.lab(model)
+        }
+    }
+
+    /// The baseline is the last result of the test from the eligibility or allocation visits, before this one.
+    static func baseline(participantID: UUID, test: String, study: StudyDefinition, before: Date, on db: any Database) async throws -> Double? {
+        let baselineVisits = Set([study.eligibilityVisit, study.visits.first { $0.defines == "allocation" }?.code].compactMap { $0 })
+        return try await LabResultModel.query(on: db).filter(\.$participantID == participantID).filter(\.$testCode == test)
+            .sort(\.$collectedAt, .descending).all()
+            .first { baselineVisits.contains($0.visitCode) && $0.collectedAt < before }?.value
+    }
+
+    public func labs(participantID: UUID, scope: AccessScope) async throws -> [LabResult] {
+        _ = try await FluentParticipantRepository.model(id: participantID, scope: scope, on: store.database)
+        return try await LabResultModel.query(on: store.database).filter(\.$participantID == participantID).sort(\.$collectedAt).all().map(Self.lab)
+    }
+
+    static func lab(_ m: LabResultModel) -> LabResult {
+        LabResult(
+            id: m.id!, visit: m.visitCode, test: m.testCode, collectedAt: m.collectedAt, value: m.value, unit: m.unit, enteredValue: m.enteredValue,
+            enteredUnit: m.enteredUnit, uln: m.uln, lln: m.lln, baseline: m.baseline, gradeV4: m.gradeV4, gradeV5: m.gradeV5, basisV4: m.basisV4,
+            basisV5: m.basisV5, baselineGrade: m.baselineGrade, treatmentEmergent: m.treatmentEmergent)
+    }
+
+    // MARK: Adverse events
+
+    public func recordAdverseEvent(participantID: UUID, input: AdverseEventInput, scope: AccessScope, now: Date) async throws -> AdverseEvent {
+        try await store.write { tx in
+            let file = try await FluentScreeningRepository.file(participantID: participantID, scope: scope, on: tx)
+            let version = file.study.safety.ctcaeVersion.hasPrefix("4") ? "4.03" : file.study.safety.ctcaeVersion
+            guard let termModel = try await CTCAETermModel.query(on: tx).filter(\.$version == version).filter(\.$meddra == input.meddra).first() else {
+                throw StoreError.invalid(field: "meddra", rule: "\(input.meddra) is not a CTCAE v\(version) term in the catalogue")
+            }
+            let term = Self.term(termModel)
+            guard (1...5).contains(input.grade), input.grade <= term.grades.count, term.grades[input.grade - 1] != nil else {
+                let defined = term.grades.enumerated().compactMap { $0.element == nil ? nil : String($0.offset + 1) }
+                throw StoreError.invalid(field: "grade", rule: "\(term.term) has grades \(defined.joined(separator: ", ")) in CTCAE v\(version)")
+            }
+            if input.onsetAt > now.addingTimeInterval(300) { throw StoreError.invalid(field: "onsetAt", rule: "must not be in the future") }
+            if let resolved = input.resolvedAt, resolved < input.onsetAt { throw StoreError.invalid(field: "resolvedAt", rule: "must not be before onsetAt") }
+            if input.grade == 5 && !input.seriousness.contains(.death) {
+                throw StoreError.invalid(field: "seriousness", rule: "a grade 5 event is fatal, so it is serious with the criterion death")
+            }
+            if !input.seriousness.isEmpty {
+                guard let aware = input.awareAt else { throw StoreError.invalid(field: "awareAt", rule: "a serious event needs the time the site learned of it") }
+                if aware < input.onsetAt { throw StoreError.invalid(field: "awareAt", rule: "the site cannot learn of an event before its onset") }
+            }
+            for (field, text) in [("actionTaken", input.actionTaken), ("outcome", input.outcome)] where text.trimmingCharacters(in: .whitespaces).isEmpty {
+                throw StoreError.invalid(field: field, rule: "is required")
+            }
+            let model = AdverseEventModel()
+            model.id = UUID()
+            model.participantID = participantID
+            model.siteID = file.participant.siteID
+            model.ctcaeVersion = version
+            model.meddra = term.meddra
+            model.term = term.term
+            model.grade = input.grade
+            model.onsetAt = input.onsetAt
+            model.resolvedAt = input.resolvedAt
+            model.serious = !input.seriousness.isEmpty
+            model.seriousness = input.seriousness.map(\.rawValue).joined(separator: ",")
+            model.attribution = input.attribution.rawValue
+            model.expected = input.expected
+            model.actionTaken = input.actionTaken
+            model.outcome = input.outcome
+            model.awareAt = input.awareAt
+            model.createdBy = scope.actor
+            model.createdAt = now
+            try await model.create(on: tx)
+            try await AuditChain.append(
+                on: tx, actor: scope.actor, action: .create, entity: "adverse_event", entityID: model.id!.uuidString, siteID: file.participant.siteID.uuidString,
+                reason: nil,
+                changes: [
+                    .init(field: "term", old: nil, new: term.term), .init(field: "grade", old: nil, new: String(input.grade)),
+                    .init(field: "serious", old: nil, new: model.seriousness.isEmpty ? "no" : model.seriousness),
+                    .init(field: "attribution", old: nil, new: model.attribution),
+                ], now: now)
+            return Self.event(model, term: term, hours: file.study.safety.saeReportingHours)
+        }
+    }
+
+    /// Marks a serious event as reported to the sponsor; the clock stops.
+    public func reportToSponsor(eventID: UUID, reportedAt: Date, scope: AccessScope, now: Date) async throws -> AdverseEvent {
+        try await store.write { tx in
+            guard let model = try await AdverseEventModel.find(eventID, on: tx), scope.siteIDs.contains(model.siteID) else {
+                throw StoreError.notFound(entity: "adverse event", id: eventID.uuidString)
+            }
+            guard model.serious, let aware = model.awareAt else { throw StoreError.invalid(field: "serious", rule: "only a serious event is reported on the clock") }
+            guard model.reportedAt == nil else { throw StoreError.invalid(field: "reportedAt", rule: "the event was already reported") }
+            guard reportedAt >= aware else { throw StoreError.invalid(field: "reportedAt", rule: "cannot be before the site learned of the event") }
+            try await AuditChain.append(
+                on: tx, actor: scope.actor, action: .update, entity: "adverse_event", entityID: eventID.uuidString, siteID: model.siteID.uuidString,
+                reason: "reported to the sponsor", changes: [.init(field: "reported_at", old: nil, new: AuditEntry.timestamp(reportedAt))], now: now)
+            model.reportedAt = reportedAt
+            try await model.save(on: tx)
+            let study = try await FluentStudyRepository(store: Store(database: tx)).current()
+            let term = try await CTCAETermModel.query(on: tx).filter(\.$version == model.ctcaeVersion).filter(\.$meddra == model.meddra).first().map(Self.term)
+            return Self.event(model, term: term, hours: study?.safety.saeReportingHours ?? 24)
+        }
+    }
+
+    public func adverseEvents(participantID: UUID?, scope: AccessScope) async throws -> [AdverseEvent] {
+        guard !scope.siteIDs.isEmpty else { return [] }
+        var query = AdverseEventModel.query(on: store.database).filter(\.$siteID ~~ Array(scope.siteIDs))
+        if let participantID {
+            _ = try await FluentParticipantRepository.model(id: participantID, scope: scope, on: store.database)
+            query = query.filter(\.$participantID == participantID)
+        }
+        let models = try await query.sort(\.$onsetAt).all()
+        let hours = try await FluentStudyRepository(store: store).current()?.safety.saeReportingHours ?? 24
+        let terms = Dictionary(
+            try await CTCAETermModel.query(on: store.database).filter(\.$meddra ~~ Array(Set(models.map(\.meddra)))).all().map { ("\($0.version)|\($0.meddra)", Self.term($0)) },
+            uniquingKeysWith: { a, _ in a })
+        return models.map { Self.event($0, term: terms["\($0.ctcaeVersion)|\($0.meddra)"], hours: hours) }
+    }
+
+    static func event(_ m: AdverseEventModel, term: CTCAETerm?, hours: Int) -> AdverseEvent {
+        AdverseEvent(
+            id: m.id!, participantID: m.participantID, term: m.term, meddra: m.meddra, version: m.ctcaeVersion, grade: m.grade,
+            gradeDefinition: term.flatMap { $0.grades.indices.contains(m.grade - 1) ? $0.grades[m.grade - 1] : nil } ?? "",
+            onsetAt: m.onsetAt, resolvedAt: m.resolvedAt, seriousness: m.seriousness.split(separator: ",").compactMap { Seriousness(rawValue: String($0)) },
+            attribution: Attribution(rawValue: m.attribution) ?? .unrelated, expected: m.expected, actionTaken: m.actionTaken, outcome: m.outcome,
+            clock: m.awareAt.map { ReportingClock(awareAt: $0, hours: hours, reportedAt: m.reportedAt) })
+    }
+
+    // MARK: The primary endpoint and eDISH
+
+    /// Participants with infusion-related toxicity within the window after time zero, by arm, with an exact 95 % interval:
+    /// toxicity is the 24-hour assessment's answer, or an infusion-type CTCAE event with onset inside the window.
+    public func primaryEndpoint(scope: AccessScope) async throws -> [EndpointArm] {
+        let participants = try await FluentParticipantRepository(store: store).list(scope: scope)
+        var byArm: [String: (assessed: Int, toxic: Int)] = [:]
+        guard let study = try await FluentStudyRepository(store: store).current() else { return [] }
+        for arm in study.arms { byArm[arm.code] = (0, 0) }
+        let events = try await adverseEvents(participantID: nil, scope: scope)
+        let windowHours = Double(study.safety.primaryEndpointWindowHours ?? 24)
+        for p in participants {
+            let file = try await FluentScreeningRepository.file(participantID: p.id, scope: scope, on: store.database)
+            guard let allocation = file.allocation, let timeZero = file.anchors[study.anchors.first { $0.source == "infusion" }?.code ?? "time_zero"] else { continue }
+            let answered = file.values["toxicity_24h.any_toxicity"]
+            let infusionEvent = events.contains {
+                $0.participantID == p.id && Self.infusionTerms.contains($0.meddra) && $0.onsetAt >= timeZero
+                    && $0.onsetAt <= timeZero.addingTimeInterval(windowHours * 3600)
+            }
+            guard answered != nil || infusionEvent else { continue }
+            byArm[allocation.arm, default: (0, 0)].assessed += 1
+            if answered == "yes" || infusionEvent { byArm[allocation.arm, default: (0, 0)].toxic += 1 }
+        }
+        return study.arms.map { arm in
+            let c = byArm[arm.code] ?? (0, 0)
+            let ci = ClopperPearson.interval(successes: c.toxic, trials: c.assessed)
+            return EndpointArm(
+                arm: arm.code, assessed: c.assessed, withToxicity: c.toxic, proportion: c.assessed > 0 ? Double(c.toxic) / Double(c.assessed) : nil,
+                lower: ci?.lower, upper: ci?.upper)
+        }
+    }
+
+    /// Peak ALT and peak bilirubin after baseline, each as a multiple of its ULN, one point per participant.
+    public func edish(scope: AccessScope) async throws -> [EDISHPoint] {
+        let participants = try await FluentParticipantRepository(store: store).list(scope: scope)
+        guard !participants.isEmpty else { return [] }
+        let labs = try await LabResultModel.query(on: store.database).filter(\.$participantID ~~ participants.map(\.id)).all()
+        let slots = try await RandomizationSlotModel.query(on: store.database).filter(\.$participantID ~~ participants.map(\.id)).all()
+        let arm = Dictionary(slots.compactMap { s in s.participantID.map { ($0, s.arm) } }, uniquingKeysWith: { a, _ in a })
+        return participants.compactMap { p in
+            let mine = labs.filter { $0.participantID == p.id }
+            func peak(_ code: String) -> Double? { mine.filter { $0.testCode == code }.compactMap { l in l.uln.map { l.value / $0 } }.max() }
+            guard let alt = peak("ALT"), let bili = peak("BILI") else { return nil }
+            return EDISHPoint(screeningNumber: p.screeningNumber, arm: arm[p.id], peakALTxULN: alt, peakBilirubinxULN: bili)
+        }
+    }
+}
