@@ -1,0 +1,140 @@
+import FluentKit
+import Foundation
+import TestSupport
+import Testing
+import TrialDomain
+import TrialStandards
+@testable import TrialStore
+
+private let now = DateParsing.instant("2026-03-10T12:00")!
+
+/// The built-in study with reference ranges for the site (ALT ULN 40 U/L as an example range), terms seeded, one allocated participant.
+private func safetyTrial(_ store: Store) async throws -> (FluentSafetyRepository, AccessScope, Participant) {
+    var study = try StudyFile.builtIn()
+    study.sites[0].referenceRanges = [
+        ReferenceRange(test: "BILI", high: 17.1), ReferenceRange(test: "ALT", high: 40), ReferenceRange(test: "PLAT", low: 150, high: 400),
+    ]
+    _ = try await FluentStudyRepository(store: store).seedIfEmpty(study, now: now)
+    let safety = FluentSafetyRepository(store: store, tables: try GradingTables.builtIn())
+    try await safety.seedTermsIfEmpty(try GradingTables.protocolTerms(), version: "4.03", now: now)
+    let site = try #require(try await FluentAccountRepository(store: store).site(code: "SYSU3"))
+    let scope = AccessScope(actor: "ana", siteIDs: [site.id])
+    let p = try await FluentParticipantRepository(store: store).create(siteID: site.id, screeningNumber: "P-001", scope: scope, now: now)
+    _ = try await FluentFormRecordRepository(store: store).save(
+        participantID: p.id, visit: "screening", form: "demographics", values: ["screening_date": "2026-03-01", "birth_date": "1980-01-01", "sex": "M"],
+        reason: nil, scope: scope, now: now)
+    return (safety, scope, p)
+}
+
+@Suite struct LabGradingStoreTests {
+    /// Bilirubin 200 µmol/L at screening (11.7 × ULN 17.1: v4.03 grade 4) is the baseline; 210 at day 7 is grade 4 by v4.03
+    /// but only 1.05 × baseline, grade 1 by v5.0's abnormal-baseline rule; no shift, so not treatment-emergent.
+    @Test(arguments: TestDatabase.available)
+    func gradedAgainstULNAndBaseline(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (safety, scope, p) = try await safetyTrial(store)
+            let baseline = try await safety.recordLab(
+                participantID: p.id, visit: "screening", test: "BILI", value: 200, unit: "umol/L", collectedAt: DateParsing.instant("2026-03-01T08:00")!, scope: scope, now: now)
+            #expect(baseline.gradeV4 == 4)
+            #expect(baseline.baseline == nil)
+            // Entered in mg/dL: 210 µmol/L ÷ 17.104 = 12.278 mg/dL.
+            let day7 = try await safety.recordLab(
+                participantID: p.id, visit: "day_7", test: "BILI", value: 12.278, unit: "mg/dL", collectedAt: DateParsing.instant("2026-03-09T08:00")!, scope: scope, now: now)
+            #expect(abs(day7.value - 210) < 0.01)
+            #expect(day7.enteredUnit == "mg/dL")
+            #expect(day7.baseline == 200)
+            #expect(day7.gradeV4 == 4)
+            #expect(day7.gradeV5 == 1)
+            #expect(day7.baselineGrade == 4)
+            #expect(day7.shift == "4 → 4")
+            #expect(!day7.treatmentEmergent)
+            #expect(day7.basisV5?.contains("if baseline was abnormal") == true)
+        }
+    }
+
+    @Test(arguments: TestDatabase.available)
+    func aWorseGradeThanBaselineIsTreatmentEmergent(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (safety, scope, p) = try await safetyTrial(store)
+            _ = try await safety.recordLab(participantID: p.id, visit: "screening", test: "ALT", value: 50, unit: "U/L", collectedAt: DateParsing.instant("2026-03-01T08:00")!, scope: scope, now: now)
+            // 1 µkat/L = 60 U/L, so 4 µkat/L is 240 U/L: 6 × ULN 40, grade 3 against a grade 1 baseline.
+            let later = try await safety.recordLab(participantID: p.id, visit: "day_14", test: "ALT", value: 4, unit: "ukat/L", collectedAt: DateParsing.instant("2026-03-09T08:00")!, scope: scope, now: now)
+            #expect(later.value == 240)
+            #expect(later.gradeV4 == 3)
+            #expect(later.shift == "1 → 3")
+            #expect(later.treatmentEmergent)
+            let labs = try await safety.labs(participantID: p.id, scope: scope)
+            #expect(labs.count == 2)
+            #expect(try await AuditChain.verify(on: store.database).isIntact)
+        }
+    }
+
+    @Test(arguments: TestDatabase.available)
+    func badLabsAreRefusedByField(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (safety, scope, p) = try await safetyTrial(store)
+            let at = DateParsing.instant("2026-03-05T08:00")!
+            await #expect(throws: StoreError.invalid(field: "unit", rule: "unit 'U/L' does not fit bilirubin (canonical umol/L)")) {
+                try await safety.recordLab(participantID: p.id, visit: "day_7", test: "BILI", value: 3, unit: "U/L", collectedAt: at, scope: scope, now: now)
+            }
+            await #expect(throws: StoreError.invalid(field: "value", rule: "5000 umol/L is not a plausible Bilirubin, total (0–2000 umol/L)")) {
+                try await safety.recordLab(participantID: p.id, visit: "day_7", test: "BILI", value: 5000, unit: "umol/L", collectedAt: at, scope: scope, now: now)
+            }
+            await #expect(throws: StoreError.invalid(field: "collectedAt", rule: "cannot be before Screening (2026-03-01)")) {
+                try await safety.recordLab(participantID: p.id, visit: "day_7", test: "BILI", value: 30, unit: "umol/L", collectedAt: DateParsing.instant("2026-02-20T08:00")!, scope: scope, now: now)
+            }
+            let unranged = try await safety.recordLab(participantID: p.id, visit: "day_7", test: "GGT", value: 90, unit: "U/L", collectedAt: at, scope: scope, now: now)
+            #expect(unranged.gradeV4 == nil)
+            #expect(unranged.basisV4 == "no reference range for GGT at site SYSU3: add it to the site's definition")
+        }
+    }
+}
+
+@Suite struct AdverseEventStoreTests {
+    @Test(arguments: TestDatabase.available)
+    func seriousEventsRunAClockAndGradesMustExistForTheTerm(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (safety, scope, p) = try await safetyTrial(store)
+            let onset = DateParsing.instant("2026-03-09T10:00")!
+            // Anaphylaxis has no grade 1 or 2 in CTCAE v4.03.
+            await #expect(throws: StoreError.invalid(field: "grade", rule: "Anaphylaxis has grades 3, 4, 5 in CTCAE v4.03")) {
+                try await safety.recordAdverseEvent(
+                    participantID: p.id, input: AdverseEventInput(meddra: "10002218", grade: 2, onsetAt: onset, attribution: .possible, expected: false, actionTaken: "none", outcome: "recovered"),
+                    scope: scope, now: now)
+            }
+            await #expect(throws: StoreError.invalid(field: "awareAt", rule: "a serious event needs the time the site learned of it")) {
+                try await safety.recordAdverseEvent(
+                    participantID: p.id, input: AdverseEventInput(meddra: "10002218", grade: 3, onsetAt: onset, seriousness: [.hospitalization], attribution: .probable, expected: false, actionTaken: "infusion stopped", outcome: "recovering"),
+                    scope: scope, now: now)
+            }
+            let event = try await safety.recordAdverseEvent(
+                participantID: p.id,
+                input: AdverseEventInput(
+                    meddra: "10002218", grade: 3, onsetAt: onset, seriousness: [.hospitalization], attribution: .probable, expected: false,
+                    actionTaken: "infusion stopped", outcome: "recovering", awareAt: DateParsing.instant("2026-03-09T10:30")!),
+                scope: scope, now: now)
+            #expect(event.gradeDefinition.hasPrefix("Symptomatic bronchospasm"))
+            #expect(event.clock?.dueAt == DateParsing.instant("2026-03-10T10:30")!)
+            // At noon on the 10th the 24 hours have run out.
+            #expect(event.clock?.isOverdue(now: now) == true)
+            let reported = try await safety.reportToSponsor(eventID: event.id, reportedAt: DateParsing.instant("2026-03-10T09:00")!, scope: scope, now: now)
+            #expect(reported.clock?.isOverdue(now: now) == false)
+            #expect(try await safety.adverseEvents(participantID: p.id, scope: scope).count == 1)
+        }
+    }
+
+    @Test(arguments: TestDatabase.available)
+    func theFullCatalogueImportsAndReplaces(database: TestDatabase) async throws {
+        guard let csv = try? String(contentsOf: Reference.root.appendingPathComponent("ctcae/CTCAE_4.03.csv"), encoding: .utf8) else {
+            print("SKIPPED: ../shared/reference/ctcae/CTCAE_4.03.csv is not beside this checkout")
+            return
+        }
+        try await database.withStore { store in
+            let (safety, _, _) = try await safetyTrial(store)
+            #expect(try await safety.searchTerms("", limit: 1000).count == 13)
+            let count = try await safety.importTerms(try CTCAECatalogue.parse(csv, version: "4.03"), version: "4.03", actor: "dm", now: now)
+            #expect(count == 790)
+            #expect(try await safety.searchTerms("nausea").map(\.term) == ["Nausea"])
+        }
+    }
+}
