@@ -268,3 +268,37 @@ private struct Trial {
         }
     }
 }
+
+@Suite struct PrimaryEndpointTests {
+    /// Participants answered at 24 h: toxicity counted by arm, with the exact interval of Clopper & Pearson.
+    @Test(arguments: TestDatabase.available)
+    func countedByArmWithExactIntervals(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let trial = try await Trial.make(store)
+            let safety = FluentSafetyRepository(store: store, tables: try GradingTables.builtIn())
+            var expected: [String: (assessed: Int, toxic: Int)] = [:]
+            for i in 1...6 {
+                let p = try await trial.ready("E-\(i)")
+                let allocation = try await trial.screening.allocate(participantID: p.id, scope: trial.scope, now: now)
+                let toxic = i % 3 == 0
+                _ = try await trial.forms.save(
+                    participantID: p.id, visit: "safety_24h", form: "toxicity_24h",
+                    values: ["assessed_at": "2026-03-11T12:00", "any_toxicity": toxic ? "yes" : "no"], reason: nil, scope: trial.scope, now: now)
+                expected[allocation.arm, default: (0, 0)].assessed += 1
+                if toxic { expected[allocation.arm, default: (0, 0)].toxic += 1 }
+            }
+            let endpoint = try await safety.primaryEndpoint(scope: trial.scope)
+            #expect(endpoint.map(\.arm) == ["msc_ev", "control"])
+            for arm in endpoint {
+                let e = expected[arm.arm] ?? (0, 0)
+                #expect(arm.assessed == e.assessed)
+                #expect(arm.withToxicity == e.toxic)
+                let ci = ClopperPearson.interval(successes: e.toxic, trials: e.assessed)
+                #expect(arm.lower == ci?.lower)
+                #expect(arm.upper == ci?.upper)
+            }
+            #expect(endpoint.map(\.assessed).reduce(0, +) == 6)
+            #expect(endpoint.map(\.withToxicity).reduce(0, +) == 2)
+        }
+    }
+}

@@ -362,12 +362,14 @@ public struct FluentSafetyRepository: Sendable {
         let windowHours = Double(study.safety.primaryEndpointWindowHours ?? 24)
         for p in participants {
             let file = try await FluentScreeningRepository.file(participantID: p.id, scope: scope, on: store.database)
-            guard let allocation = file.allocation, let timeZero = file.anchors[study.anchors.first { $0.source == "infusion" }?.code ?? "time_zero"] else { continue }
+            guard let allocation = file.allocation else { continue }
+            let timeZero = file.anchors[study.anchors.first { $0.source == "infusion" }?.code ?? "time_zero"]
             let answered = file.values["toxicity_24h.any_toxicity"]
-            let infusionEvent = events.contains {
-                $0.participantID == p.id && Self.infusionTerms.contains($0.meddra) && $0.onsetAt >= timeZero
-                    && $0.onsetAt <= timeZero.addingTimeInterval(windowHours * 3600)
-            }
+            let infusionEvent = timeZero.map { start in
+                events.contains {
+                    $0.participantID == p.id && Self.infusionTerms.contains($0.meddra) && $0.onsetAt >= start && $0.onsetAt <= start.addingTimeInterval(windowHours * 3600)
+                }
+            } ?? false
             guard answered != nil || infusionEvent else { continue }
             byArm[allocation.arm, default: (0, 0)].assessed += 1
             if answered == "yes" || infusionEvent { byArm[allocation.arm, default: (0, 0)].toxic += 1 }
