@@ -505,6 +505,15 @@ public struct ConsentSettings: Codable, Equatable, Sendable {
     }
 }
 
+public struct HysLawSettings: Codable, Equatable, Sendable {
+    public var transaminaseMultiple: Double
+    public var bilirubinMultiple: Double
+    public init(transaminaseMultiple: Double, bilirubinMultiple: Double) {
+        self.transaminaseMultiple = transaminaseMultiple
+        self.bilirubinMultiple = bilirubinMultiple
+    }
+}
+
 public struct SafetySettings: Codable, Equatable, Sendable {
     public var ctcaeVersion: String
     /// Hours within which a serious adverse event must reach the sponsor.
@@ -512,12 +521,18 @@ public struct SafetySettings: Codable, Equatable, Sendable {
     /// Grade labs against the participant's baseline as well as against ULN.
     public var gradeAgainstBaseline: Bool
     public var primaryEndpointWindowHours: Int?
+    public var hysLaw: HysLawSettings?
 
     public init(ctcaeVersion: String, saeReportingHours: Int, gradeAgainstBaseline: Bool, primaryEndpointWindowHours: Int? = nil) {
         self.ctcaeVersion = ctcaeVersion
         self.saeReportingHours = saeReportingHours
         self.gradeAgainstBaseline = gradeAgainstBaseline
         self.primaryEndpointWindowHours = primaryEndpointWindowHours
+    }
+
+    public init(ctcaeVersion: String, saeReportingHours: Int, gradeAgainstBaseline: Bool, primaryEndpointWindowHours: Int?, hysLaw: HysLawSettings?) {
+        self.init(ctcaeVersion: ctcaeVersion, saeReportingHours: saeReportingHours, gradeAgainstBaseline: gradeAgainstBaseline, primaryEndpointWindowHours: primaryEndpointWindowHours)
+        self.hysLaw = hysLaw
     }
 }
 

@@ -247,6 +247,24 @@ public struct FluentSafetyRepository: Sendable {
             basisV5: m.basisV5, baselineGrade: m.baselineGrade, treatmentEmergent: m.treatmentEmergent)
     }
 
+    /// Hy's law at each visit with ALT or AST and bilirubin, by ULN and by baseline, with the study's multiples.
+    public func hysLaw(participantID: UUID, scope: AccessScope) async throws -> [(visit: String, check: HysLawCheck)] {
+        let labs = try await labs(participantID: participantID, scope: scope)
+        let settings = try await FluentStudyRepository(store: store).current()?.safety.hysLaw
+        var result: [(String, HysLawCheck)] = []
+        for visit in labs.reduce(into: [String](), { if !$0.contains($1.visit) { $0.append($1.visit) } }) {
+            let at = Dictionary(labs.filter { $0.visit == visit }.map { ($0.test, $0) }, uniquingKeysWith: { a, _ in a })
+            if let check = HysLawCheck.evaluate(
+                alt: at["ALT"]?.value, ast: at["AST"]?.value, bilirubin: at["BILI"]?.value, altULN: at["ALT"]?.uln, astULN: at["AST"]?.uln,
+                bilirubinULN: at["BILI"]?.uln, altBaseline: at["ALT"]?.baseline, astBaseline: at["AST"]?.baseline, bilirubinBaseline: at["BILI"]?.baseline,
+                transaminaseMultiple: settings?.transaminaseMultiple ?? 3, bilirubinMultiple: settings?.bilirubinMultiple ?? 2)
+            {
+                result.append((visit, check))
+            }
+        }
+        return result
+    }
+
     // MARK: Adverse events
 
     public func recordAdverseEvent(participantID: UUID, input: AdverseEventInput, scope: AccessScope, now: Date) async throws -> AdverseEvent {
@@ -365,6 +383,8 @@ public struct FluentSafetyRepository: Sendable {
             guard let allocation = file.allocation else { continue }
             let timeZero = file.anchors[study.anchors.first { $0.source == "infusion" }?.code ?? "time_zero"]
             let answered = file.values["toxicity_24h.any_toxicity"]
+            let reactionGrades = ["infusion_reaction_grade", "allergic_reaction_grade", "anaphylaxis_grade", "fever_grade", "crs_grade"]
+                .compactMap { file.values["toxicity_24h.\($0)"].flatMap(Double.init) }
             let infusionEvent = timeZero.map { start in
                 events.contains {
                     $0.participantID == p.id && Self.infusionTerms.contains($0.meddra) && $0.onsetAt >= start && $0.onsetAt <= start.addingTimeInterval(windowHours * 3600)
@@ -372,7 +392,7 @@ public struct FluentSafetyRepository: Sendable {
             } ?? false
             guard answered != nil || infusionEvent else { continue }
             byArm[allocation.arm, default: (0, 0)].assessed += 1
-            if answered == "yes" || infusionEvent { byArm[allocation.arm, default: (0, 0)].toxic += 1 }
+            if answered == "yes" || infusionEvent || reactionGrades.contains(where: { $0 >= 1 }) { byArm[allocation.arm, default: (0, 0)].toxic += 1 }
         }
         return study.arms.map { arm in
             let c = byArm[arm.code] ?? (0, 0)

@@ -52,6 +52,14 @@ struct SAEDTO: Content {
     var hoursLeft: Double
 }
 
+struct HysLawDTO: Content {
+    var visit: String
+    var byULN: Bool
+    var byBaseline: Bool
+    var transaminaseMultipleOfULN: Double
+    var bilirubinMultipleOfULN: Double
+}
+
 struct VisitScoresDTO: Content {
     var visit: String
     var scores: [String: Double]
@@ -70,6 +78,7 @@ enum SafetyAPI {
         api.get("participants", ":id", "labs", use: labs)
         api.post("participants", ":id", "labs", use: recordLab)
         api.get("participants", ":id", "scores", use: scores)
+        api.get("participants", ":id", "hys-law", use: hysLaw)
         api.get("participants", ":id", "adverse-events", use: adverseEvents)
         api.post("participants", ":id", "adverse-events", use: recordAdverseEvent)
         api.post("adverse-events", ":id", "report", use: report)
@@ -94,8 +103,8 @@ enum SafetyAPI {
         return try await lab.encodeResponse(status: .created, for: req)
     }
 
-    /// MELD, MELD-Na and MELD 3.0 at every visit with the labs they need.
-    static func visitScores(labs: [LabResult], female: Bool?) -> [VisitScoresDTO] {
+    /// Every liver score whose inputs a visit has: labs from the lab results, clinical findings from the visit's forms.
+    static func visitScores(labs: [LabResult], female: Bool?, age: Double? = nil, clinical: [String: [String: String]] = [:]) -> [VisitScoresDTO] {
         let visits = labs.reduce(into: [String]()) { if !$0.contains($1.visit) { $0.append($1.visit) } }
         return visits.compactMap { visit in
             let at = Dictionary(labs.filter { $0.visit == visit }.map { ($0.test, $0.value) }, uniquingKeysWith: { a, _ in a })
@@ -106,8 +115,18 @@ enum SafetyAPI {
             x.inr = at["INR"]
             x.sodium = at["SODIUM"]
             x.female = female
+            x.lactate = at["LACTATE"]
+            x.wbc = at["WBC"]
+            x.age = age
+            let findings = clinical[visit] ?? [:]
+            x.ascites = findings["ascites_grade"]
+            x.encephalopathyGrade = findings["he_grade"].flatMap { Double($0) }.map { Int($0) }
+            x.map = findings["map"].flatMap(Double.init)
+            x.vasopressors = findings["vasopressors"] == "yes"
+            x.dialysis = findings["dialysis"] == "yes"
+            x.pao2Fio2 = findings["pao2_fio2"].flatMap(Double.init)
             var scores: [String: Double] = [:], inputs: [String: Double] = [:]
-            for name in ["meld", "meld-na", "meld-3.0"] {
+            for name in LiverScores.names {
                 if let r = try? LiverScores.compute(name, x) {
                     scores[name] = r.score
                     inputs.merge(r.inputs) { a, _ in a }
@@ -121,9 +140,27 @@ enum SafetyAPI {
         let user = try req.user
         try user.require(.readParticipants)
         let id = try APIController.participantID(req)
-        let labs = try await req.safety.labs(participantID: id, scope: user.scope)
-        let sex = try await req.screening.file(participantID: id, scope: user.scope).values["demographics.sex"]
-        return visitScores(labs: labs, female: sex.map { $0 == "F" })
+        return try await scoresFor(req, participantID: id, scope: user.scope)
+    }
+
+    static func scoresFor(_ req: Request, participantID id: UUID, scope: AccessScope) async throws -> [VisitScoresDTO] {
+        let labs = try await req.safety.labs(participantID: id, scope: scope)
+        let file = try await req.screening.file(participantID: id, scope: scope)
+        let records = try await req.formRecords.records(participantID: id, scope: scope).filter { $0.form == "clinical" }
+        let age = file.values["demographics.birth_date"].flatMap(DateParsing.day).map { Double(Evaluator.completedYears(born: $0, on: Date())) }
+        return visitScores(
+            labs: labs, female: file.values["demographics.sex"].map { $0 == "F" }, age: age,
+            clinical: Dictionary(records.map { ($0.visit, $0.values) }, uniquingKeysWith: { a, _ in a }))
+    }
+
+    static func hysLaw(req: Request) async throws -> [HysLawDTO] {
+        let user = try req.user
+        try user.require(.readParticipants)
+        return try await req.safety.hysLaw(participantID: try APIController.participantID(req), scope: user.scope).map {
+            HysLawDTO(
+                visit: $0.visit, byULN: $0.check.byULN, byBaseline: $0.check.byBaseline, transaminaseMultipleOfULN: $0.check.transaminaseMultipleOfULN,
+                bilirubinMultipleOfULN: $0.check.bilirubinMultipleOfULN)
+        }
     }
 
     static func adverseEvents(req: Request) async throws -> [AdverseEvent] {

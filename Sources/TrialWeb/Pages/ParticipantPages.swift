@@ -26,9 +26,13 @@ enum ParticipantPages {
         let sites = try await req.accounts.sites().filter { user.account.siteIDs.contains($0.id) || user.account.role == .admin }
         let participants = AccessPolicy.allows(user.account.role, .readParticipants) ? try await req.participants.list(scope: user.scope) : []
         let counts = Dictionary(grouping: participants, by: \.siteID).mapValues(\.count)
+        let overdue = AccessPolicy.allows(user.account.role, .readParticipants) ? try await SafetyAPI.seriousList(req, user: user).filter { $0.overdue && $0.reportedAt == nil } : []
         return Layout.page(
             title: "Dashboard", user: user,
             .p(.id("welcome"), .text("Signed in as \(user.account.username), \(user.account.role.title).")),
+            .if(!overdue.isEmpty,
+                .p(.class("error"), .id("overdue-saes"),
+                    .a(.href("/safety"), .text("\(overdue.count) serious adverse event\(overdue.count == 1 ? "" : "s") not reported within the clock")))),
             .table(
                 .caption(.text("Your sites")),
                 .thead(.tr(.th(.text("Site")), .th(.text("Name")), .th(.text("Participants")))),

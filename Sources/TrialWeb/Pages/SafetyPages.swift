@@ -41,8 +41,8 @@ enum SafetyPages {
         let safety = try req.safety
         let labs = try await safety.labs(participantID: participant.id, scope: user.scope)
         let events = try await safety.adverseEvents(participantID: participant.id, scope: user.scope)
-        let sex = try await req.screening.file(participantID: participant.id, scope: user.scope).values["demographics.sex"]
-        let scores = SafetyAPI.visitScores(labs: labs, female: sex.map { $0 == "F" })
+        let scores = try await SafetyAPI.scoresFor(req, participantID: participant.id, scope: user.scope)
+        let hysLaw = try await safety.hysLaw(participantID: participant.id, scope: user.scope).filter { $0.check.byULN || $0.check.byBaseline }
         let canWrite = AccessPolicy.allows(user.account.role, .writeParticipants)
         let base = "/participants/\(participant.id.uuidString)"
         let labVisits = study.forms.first { $0.code == "labs" }?.visits ?? study.visits.map(\.code)
@@ -61,14 +61,17 @@ enum SafetyPages {
                             .td(.attribute(named: "title", value: l.basisV5 ?? ""), .text(l.gradeV5.map { "grade \($0)" } ?? "not graded")),
                             .td(.text(l.shift ?? "")), .td(.text(l.treatmentEmergent ? "yes" : "no")))
                     })),
+                .forEach(hysLaw) { flag in
+                    .p(.class("error"), .id("hys-law-\(flag.visit)"),
+                        .text("Potential Hy's law at \(flag.visit): ALT or AST \(String(format: "%.1f", flag.check.transaminaseMultipleOfULN)) × ULN with bilirubin \(String(format: "%.1f", flag.check.bilirubinMultipleOfULN)) × ULN" + (flag.check.byBaseline ? "; also above the multiples of baseline" : " (by ULN only; not by baseline)")))
+                },
                 .if(!scores.isEmpty,
                     .table(.id("scores"), .caption(.text("Liver scores by visit")),
-                        .thead(.tr(.th(.text("Visit")), .th(.text("MELD")), .th(.text("MELD-Na")), .th(.text("MELD 3.0")), .th(.text("Inputs (after bounds)")))),
+                        .thead(.tr(.th(.text("Visit")), .forEach(LiverScores.names) { .th(.text($0)) }, .th(.text("Inputs (after bounds)")))),
                         .tbody(.forEach(scores) { s in
                             .tr(
-                                .td(.text(s.visit)), .td(.text(s.scores["meld"].map { String(format: "%.1f", $0) } ?? "")),
-                                .td(.text(s.scores["meld-na"].map { String(format: "%.1f", $0) } ?? "")),
-                                .td(.text(s.scores["meld-3.0"].map { String(format: "%.1f", $0) } ?? "")),
+                                .td(.text(s.visit)),
+                                .forEach(LiverScores.names) { name in .td(.text(s.scores[name].map { String(format: "%.1f", $0) } ?? "")) },
                                 .td(.text(s.inputs.sorted { $0.key < $1.key }.map { "\($0.key) \(FormValidator.format(($0.value * 100).rounded() / 100))" }.joined(separator: ", "))))
                         }))),
                 .if(canWrite,
