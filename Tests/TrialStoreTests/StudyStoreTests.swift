@@ -69,13 +69,13 @@ private let now = Date(timeIntervalSince1970: 1_790_000_000)
             let labsIndex = try #require(v2.forms.firstIndex { $0.code == "labs" })
             let bilirubinIndex = try #require(v2.forms[labsIndex].fields.firstIndex { $0.code == "total_bilirubin" })
             v2.forms[labsIndex].fields[bilirubinIndex].range?.max = 300
-            var lactate = v2.forms[labsIndex].fields[bilirubinIndex]
-            lactate.code = "lactate"
-            lactate.label = "Lactate"
-            lactate.unit = "mmol/L"
-            lactate.loinc = nil
-            v2.forms[labsIndex].fields.append(lactate)
-            _ = try await studies.publish(v2, actor: "dm", reason: "amendment 1: lactate added", now: now)
+            var ammonia = v2.forms[labsIndex].fields[bilirubinIndex]
+            ammonia.code = "ammonia"
+            ammonia.label = "Ammonia"
+            ammonia.unit = "umol/L"
+            ammonia.loinc = nil
+            v2.forms[labsIndex].fields.append(ammonia)
+            _ = try await studies.publish(v2, actor: "dm", reason: "amendment 1: ammonia added", now: now)
 
             // The old record is still version 1, and an update of it is checked against version 1's form.
             let updated = try await forms.save(
@@ -83,9 +83,9 @@ private let now = Date(timeIntervalSince1970: 1_790_000_000)
                 reason: "transcription error", scope: scope, now: now)
             #expect(updated.studyVersion == 1)
             #expect(updated.values["total_bilirubin"] == "400")
-            await #expect(throws: StoreError.invalid(field: "lactate", rule: "is not a field of form 'labs'")) {
+            await #expect(throws: StoreError.invalid(field: "ammonia", rule: "is not a field of form 'labs'")) {
                 try await forms.save(
-                    participantID: participant.id, visit: "screening", form: "labs", values: labs.merging(["lactate": "2"]) { $1 },
+                    participantID: participant.id, visit: "screening", form: "labs", values: labs.merging(["ammonia": "2"]) { $1 },
                     reason: "x", scope: scope, now: now)
             }
             // A new record follows version 2.
@@ -94,7 +94,7 @@ private let now = Date(timeIntervalSince1970: 1_790_000_000)
             }
             let second = try await forms.save(
                 participantID: participant.id, visit: "baseline", form: "labs",
-                values: ["collected_at": "2026-01-07T08:00", "total_bilirubin": "250", "lactate": "1.8"], reason: nil, scope: scope,
+                values: ["collected_at": "2026-01-07T08:00", "total_bilirubin": "250", "ammonia": "60"], reason: nil, scope: scope,
                 now: now.addingTimeInterval(60))
             #expect(second.studyVersion == 2)
             let all = try await forms.records(participantID: participant.id, scope: scope)
