@@ -135,6 +135,12 @@ private func safetyTrial(_ store: Store) async throws -> (FluentSafetyRepository
             let count = try await safety.importTerms(try CTCAECatalogue.parse(csv, version: "4.03"), version: "4.03", actor: "dm", now: now)
             #expect(count == 790)
             #expect(try await safety.searchTerms("nausea").map(\.term) == ["Nausea"])
+            if let v5 = try? String(contentsOf: Reference.root.appendingPathComponent("ctcae/CTCAE_v5.0.csv"), encoding: .utf8) {
+                #expect(try await safety.importTerms(try CTCAECatalogue.parse(v5, version: "5.0"), version: "5.0", actor: "dm", now: now) == 837)
+                #expect(try await safety.searchTerms("nausea", version: "5.0").count == 1)
+                // Importing v5.0 leaves v4.03 as it was.
+                #expect(try await safety.searchTerms("", version: "4.03", limit: 1000).count == 790)
+            }
         }
     }
 }

@@ -57,8 +57,8 @@ enum SafetyPages {
                             .td(.text(l.visit)), .td(.text(l.test)), .td(.text("\(FormValidator.format(l.value)) \(l.unit)")),
                             .td(.text("\(FormValidator.format(l.enteredValue)) \(l.enteredUnit)")),
                             .td(.text([l.lln.map { "LLN \(FormValidator.format($0))" }, l.uln.map { "ULN \(FormValidator.format($0))" }].compactMap { $0 }.joined(separator: ", "))),
-                            .td(.attribute(named: "title", value: l.basisV4 ?? ""), .text(l.gradeV4.map { "grade \($0)" } ?? "not graded")),
-                            .td(.attribute(named: "title", value: l.basisV5 ?? ""), .text(l.gradeV5.map { "grade \($0)" } ?? "not graded")),
+                            .td(.text(l.gradeV4.map { "grade \($0)" } ?? "not graded"), .br(), .small(.text(l.basisV4 ?? ""))),
+                            .td(.text(l.gradeV5.map { "grade \($0)" } ?? "not graded"), .br(), .small(.text(l.basisV5 ?? ""))),
                             .td(.text(l.shift ?? "")), .td(.text(l.treatmentEmergent ? "yes" : "no")))
                     })),
                 .forEach(hysLaw) { flag in
