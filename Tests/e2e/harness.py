@@ -88,7 +88,15 @@ class Casebook:
         if self.log:
             self.log.close()
         if self.admin_url:
-            psql(self.admin_url, "-c", f"DROP DATABASE IF EXISTS {self.db_name} WITH (FORCE)")
+            # A server's last connections may still be closing; dropping is retried before it counts as a failure.
+            for attempt in range(10):
+                try:
+                    psql(self.admin_url, "-c", f"DROP DATABASE IF EXISTS {self.db_name} WITH (FORCE)")
+                    break
+                except subprocess.CalledProcessError as error:
+                    if attempt == 9:
+                        raise RuntimeError(f"could not drop {self.db_name}: {error.stderr}") from error
+                    time.sleep(0.5)
         self.dir.cleanup()
 
 
