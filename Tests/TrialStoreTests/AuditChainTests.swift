@@ -132,6 +132,32 @@ private func eventCount(_ store: Store) async throws -> Int {
     }
 }
 
+@Suite struct GroupedWriteTests {
+    /// Concurrent writes share commits on SQLite; a request that fails rolls back alone and the others stay written.
+    @Test(arguments: TestDatabase.available)
+    func aFailingRequestSpoilsNothingElseInItsBatch(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (a, _, _) = try await seed(store)
+            let repo = FluentParticipantRepository(store: store)
+            let scope = AccessScope(actor: "ana", siteIDs: [a.id])
+            let before = try await eventCount(store)
+            // Ten distinct numbers, each asked for three times at once: one of each three can win.
+            let outcomes = await withTaskGroup(of: Bool.self) { group in
+                for i in 0..<30 {
+                    group.addTask { (try? await repo.create(siteID: a.id, screeningNumber: "G-\(i % 10)", scope: scope, now: now)) != nil }
+                }
+                var results: [Bool] = []
+                for await ok in group { results.append(ok) }
+                return results
+            }
+            #expect(outcomes.filter { $0 }.count == 10)
+            #expect(try await repo.list(scope: scope).filter { $0.screeningNumber.hasPrefix("G-") }.count == 10)
+            #expect(try await eventCount(store) == before + 10)
+            #expect(try await AuditChain.verify(on: store.database).isIntact)
+        }
+    }
+}
+
 @Suite struct SiteIsolationTests {
     @Test(arguments: TestDatabase.available)
     func anotherSitesParticipantCannotBeReadOrWritten(database: TestDatabase) async throws {
