@@ -88,7 +88,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "TrialDomainTests", dependencies: ["TrialDomain"], swiftSettings: strict),
-        .testTarget(name: "TrialStandardsTests", dependencies: ["TrialDomain", "TrialStandards", "TestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "TrialStandardsTests", dependencies: ["TrialDomain", "TrialStandards", "TestSupport"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(
             name: "TrialStoreTests",
             dependencies: [

@@ -8,7 +8,12 @@ public enum GradingTables {
         var tables: [GradingTable]
     }
 
-    public static func builtIn() throws -> [GradingTable] {
+    /// Read once per process: the tables ship with the binary and never change while it runs.
+    public static func builtIn() throws -> [GradingTable] { try cached.get() }
+
+    private static let cached = Result { try load() }
+
+    static func load() throws -> [GradingTable] {
         guard let url = Bundle.module.url(forResource: "ctcae-lab-grading", withExtension: "yaml", subdirectory: "Grading") else {
             throw GradingError.invalid("the built-in CTCAE grading table is missing from the installation")
         }

@@ -53,7 +53,8 @@ struct DemoTrial {
         let safety = FluentSafetyRepository(store: store, tables: try GradingTables.builtIn())
         if try await screening.listSlots() == nil {
             let seedHex = (0..<32).map { _ in String(format: "%02x", UInt8(truncatingIfNeeded: rng.next())) }.joined()
-            _ = try await screening.generateList(seedHex: seedHex, actor: "demo", now: Date())
+            // Every demo participant could fall in one stratum, so each stratum gets room for all of them.
+            _ = try await screening.generateList(seedHex: seedHex, actor: "demo", now: Date(), length: max(count, 100))
         }
         let existing = try await FluentParticipantRepository(store: store).list(scope: scope).count
         let today = DateParsing.day(Self.day(Date()))!

@@ -152,79 +152,84 @@ public struct FluentSafetyRepository: Sendable {
     public func recordLab(
         participantID: UUID, visit: String, test code: String, value: Double, unit: String, collectedAt: Date, scope: AccessScope, now: Date
     ) async throws -> LabResult {
+        // Checking and grading read only; they run before the write so concurrent saves do them in parallel,
+        // and the shared transaction holds just the insert and its audit event.
+        let file = try await FluentScreeningRepository.file(participantID: participantID, scope: scope, on: store.database)
+        guard let test = LabCatalogue.test(code) else {
+            throw StoreError.invalid(field: "test", rule: "must be one of \(LabCatalogue.tests.map(\.code).joined(separator: ", "))")
+        }
+        guard file.study.visit(visit) != nil else { throw StoreError.invalid(field: "visit", rule: "names unknown visit '\(visit)'") }
+        let canonical: Double
+        do { canonical = try Units.toCanonical(value, analyte: test.analyte, unit: unit) } catch let e as Units.Problem {
+            throw StoreError.invalid(field: "unit", rule: e.message)
+        }
+        guard test.plausible.contains(canonical) else {
+            throw StoreError.invalid(
+                field: "value", rule: "\(FormValidator.format(canonical)) \(test.unit) is not a plausible \(test.name) (\(FormValidator.format(test.plausible.lowerBound))–\(FormValidator.format(test.plausible.upperBound)) \(test.unit))")
+        }
+        if collectedAt > now.addingTimeInterval(300) { throw StoreError.invalid(field: "collectedAt", rule: "must not be in the future") }
+        if let first = file.study.anchors.first, let start = file.anchors[first.code], AnchorTimes.day(collectedAt) < AnchorTimes.day(start) {
+            throw StoreError.invalid(field: "collectedAt", rule: "cannot be before \(first.label) (\(AnchorTimes.dayText(start)))")
+        }
+        let site = file.study.sites.first { $0.code == file.siteCode }
+        let age = file.values["demographics.birth_date"].flatMap(DateParsing.day).map { Double(Evaluator.completedYears(born: $0, on: collectedAt)) }
+        let range = ReferenceRange.pick(site?.referenceRanges ?? [], test: test.code, sex: file.values["demographics.sex"], age: age)
+        let baseline = try await Self.baseline(participantID: participantID, test: test.code, study: file.study, before: collectedAt, on: store.database)
+        var gradeV4: LabGrade?, gradeV5: LabGrade?, baselineGrade: Int?
+        if let term = test.ctcae, range?.high != nil || range?.low != nil {
+            for table in tables {
+                let g = try? LabGrader.grade(table: table, term: term, value: canonical, uln: range?.high, lln: range?.low, baseline: baseline)
+                if table.version == "4.03" { gradeV4 = g } else if table.version == "5.0" { gradeV5 = g }
+            }
+            if let baseline, let v4 = tables.first(where: { $0.version == "4.03" }) {
+                baselineGrade = (try? LabGrader.grade(table: v4, term: term, value: baseline, uln: range?.high, lln: range?.low, baseline: nil))?.grade
+            }
+        }
+        let missingRange = test.ctcae != nil && range == nil ? "no reference range for \(test.code) at site \(file.siteCode): add it to the site's definition" : nil
+        let model = LabResultModel()
+        model.id = UUID()
+        model.participantID = participantID
+        model.siteID = file.participant.siteID
+        model.visitCode = visit
+        model.testCode = test.code
+        model.collectedAt = collectedAt
+        model.value = canonical
+        model.unit = test.unit
+        model.enteredValue = value
+        model.enteredUnit = unit
+        model.uln = range?.high
+        model.lln = range?.low
+        model.baseline = baseline
+        model.gradeV4 = gradeV4?.grade
+        model.gradeV5 = gradeV5?.grade
+        model.basisV4 = gradeV4?.basis ?? missingRange
+        model.basisV5 = gradeV5?.basis ?? missingRange
+        model.baselineGrade = baselineGrade
+        // Treatment-emergent: worse than baseline.
+        model.treatmentEmergent = (gradeV4?.grade).map { g in baselineGrade.map { g > $0 } ?? false } ?? false
+        model.createdBy = scope.actor
+        model.createdAt = now
+        let changes: [FieldChange] = [
+            .init(field: "test", old: nil, new: test.code), .init(field: "visit", old: nil, new: visit),
+            .init(field: "value", old: nil, new: "\(FormValidator.format(value)) \(unit)"),
+            .init(field: "grade_v4", old: nil, new: gradeV4.map { String($0.grade) }),
+            .init(field: "grade_v5", old: nil, new: gradeV5.map { String($0.grade) }),
+        ]
+        let siteID = file.participant.siteID
+        let record = Self.lab(model)
         try await store.write { tx in
-            let file = try await FluentScreeningRepository.file(participantID: participantID, scope: scope, on: tx)
-            guard let test = LabCatalogue.test(code) else {
-                throw StoreError.invalid(field: "test", rule: "must be one of \(LabCatalogue.tests.map(\.code).joined(separator: ", "))")
-            }
-            guard file.study.visit(visit) != nil else { throw StoreError.invalid(field: "visit", rule: "names unknown visit '\(visit)'") }
-            let canonical: Double
-            do { canonical = try Units.toCanonical(value, analyte: test.analyte, unit: unit) } catch let e as Units.Problem {
-                throw StoreError.invalid(field: "unit", rule: e.message)
-            }
-            guard test.plausible.contains(canonical) else {
-                throw StoreError.invalid(
-                    field: "value", rule: "\(FormValidator.format(canonical)) \(test.unit) is not a plausible \(test.name) (\(FormValidator.format(test.plausible.lowerBound))–\(FormValidator.format(test.plausible.upperBound)) \(test.unit))")
-            }
-            if collectedAt > now.addingTimeInterval(300) { throw StoreError.invalid(field: "collectedAt", rule: "must not be in the future") }
-            if let first = file.study.anchors.first, let start = file.anchors[first.code], AnchorTimes.day(collectedAt) < AnchorTimes.day(start) {
-                throw StoreError.invalid(field: "collectedAt", rule: "cannot be before \(first.label) (\(AnchorTimes.dayText(start)))")
-            }
+            // The unique index on participant, visit and test is the last word; this check names the field first.
             if try await LabResultModel.query(on: tx).filter(\.$participantID == participantID).filter(\.$visitCode == visit)
                 .filter(\.$testCode == test.code).first() != nil
             {
                 throw StoreError.duplicate(field: "test", value: "\(test.code) at \(visit)")
             }
-            let site = file.study.sites.first { $0.code == file.siteCode }
-            let age = file.values["demographics.birth_date"].flatMap(DateParsing.day).map { Double(Evaluator.completedYears(born: $0, on: collectedAt)) }
-            let range = ReferenceRange.pick(site?.referenceRanges ?? [], test: test.code, sex: file.values["demographics.sex"], age: age)
-            let baseline = try await Self.baseline(participantID: participantID, test: test.code, study: file.study, before: collectedAt, on: tx)
-            var gradeV4: LabGrade?, gradeV5: LabGrade?, baselineGrade: Int?
-            if let term = test.ctcae, range?.high != nil || range?.low != nil {
-                for table in tables {
-                    let g = try? LabGrader.grade(table: table, term: term, value: canonical, uln: range?.high, lln: range?.low, baseline: baseline)
-                    if table.version == "4.03" { gradeV4 = g } else if table.version == "5.0" { gradeV5 = g }
-                }
-                if let baseline, let v4 = tables.first(where: { $0.version == "4.03" }) {
-                    baselineGrade = (try? LabGrader.grade(table: v4, term: term, value: baseline, uln: range?.high, lln: range?.low, baseline: nil))?.grade
-                }
-            }
-            let missingRange = test.ctcae != nil && range == nil ? "no reference range for \(test.code) at site \(file.siteCode): add it to the site's definition" : nil
-            let model = LabResultModel()
-            model.id = UUID()
-            model.participantID = participantID
-            model.siteID = file.participant.siteID
-            model.visitCode = visit
-            model.testCode = test.code
-            model.collectedAt = collectedAt
-            model.value = canonical
-            model.unit = test.unit
-            model.enteredValue = value
-            model.enteredUnit = unit
-            model.uln = range?.high
-            model.lln = range?.low
-            model.baseline = baseline
-            model.gradeV4 = gradeV4?.grade
-            model.gradeV5 = gradeV5?.grade
-            model.basisV4 = gradeV4?.basis ?? missingRange
-            model.basisV5 = gradeV5?.basis ?? missingRange
-            model.baselineGrade = baselineGrade
-            // Treatment-emergent: worse than baseline.
-            model.treatmentEmergent = (gradeV4?.grade).map { g in baselineGrade.map { g > $0 } ?? false } ?? false
-            model.createdBy = scope.actor
-            model.createdAt = now
             try await model.create(on: tx)
             try await AuditChain.append(
-                on: tx, actor: scope.actor, action: .create, entity: "lab_result", entityID: model.id!.uuidString, siteID: file.participant.siteID.uuidString,
-                reason: nil,
-                changes: [
-                    .init(field: "test", old: nil, new: test.code), .init(field: "visit", old: nil, new: visit),
-                    .init(field: "value", old: nil, new: "\(FormValidator.format(value)) \(unit)"),
-                    .init(field: "grade_v4", old: nil, new: gradeV4.map { String($0.grade) }),
-                    .init(field: "grade_v5", old: nil, new: gradeV5.map { String($0.grade) }),
-                ], now: now)
-            return Self.lab(model)
+                on: tx, actor: scope.actor, action: .create, entity: "lab_result", entityID: record.id.uuidString, siteID: siteID.uuidString,
+                reason: nil, changes: changes, now: now)
         }
+        return record
     }
 
     /// The baseline is the last result of the test from the eligibility or allocation visits, before this one.

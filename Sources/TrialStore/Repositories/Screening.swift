@@ -277,7 +277,8 @@ public struct FluentScreeningRepository: Sendable {
     // MARK: Randomization
 
     /// Generates the concealed list once, when the study goes live. Without a seed, one is drawn from the system's generator.
-    public func generateList(seedHex: String?, actor: String, now: Date) async throws -> (seed: String, slots: Int) {
+    /// `length` overrides the positions per stratum (the study's setting, else its enrolment target, at least 100).
+    public func generateList(seedHex: String?, actor: String, now: Date, length: Int? = nil) async throws -> (seed: String, slots: Int) {
         try await store.write { tx in
             guard let study = try await FluentStudyRepository(store: Store(database: tx)).current() else {
                 throw StoreError.notFound(entity: "study", id: "current")
@@ -305,7 +306,7 @@ public struct FluentScreeningRepository: Sendable {
             var count = 0
             if study.randomization.method == "permuted_blocks" {
                 var rng = ChaCha20Generator(seed: ChaCha20Generator.seed(hex: seed)!)
-                let length = study.randomization.listLengthPerStratum ?? max(study.lifecycle.enrollment.target ?? 0, 100)
+                let length = length ?? study.randomization.listLengthPerStratum ?? max(study.lifecycle.enrollment.target ?? 0, 100)
                 let slots: [AllocationSlot]
                 do {
                     slots = try AllocationList.generate(

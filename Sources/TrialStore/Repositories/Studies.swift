@@ -111,7 +111,22 @@ public struct FluentStudyRepository: StudyRepository {
         return String(decoding: try encoder.encode(study), as: UTF8.self)
     }
 
+    /// A published version never changes, so each is decoded once per process.
     static func decode(_ row: StudyVersionModel) throws -> StudyDefinition {
-        try JSONDecoder().decode(StudyDefinition.self, from: Data(row.definition.utf8))
+        let key = AuditChain.sha256Hex(row.definition)
+        if let cached = DefinitionCache.shared.get(key) { return cached }
+        let study = try JSONDecoder().decode(StudyDefinition.self, from: Data(row.definition.utf8))
+        DefinitionCache.shared.set(key, study)
+        return study
     }
+}
+
+/// Decoded study versions by the hash of their stored text.
+final class DefinitionCache: @unchecked Sendable {
+    static let shared = DefinitionCache()
+    private let lock = NSLock()
+    private var entries: [String: StudyDefinition] = [:]
+
+    func get(_ key: String) -> StudyDefinition? { lock.withLock { entries[key] } }
+    func set(_ key: String, _ value: StudyDefinition) { lock.withLock { entries[key] = value } }
 }
