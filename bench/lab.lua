@@ -16,6 +16,8 @@ end
 function init(args)
   for line in io.lines(args[1]) do ids[#ids + 1] = line end
   nthreads = tonumber(args[2]) or 1
+  -- Each run starts where earlier runs cannot have written: args[3] is the run's number.
+  counter = (tonumber(args[3]) or 0) * 100000
   tid = tonumber(tid) or 0
 end
 

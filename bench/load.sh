@@ -44,9 +44,10 @@ for database in "${@:-sqlite}"; do
   wait_for "http://127.0.0.1:$PORT/health"
   python3 bench/setup.py "http://127.0.0.1:$PORT" "$TOKEN" "${BENCH_PARTICIPANTS:-2500}" >"$work/ids.txt"
   export BENCH_TOKEN="$TOKEN" BENCH_COLLECTED_AT="$(date -u -d '-1 hour' +%Y-%m-%dT%H:%M)"
+  run=0
   for c in 1 16 64; do
-    t=$(( c < 2 ? 1 : 2 ))
-    out=$(wrk -t"$t" -c"$c" -d"$DURATION" --latency -s bench/lab.lua "http://127.0.0.1:$PORT" -- "$work/ids.txt" "$t")
+    t=$(( c < 2 ? 1 : 2 )); run=$((run + 1))
+    out=$(wrk -t"$t" -c"$c" -d"$DURATION" --latency -s bench/lab.lua "http://127.0.0.1:$PORT" -- "$work/ids.txt" "$t" "$run")
     report "$database: save one lab result (API, graded, audited), $c connections" "$out"
   done
   "$BIN" bench-server --port "$LIMIT_PORT" >"$work/limit.log" 2>&1 & limit=$!

@@ -8,12 +8,20 @@ import TrialDomain
 public enum AuditChain {
     public static let genesis = AuditEntry.genesisHash
 
-    public static func sha256Hex(_ text: String) -> String {
-        SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
-    }
+    public static func sha256Hex(_ text: String) -> String { hex(SHA256.hash(data: Data(text.utf8))) }
 
-    public static func hash(_ entry: AuditEntry) -> String {
-        SHA256.hash(data: entry.canonicalBytes()).map { String(format: "%02x", $0) }.joined()
+    public static func hash(_ entry: AuditEntry) -> String { hex(SHA256.hash(data: entry.canonicalBytes())) }
+
+    /// Lower-case hex without `String(format:)`, which costs more than the hash itself on Linux.
+    public static func hex(_ digest: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(64)
+        for byte in digest {
+            bytes.append(digits[Int(byte >> 4)])
+            bytes.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Appends one event. Call inside the transaction that makes the change.

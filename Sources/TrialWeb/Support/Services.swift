@@ -35,7 +35,7 @@ public enum Secrets {
     }
 
     public static func sha256(_ text: String) -> String {
-        SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+        AuditChain.sha256Hex(text)
     }
 
     /// The CSRF token bound to one session; a page form must echo it back.
