@@ -255,7 +255,10 @@ public struct FluentSafetyRepository: Sendable {
     /// Hy's law at each visit with ALT or AST and bilirubin, by ULN and by baseline, with the study's multiples.
     public func hysLaw(participantID: UUID, scope: AccessScope) async throws -> [(visit: String, check: HysLawCheck)] {
         let labs = try await labs(participantID: participantID, scope: scope)
-        let settings = try await FluentStudyRepository(store: store).current()?.safety.hysLaw
+        return Self.hysLaw(labs: labs, settings: try await FluentStudyRepository(store: store).current()?.safety.hysLaw)
+    }
+
+    public static func hysLaw(labs: [LabResult], settings: HysLawSettings?) -> [(visit: String, check: HysLawCheck)] {
         var result: [(String, HysLawCheck)] = []
         for visit in labs.reduce(into: [String](), { if !$0.contains($1.visit) { $0.append($1.visit) } }) {
             let at = Dictionary(labs.filter { $0.visit == visit }.map { ($0.test, $0) }, uniquingKeysWith: { a, _ in a })

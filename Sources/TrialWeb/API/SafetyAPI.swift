@@ -144,8 +144,13 @@ enum SafetyAPI {
     }
 
     static func scoresFor(_ req: Request, participantID id: UUID, scope: AccessScope) async throws -> [VisitScoresDTO] {
-        let labs = try await req.safety.labs(participantID: id, scope: scope)
-        let file = try await req.screening.file(participantID: id, scope: scope)
+        try await scoresFor(
+            req, file: try await req.screening.file(participantID: id, scope: scope), labs: try await req.safety.labs(participantID: id, scope: scope),
+            scope: scope)
+    }
+
+    static func scoresFor(_ req: Request, file: ParticipantFile, labs: [LabResult], scope: AccessScope) async throws -> [VisitScoresDTO] {
+        let id = file.participant.id
         let records = try await req.formRecords.records(participantID: id, scope: scope).filter { $0.form == "clinical" }
         let age = file.values["demographics.birth_date"].flatMap(DateParsing.day).map { Double(Evaluator.completedYears(born: $0, on: Date())) }
         return visitScores(

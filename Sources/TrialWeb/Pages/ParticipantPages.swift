@@ -81,17 +81,19 @@ enum ParticipantPages {
     static func detail(req: Request) async throws -> Response {
         let user = try req.user
         try user.require(.readParticipants)
-        let p = try await req.participants.find(id: try APIController.participantID(req), scope: user.scope)
+        // One read of the participant's file serves every panel of the page.
+        let file = try await req.screening.file(participantID: try APIController.participantID(req), scope: user.scope)
+        let p = file.participant
         let canWrite = AccessPolicy.allows(user.account.role, .writeParticipants)
-        let study = try await req.currentStudy()
+        let study = file.study
         let records = try await req.formRecords.records(participantID: p.id, scope: user.scope)
         let slots = study.visits.flatMap { visit in study.forms.filter { $0.visits.contains(visit.code) }.map { (visit, $0) } }
         return Layout.page(
             title: "Participant \(p.screeningNumber)", user: user,
             .p(.id("current-status"), .text("Status: \(p.status.rawValue). Registered \(iso(p.createdAt)); last changed \(iso(p.updatedAt)).")),
             .p(.a(.href("/history/participant/\(p.id.uuidString)"), .text("History of this record"))),
-            try await ScreeningPages.panels(req: req, user: user, participant: p),
-            try await SafetyPages.panels(req: req, user: user, participant: p, study: study),
+            try await ScreeningPages.panels(req: req, user: user, file: file),
+            try await SafetyPages.panels(req: req, user: user, file: file),
             .table(
                 .id("forms"), .caption(.text("Forms")),
                 .thead(.tr(.th(.text("Visit")), .th(.text("Form")), .th(.text("State")))),

@@ -37,12 +37,13 @@ struct GradePreview: Content {
 
 /// Labs and adverse events on the participant page; SAE clocks, the primary endpoint and eDISH on the safety page.
 enum SafetyPages {
-    static func panels(req: Request, user: CurrentUser, participant: Participant, study: StudyDefinition) async throws -> Node<HTML.BodyContext> {
+    static func panels(req: Request, user: CurrentUser, file: ParticipantFile) async throws -> Node<HTML.BodyContext> {
+        let participant = file.participant, study = file.study
         let safety = try req.safety
         let labs = try await safety.labs(participantID: participant.id, scope: user.scope)
         let events = try await safety.adverseEvents(participantID: participant.id, scope: user.scope)
-        let scores = try await SafetyAPI.scoresFor(req, participantID: participant.id, scope: user.scope)
-        let hysLaw = try await safety.hysLaw(participantID: participant.id, scope: user.scope).filter { $0.check.byULN || $0.check.byBaseline }
+        let scores = try await SafetyAPI.scoresFor(req, file: file, labs: labs, scope: user.scope)
+        let hysLaw = FluentSafetyRepository.hysLaw(labs: labs, settings: study.safety.hysLaw).filter { $0.check.byULN || $0.check.byBaseline }
         let canWrite = AccessPolicy.allows(user.account.role, .writeParticipants)
         let base = "/participants/\(participant.id.uuidString)"
         let labVisits = study.forms.first { $0.code == "labs" }?.visits ?? study.visits.map(\.code)

@@ -30,8 +30,8 @@ struct InfusionForm: Content {
 /// The steps from screening to infusion on a participant's page, and the trial-level screening log and list.
 enum ScreeningPages {
     /// Panels for the participant page: eligibility, consent, allocation, infusion and schedule.
-    static func panels(req: Request, user: CurrentUser, participant: Participant) async throws -> Node<HTML.BodyContext> {
-        let file = try await req.screening.file(participantID: participant.id, scope: user.scope)
+    static func panels(req: Request, user: CurrentUser, file: ParticipantFile) async throws -> Node<HTML.BodyContext> {
+        let participant = file.participant
         let assessment = try EligibilityAssessment.assess(study: file.study, site: file.siteCode, values: file.eligibilityValues)
         let schedule = ParticipantSchedule.build(study: file.study, anchors: file.anchors, done: file.visitDates, now: Date())
         let canWrite = AccessPolicy.allows(user.account.role, .writeParticipants)
