@@ -29,11 +29,6 @@ public enum DatabaseSettings: Sendable, Equatable {
         return (.sqlite(path: path), [])
     }
 
-    public var isSQLite: Bool {
-        if case .sqlite = self { return true }
-        return false
-    }
-
     /// A description safe for logs: no password.
     public var redacted: String {
         switch self {

@@ -52,7 +52,7 @@ struct DemoTrial {
         let forms = FluentFormRecordRepository(store: store)
         let safety = FluentSafetyRepository(store: store, tables: try GradingTables.builtIn())
         if try await screening.listSlots() == nil {
-            let seedHex = (0..<32).map { _ in String(format: "%02x", UInt8(truncatingIfNeeded: rng.next())) }.joined()
+            let seedHex = AuditChain.hex((0..<32).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
             // Every demo participant could fall in one stratum, so each stratum gets room for all of them.
             _ = try await screening.generateList(seedHex: seedHex, actor: "demo", now: Date(), length: max(count, 100))
         }

@@ -217,7 +217,7 @@ private func eventCount(_ store: Store) async throws -> Int {
             _ = try await accounts.createSite(code: "A", name: "Site A", actor: "admin", now: now)
             _ = try await accounts.createSite(code: "B", name: "Site B", actor: "admin", now: now)
             let user = try await accounts.createUser(username: "ines", passwordHash: "h", role: .investigator, siteCodes: ["A"], actor: "admin", now: now)
-            try await accounts.addMembership(username: "ines", siteCode: "B", actor: "admin", reason: "covers site B", now: now)
+            _ = try await accounts.updateUser("ines", change: .init(addSites: ["B"]), actor: "admin", reason: "covers site B", now: now)
             let history = try await AuditChain.history(on: store.database, entity: "user", entityID: user.id.uuidString)
             #expect(history.map(\.action) == [.create, .update])
             #expect(history[0].changes.contains(FieldChange(field: "role", old: nil, new: "investigator")))

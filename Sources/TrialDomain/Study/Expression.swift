@@ -357,7 +357,7 @@ public struct ExpressionScope: Sendable {
 /// The expression written back as text, for messages.
 public func render(_ expression: Expression) -> String {
     switch expression {
-    case .number(let v): v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v)
+    case .number(let v): FormValidator.format(v)
     case .text(let s): "\"\(s)\""
     case .boolean(let b): b ? "yes" : "no"
     case .reference(let name): name

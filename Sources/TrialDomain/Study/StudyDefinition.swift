@@ -247,7 +247,7 @@ extension Dose {
             let m = mantissa == mantissa.rounded() ? String(Int(mantissa)) : String(format: "%.2f", mantissa)
             return "\(m)×10^\(exponent)"
         }
-        return value == value.rounded() ? String(Int(value)) : String(value)
+        return FormValidator.format(value)
     }
 }
 

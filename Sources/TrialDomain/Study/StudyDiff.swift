@@ -94,7 +94,7 @@ enum JSONValue: Decodable, Equatable {
     var text: String {
         switch self {
         case .string(let s): return s
-        case .number(let n): return n == n.rounded() && abs(n) < 1e15 ? String(Int(n)) : String(n)
+        case .number(let n): return FormValidator.format(n)
         case .bool(let b): return b ? "true" : "false"
         case .null: return "none"
         case .array(let items): return "[" + items.map(\.text).joined(separator: ", ") + "]"

@@ -48,7 +48,6 @@ public protocol AccountRepository: Sendable {
     func sites() async throws -> [Site]
     func site(code: String) async throws -> Site?
     func createUser(username: String, passwordHash: String, role: Role, siteCodes: [String], actor: String, now: Date) async throws -> Account
-    func addMembership(username: String, siteCode: String, actor: String, reason: String, now: Date) async throws
     /// Changes role, memberships or active state in one audited transaction; a reason is required.
     func updateUser(_ username: String, change: AccountChange, actor: String, reason: String?, now: Date) async throws -> Account
     func account(username: String) async throws -> Account?
@@ -147,26 +146,6 @@ public struct FluentAccountRepository: AccountRepository {
             return Account(
                 id: user.id!, username: username, role: role, isActive: true, siteIDs: Set(siteIDs), passwordHash: passwordHash,
                 failedLogins: 0, lockedUntil: nil)
-        }
-    }
-
-    public func addMembership(username: String, siteCode: String, actor: String, reason: String, now: Date) async throws {
-        try await store.write { tx in
-            guard let user = try await UserModel.query(on: tx).filter(\.$username == username).first() else {
-                throw StoreError.notFound(entity: "user", id: username)
-            }
-            guard let site = try await SiteModel.query(on: tx).filter(\.$code == siteCode).first() else {
-                throw StoreError.notFound(entity: "site", id: siteCode)
-            }
-            if try await MembershipModel.query(on: tx).filter(\.$userID == user.id!).filter(\.$siteID == site.id!).first() != nil {
-                throw StoreError.duplicate(field: "site", value: siteCode)
-            }
-            let membership = MembershipModel(userID: user.id!, siteID: site.id!)
-            try await membership.create(on: tx)
-            // A membership is a change to an existing user, so it carries a reason.
-            try await AuditChain.append(
-                on: tx, actor: actor, action: .update, entity: "user", entityID: user.id!.uuidString, siteID: site.id!.uuidString,
-                reason: reason, changes: [.init(field: "sites", old: nil, new: siteCode)], now: now)
         }
     }
 

@@ -292,7 +292,7 @@ public struct FluentScreeningRepository: Sendable {
                 seed = seedHex.lowercased()
             } else {
                 var system = SystemRandomNumberGenerator()
-                seed = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &system)) }.joined()
+                seed = AuditChain.hex((0..<32).map { _ in UInt8.random(in: 0...255, using: &system) })
             }
             let list = RandomizationListModel()
             list.id = UUID()

@@ -54,7 +54,7 @@ struct FormValue: Decodable, Sendable {
         } else if let b = try? container.decode(Bool.self) {
             text = b ? "yes" : "no"
         } else if let n = try? container.decode(Double.self) {
-            text = n == n.rounded() && abs(n) < 1e15 ? String(Int(n)) : String(n)
+            text = FormValidator.format(n)
         } else {
             throw DecodingError.typeMismatch(String.self, .init(codingPath: decoder.codingPath, debugDescription: "a text, number or true/false"))
         }

@@ -55,7 +55,11 @@ struct SessionAuthenticator: AsyncMiddleware {
                     request.storage[SessionExpiredKey.self] = true
                 } else if let account = try await request.accounts.account(id: session.userID), account.isActive {
                     request.auth.login(CurrentUser(account: account, credential: .session(token: token)))
-                    try await request.accounts.extendSession(tokenHash: hash, expiresAt: now.addingTimeInterval(request.config.sessionLifetime))
+                    // Sliding the expiry is a write; once a minute is precise enough for an idle timeout of minutes.
+                    let renewed = now.addingTimeInterval(request.config.sessionLifetime)
+                    if renewed.timeIntervalSince(session.expiresAt) >= 60 {
+                        try await request.accounts.extendSession(tokenHash: hash, expiresAt: renewed)
+                    }
                 }
             } else {
                 request.storage[SessionExpiredKey.self] = true

@@ -31,7 +31,7 @@ extension Request {
 public enum Secrets {
     public static func randomToken(bytes: Int = 32) -> String {
         var generator = SystemRandomNumberGenerator()
-        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: .min ... .max, using: &generator)) }.joined()
+        return AuditChain.hex((0..<bytes).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
     }
 
     public static func sha256(_ text: String) -> String {
