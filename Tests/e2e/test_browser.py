@@ -5,7 +5,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from harness import PASSWORD, Casebook, chromium
+from harness import PASSWORD, Casebook, chromium, submit
 
 
 class LoginInABrowser(unittest.TestCase):
@@ -30,7 +30,7 @@ class LoginInABrowser(unittest.TestCase):
         d.get(self.casebook.url + "/login")
         d.find_element(By.ID, "username").send_keys(username)
         d.find_element(By.ID, "password").send_keys(password)
-        d.find_element(By.ID, "sign-in").click()
+        submit(d, d.find_element(By.ID, "sign-in"))
 
     def test_sign_in_see_dashboard_sign_out(self):
         d = self.driver
@@ -38,7 +38,7 @@ class LoginInABrowser(unittest.TestCase):
         welcome = WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "welcome")))
         self.assertIn("Signed in as admin", welcome.text)
         self.assertEqual(d.title, "Dashboard · Casebook")
-        d.find_element(By.ID, "logout").click()
+        submit(d, d.find_element(By.ID, "logout"))
         WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "sign-in")))
         self.assertTrue(d.current_url.endswith("/login"))
         # Signed out means the dashboard is no longer reachable.
@@ -59,14 +59,14 @@ class LoginInABrowser(unittest.TestCase):
         d.get(self.casebook.url + "/participants")
         Select(d.find_element(By.ID, "siteCode")).select_by_value("SYSU3")
         d.find_element(By.ID, "screeningNumber").send_keys("SYSU3-001")
-        d.find_element(By.XPATH, "//button[text()='Register participant']").click()
+        submit(d, d.find_element(By.XPATH, "//button[text()='Register participant']"))
         status = WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "current-status")))
         self.assertIn("Status: screening", status.text)
         Select(d.find_element(By.ID, "status")).select_by_value("eligible")
         d.find_element(By.ID, "reason").send_keys("inclusion criteria confirmed")
-        d.find_element(By.XPATH, "//button[text()='Save status']").click()
+        submit(d, d.find_element(By.XPATH, "//button[text()='Save status']"))
         WebDriverWait(d, 10).until(EC.text_to_be_present_in_element((By.ID, "current-status"), "Status: eligible"))
-        d.find_element(By.LINK_TEXT, "History of this record").click()
+        submit(d, d.find_element(By.LINK_TEXT, "History of this record"))
         history = WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "history")))
         self.assertIn("inclusion criteria confirmed", history.text)
         self.assertIn("status: screening → eligible", history.text)
@@ -76,11 +76,11 @@ class LoginInABrowser(unittest.TestCase):
         d = self.driver
         self.sign_in("ana", PASSWORD)
         WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "welcome")))
-        d.find_element(By.LINK_TEXT, "Study").click()
+        submit(d, d.find_element(By.LINK_TEXT, "Study"))
         title = WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "study-title")))
         self.assertIn("Acute-on-Chronic Liver Failure After Liver Transplantation", title.text)
         self.assertIn("1×10^10 particles in 100 mL", d.find_element(By.ID, "interventions").text)
-        d.find_element(By.LINK_TEXT, "Schedule of assessments").click()
+        submit(d, d.find_element(By.LINK_TEXT, "Schedule of assessments"))
         grid = WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "schedule")))
         self.assertIn("time_zero +24h ±2h", grid.text)
 

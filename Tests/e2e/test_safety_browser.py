@@ -6,7 +6,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from harness import PASSWORD, Casebook, chromium
+from harness import PASSWORD, Casebook, chromium, submit
 
 
 def now_text(hours=0):
@@ -32,11 +32,11 @@ class SafetyInABrowser(unittest.TestCase):
         d.get(self.casebook.url + "/login")
         d.find_element(By.ID, "username").send_keys("ines")
         d.find_element(By.ID, "password").send_keys(PASSWORD)
-        d.find_element(By.ID, "sign-in").click()
+        submit(d, d.find_element(By.ID, "sign-in"))
         wait.until(EC.presence_of_element_located((By.ID, "welcome")))
         d.get(self.casebook.url + "/participants")
         d.find_element(By.ID, "screeningNumber").send_keys("SYSU3-077")
-        d.find_element(By.XPATH, "//button[text()='Register participant']").click()
+        submit(d, d.find_element(By.XPATH, "//button[text()='Register participant']"))
         wait.until(EC.presence_of_element_located((By.ID, "lab-form")))
 
         # Bilirubin 200 µmol/L against the site's ULN 17.1 (PROTOCOL.md): 11.7 × ULN, CTCAE v4.03 grade 4.
@@ -46,7 +46,7 @@ class SafetyInABrowser(unittest.TestCase):
         d.find_element(By.ID, "value").send_keys("200")
         wait.until(EC.text_to_be_present_in_element((By.ID, "grade-preview"), "CTCAE v4.03 grade 4"))
         d.find_element(By.ID, "collectedAt").send_keys(now_text(-2))
-        d.find_element(By.ID, "save-lab").click()
+        submit(d, d.find_element(By.ID, "save-lab"))
         wait.until(EC.text_to_be_present_in_element((By.ID, "lab-table"), "200 umol/L"))
         self.assertIn("grade 4", d.find_element(By.ID, "lab-table").text)
 
@@ -60,7 +60,7 @@ class SafetyInABrowser(unittest.TestCase):
         Select(d.find_element(By.ID, "attribution")).select_by_value("probable")
         d.find_element(By.ID, "actionTaken").send_keys("infusion interrupted")
         d.find_element(By.ID, "outcome").send_keys("recovered")
-        d.find_element(By.ID, "save-ae").click()
+        submit(d, d.find_element(By.ID, "save-ae"))
         wait.until(EC.text_to_be_present_in_element((By.ID, "ae-table"), "Infusion related reaction (MedDRA 10051792)"))
         self.assertIn("2: Therapy or infusion interruption indicated", d.find_element(By.ID, "ae-table").text)
 

@@ -6,7 +6,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from harness import PASSWORD, Casebook, chromium
+from harness import PASSWORD, Casebook, chromium, submit
 
 
 def day(offset):
@@ -53,7 +53,7 @@ class ScreeningToInfusion(unittest.TestCase):
             else:
                 element.clear()
                 element.send_keys(value)
-        d.find_element(By.ID, "save-form").click()
+        submit(d, d.find_element(By.ID, "save-form"))
         WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "eligibility")))
 
     def test_walk_one_participant_from_screening_to_infusion(self):
@@ -62,12 +62,12 @@ class ScreeningToInfusion(unittest.TestCase):
         d.get(self.casebook.url + "/login")
         d.find_element(By.ID, "username").send_keys("ines")
         d.find_element(By.ID, "password").send_keys(PASSWORD)
-        d.find_element(By.ID, "sign-in").click()
+        submit(d, d.find_element(By.ID, "sign-in"))
         WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "welcome")))
 
         d.get(self.casebook.url + "/participants")
         d.find_element(By.ID, "screeningNumber").send_keys("SYSU3-042")
-        d.find_element(By.XPATH, "//button[text()='Register participant']").click()
+        submit(d, d.find_element(By.XPATH, "//button[text()='Register participant']"))
         WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "eligibility")))
         url = d.current_url
         self.assertIn("cannot tell", d.find_element(By.ID, "eligibility-outcome").text)
@@ -86,21 +86,21 @@ class ScreeningToInfusion(unittest.TestCase):
         self.assertEqual(d.find_element(By.ID, "eligibility-outcome").text, "Outcome: met")
         # The jaundice criterion shows the ULN it used.
         self.assertIn("17.1 umol/L (site SYSU3 value)", d.find_element(By.ID, "eligibility").text)
-        d.find_element(By.ID, "decide-eligibility").click()
+        submit(d, d.find_element(By.ID, "decide-eligibility"))
         WebDriverWait(d, 10).until(EC.text_to_be_present_in_element((By.ID, "eligibility-outcome"), "decision recorded: eligible"))
 
         d.find_element(By.ID, "signedAt").send_keys(day(-6) + "T10:00")
-        d.find_element(By.ID, "record-consent").click()
+        submit(d, d.find_element(By.ID, "record-consent"))
         WebDriverWait(d, 10).until(EC.text_to_be_present_in_element((By.ID, "consent"), "Version 1, signed"))
 
-        d.find_element(By.ID, "allocate").click()
+        submit(d, d.find_element(By.ID, "allocate"))
         arm = WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "allocated-arm")))
         self.assertIn("Allocated to MSC-EV", arm.text)
 
         for field, value in {"productLot": "EV-2026-007", "particles": "10000000000", "volumeML": "100",
                              "startedAt": now_text(1), "stoppedAt": now_text(3), "rateMLPerHour": "200"}.items():
             d.find_element(By.ID, field).send_keys(value)
-        d.find_element(By.ID, "record-infusion").click()
+        submit(d, d.find_element(By.ID, "record-infusion"))
         record = WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "infusion-record")))
         self.assertIn("Lot EV-2026-007: 1×10^10 particles in 100 mL", record.text)
         schedule = d.find_element(By.ID, "visit-schedule").text
