@@ -112,8 +112,17 @@ def chromium():
 def submit(driver, element):
     """Clicks something that loads a new page and waits until the old page is gone, so later waits never read it."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.common.exceptions import WebDriverException
     old = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 15).until(EC.staleness_of(old))
+
+    def gone(_):
+        # Chromium reports a replaced page either as a stale element or as "node does not belong to the document".
+        try:
+            old.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+
+    WebDriverWait(driver, 15).until(gone)
