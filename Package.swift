@@ -12,6 +12,10 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "casebook", targets: ["casebook"]),
+        // For the in-process benchmarks under Benchmarks/.
+        .library(name: "TrialDomain", targets: ["TrialDomain"]),
+        .library(name: "TrialStandards", targets: ["TrialStandards"]),
+        .library(name: "TrialStore", targets: ["TrialStore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/vapor/vapor.git", from: "4.122.3"),

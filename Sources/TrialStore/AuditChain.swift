@@ -1,6 +1,7 @@
 import Crypto
 import FluentKit
 import FluentSQL
+import FluentSQLiteDriver
 import Foundation
 import TrialDomain
 
@@ -24,87 +25,215 @@ public enum AuditChain {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    static let table = AuditEventModel.schema
+    static let columns = [
+        "sequence", "occurred_at", "actor", "action", "entity", "entity_id", "site_id", "reason", "changes", "previous_hash", "hash",
+    ]
+
     /// Appends one event. Call inside the transaction that makes the change.
     @discardableResult
     public static func append(
         on database: any Database, actor: String, action: AuditAction, entity: String, entityID: String,
         siteID: String?, reason: String?, changes: [FieldChange], now: Date
     ) async throws -> AuditEntry {
+        try await append(
+            on: database,
+            AuditDraft(actor: actor, action: action, entity: entity, entityID: entityID, siteID: siteID, reason: reason, changes: changes, now: now))
+    }
+
+    @discardableResult
+    public static func append(on database: any Database, _ draft: AuditDraft) async throws -> AuditEntry {
+        try checkReason(draft)
+        let sql = database as! any SQLDatabase
+        if let batch = BatchHead.current {
+            // Inside a grouped SQLite write the batch holds the write lock; the head row is written once, at its end.
+            let (entry, values) = try await next(draft, on: sql, head: batch)
+            try await sql.insert(into: table).columns(columns).values(values).run()
+            return entry
+        }
+        // Taking the head row first serialises appends: a row lock on PostgreSQL, the write lock on SQLite.
+        guard let row = try await sql.raw("UPDATE audit_head SET sequence = sequence + 1 WHERE id = 1 RETURNING sequence, hash").first() else {
+            throw StoreError.notFound(entity: "audit_head", id: "1")
+        }
+        let (entry, values) = make(draft, sequence: try row.decode(column: "sequence", as: Int64.self), previous: try row.decode(column: "hash", as: String.self))
+        try await sql.insert(into: table).columns(columns).values(values).run()
+        try await sql.raw("UPDATE audit_head SET hash = \(bind: entry.hash) WHERE id = 1").run()
+        return entry.entry
+    }
+
+    static func checkReason(_ draft: AuditDraft) throws {
         do {
-            try AuditRules.checkReason(reason, action: action, entity: entity, changes: changes)
+            try AuditRules.checkReason(draft.reason, action: draft.action, entity: draft.entity, changes: draft.changes)
         } catch AuditRuleError.reasonRequired(_, let field) {
             throw StoreError.reasonRequired(field: field)
         }
-        let sql = database as! any SQLDatabase
-        // Taking the head row first serialises appends: a row lock on PostgreSQL, the write lock on SQLite.
-        try await sql.raw("UPDATE audit_head SET sequence = sequence + 1 WHERE id = 1").run()
-        guard let head = try await sql.raw("SELECT sequence, hash FROM audit_head WHERE id = 1").first() else {
-            throw StoreError.notFound(entity: "audit_head", id: "1")
+    }
+
+    /// The next event's row inside a grouped write, advancing the batch's head in memory.
+    static func nextRow(_ draft: AuditDraft, on sql: any SQLDatabase, head: BatchHead) async throws -> [any Encodable & Sendable] {
+        try await next(draft, on: sql, head: head).1
+    }
+
+    private static func next(_ draft: AuditDraft, on sql: any SQLDatabase, head: BatchHead) async throws -> (AuditEntry, [any Encodable & Sendable]) {
+        if head.sequence == nil {
+            guard let row = try await sql.raw("SELECT sequence, hash FROM audit_head WHERE id = 1").first() else {
+                throw StoreError.notFound(entity: "audit_head", id: "1")
+            }
+            head.sequence = try row.decode(column: "sequence", as: Int64.self)
+            head.hash = try row.decode(column: "hash", as: String.self)
         }
+        let (made, values) = make(draft, sequence: head.sequence! + 1, previous: head.hash)
+        head.sequence = made.entry.sequence
+        head.hash = made.hash
+        return (made.entry, values)
+    }
+
+    private static func make(_ d: AuditDraft, sequence: Int64, previous: String) -> ((entry: AuditEntry, hash: String), [any Encodable & Sendable]) {
         let entry = AuditEntry(
-            sequence: try head.decode(column: "sequence", as: Int64.self),
-            occurredAt: AuditEntry.timestamp(now), actor: actor, action: action, entity: entity, entityID: entityID,
-            siteID: siteID, reason: reason?.trimmingCharacters(in: .whitespacesAndNewlines), changes: changes,
-            previousHash: try head.decode(column: "hash", as: String.self))
+            sequence: sequence, occurredAt: AuditEntry.timestamp(d.now), actor: d.actor, action: d.action, entity: d.entity,
+            entityID: d.entityID, siteID: d.siteID, reason: d.reason?.trimmingCharacters(in: .whitespacesAndNewlines), changes: d.changes,
+            previousHash: previous)
         let digest = hash(entry)
-        let changesJSON = String(decoding: try JSONEncoder.sorted.encode(entry.changes), as: UTF8.self)
-        try await sql.insert(into: AuditEventModel.schema)
-            .columns(
-                "sequence", "occurred_at", "actor", "action", "entity", "entity_id", "site_id", "reason", "changes",
-                "previous_hash", "hash"
-            )
-            .values(
-                SQLBind(entry.sequence), SQLBind(entry.occurredAt), SQLBind(entry.actor), SQLBind(entry.action.rawValue),
-                SQLBind(entry.entity), SQLBind(entry.entityID), SQLBind(entry.siteID), SQLBind(entry.reason),
-                SQLBind(changesJSON), SQLBind(entry.previousHash), SQLBind(digest)
-            )
-            .run()
-        try await sql.raw("UPDATE audit_head SET hash = \(bind: digest) WHERE id = 1").run()
-        return entry
+        let values: [any Encodable & Sendable] = [
+            entry.sequence, entry.occurredAt, entry.actor, entry.action.rawValue, entry.entity, entry.entityID, entry.siteID, entry.reason,
+            ChangesText.encode(entry.changes), entry.previousHash, digest,
+        ]
+        return ((entry, digest), values)
     }
 
     /// Recomputes the chain from the first event. Stops at the first event that does not hold.
-    public static func verify(on database: any Database, pageSize: Int = 10_000) async throws -> AuditVerification {
+    /// Rows are checked as the database hands them over, a page at a time, never all held at once.
+    public static func verify(on database: any Database, pageSize: Int = 100_000) async throws -> AuditVerification {
         let sql = database as! any SQLDatabase
-        var expectedSequence: Int64 = 1
-        var previous = genesis
-        var checked = 0
-        while true {
-            let rows = try await sql.raw(
-                """
-                SELECT sequence, occurred_at, actor, action, entity, entity_id, site_id, reason, changes, previous_hash, hash
-                FROM audit_events WHERE sequence >= \(bind: expectedSequence) ORDER BY sequence LIMIT \(unsafeRaw: String(pageSize))
-                """
-            ).all()
-            if rows.isEmpty { break }
-            for row in rows {
-                let sequence = try row.decode(column: "sequence", as: Int64.self)
-                if sequence != expectedSequence {
-                    return .init(checked: checked, broken: .init(sequence: expectedSequence, problem: "event is missing"))
+        let state = VerifyState(parallel: database is any SQLiteDatabase)
+        let select = """
+            SELECT sequence, occurred_at, actor, action, entity, entity_id, site_id, reason, changes, previous_hash, hash
+            FROM audit_events WHERE sequence >= ? ORDER BY sequence LIMIT \(pageSize)
+            """
+        while state.broken == nil {
+            state.pageRows = 0
+            if let lite = database as? any SQLiteDatabase {
+                // SQLite rows straight from the driver: the generic row decoder costs more than the hash.
+                try await lite.query(select, [.integer(.init(state.expectedSequence))]) { row in
+                    state.check(Result { try AuditChain.read(row) }, sequence: { if case .integer(let n) = row.column("sequence") { Int64(n) } else { nil } })
                 }
-                guard let entry = try? decodeEntry(row), let stored = try? row.decode(column: "hash", as: String.self) else {
-                    return .init(checked: checked, broken: .init(sequence: sequence, problem: "event cannot be read"))
+            } else {
+                try await sql.raw(
+                    "SELECT sequence, occurred_at, actor, action, entity, entity_id, site_id, reason, changes, previous_hash, hash FROM audit_events WHERE sequence >= \(bind: state.expectedSequence) ORDER BY sequence LIMIT \(unsafeRaw: String(pageSize))"
+                ).run { row in
+                    state.check(Result { (try decodeEntry(row), try row.decode(column: "hash", as: String.self)) }, sequence: { try? row.decode(column: "sequence", as: Int64.self) })
                 }
-                if entry.previousHash != previous {
-                    return .init(checked: checked, broken: .init(sequence: sequence, problem: "previous hash does not match event \(sequence - 1)"))
-                }
-                if hash(entry) != stored {
-                    return .init(checked: checked, broken: .init(sequence: sequence, problem: "content does not match its hash"))
-                }
-                previous = stored
-                expectedSequence += 1
-                checked += 1
             }
+            if state.pageRows == 0 { break }
         }
+        if let broken = await state.finish() { return .init(checked: Int(broken.sequence - 1), broken: broken) }
+        let checked = Int(state.expectedSequence - 1)
         guard let head = try await sql.raw("SELECT sequence, hash FROM audit_head WHERE id = 1").first() else {
             return .init(checked: checked, broken: .init(sequence: 0, problem: "chain head is missing"))
         }
         let headSequence = try head.decode(column: "sequence", as: Int64.self)
         let headHash = try head.decode(column: "hash", as: String.self)
-        if headSequence != expectedSequence - 1 || headHash != previous {
-            return .init(checked: checked, broken: .init(sequence: expectedSequence, problem: "events after \(expectedSequence - 1) are missing (chain head is at \(headSequence))"))
+        let last = state.expectedSequence - 1
+        if headSequence != last || headHash != state.previous {
+            return .init(
+                checked: checked,
+                broken: .init(sequence: state.expectedSequence, problem: "events after \(last) are missing (chain head is at \(headSequence))"))
         }
         return .init(checked: checked, broken: nil)
+    }
+
+    /// Where a verification stands; rows arrive one at a time, in order. Sequence and links are checked as they come;
+    /// content hashes, which cost the most, in chunks on other threads when `parallel`, and the earliest problem wins.
+    private final class VerifyState: @unchecked Sendable {
+        let parallel: Bool
+        var expectedSequence: Int64 = 1
+        var previous = AuditEntry.genesisHash
+        var pageRows = 0
+        var broken: AuditVerification.Broken?
+        private var chunk: [(AuditEntry, String)] = []
+        private let group = DispatchGroup()
+        /// Bounds the events waiting to be hashed, so memory stays flat however long the chain.
+        private let slots = DispatchSemaphore(value: 4)
+        private let lock = NSLock()
+        private var firstBadContent: Int64?
+
+        init(parallel: Bool) { self.parallel = parallel }
+
+        func check(_ read: Result<(AuditEntry, String), any Error>, sequence readSequence: () -> Int64?) {
+            guard broken == nil else { return }
+            pageRows += 1
+            guard case .success(let (entry, stored)) = read else {
+                let readable = readSequence() ?? expectedSequence
+                broken = .init(sequence: expectedSequence, problem: readable == expectedSequence ? "event cannot be read" : "event is missing")
+                return
+            }
+            if entry.sequence != expectedSequence {
+                broken = .init(sequence: expectedSequence, problem: "event is missing")
+            } else if entry.previousHash != previous {
+                broken = .init(sequence: entry.sequence, problem: "previous hash does not match event \(entry.sequence - 1)")
+            } else if !parallel {
+                if AuditChain.hash(entry) != stored {
+                    broken = .init(sequence: entry.sequence, problem: "content does not match its hash")
+                } else {
+                    previous = stored
+                    expectedSequence += 1
+                }
+            } else {
+                previous = stored
+                expectedSequence += 1
+                chunk.append((entry, stored))
+                if chunk.count == 4096 { dispatch() }
+            }
+        }
+
+        private func dispatch() {
+            guard !chunk.isEmpty else { return }
+            let work = chunk
+            chunk = []
+            slots.wait()
+            group.enter()
+            DispatchQueue.global().async { [self] in
+                defer {
+                    slots.signal()
+                    group.leave()
+                }
+                if let bad = work.first(where: { AuditChain.hash($0.0) != $0.1 }) {
+                    lock.withLock { firstBadContent = min(firstBadContent ?? .max, bad.0.sequence) }
+                }
+            }
+        }
+
+        /// The first broken event once every chunk is hashed.
+        func finish() async -> AuditVerification.Broken? {
+            dispatch()
+            await withCheckedContinuation { continuation in group.notify(queue: .global()) { continuation.resume() } }
+            if let bad = lock.withLock({ firstBadContent }), bad < (broken?.sequence ?? .max) {
+                return .init(sequence: bad, problem: "content does not match its hash")
+            }
+            return broken
+        }
+    }
+
+    /// One stored event and its stored hash, from an SQLite row as the driver gives it.
+    static func read(_ row: SQLiteRow) throws -> (AuditEntry, String) {
+        func text(_ name: String) throws -> String {
+            guard case .text(let value) = row.column(name) else { throw StoreError.invalid(field: name, rule: "must be text") }
+            return value
+        }
+        func optionalText(_ name: String) throws -> String? {
+            switch row.column(name) {
+            case .text(let value): return value
+            case .null: return nil
+            default: throw StoreError.invalid(field: name, rule: "must be text or null")
+            }
+        }
+        guard case .integer(let sequence) = row.column("sequence") else { throw StoreError.invalid(field: "sequence", rule: "must be an integer") }
+        guard let action = AuditAction(rawValue: try text("action")) else { throw StoreError.invalid(field: "action", rule: "unknown audit action") }
+        let entry = AuditEntry(
+            sequence: Int64(sequence), occurredAt: try text("occurred_at"), actor: try text("actor"), action: action, entity: try text("entity"),
+            entityID: try text("entity_id"), siteID: try optionalText("site_id"), reason: try optionalText("reason"),
+            changes: try ChangesText.decode(try text("changes")), previousHash: try text("previous_hash"))
+        return (entry, try text("hash"))
     }
 
     /// The events about one record, oldest first.
@@ -119,7 +248,7 @@ public enum AuditChain {
     }
 
     static func decodeEntry(_ row: any SQLRow) throws -> AuditEntry {
-        let changes = try JSONDecoder().decode([FieldChange].self, from: Data(try row.decode(column: "changes", as: String.self).utf8))
+        let changes = try ChangesText.decode(try row.decode(column: "changes", as: String.self))
         guard let action = AuditAction(rawValue: try row.decode(column: "action", as: String.self)) else {
             throw StoreError.invalid(field: "action", rule: "unknown audit action")
         }
@@ -135,6 +264,46 @@ public enum AuditChain {
     }
 }
 
+/// An audit event to be appended; the chain gives it its sequence and hashes when it is written.
+public struct AuditDraft: Sendable {
+    public var actor: String
+    public var action: AuditAction
+    public var entity: String
+    public var entityID: String
+    public var siteID: String?
+    public var reason: String?
+    public var changes: [FieldChange]
+    public var now: Date
+
+    public init(actor: String, action: AuditAction, entity: String, entityID: String, siteID: String?, reason: String?, changes: [FieldChange], now: Date) {
+        self.actor = actor
+        self.action = action
+        self.entity = entity
+        self.entityID = entityID
+        self.siteID = siteID
+        self.reason = reason
+        self.changes = changes
+        self.now = now
+    }
+}
+
+/// The chain head while one grouped SQLite transaction appends: read once, advanced in memory, written once
+/// before the commit. A request rolled back to its savepoint restores the head it found.
+final class BatchHead: @unchecked Sendable {
+    @TaskLocal static var current: BatchHead?
+    var sequence: Int64?
+    var hash = ""
+    var dirty: Bool { sequence != nil }
+
+    func snapshot() -> (Int64?, String) { (sequence, hash) }
+    func restore(_ s: (Int64?, String)) { (sequence, hash) = s }
+
+    func flush(on sql: any SQLDatabase) async throws {
+        guard let sequence else { return }
+        try await sql.raw("UPDATE audit_head SET sequence = \(bind: sequence), hash = \(bind: hash) WHERE id = 1").run()
+    }
+}
+
 public struct AuditVerification: Sendable, Equatable {
     public struct Broken: Sendable, Equatable {
         public var sequence: Int64
@@ -145,10 +314,126 @@ public struct AuditVerification: Sendable, Equatable {
     public var isIntact: Bool { broken == nil }
 }
 
-extension JSONEncoder {
-    static var sorted: JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
+/// The stored text of an event's changes: a JSON array of {field, new, old}. Read and written by hand because
+/// Foundation's JSON coders cost more than the hash when a whole chain is verified.
+enum ChangesText {
+    static func encode(_ changes: [FieldChange]) -> String {
+        var out: [UInt8] = [0x5B]
+        for (index, change) in changes.enumerated() {
+            if index > 0 { out.append(0x2C) }
+            out.append(contentsOf: Array(#"{"field":"#.utf8)); AuditEntry.appendJSONString(change.field, to: &out)
+            out.append(contentsOf: Array(#","new":"#.utf8)); AuditEntry.appendJSONString(change.new, to: &out)
+            out.append(contentsOf: Array(#","old":"#.utf8)); AuditEntry.appendJSONString(change.old, to: &out)
+            out.append(0x7D)
+        }
+        out.append(0x5D)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Any valid JSON of that shape (older rows leave out null members); nothing else, so an edited row cannot pass.
+    static func decode(_ text: String) throws -> [FieldChange] {
+        guard let changes = parse(Array(text.utf8)) else {
+            throw StoreError.invalid(field: "changes", rule: "must be a JSON list of {field, old, new} with text or null values")
+        }
+        return changes
+    }
+
+    static func parse(_ b: [UInt8]) -> [FieldChange]? {
+        var i = 0
+        func skip() { while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 } }
+        func expect(_ c: UInt8) -> Bool {
+            skip()
+            guard i < b.count, b[i] == c else { return false }
+            i += 1
+            return true
+        }
+        func hex4() -> UInt32? {
+            guard i + 4 <= b.count else { return nil }
+            var v: UInt32 = 0
+            for _ in 0..<4 {
+                let c = b[i]
+                let d: UInt32
+                switch c {
+                case 0x30...0x39: d = UInt32(c - 0x30)
+                case 0x41...0x46: d = UInt32(c - 0x37)
+                case 0x61...0x66: d = UInt32(c - 0x57)
+                default: return nil
+                }
+                v = v << 4 | d
+                i += 1
+            }
+            return v
+        }
+        func string() -> String? {
+            guard expect(0x22) else { return nil }
+            var bytes: [UInt8] = []
+            while i < b.count {
+                let c = b[i]
+                i += 1
+                switch c {
+                case 0x22: return String(validating: bytes, as: UTF8.self)
+                case 0x5C:
+                    guard i < b.count else { return nil }
+                    let e = b[i]
+                    i += 1
+                    switch e {
+                    case 0x22, 0x5C, 0x2F: bytes.append(e)
+                    case 0x62: bytes.append(0x08)
+                    case 0x66: bytes.append(0x0C)
+                    case 0x6E: bytes.append(0x0A)
+                    case 0x72: bytes.append(0x0D)
+                    case 0x74: bytes.append(0x09)
+                    case 0x75:
+                        guard var scalar = hex4() else { return nil }
+                        if (0xD800..<0xDC00).contains(scalar) {
+                            guard i + 1 < b.count, b[i] == 0x5C, b[i + 1] == 0x75 else { return nil }
+                            i += 2
+                            guard let low = hex4(), (0xDC00..<0xE000).contains(low) else { return nil }
+                            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                        }
+                        guard let u = Unicode.Scalar(scalar) else { return nil }
+                        bytes.append(contentsOf: Array(String(Character(u)).utf8))
+                    default: return nil
+                    }
+                case 0x00..<0x20: return nil
+                default: bytes.append(c)
+                }
+            }
+            return nil
+        }
+        func optionalString() -> String?? {
+            skip()
+            if i + 4 <= b.count, b[i] == 0x6E, b[i + 1] == 0x75, b[i + 2] == 0x6C, b[i + 3] == 0x6C {
+                i += 4
+                return .some(nil)
+            }
+            guard let text = string() else { return nil }
+            return .some(text)
+        }
+        guard expect(0x5B) else { return nil }
+        var result: [FieldChange] = []
+        if expect(0x5D) { skip(); return i == b.count ? result : nil }
+        repeat {
+            guard expect(0x7B) else { return nil }
+            var field: String?, old: String?, new: String?
+            var seenOld = false, seenNew = false
+            if !expect(0x7D) {
+                repeat {
+                    guard let key = string(), expect(0x3A) else { return nil }
+                    switch key {
+                    case "field": guard field == nil, let v = string() else { return nil }; field = v
+                    case "old": guard !seenOld, let v = optionalString() else { return nil }; old = v; seenOld = true
+                    case "new": guard !seenNew, let v = optionalString() else { return nil }; new = v; seenNew = true
+                    default: return nil
+                    }
+                } while expect(0x2C)
+                guard expect(0x7D) else { return nil }
+            }
+            guard let field else { return nil }
+            result.append(FieldChange(field: field, old: old, new: new))
+        } while expect(0x2C)
+        guard expect(0x5D) else { return nil }
+        skip()
+        return i == b.count ? result : nil
     }
 }

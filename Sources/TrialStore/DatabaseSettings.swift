@@ -47,6 +47,8 @@ public enum DatabaseSettings: Sendable, Equatable {
             let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             databases.use(.sqlite(.file(path), maxConnectionsPerEventLoop: 1, connectionPoolTimeout: .seconds(60), sqlLogLevel: .trace), as: .sqlite, isDefault: true)
+            // Grouped writes get connections of their own, so a batch in progress never holds up a reader.
+            databases.use(.sqlite(.file(path), maxConnectionsPerEventLoop: 1, connectionPoolTimeout: .seconds(60), sqlLogLevel: .trace), as: .sqliteWriter, isDefault: false)
         case .postgres(let url, let schema):
             var configuration = try SQLPostgresConfiguration(url: url)
             if let schema {
@@ -57,6 +59,11 @@ public enum DatabaseSettings: Sendable, Equatable {
                 as: .psql, isDefault: true)
         }
     }
+}
+
+extension DatabaseID {
+    /// The SQLite file again, for `Store.write` only.
+    public static let sqliteWriter = DatabaseID(string: "sqlite-writer")
 }
 
 public struct ConfigurationIssue: Sendable, Equatable, CustomStringConvertible {

@@ -1,13 +1,29 @@
 import FluentKit
 import FluentSQL
 import Foundation
+import Logging
 
 /// The database and the one way to write to it: a transaction that also carries the audit events.
 public struct Store: Sendable {
     public let database: any Database
+    /// Where grouped SQLite writes run; `database` when nil.
+    public let writer: (any Database)?
 
-    public init(database: any Database) {
+    /// Which grouped writes may share a transaction: the same file. Describing the configuration costs more than a
+    /// write, so a store made from an application's databases names them by identity instead.
+    let batchKey: String?
+
+    public init(database: any Database, writer: (any Database)? = nil) {
         self.database = database
+        self.writer = writer
+        self.batchKey = nil
+    }
+
+    /// The store of an application's databases: the default one, and on SQLite the writers' own connections.
+    public init(databases: Databases, logger: Logger, on eventLoop: any EventLoop) {
+        self.database = databases.database(logger: logger, on: eventLoop)!
+        self.writer = databases.ids().contains(.sqliteWriter) ? databases.database(.sqliteWriter, logger: logger, on: eventLoop) : nil
+        self.batchKey = "\(ObjectIdentifier(databases))"
     }
 
     public var isSQLite: Bool {
@@ -22,9 +38,37 @@ public struct Store: Sendable {
     /// The commit is durable for all of them at the cost of one.
     public func write<T: Sendable>(_ body: @escaping @Sendable (any Database) async throws -> T) async throws -> T {
         guard isSQLite else { return try await database.transaction(body) }
-        let result = try await SQLiteWriteBatcher.shared.submit(database: database) { connection in try await body(connection) }
+        let result = try await SQLiteWriteBatcher.shared.submit(
+            database: writer ?? database, key: batchKey, work: .code({ connection in try await body(connection) }))
         guard let typed = result as? T else { throw StoreError.invalid(field: "write", rule: "internal: unexpected result type") }
         return typed
+    }
+
+    /// Inserts rows and appends their audit event, all or nothing. A unique index refusing a row fails with `duplicate`.
+    ///
+    /// Given as data rather than code so that on SQLite the inserts of concurrent calls go in as one statement per
+    /// table (and one for their audit events) inside the shared transaction. Should that statement fail, the group
+    /// is rolled back and each call runs again in its own savepoint, so only the call at fault fails.
+    public func insert(_ rows: [RowInsert], audit: AuditDraft, duplicate: StoreError) async throws {
+        try AuditChain.checkReason(audit)
+        guard isSQLite else {
+            try await database.transaction { tx in try await Self.insertAlone(rows, audit: audit, duplicate: duplicate, on: tx) }
+            return
+        }
+        _ = try await SQLiteWriteBatcher.shared.submit(
+            database: writer ?? database, key: batchKey, work: .rows(rows, audit: audit, duplicate: duplicate))
+    }
+
+    static func insertAlone(_ rows: [RowInsert], audit: AuditDraft, duplicate: StoreError, on tx: any Database) async throws {
+        let sql = tx as! any SQLDatabase
+        for row in rows {
+            do {
+                try await sql.insert(into: row.table).columns(row.columns).values(row.values).run()
+            } catch where StoreError.isUniqueViolation(error) {
+                throw duplicate
+            }
+        }
+        try await AuditChain.append(on: tx, audit)
     }
 
     public func migrate() async throws {
@@ -62,26 +106,47 @@ public struct Store: Sendable {
     }
 }
 
+/// One row to insert, given as data.
+public struct RowInsert: Sendable {
+    public var table: String
+    public var columns: [String]
+    public var values: [any Encodable & Sendable]
+
+    public init(table: String, columns: [String], values: [any Encodable & Sendable]) {
+        precondition(columns.count == values.count, "one value per column")
+        self.table = table
+        self.columns = columns
+        self.values = values
+    }
+}
+
 /// Groups concurrent SQLite writes into shared transactions, one database file at a time and one transaction at a
 /// time in this process (so SQLite's busy handler never spins on a thread the lock holder needs).
 actor SQLiteWriteBatcher {
     static let shared = SQLiteWriteBatcher()
     /// Enough to amortise one fsync over many requests without holding any of them long.
     static let maximumBatch = 256
+    /// SQLite allows 32,766 bound values in one statement.
+    static let maximumBinds = 30_000
+
+    enum Work: Sendable {
+        case code(@Sendable (any Database) async throws -> any Sendable)
+        case rows([RowInsert], audit: AuditDraft, duplicate: StoreError)
+    }
 
     struct Job {
         let key: String
         let database: any Database
-        let work: @Sendable (any Database) async throws -> any Sendable
+        let work: Work
         let done: CheckedContinuation<any Sendable, any Error>
     }
 
     private var queue: [Job] = []
     private var draining = false
 
-    func submit(database: any Database, work: @escaping @Sendable (any Database) async throws -> any Sendable) async throws -> any Sendable {
+    func submit(database: any Database, key: String?, work: Work) async throws -> any Sendable {
         // The configuration names the file, so requests from every event loop's pool share a batch.
-        let key = String(describing: database.context.configuration)
+        let key = key ?? String(describing: database.context.configuration)
         return try await withCheckedThrowingContinuation { continuation in
             queue.append(Job(key: key, database: database, work: work, done: continuation))
             if !draining {
@@ -99,32 +164,60 @@ actor SQLiteWriteBatcher {
                 if job.key == first.key && batch.count < Self.maximumBatch { batch.append(job) } else { rest.append(job) }
             }
             queue = rest
+            let t0 = Date()
             await run(batch)
+            if ProcessInfo.processInfo.environment["CB_TRACE_BATCH"] != nil { FileHandle.standardError.write(Data("BATCH \(batch.count) \(Int(Date().timeIntervalSince(t0) * 1_000_000))\n".utf8)) }
         }
         draining = false
     }
 
     private func run(_ batch: [Job]) async {
-        let outcomes: [Result<any Sendable, any Error>]
-        let jobs = batch.map { (work: $0.work, key: $0.key) }
+        var outcomes = [Result<any Sendable, any Error>?](repeating: nil, count: batch.count)
+        let works = batch.map(\.work)
         do {
             outcomes = try await batch[0].database.withConnection { connection in
                 let sql = connection as! any SQLDatabase
+                let head = BatchHead()
+                var results = [Result<any Sendable, any Error>?](repeating: nil, count: works.count)
                 try await sql.raw("BEGIN IMMEDIATE").run()
-                var results: [Result<any Sendable, any Error>] = []
                 do {
-                    for job in jobs {
-                        try await sql.raw("SAVEPOINT request").run()
-                        do {
-                            let value = try await job.work(connection)
-                            try await sql.raw("RELEASE request").run()
-                            results.append(.success(value))
-                        } catch {
-                            try await sql.raw("ROLLBACK TO request").run()
-                            try await sql.raw("RELEASE request").run()
-                            results.append(.failure(error))
+                    try await BatchHead.$current.withValue(head) {
+                        for (index, work) in works.enumerated() {
+                            guard case .code(let body) = work else { continue }
+                            results[index] = try await Self.alone(sql, head) { try await body(connection) }
+                        }
+                        let grouped = works.indices.compactMap { index -> (Int, [RowInsert], AuditDraft, StoreError)? in
+                            guard case .rows(let rows, let audit, let duplicate) = works[index] else { return nil }
+                            return (index, rows, audit, duplicate)
+                        }
+                        if !grouped.isEmpty {
+                            // With nothing before it in the transaction, the group needs no savepoint of its own.
+                            let alone = grouped.count == works.count
+                            let before = head.snapshot()
+                            if !alone { try await sql.raw("SAVEPOINT grouped").run() }
+                            do {
+                                try await Self.insertGrouped(grouped.map { ($0.1, $0.2) }, on: sql, head: head)
+                                if !alone { try await sql.raw("RELEASE grouped").run() }
+                                for item in grouped { results[item.0] = .success(()) }
+                            } catch {
+                                // Someone in the group is at fault: find out who, one savepoint each.
+                                if alone {
+                                    try await sql.raw("ROLLBACK").run()
+                                    try await sql.raw("BEGIN IMMEDIATE").run()
+                                } else {
+                                    try await sql.raw("ROLLBACK TO grouped").run()
+                                    try await sql.raw("RELEASE grouped").run()
+                                }
+                                head.restore(before)
+                                for (index, rows, audit, duplicate) in grouped {
+                                    results[index] = try await Self.alone(sql, head) {
+                                        try await Store.insertAlone(rows, audit: audit, duplicate: duplicate, on: connection)
+                                    }
+                                }
+                            }
                         }
                     }
+                    try await head.flush(on: sql)
                     try await sql.raw("COMMIT").run()
                 } catch {
                     try? await sql.raw("ROLLBACK").run()
@@ -137,6 +230,55 @@ actor SQLiteWriteBatcher {
             for job in batch { job.done.resume(throwing: error) }
             return
         }
-        for (job, outcome) in zip(batch, outcomes) { job.done.resume(with: outcome) }
+        for (job, outcome) in zip(batch, outcomes) {
+            job.done.resume(with: outcome ?? .failure(StoreError.invalid(field: "write", rule: "internal: not run")))
+        }
+    }
+
+    /// Runs one request in its own savepoint: its failure undoes only its own statements and audit events.
+    private static func alone(
+        _ sql: any SQLDatabase, _ head: BatchHead, _ body: () async throws -> any Sendable
+    ) async throws -> Result<any Sendable, any Error> {
+        let before = head.snapshot()
+        try await sql.raw("SAVEPOINT request").run()
+        do {
+            let value = try await body()
+            try await sql.raw("RELEASE request").run()
+            return .success(value)
+        } catch {
+            try await sql.raw("ROLLBACK TO request").run()
+            try await sql.raw("RELEASE request").run()
+            head.restore(before)
+            return .failure(error)
+        }
+    }
+
+    /// One INSERT per table and column list for all the group's rows, then one for their audit events, in order.
+    private static func insertGrouped(_ items: [([RowInsert], AuditDraft)], on sql: any SQLDatabase, head: BatchHead) async throws {
+        var tables: [(table: String, columns: [String], rows: [[any Encodable & Sendable]])] = []
+        for (rows, _) in items {
+            for row in rows {
+                if let i = tables.firstIndex(where: { $0.table == row.table && $0.columns == row.columns }) {
+                    tables[i].rows.append(row.values)
+                } else {
+                    tables.append((row.table, row.columns, [row.values]))
+                }
+            }
+        }
+        for table in tables { try await insertMany(table.table, table.columns, table.rows, on: sql) }
+        var events: [[any Encodable & Sendable]] = []
+        for (_, audit) in items { events.append(try await AuditChain.nextRow(audit, on: sql, head: head)) }
+        try await insertMany(AuditChain.table, AuditChain.columns, events, on: sql)
+    }
+
+    private static func insertMany(_ table: String, _ columns: [String], _ rows: [[any Encodable & Sendable]], on sql: any SQLDatabase) async throws {
+        let perStatement = max(1, maximumBinds / max(1, columns.count))
+        var start = 0
+        while start < rows.count {
+            var insert = sql.insert(into: table).columns(columns)
+            for row in rows[start..<min(rows.count, start + perStatement)] { insert = insert.values(row) }
+            try await insert.run()
+            start += perStatement
+        }
     }
 }

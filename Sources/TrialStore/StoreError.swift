@@ -1,3 +1,5 @@
+import FluentPostgresDriver
+import FluentSQLiteDriver
 import Foundation
 
 /// Store failures the web layer turns into 4xx answers; each names the field and rule.
@@ -16,5 +18,17 @@ extension StoreError: CustomStringConvertible {
         case .invalid(let field, let rule): "\(field): \(rule)"
         case .reasonRequired(let field): "\(field): a reason is required for any change after the first save"
         }
+    }
+}
+
+extension StoreError {
+    /// Whether the database refused a row because a unique index already holds its key.
+    static func isUniqueViolation(_ error: any Error) -> Bool {
+        if let error = error as? SQLiteError {
+            return error.reason == .constraintUniqueFailed || error.reason == .constraintPrimaryKeyFailed
+                || (error.reason == .constraint && error.message.contains("UNIQUE constraint failed"))
+        }
+        if let error = error as? PSQLError { return error.serverInfo?[.sqlState] == "23505" }
+        return false
     }
 }

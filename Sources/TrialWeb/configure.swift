@@ -13,7 +13,7 @@ public func configure(_ app: Application, config: AppConfig) async throws {
     app.routes.defaultMaxBodySize = ByteCount(value: config.maxBodyBytes)
 
     try config.database.register(in: app.databases)
-    try await prepareDatabase(Store(database: app.db))
+    try await prepareDatabase(app.store)
     app.logger.info("database ready", metadata: ["database": "\(config.database.redacted)"])
 
     app.middleware = Middlewares()

@@ -2,6 +2,7 @@ import ArgumentParser
 import FluentSQL
 import Fluent
 import Foundation
+import TrialDomain
 import TrialStore
 import TrialWeb
 import Vapor
@@ -38,5 +39,38 @@ struct BenchServer: AsyncParsableCommand {
             throw error
         }
         try await app.asyncShutdown()
+    }
+}
+
+/// Benchmark only: appends events to the audit trail through the real append, so `audit verify` can be timed on
+/// a chain of a given length. Each event looks like a lab save's.
+struct BenchAudit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-audit", abstract: "Benchmark only: append N lab-like events to the audit trail.", shouldDisplay: false)
+    @ArgumentParser.Option var events: Int = 1_000_000
+
+    func run() async throws {
+        try await Runtime.withStore { store, _ in
+            let started = Date()
+            var written = 0
+            while written < events {
+                let chunk = min(10_000, events - written)
+                let first = written
+                try await store.write { tx in
+                    for n in first..<(first + chunk) {
+                        try await AuditChain.append(
+                            on: tx, actor: "bench", action: .create, entity: "lab_result", entityID: UUID().uuidString,
+                            siteID: "6f1c2b1e-0000-4000-8000-000000000001", reason: nil,
+                            changes: [
+                                .init(field: "test", old: nil, new: "ALT"), .init(field: "visit", old: nil, new: "day_7"),
+                                .init(field: "value", old: nil, new: "\(40 + n % 60) U/L"), .init(field: "grade_v4", old: nil, new: "1"),
+                                .init(field: "grade_v5", old: nil, new: nil),
+                            ], now: Date())
+                    }
+                }
+                written += chunk
+            }
+            print(String(format: "appended %d events in %.1f s", written, Date().timeIntervalSince(started)))
+        }
     }
 }

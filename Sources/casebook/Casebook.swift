@@ -12,7 +12,7 @@ struct Casebook: AsyncParsableCommand {
         abstract: "Clinical-trial data capture and trial management.",
         discussion: "Every command reads the same environment: "
             + AppConfig.variables.map { "\($0.name) (\($0.meaning))" }.joined(separator: "; "),
-        subcommands: [Serve.self, Migrate.self, Users.self, Sites.self, Tokens.self, Audit.self, Study.self, Randomization.self, Grade.self, Score.self, Terminology.self, Demo.self, BenchServer.self])
+        subcommands: [Serve.self, Migrate.self, Users.self, Sites.self, Tokens.self, Audit.self, Study.self, Randomization.self, Grade.self, Score.self, Terminology.self, Demo.self, BenchServer.self, BenchAudit.self])
 }
 
 struct Serve: AsyncParsableCommand {

@@ -32,7 +32,7 @@ enum Runtime {
         let app = try await Application.make(Environment(name: "production", arguments: ["casebook"]))
         do {
             try config.database.register(in: app.databases)
-            let store = Store(database: app.db)
+            let store = app.store
             if migrate { try await prepareDatabase(store) }
             let result = try await body(store, config)
             try await app.asyncShutdown()

@@ -10,7 +10,7 @@ import VaporTesting
 /// A configured application on a fresh database, built by the same `configure` as production.
 public struct TestApp: Sendable {
     public let app: Application
-    public var store: Store { Store(database: app.db) }
+    public var store: Store { app.store }
     public var accounts: FluentAccountRepository { FluentAccountRepository(store: store) }
 
     public static func config(_ settings: DatabaseSettings, environment: [String: String] = [:]) throws -> AppConfig {

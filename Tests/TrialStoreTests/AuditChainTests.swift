@@ -286,3 +286,25 @@ private func eventCount(_ store: Store) async throws -> Int {
         }
     }
 }
+
+@Suite struct StoredChangesTests {
+    /// The hand-written reader takes what JSONEncoder wrote before (nulls left out) and what the writer writes now.
+    @Test func readsBothStoredFormsAndRoundTrips() throws {
+        let changes: [FieldChange] = [
+            .init(field: "value", old: nil, new: "55 U/L"), .init(field: "q\"uote\\/", old: "é\n\t\u{1}😀", new: nil), .init(field: "x", old: "", new: ""),
+        ]
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let older = String(decoding: try encoder.encode(changes), as: UTF8.self)
+        #expect(try ChangesText.decode(older) == changes)
+        #expect(try ChangesText.decode(ChangesText.encode(changes)) == changes)
+        #expect(try JSONDecoder().decode([FieldChange].self, from: Data(ChangesText.encode(changes).utf8)) == changes)
+        #expect(try ChangesText.decode(#" [ { "new" : null , "field" : "a\u00e9\ud83d\ude00" } ] "#) == [.init(field: "aé😀", old: nil, new: nil)])
+        #expect(try ChangesText.decode("[]") == [])
+    }
+
+    @Test(arguments: [#"[{"old":"a"}]"#, #"[{"field":"a","extra":1}]"#, #"[{"field":"a"}"#, "", #"[{"field":"a","field":"b"}]"#])
+    func malformedTextIsRefused(text: String) {
+        #expect(throws: (any Error).self) { try ChangesText.decode(text) }
+    }
+}

@@ -1,4 +1,5 @@
 import FluentKit
+import FluentSQL
 import Foundation
 import TestSupport
 import Testing
@@ -86,6 +87,82 @@ private func safetyTrial(_ store: Store) async throws -> (FluentSafetyRepository
             let unranged = try await safety.recordLab(participantID: p.id, visit: "day_7", test: "GGT", value: 90, unit: "U/L", collectedAt: at, scope: scope, now: now)
             #expect(unranged.gradeV4 == nil)
             #expect(unranged.basisV4 == "no reference range for GGT at site SYSU3: add it to the site's definition")
+        }
+    }
+}
+
+@Suite struct GroupedLabSaveTests {
+    /// Lab saves go in as one insert per table for a whole batch; a duplicate among them fails alone (named by field)
+    /// and every other save, with its audit event, is written.
+    @Test(arguments: TestDatabase.available)
+    func aDuplicateInABatchFailsAloneAndTheChainHolds(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (safety, scope, p) = try await safetyTrial(store)
+            let at = DateParsing.instant("2026-03-09T08:00")!
+            _ = try await safety.recordLab(participantID: p.id, visit: "day_7", test: "ALT", value: 50, unit: "U/L", collectedAt: at, scope: scope, now: now)
+            let before = try await (store.database as! any SQLDatabase).raw("SELECT COUNT(*) AS n FROM audit_events").first()!.decode(column: "n", as: Int.self)
+            let tests = ["AST", "BILI", "INR", "GGT", "ALT", "CREAT", "ALB", "PLAT", "WBC", "SODIUM"]
+            let units = ["AST": "U/L", "BILI": "umol/L", "INR": "ratio", "GGT": "U/L", "ALT": "U/L", "CREAT": "umol/L", "ALB": "g/L",
+                "PLAT": "10^9/L", "WBC": "10^9/L", "SODIUM": "mmol/L"]
+            let values = ["AST": 45.0, "BILI": 30, "INR": 1.3, "GGT": 80, "ALT": 60, "CREAT": 90, "ALB": 35, "PLAT": 160, "WBC": 6, "SODIUM": 138]
+            let outcomes = await withTaskGroup(of: (String, (any Error)?).self) { group in
+                for test in tests {
+                    group.addTask {
+                        do {
+                            _ = try await safety.recordLab(
+                                participantID: p.id, visit: "day_7", test: test, value: values[test]!, unit: units[test]!, collectedAt: at, scope: scope, now: now)
+                            return (test, nil)
+                        } catch { return (test, error) }
+                    }
+                }
+                var all: [String: (any Error)?] = [:]
+                for await (test, error) in group { all[test] = error }
+                return all
+            }
+            #expect(outcomes.count == tests.count)
+            for (test, error) in outcomes {
+                if test == "ALT" {
+                    #expect(error as? StoreError == .duplicate(field: "test", value: "ALT at day_7"))
+                } else {
+                    #expect(error == nil, "\(test): \(String(describing: error))")
+                }
+            }
+            let labs = try await safety.labs(participantID: p.id, scope: scope)
+            #expect(Set(labs.map(\.test)) == Set(tests))
+            #expect(labs.first { $0.test == "ALT" }?.value == 50)
+            let after = try await (store.database as! any SQLDatabase).raw("SELECT COUNT(*) AS n FROM audit_events").first()!.decode(column: "n", as: Int.self)
+            #expect(after == before + tests.count - 1)
+            #expect(try await AuditChain.verify(on: store.database).isIntact)
+        }
+    }
+}
+
+@Suite struct ParticipantFileCacheTests {
+    /// The file is kept between reads, but any write to it, from this process or another, is seen by the next read.
+    @Test(arguments: TestDatabase.available)
+    func everyWriteToTheFileIsSeenByTheNextRead(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (_, scope, p) = try await safetyTrial(store)
+            let screening = FluentScreeningRepository(store: store)
+            let forms = FluentFormRecordRepository(store: store)
+            #expect(try await screening.file(participantID: p.id, scope: scope).values["demographics.sex"] == "M")
+            _ = try await forms.save(
+                participantID: p.id, visit: "screening", form: "demographics",
+                values: ["screening_date": "2026-03-01", "birth_date": "1980-01-01", "sex": "F"], reason: "transcription error", scope: scope, now: now)
+            #expect(try await screening.file(participantID: p.id, scope: scope).values["demographics.sex"] == "F")
+            _ = try await screening.recordConsent(participantID: p.id, formVersion: "1", signedAt: DateParsing.instant("2026-03-02T09:00")!, scope: scope, now: now)
+            #expect(try await screening.file(participantID: p.id, scope: scope).consents.count == 1)
+            _ = try await FluentParticipantRepository(store: store).updateStatus(id: p.id, status: .withdrawn, reason: "moved away", scope: scope, now: now)
+            #expect(try await screening.file(participantID: p.id, scope: scope).participant.status == .withdrawn)
+            // Another process: changes the row and raises the revision, as every write does.
+            let sql = store.database as! any SQLDatabase
+            try await sql.raw("UPDATE participants SET status = 'screening', revision = revision + 1 WHERE id = \(bind: p.id)").run()
+            #expect(try await screening.file(participantID: p.id, scope: scope).participant.status == .screening)
+            // A deleted participant is gone at once, cached or not.
+            try await FluentParticipantRepository(store: store).delete(id: p.id, reason: "entered twice", scope: scope, now: now)
+            await #expect(throws: StoreError.notFound(entity: "participant", id: p.id.uuidString)) {
+                try await screening.file(participantID: p.id, scope: scope)
+            }
         }
     }
 }

@@ -54,9 +54,14 @@ private struct World {
             #expect(created.status == .created)
             let second = try created.content.get(String.self, at: "token")
             let secondID = try created.content.get(String.self, at: "id")
+            // Used once, so the account behind it is cached: revoking must still take effect at once.
+            #expect(try await t.send(.GET, "api/v1/me", headers: bearer(second)).status == .ok)
             #expect(try await t.send(.DELETE, "api/v1/tokens/\(secondID)", headers: bearer(token)).status == .noContent)
             #expect(try await t.send(.GET, "api/v1/me", headers: bearer(second)).status == .unauthorized)
             #expect(try await t.send(.GET, "api/v1/me", headers: bearer(token)).status == .ok)
+            // So must deactivating the account.
+            _ = try await t.accounts.updateUser("ana", change: .init(isActive: false), actor: "root", reason: "left the trial", now: Date())
+            #expect(try await t.send(.GET, "api/v1/me", headers: bearer(token)).status == .unauthorized)
         }
     }
 

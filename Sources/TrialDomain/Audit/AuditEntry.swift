@@ -49,28 +49,104 @@ public struct AuditEntry: Codable, Equatable, Sendable {
     /// The hash of the first event's predecessor.
     public static let genesisHash = String(repeating: "0", count: 64)
 
-    /// Deterministic bytes for hashing: sorted-key JSON with every optional written out.
+    /// Deterministic bytes for hashing: sorted-key JSON with every optional written out, byte for byte what
+    /// Foundation's JSONSerialization writes with `.sortedKeys` and `.withoutEscapingSlashes` (the form existing
+    /// chains were hashed in; a test holds the two equal). Written by hand because JSONSerialization dominated verify.
     public func canonicalBytes() -> Data {
-        var object: [String: Any] = [
-            "sequence": sequence, "occurredAt": occurredAt, "actor": actor, "action": action.rawValue,
-            "entity": entity, "entityID": entityID, "siteID": siteID ?? NSNull(), "reason": reason ?? NSNull(),
-            "previousHash": previousHash,
-        ]
-        object["changes"] = changes.map { ["field": $0.field, "old": $0.old ?? NSNull(), "new": $0.new ?? NSNull()] as [String: Any] }
-        // JSONSerialization with sortedKeys is stable for strings, integers and null.
-        return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        var out: [UInt8] = []
+        out.reserveCapacity(256 + changes.count * 64)
+        func key(_ name: StaticString) {
+            out.append(0x22)
+            name.withUTF8Buffer { out.append(contentsOf: $0) }
+            out.append(0x22)
+            out.append(0x3A)
+        }
+        // Keys in the order JSONSerialization sorts them.
+        out.append(0x7B)
+        key("action"); Self.appendJSONString(action.rawValue, to: &out); out.append(0x2C)
+        key("actor"); Self.appendJSONString(actor, to: &out); out.append(0x2C)
+        key("changes"); out.append(0x5B)
+        for (index, change) in changes.enumerated() {
+            if index > 0 { out.append(0x2C) }
+            out.append(0x7B)
+            key("field"); Self.appendJSONString(change.field, to: &out); out.append(0x2C)
+            key("new"); Self.appendJSONString(change.new, to: &out); out.append(0x2C)
+            key("old"); Self.appendJSONString(change.old, to: &out)
+            out.append(0x7D)
+        }
+        out.append(0x5D); out.append(0x2C)
+        key("entity"); Self.appendJSONString(entity, to: &out); out.append(0x2C)
+        key("entityID"); Self.appendJSONString(entityID, to: &out); out.append(0x2C)
+        key("occurredAt"); Self.appendJSONString(occurredAt, to: &out); out.append(0x2C)
+        key("previousHash"); Self.appendJSONString(previousHash, to: &out); out.append(0x2C)
+        key("reason"); Self.appendJSONString(reason, to: &out); out.append(0x2C)
+        key("sequence"); out.append(contentsOf: String(sequence).utf8); out.append(0x2C)
+        key("siteID"); Self.appendJSONString(siteID, to: &out)
+        out.append(0x7D)
+        return Data(out)
+    }
+
+    /// A JSON string as JSONSerialization escapes it: quote, backslash and control characters; nothing else.
+    public static func appendJSONString(_ value: String?, to out: inout [UInt8]) {
+        guard var value else {
+            out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])
+            return
+        }
+        out.append(0x22)
+        value.withUTF8 { bytes in
+            // Most text needs no escape at all: copy it whole.
+            guard bytes.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else {
+                out.append(contentsOf: bytes)
+                return
+            }
+            for byte in bytes {
+                switch byte {
+                case 0x22: out.append(0x5C); out.append(0x22)
+                case 0x5C: out.append(0x5C); out.append(0x5C)
+                case 0x08: out.append(0x5C); out.append(0x62)
+                case 0x0C: out.append(0x5C); out.append(0x66)
+                case 0x0A: out.append(0x5C); out.append(0x6E)
+                case 0x0D: out.append(0x5C); out.append(0x72)
+                case 0x09: out.append(0x5C); out.append(0x74)
+                case 0x00..<0x20:
+                    let digit = { (d: UInt8) -> UInt8 in d < 10 ? 0x30 + d : 0x57 + d }
+                    out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, digit(byte >> 4), digit(byte & 0x0F)])
+                default: out.append(byte)
+                }
+            }
+        }
+        out.append(0x22)
     }
 
     /// UTC, millisecond precision, fixed width: the form stored and hashed.
     public static func timestamp(_ date: Date) -> String {
         let millis = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
-        let seconds = Date(timeIntervalSince1970: TimeInterval(millis / 1000))
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: seconds)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!,
-            Int(millis % 1000))
+        let (days, millisOfDay) = millis.quotientAndRemainderFloor(86_400_000)
+        let secondsOfDay = millisOfDay / 1000, ms = millisOfDay % 1000
+        // Days to civil date: H. Hinnant, "chrono-Compatible Low-Level Date Algorithms", civil_from_days.
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        func pad(_ value: Int64, _ width: Int) -> String {
+            let text = String(value)
+            return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+        }
+        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondsOfDay / 3600, 2)):\(pad(secondsOfDay / 60 % 60, 2)):\(pad(secondsOfDay % 60, 2)).\(pad(ms, 3))Z"
+    }
+}
+
+extension Int64 {
+    /// Division rounding towards negative infinity, so instants before 1970 land on the right day.
+    fileprivate func quotientAndRemainderFloor(_ divisor: Int64) -> (quotient: Int64, remainder: Int64) {
+        var (q, r) = quotientAndRemainder(dividingBy: divisor)
+        if r < 0 { q -= 1; r += divisor }
+        return (q, r)
     }
 }
 

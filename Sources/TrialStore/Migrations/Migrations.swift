@@ -1,10 +1,11 @@
 import FluentKit
 import FluentSQL
+import Foundation
 
 /// Every migration, in order. A shipped migration never changes: add a new one.
 public enum StoreMigrations {
     public static var all: [any AsyncMigration] {
-        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety()]
+        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions()]
     }
 }
 
@@ -290,5 +291,27 @@ struct M006CreateSafety: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         for table in ["adverse_events", "lab_results", "ctcae_terms"] { try await database.schema(table).delete() }
+    }
+}
+
+/// What lets readers keep decoded data between requests and still see every change: a participant's file revision,
+/// raised by every write to the file, and each study version's content hash.
+struct M007AddRevisions: AsyncMigration {
+    var name: String { "007-add-revisions" }
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema("participants").field("revision", .int64, .required, .sql(.default(0))).update()
+        try await database.schema("study_versions").field("definition_hash", .string).update()
+        let sql = database as! any SQLDatabase
+        for row in try await sql.raw("SELECT id, definition FROM study_versions").all() {
+            let id = try row.decode(column: "id", as: UUID.self)
+            let hash = AuditChain.sha256Hex(try row.decode(column: "definition", as: String.self))
+            try await sql.raw("UPDATE study_versions SET definition_hash = \(bind: hash) WHERE id = \(bind: id)").run()
+        }
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema("study_versions").deleteField("definition_hash").update()
+        try await database.schema("participants").deleteField("revision").update()
     }
 }

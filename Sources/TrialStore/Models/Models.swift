@@ -105,6 +105,7 @@ public final class StudyVersionModel: Model, @unchecked Sendable {
     @Field(key: "study_code") public var studyCode: String
     @Field(key: "version") public var version: Int
     @Field(key: "definition") public var definition: String
+    @OptionalField(key: "definition_hash") public var definitionHash: String?
     @Field(key: "published_at") public var publishedAt: Date
     @Field(key: "published_by") public var publishedBy: String
     @OptionalField(key: "reason") public var reason: String?

@@ -65,6 +65,8 @@ public protocol AccountRepository: Sendable {
     func tokens(userID: UUID) async throws -> [APIToken]
     func revokeToken(id: UUID, userID: UUID, actor: String, now: Date) async throws
     func userID(forTokenHash hash: String, now: Date) async throws -> UUID?
+    /// The active account an API token belongs to, nil when the token is unknown or revoked or the account inactive.
+    func account(forTokenHash hash: String, now: Date) async throws -> Account?
 }
 
 public struct FluentAccountRepository: AccountRepository {
@@ -150,7 +152,8 @@ public struct FluentAccountRepository: AccountRepository {
     }
 
     public func updateUser(_ username: String, change: AccountChange, actor: String, reason: String?, now: Date) async throws -> Account {
-        try await store.write { tx in
+        defer { TokenAccountCache.shared.removeAll() }
+        return try await store.write { tx in
             guard let user = try await UserModel.query(on: tx).filter(\.$username == username).first(), let userID = user.id else {
                 throw StoreError.notFound(entity: "user", id: username)
             }
@@ -295,6 +298,7 @@ public struct FluentAccountRepository: AccountRepository {
     }
 
     public func revokeToken(id: UUID, userID: UUID, actor: String, now: Date) async throws {
+        defer { TokenAccountCache.shared.removeAll() }
         try await store.write { tx in
             guard let token = try await APITokenModel.query(on: tx).filter(\.$id == id).filter(\.$userID == userID).first() else {
                 throw StoreError.notFound(entity: "api_token", id: id.uuidString)
@@ -309,10 +313,58 @@ public struct FluentAccountRepository: AccountRepository {
         }
     }
 
+    public func account(forTokenHash hash: String, now: Date) async throws -> Account? {
+        if let cached = TokenAccountCache.shared.get(hash, now: now) { return cached }
+        let generation = TokenAccountCache.shared.generation
+        guard let userID = try await userID(forTokenHash: hash, now: now), let account = try await account(id: userID), account.isActive else {
+            return nil
+        }
+        TokenAccountCache.shared.set(hash, account, now: now, ifGeneration: generation)
+        return account
+    }
+
     public func userID(forTokenHash hash: String, now: Date) async throws -> UUID? {
         guard let token = try await APITokenModel.query(on: db).filter(\.$tokenHash == hash).first(), token.revokedAt == nil else {
             return nil
         }
         return token.userID
+    }
+}
+
+/// API tokens resolved to their accounts, kept a few seconds so a burst of API calls does not look up the same
+/// token and memberships on every request. Revoking a token or changing a user in this process clears it at once;
+/// a change made by another process (the CLI, a second server) takes effect within `lifetime`.
+final class TokenAccountCache: @unchecked Sendable {
+    static let shared = TokenAccountCache()
+    static let lifetime: TimeInterval = 5
+    static let capacity = 10_000
+
+    private let lock = NSLock()
+    private var entries: [String: (account: Account, until: Date)] = [:]
+    private var _generation = 0
+
+    var generation: Int { lock.withLock { _generation } }
+
+    func get(_ hash: String, now: Date) -> Account? {
+        lock.withLock {
+            guard let entry = entries[hash], entry.until > now else { return nil }
+            return entry.account
+        }
+    }
+
+    /// Skipped when the cache was cleared after the caller started reading, so a stale read never lands.
+    func set(_ hash: String, _ account: Account, now: Date, ifGeneration generation: Int) {
+        lock.withLock {
+            guard generation == _generation else { return }
+            if entries.count >= Self.capacity { entries.removeAll() }
+            entries[hash] = (account, now.addingTimeInterval(Self.lifetime))
+        }
+    }
+
+    func removeAll() {
+        lock.withLock {
+            _generation += 1
+            entries.removeAll()
+        }
     }
 }

@@ -31,6 +31,7 @@ public struct FluentFormRecordRepository: FormRecordRepository {
     ) async throws -> FormRecord {
         try await store.write { tx in
             let participant = try await FluentParticipantRepository.model(id: participantID, scope: scope, on: tx)
+            try await ParticipantRevision.bump(participantID, on: tx)
             let existing = try await FormRecordModel.query(on: tx).filter(\.$participantID == participantID)
                 .filter(\.$visitCode == visit).filter(\.$formCode == formCode).first()
             let studies = FluentStudyRepository(store: Store(database: tx))

@@ -88,6 +88,7 @@ public struct FluentParticipantRepository: ParticipantRepository {
                 siteID: model.siteID.uuidString, reason: reason, changes: [.init(field: "status", old: old, new: status.rawValue)],
                 now: now)
             try await model.save(on: tx)
+            try await ParticipantRevision.bump(id, on: tx)
             return try Self.participant(model)
         }
     }

@@ -1,4 +1,5 @@
 import FluentKit
+import FluentSQL
 import Foundation
 import TrialDomain
 
@@ -154,10 +155,16 @@ public struct FluentSafetyRepository: Sendable {
     ) async throws -> LabResult {
         // Checking and grading read only; they run before the write so concurrent saves do them in parallel,
         // and the shared transaction holds just the insert and its audit event.
-        let file = try await FluentScreeningRepository.file(participantID: participantID, scope: scope, on: store.database)
         guard let test = LabCatalogue.test(code) else {
             throw StoreError.invalid(field: "test", rule: "must be one of \(LabCatalogue.tests.map(\.code).joined(separator: ", "))")
         }
+        // The baseline comes with the file in one read, for the baseline visits of the study last seen current;
+        // should the study have changed since, it is read again for the current one.
+        let guess = LastStudy.shared.study
+        let (file, row) = try await FluentScreeningRepository.cachedFile(
+            participantID: participantID, scope: scope, on: store.database,
+            also: guess.map { Self.baselineQuery(participant: nil, test: test.code, visits: Self.baselineVisits($0), before: collectedAt) })
+        LastStudy.shared.study = file.study
         guard file.study.visit(visit) != nil else { throw StoreError.invalid(field: "visit", rule: "names unknown visit '\(visit)'") }
         let canonical: Double
         do { canonical = try Units.toCanonical(value, analyte: test.analyte, unit: unit) } catch let e as Units.Problem {
@@ -174,7 +181,12 @@ public struct FluentSafetyRepository: Sendable {
         let site = file.study.sites.first { $0.code == file.siteCode }
         let age = file.values["demographics.birth_date"].flatMap(DateParsing.day).map { Double(Evaluator.completedYears(born: $0, on: collectedAt)) }
         let range = ReferenceRange.pick(site?.referenceRanges ?? [], test: test.code, sex: file.values["demographics.sex"], age: age)
-        let baseline = try await Self.baseline(participantID: participantID, test: test.code, study: file.study, before: collectedAt, on: store.database)
+        let baseline: Double?
+        if let guess, Self.baselineVisits(guess) == Self.baselineVisits(file.study), let row {
+            baseline = try row.decode(column: "also", as: Double?.self)
+        } else {
+            baseline = try await Self.baseline(participantID: participantID, test: test.code, study: file.study, before: collectedAt, on: store.database)
+        }
         var gradeV4: LabGrade?, gradeV5: LabGrade?, baselineGrade: Int?
         if let term = test.ctcae, range?.high != nil || range?.low != nil {
             for table in tables {
@@ -186,29 +198,12 @@ public struct FluentSafetyRepository: Sendable {
             }
         }
         let missingRange = test.ctcae != nil && range == nil ? "no reference range for \(test.code) at site \(file.siteCode): add it to the site's definition" : nil
-        let model = LabResultModel()
-        model.id = UUID()
-        model.participantID = participantID
-        model.siteID = file.participant.siteID
-        model.visitCode = visit
-        model.testCode = test.code
-        model.collectedAt = collectedAt
-        model.value = canonical
-        model.unit = test.unit
-        model.enteredValue = value
-        model.enteredUnit = unit
-        model.uln = range?.high
-        model.lln = range?.low
-        model.baseline = baseline
-        model.gradeV4 = gradeV4?.grade
-        model.gradeV5 = gradeV5?.grade
-        model.basisV4 = gradeV4?.basis ?? missingRange
-        model.basisV5 = gradeV5?.basis ?? missingRange
-        model.baselineGrade = baselineGrade
         // Treatment-emergent: worse than baseline.
-        model.treatmentEmergent = (gradeV4?.grade).map { g in baselineGrade.map { g > $0 } ?? false } ?? false
-        model.createdBy = scope.actor
-        model.createdAt = now
+        let record = LabResult(
+            id: UUID(), visit: visit, test: test.code, collectedAt: collectedAt, value: canonical, unit: test.unit,
+            enteredValue: value, enteredUnit: unit, uln: range?.high, lln: range?.low, baseline: baseline,
+            gradeV4: gradeV4?.grade, gradeV5: gradeV5?.grade, basisV4: gradeV4?.basis ?? missingRange, basisV5: gradeV5?.basis ?? missingRange,
+            baselineGrade: baselineGrade, treatmentEmergent: (gradeV4?.grade).map { g in baselineGrade.map { g > $0 } ?? false } ?? false)
         let changes: [FieldChange] = [
             .init(field: "test", old: nil, new: test.code), .init(field: "visit", old: nil, new: visit),
             .init(field: "value", old: nil, new: "\(FormValidator.format(value)) \(unit)"),
@@ -216,28 +211,46 @@ public struct FluentSafetyRepository: Sendable {
             .init(field: "grade_v5", old: nil, new: gradeV5.map { String($0.grade) }),
         ]
         let siteID = file.participant.siteID
-        let record = Self.lab(model)
-        try await store.write { tx in
-            // The unique index on participant, visit and test is the last word; this check names the field first.
-            if try await LabResultModel.query(on: tx).filter(\.$participantID == participantID).filter(\.$visitCode == visit)
-                .filter(\.$testCode == test.code).first() != nil
-            {
-                throw StoreError.duplicate(field: "test", value: "\(test.code) at \(visit)")
-            }
-            try await model.create(on: tx)
-            try await AuditChain.append(
-                on: tx, actor: scope.actor, action: .create, entity: "lab_result", entityID: record.id.uuidString, siteID: siteID.uuidString,
-                reason: nil, changes: changes, now: now)
-        }
+        // The unique index on participant, visit and test decides duplicates; the error names the field.
+        try await store.insert(
+            [
+                RowInsert(
+                    table: LabResultModel.schema,
+                    columns: [
+                        "id", "participant_id", "site_id", "visit_code", "test_code", "collected_at", "value", "unit", "entered_value",
+                        "entered_unit", "uln", "lln", "baseline", "grade_v4", "grade_v5", "basis_v4", "basis_v5", "baseline_grade",
+                        "treatment_emergent", "created_by", "created_at",
+                    ],
+                    values: [
+                        record.id, participantID, siteID, visit, record.test, collectedAt, record.value, record.unit, value, unit, record.uln,
+                        record.lln, record.baseline, record.gradeV4, record.gradeV5, record.basisV4, record.basisV5, record.baselineGrade,
+                        record.treatmentEmergent, scope.actor, now,
+                    ])
+            ],
+            audit: AuditDraft(
+                actor: scope.actor, action: .create, entity: "lab_result", entityID: record.id.uuidString, siteID: siteID.uuidString,
+                reason: nil, changes: changes, now: now),
+            duplicate: .duplicate(field: "test", value: "\(record.test) at \(visit)"))
         return record
     }
 
     /// The baseline is the last result of the test from the eligibility or allocation visits, before this one.
     static func baseline(participantID: UUID, test: String, study: StudyDefinition, before: Date, on db: any Database) async throws -> Double? {
-        let baselineVisits = Set([study.eligibilityVisit, study.visits.first { $0.defines == "allocation" }?.code].compactMap { $0 })
-        return try await LabResultModel.query(on: db).filter(\.$participantID == participantID).filter(\.$testCode == test)
-            .sort(\.$collectedAt, .descending).all()
-            .first { baselineVisits.contains($0.visitCode) && $0.collectedAt < before }?.value
+        let row = try await (db as! any SQLDatabase)
+            .raw(baselineQuery(participant: participantID, test: test, visits: baselineVisits(study), before: before)).first()
+        return try row?.decode(column: "value", as: Double?.self)
+    }
+
+    static func baselineVisits(_ study: StudyDefinition) -> [String] {
+        [study.eligibilityVisit, study.visits.first { $0.defines == "allocation" }?.code].compactMap { $0 }
+    }
+
+    /// The last result of the test from the baseline visits before `before`; the participant is `participants.id` when nil.
+    static func baselineQuery(participant: UUID?, test: String, visits: [String], before: Date) -> SQLQueryString {
+        let who: SQLQueryString = participant.map { "\(bind: $0)" } ?? "participants.id"
+        let visitList: SQLQueryString = visits.isEmpty ? "NULL" : "\(binds: visits)"
+        return "SELECT value FROM lab_results WHERE participant_id = " + who + " AND test_code = \(bind: test) AND visit_code IN ("
+            + visitList + ") AND collected_at < \(bind: before) ORDER BY collected_at DESC LIMIT 1"
     }
 
     public func labs(participantID: UUID, scope: AccessScope) async throws -> [LabResult] {
@@ -387,7 +400,7 @@ public struct FluentSafetyRepository: Sendable {
         let events = try await adverseEvents(participantID: nil, scope: scope)
         let windowHours = Double(study.safety.primaryEndpointWindowHours ?? 24)
         for p in participants {
-            let file = try await FluentScreeningRepository.file(participantID: p.id, scope: scope, on: store.database)
+            let file = try await FluentScreeningRepository.cachedFile(participantID: p.id, scope: scope, on: store.database)
             guard let allocation = file.allocation else { continue }
             let timeZero = file.anchors[study.anchors.first { $0.source == "infusion" }?.code ?? "time_zero"]
             let answered = file.values["toxicity_24h.any_toxicity"]
@@ -424,5 +437,16 @@ public struct FluentSafetyRepository: Sendable {
             guard let alt = peak("ALT"), let bili = peak("BILI") else { return nil }
             return EDISHPoint(screeningNumber: p.screeningNumber, arm: arm[p.id], peakALTxULN: alt, peakBilirubinxULN: bili)
         }
+    }
+}
+
+/// The current study as the last lab save found it, to guess which visits hold baselines before the read that tells.
+final class LastStudy: @unchecked Sendable {
+    static let shared = LastStudy()
+    private let lock = NSLock()
+    private var _study: StudyDefinition?
+    var study: StudyDefinition? {
+        get { lock.withLock { _study } }
+        set { lock.withLock { _study = newValue } }
     }
 }

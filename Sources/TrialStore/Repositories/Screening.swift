@@ -106,7 +106,38 @@ public struct FluentScreeningRepository: Sendable {
     // MARK: Reading a participant's file
 
     public func file(participantID: UUID, scope: AccessScope) async throws -> ParticipantFile {
-        try await Self.file(participantID: participantID, scope: scope, on: store.database)
+        try await Self.cachedFile(participantID: participantID, scope: scope, on: store.database)
+    }
+
+    /// The file as committed, from the cache when nothing changed since it was read. Never inside a transaction:
+    /// what a transaction reads before its commit must not be kept.
+    static func cachedFile(participantID: UUID, scope: AccessScope, on db: any Database) async throws -> ParticipantFile {
+        try await cachedFile(participantID: participantID, scope: scope, on: db, also: nil).file
+    }
+
+    /// The same, with one more scalar subquery (`also`, naming the participant as `participants.id`) answered by the
+    /// same read, so a caller that needs one more fact costs no second round trip.
+    static func cachedFile(
+        participantID: UUID, scope: AccessScope, on db: any Database, also: SQLQueryString?
+    ) async throws -> (file: ParticipantFile, also: (any SQLRow)?) {
+        let sql = db as! any SQLDatabase
+        var query: SQLQueryString = """
+            SELECT site_id, revision, (SELECT definition_hash FROM study_versions ORDER BY version DESC LIMIT 1) AS study_hash
+            """
+        if let also { query = query + ", (" + also + ") AS also" }
+        query = query + " FROM participants WHERE id = \(bind: participantID) AND deleted_at IS NULL"
+        guard let row = try await sql.raw(query).first(), scope.siteIDs.contains(try row.decode(column: "site_id", as: UUID.self)) else {
+            throw StoreError.notFound(entity: "participant", id: participantID.uuidString)
+        }
+        let revision = try row.decode(column: "revision", as: Int64.self)
+        guard let studyHash = try row.decode(column: "study_hash", as: String?.self) else {
+            return (try await file(participantID: participantID, scope: scope, on: db), row)
+        }
+        if let file = ParticipantFileCache.shared.get(participantID, revision: revision, studyHash: studyHash) { return (file, row) }
+        // Read after the revision, so the file is at least as new as the revision it is kept under.
+        let file = try await file(participantID: participantID, scope: scope, on: db)
+        ParticipantFileCache.shared.set(participantID, revision: revision, studyHash: studyHash, file: file)
+        return (file, row)
     }
 
     static func file(participantID: UUID, scope: AccessScope, on db: any Database) async throws -> ParticipantFile {
@@ -114,7 +145,7 @@ public struct FluentScreeningRepository: Sendable {
         let participant = try FluentParticipantRepository.participant(model)
         guard let site = try await SiteModel.find(model.siteID, on: db) else { throw StoreError.notFound(entity: "site", id: model.siteID.uuidString) }
         let studies = FluentStudyRepository(store: Store(database: db))
-        guard let study = try await studies.current() else { throw StoreError.notFound(entity: "study", id: "current") }
+        guard let study = try await FluentStudyRepository.current(on: db)?.study else { throw StoreError.notFound(entity: "study", id: "current") }
         let records = try await FormRecordModel.query(on: db).filter(\.$participantID == participantID).sort(\.$createdAt).all()
         let eligibilityVisit = study.eligibilityVisit
         var values: [String: String] = [:], eligibilityValues: [String: String] = [:], visitDates: [String: Date] = [:]
@@ -170,6 +201,7 @@ public struct FluentScreeningRepository: Sendable {
     public func decideEligibility(participantID: UUID, scope: AccessScope, now: Date) async throws -> EligibilityAssessment {
         try await store.write { tx in
             let file = try await Self.file(participantID: participantID, scope: scope, on: tx)
+            try await ParticipantRevision.bump(participantID, on: tx)
             guard [.screening, .eligible, .consented].contains(file.participant.status) else {
                 throw StoreError.invalid(field: "status", rule: "eligibility is decided during screening; the participant is \(file.participant.status.rawValue)")
             }
@@ -213,6 +245,7 @@ public struct FluentScreeningRepository: Sendable {
         model.status = status.rawValue
         model.updatedAt = now
         try await model.save(on: tx)
+        try await ParticipantRevision.bump(participant.id, on: tx)
     }
 
     // MARK: Consent
@@ -220,6 +253,7 @@ public struct FluentScreeningRepository: Sendable {
     public func recordConsent(participantID: UUID, formVersion: String, signedAt: Date, scope: AccessScope, now: Date) async throws -> ConsentRecord {
         try await store.write { tx in
             let file = try await Self.file(participantID: participantID, scope: scope, on: tx)
+            try await ParticipantRevision.bump(participantID, on: tx)
             guard file.study.consent.versions.contains(where: { $0.version == formVersion }) else {
                 throw StoreError.invalid(
                     field: "formVersion", rule: "must be one of the study's consent versions (\(file.study.consent.versions.map(\.version).joined(separator: ", ")))")
@@ -256,6 +290,7 @@ public struct FluentScreeningRepository: Sendable {
     ) async throws {
         try await store.write { tx in
             let file = try await Self.file(participantID: participantID, scope: scope, on: tx)
+            try await ParticipantRevision.bump(participantID, on: tx)
             guard let consent = file.consents.last(where: { $0.withdrawnAt == nil }), let model = try await ConsentModel.find(consent.id, on: tx) else {
                 throw StoreError.invalid(field: "consent", rule: "there is no consent in force to withdraw")
             }
@@ -363,6 +398,7 @@ public struct FluentScreeningRepository: Sendable {
 
     static func allocate(participantID: UUID, scope: AccessScope, now: Date, on tx: any Database) async throws -> Allocation {
         let file = try await Self.file(participantID: participantID, scope: scope, on: tx)
+        try await ParticipantRevision.bump(participantID, on: tx)
         if let existing = file.allocation { return existing }
         let study = file.study
         guard let list = try await RandomizationListModel.query(on: tx).filter(\.$studyCode == study.code).first() else {
@@ -445,6 +481,7 @@ public struct FluentScreeningRepository: Sendable {
     public func recordInfusion(participantID: UUID, input: InfusionInput, scope: AccessScope, now: Date) async throws -> InfusionInput {
         try await store.write { tx in
             let file = try await Self.file(participantID: participantID, scope: scope, on: tx)
+            try await ParticipantRevision.bump(participantID, on: tx)
             guard let allocation = file.allocation else { throw StoreError.invalid(field: "allocation", rule: "the participant has not been allocated") }
             guard let arm = file.study.arms.first(where: { $0.code == allocation.arm }), !arm.interventions.isEmpty else {
                 throw StoreError.invalid(field: "arm", rule: "the \(allocation.arm) arm receives no infusion")

@@ -1,4 +1,5 @@
 import FluentKit
+import FluentSQL
 import Foundation
 import TrialDomain
 
@@ -24,8 +25,21 @@ public struct FluentStudyRepository: StudyRepository {
     public init(store: Store) { self.store = store }
 
     public func current() async throws -> StudyDefinition? {
-        guard let row = try await StudyVersionModel.query(on: store.database).sort(\.$version, .descending).first() else { return nil }
-        return try Self.decode(row)
+        try await Self.current(on: store.database)?.study
+    }
+
+    /// The latest version and its content hash; the text is read and decoded only the first time this process meets it.
+    static func current(on db: any Database) async throws -> (study: StudyDefinition, hash: String)? {
+        let sql = db as! any SQLDatabase
+        guard let head = try await sql.raw("SELECT version, definition_hash FROM study_versions ORDER BY version DESC LIMIT 1").first() else {
+            return nil
+        }
+        if let hash = try head.decode(column: "definition_hash", as: String?.self), let cached = DefinitionCache.shared.get(hash) {
+            return (cached, hash)
+        }
+        let version = try head.decode(column: "version", as: Int.self)
+        guard let row = try await StudyVersionModel.query(on: db).filter(\.$version == version).first() else { return nil }
+        return (try Self.decode(row), row.definitionHash ?? AuditChain.sha256Hex(row.definition))
     }
 
     public func definition(version: Int) async throws -> StudyDefinition {
@@ -70,6 +84,7 @@ public struct FluentStudyRepository: StudyRepository {
             row.studyCode = study.code
             row.version = study.version
             row.definition = try Self.encode(study)
+            row.definitionHash = AuditChain.sha256Hex(row.definition)
             row.publishedAt = now
             row.publishedBy = actor
             row.reason = reason
@@ -113,7 +128,7 @@ public struct FluentStudyRepository: StudyRepository {
 
     /// A published version never changes, so each is decoded once per process.
     static func decode(_ row: StudyVersionModel) throws -> StudyDefinition {
-        let key = AuditChain.sha256Hex(row.definition)
+        let key = row.definitionHash ?? AuditChain.sha256Hex(row.definition)
         if let cached = DefinitionCache.shared.get(key) { return cached }
         let study = try JSONDecoder().decode(StudyDefinition.self, from: Data(row.definition.utf8))
         DefinitionCache.shared.set(key, study)

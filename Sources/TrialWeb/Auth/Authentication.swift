@@ -109,9 +109,7 @@ struct BearerAuthenticator: AsyncMiddleware {
         guard let bearer = request.headers.bearerAuthorization else {
             throw Abort(.unauthorized, reason: "Authorization: send 'Bearer TOKEN' with an API token")
         }
-        guard let userID = try await request.accounts.userID(forTokenHash: Secrets.sha256(bearer.token), now: Date()),
-            let account = try await request.accounts.account(id: userID), account.isActive
-        else {
+        guard let account = try await request.accounts.account(forTokenHash: Secrets.sha256(bearer.token), now: Date()) else {
             throw Abort(.unauthorized, reason: "Authorization: the API token is unknown or revoked")
         }
         request.auth.login(CurrentUser(account: account, credential: .apiToken))

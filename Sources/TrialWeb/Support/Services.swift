@@ -20,9 +20,14 @@ extension Application {
     }
 }
 
+extension Application {
+    /// The application's store, for work outside a request.
+    public var store: Store { Store(databases: databases, logger: logger, on: eventLoopGroup.any()) }
+}
+
 extension Request {
     var config: AppConfig { application.casebookConfig }
-    var store: Store { Store(database: db) }
+    var store: Store { Store(databases: application.databases, logger: logger, on: eventLoop) }
     var accounts: any AccountRepository { FluentAccountRepository(store: store) }
     var participants: any ParticipantRepository { FluentParticipantRepository(store: store) }
 }
