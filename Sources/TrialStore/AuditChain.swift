@@ -121,7 +121,7 @@ public enum AuditChain {
                 try await sql.raw(
                     "SELECT sequence, occurred_at, actor, action, entity, entity_id, site_id, reason, changes, previous_hash, hash FROM audit_events WHERE sequence >= \(bind: state.expectedSequence) ORDER BY sequence LIMIT \(unsafeRaw: String(pageSize))"
                 ).run { row in
-                    state.check(Result { (try decodeEntry(row), try row.decode(column: "hash", as: String.self)) }, sequence: { try? row.decode(column: "sequence", as: Int64.self) })
+                    state.check(Result { try AuditChain.read(row) }, sequence: { try? row.decode(column: "sequence", as: Int64.self) })
                 }
             }
             if state.pageRows == 0 { break }
@@ -150,38 +150,38 @@ public enum AuditChain {
         var previous = AuditEntry.genesisHash
         var pageRows = 0
         var broken: AuditVerification.Broken?
-        private var chunk: [(AuditEntry, String)] = []
+        private var chunk: [StoredEvent] = []
         private let group = DispatchGroup()
         /// Bounds the events waiting to be hashed, so memory stays flat however long the chain.
         private let slots = DispatchSemaphore(value: 4)
         private let lock = NSLock()
-        private var firstBadContent: Int64?
+        private var firstBad: AuditVerification.Broken?
 
         init(parallel: Bool) { self.parallel = parallel }
 
-        func check(_ read: Result<(AuditEntry, String), any Error>, sequence readSequence: () -> Int64?) {
+        func check(_ read: Result<StoredEvent, any Error>, sequence readSequence: () -> Int64?) {
             guard broken == nil else { return }
             pageRows += 1
-            guard case .success(let (entry, stored)) = read else {
+            guard case .success(let event) = read else {
                 let readable = readSequence() ?? expectedSequence
                 broken = .init(sequence: expectedSequence, problem: readable == expectedSequence ? "event cannot be read" : "event is missing")
                 return
             }
-            if entry.sequence != expectedSequence {
+            if event.sequence != expectedSequence {
                 broken = .init(sequence: expectedSequence, problem: "event is missing")
-            } else if entry.previousHash != previous {
-                broken = .init(sequence: entry.sequence, problem: "previous hash does not match event \(entry.sequence - 1)")
+            } else if event.previousHash != previous {
+                broken = .init(sequence: event.sequence, problem: "previous hash does not match event \(event.sequence - 1)")
             } else if !parallel {
-                if AuditChain.hash(entry) != stored {
-                    broken = .init(sequence: entry.sequence, problem: "content does not match its hash")
+                if let problem = event.problem() {
+                    broken = .init(sequence: event.sequence, problem: problem)
                 } else {
-                    previous = stored
+                    previous = event.hash
                     expectedSequence += 1
                 }
             } else {
-                previous = stored
+                previous = event.hash
                 expectedSequence += 1
-                chunk.append((entry, stored))
+                chunk.append(event)
                 if chunk.count == 4096 { dispatch() }
             }
         }
@@ -197,8 +197,13 @@ public enum AuditChain {
                     slots.signal()
                     group.leave()
                 }
-                if let bad = work.first(where: { AuditChain.hash($0.0) != $0.1 }) {
-                    lock.withLock { firstBadContent = min(firstBadContent ?? .max, bad.0.sequence) }
+                for event in work {
+                    if let problem = event.problem() {
+                        lock.withLock {
+                            if event.sequence < firstBad?.sequence ?? .max { firstBad = .init(sequence: event.sequence, problem: problem) }
+                        }
+                        break
+                    }
                 }
             }
         }
@@ -207,33 +212,69 @@ public enum AuditChain {
         func finish() async -> AuditVerification.Broken? {
             dispatch()
             await withCheckedContinuation { continuation in group.notify(queue: .global()) { continuation.resume() } }
-            if let bad = lock.withLock({ firstBadContent }), bad < (broken?.sequence ?? .max) {
-                return .init(sequence: bad, problem: "content does not match its hash")
-            }
+            if let bad = lock.withLock({ firstBad }), bad.sequence < (broken?.sequence ?? .max) { return bad }
             return broken
         }
     }
 
-    /// One stored event and its stored hash, from an SQLite row as the driver gives it.
-    static func read(_ row: SQLiteRow) throws -> (AuditEntry, String) {
-        func text(_ name: String) throws -> String {
-            guard case .text(let value) = row.column(name) else { throw StoreError.invalid(field: name, rule: "must be text") }
+    /// One event as stored: its text is parsed and hashed later, off the thread that reads the rows.
+    struct StoredEvent: Sendable {
+        var sequence: Int64
+        var occurredAt: String
+        var actor: String
+        var action: String
+        var entity: String
+        var entityID: String
+        var siteID: String?
+        var reason: String?
+        var changes: String
+        var previousHash: String
+        var hash: String
+
+        /// Why the event does not hold, or nil when its content matches its hash.
+        func problem() -> String? {
+            guard AuditAction(rawValue: action) != nil,
+                let bytes = AuditEntry.canonicalBytes(
+                    sequence: sequence, occurredAt: occurredAt, actor: actor, action: action, entity: entity, entityID: entityID, siteID: siteID,
+                    reason: reason, previousHash: previousHash, changes: { ChangesText.appendCanonical(changes, to: &$0) })
+            else { return "event cannot be read" }
+            return AuditChain.hex(SHA256.hash(data: bytes)) == hash ? nil : "content does not match its hash"
+        }
+    }
+
+    /// An SQLite row as the driver gives it, columns by position (the order `verify` selects them in).
+    static func read(_ row: SQLiteRow) throws -> StoredEvent {
+        let columns = row.columns
+        guard columns.count == 11, columns[0].name == "sequence", columns[10].name == "hash" else {
+            throw StoreError.invalid(field: "audit_events", rule: "unexpected columns")
+        }
+        func text(_ i: Int) throws -> String {
+            guard case .text(let value) = columns[i].data else { throw StoreError.invalid(field: columns[i].name, rule: "must be text") }
             return value
         }
-        func optionalText(_ name: String) throws -> String? {
-            switch row.column(name) {
+        func optionalText(_ i: Int) throws -> String? {
+            switch columns[i].data {
             case .text(let value): return value
             case .null: return nil
-            default: throw StoreError.invalid(field: name, rule: "must be text or null")
+            default: throw StoreError.invalid(field: columns[i].name, rule: "must be text or null")
             }
         }
-        guard case .integer(let sequence) = row.column("sequence") else { throw StoreError.invalid(field: "sequence", rule: "must be an integer") }
-        guard let action = AuditAction(rawValue: try text("action")) else { throw StoreError.invalid(field: "action", rule: "unknown audit action") }
-        let entry = AuditEntry(
-            sequence: Int64(sequence), occurredAt: try text("occurred_at"), actor: try text("actor"), action: action, entity: try text("entity"),
-            entityID: try text("entity_id"), siteID: try optionalText("site_id"), reason: try optionalText("reason"),
-            changes: try ChangesText.decode(try text("changes")), previousHash: try text("previous_hash"))
-        return (entry, try text("hash"))
+        guard case .integer(let sequence) = columns[0].data else { throw StoreError.invalid(field: "sequence", rule: "must be an integer") }
+        return StoredEvent(
+            sequence: Int64(sequence), occurredAt: try text(1), actor: try text(2), action: try text(3), entity: try text(4),
+            entityID: try text(5), siteID: try optionalText(6), reason: try optionalText(7), changes: try text(8), previousHash: try text(9),
+            hash: try text(10))
+    }
+
+    /// Any driver's row, through the generic decoder.
+    static func read(_ row: any SQLRow) throws -> StoredEvent {
+        StoredEvent(
+            sequence: try row.decode(column: "sequence", as: Int64.self), occurredAt: try row.decode(column: "occurred_at", as: String.self),
+            actor: try row.decode(column: "actor", as: String.self), action: try row.decode(column: "action", as: String.self),
+            entity: try row.decode(column: "entity", as: String.self), entityID: try row.decode(column: "entity_id", as: String.self),
+            siteID: try row.decode(column: "site_id", as: String?.self), reason: try row.decode(column: "reason", as: String?.self),
+            changes: try row.decode(column: "changes", as: String.self), previousHash: try row.decode(column: "previous_hash", as: String.self),
+            hash: try row.decode(column: "hash", as: String.self))
     }
 
     /// The events about one record, oldest first.
@@ -339,7 +380,51 @@ enum ChangesText {
     }
 
     static func parse(_ b: [UInt8]) -> [FieldChange]? {
+        var result: [FieldChange] = []
+        let ok = b.withUnsafeBufferPointer { buffer in
+            walk(buffer) { field, new, old in
+                guard let f = String(validating: field, as: UTF8.self) else { return false }
+                var n: String?, o: String?
+                if let new { guard let v = String(validating: new, as: UTF8.self) else { return false }; n = v }
+                if let old { guard let v = String(validating: old, as: UTF8.self) else { return false }; o = v }
+                result.append(FieldChange(field: f, old: o, new: n))
+                return true
+            }
+        }
+        return ok ? result : nil
+    }
+
+    /// Writes the members of the canonical changes array straight from the stored text, without building strings.
+    static func appendCanonical(_ text: String, to out: inout [UInt8]) -> Bool {
+        var text = text
+        return text.withUTF8 { buffer in
+            var first = true
+            return walk(buffer) { field, new, old in
+                if !first { out.append(0x2C) }
+                first = false
+                out.append(0x7B)
+                out.append(contentsOf: #""field":"#.utf8); AuditEntry.appendJSONString(bytes: field, to: &out); out.append(0x2C)
+                out.append(contentsOf: #""new":"#.utf8); append(new, to: &out); out.append(0x2C)
+                out.append(contentsOf: #""old":"#.utf8); append(old, to: &out)
+                out.append(0x7D)
+                return true
+            }
+        }
+    }
+
+    private static func append(_ value: UnsafeBufferPointer<UInt8>?, to out: inout [UInt8]) {
+        if let value { AuditEntry.appendJSONString(bytes: value, to: &out) } else { out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C]) }
+    }
+
+    /// Walks a JSON array of {field, new, old} objects, calling `each` with each object's unescaped UTF-8 values
+    /// (nil for null or absent). False when the text is anything else, or `each` refuses.
+    private static func walk(
+        _ b: UnsafeBufferPointer<UInt8>,
+        _ each: (UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>?, UnsafeBufferPointer<UInt8>?) -> Bool
+    ) -> Bool {
         var i = 0
+        // Unescaped copies of strings that had escapes; plain strings are read in place.
+        var scratch: [[UInt8]] = [[], [], [], []]
         func skip() { while i < b.count, b[i] == 0x20 || b[i] == 0x0A || b[i] == 0x0D || b[i] == 0x09 { i += 1 } }
         func expect(_ c: UInt8) -> Bool {
             skip()
@@ -364,25 +449,35 @@ enum ChangesText {
             }
             return v
         }
-        func string() -> String? {
+        /// A string's content: a range of the input, or (when it had escapes) a scratch slot's bytes.
+        enum Piece { case range(Range<Int>), slot(Int) }
+        func string(slot: Int) -> Piece? {
             guard expect(0x22) else { return nil }
-            var bytes: [UInt8] = []
+            let start = i
+            while i < b.count, b[i] != 0x22, b[i] != 0x5C, b[i] >= 0x20 { i += 1 }
+            guard i < b.count else { return nil }
+            if b[i] == 0x22 {
+                i += 1
+                return .range(start..<(i - 1))
+            }
+            scratch[slot].removeAll(keepingCapacity: true)
+            scratch[slot].append(contentsOf: UnsafeBufferPointer(rebasing: b[start..<i]))
             while i < b.count {
                 let c = b[i]
                 i += 1
                 switch c {
-                case 0x22: return String(validating: bytes, as: UTF8.self)
+                case 0x22: return .slot(slot)
                 case 0x5C:
                     guard i < b.count else { return nil }
                     let e = b[i]
                     i += 1
                     switch e {
-                    case 0x22, 0x5C, 0x2F: bytes.append(e)
-                    case 0x62: bytes.append(0x08)
-                    case 0x66: bytes.append(0x0C)
-                    case 0x6E: bytes.append(0x0A)
-                    case 0x72: bytes.append(0x0D)
-                    case 0x74: bytes.append(0x09)
+                    case 0x22, 0x5C, 0x2F: scratch[slot].append(e)
+                    case 0x62: scratch[slot].append(0x08)
+                    case 0x66: scratch[slot].append(0x0C)
+                    case 0x6E: scratch[slot].append(0x0A)
+                    case 0x72: scratch[slot].append(0x0D)
+                    case 0x74: scratch[slot].append(0x09)
                     case 0x75:
                         guard var scalar = hex4() else { return nil }
                         if (0xD800..<0xDC00).contains(scalar) {
@@ -392,48 +487,60 @@ enum ChangesText {
                             scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                         }
                         guard let u = Unicode.Scalar(scalar) else { return nil }
-                        bytes.append(contentsOf: Array(String(Character(u)).utf8))
+                        scratch[slot].append(contentsOf: Array(String(Character(u)).utf8))
                     default: return nil
                     }
                 case 0x00..<0x20: return nil
-                default: bytes.append(c)
+                default: scratch[slot].append(c)
                 }
             }
             return nil
         }
-        func optionalString() -> String?? {
+        func optionalString(slot: Int) -> Piece?? {
             skip()
             if i + 4 <= b.count, b[i] == 0x6E, b[i + 1] == 0x75, b[i + 2] == 0x6C, b[i + 3] == 0x6C {
                 i += 4
                 return .some(nil)
             }
-            guard let text = string() else { return nil }
-            return .some(text)
+            guard let piece = string(slot: slot) else { return nil }
+            return .some(piece)
         }
-        guard expect(0x5B) else { return nil }
-        var result: [FieldChange] = []
-        if expect(0x5D) { skip(); return i == b.count ? result : nil }
+        guard expect(0x5B) else { return false }
+        if expect(0x5D) { skip(); return i == b.count }
         repeat {
-            guard expect(0x7B) else { return nil }
-            var field: String?, old: String?, new: String?
+            guard expect(0x7B) else { return false }
+            var field: Piece?, old: Piece?, new: Piece?
             var seenOld = false, seenNew = false
             if !expect(0x7D) {
                 repeat {
-                    guard let key = string(), expect(0x3A) else { return nil }
+                    guard let key = string(slot: 3), expect(0x3A) else { return false }
+                    let name: [UInt8]
                     switch key {
-                    case "field": guard field == nil, let v = string() else { return nil }; field = v
-                    case "old": guard !seenOld, let v = optionalString() else { return nil }; old = v; seenOld = true
-                    case "new": guard !seenNew, let v = optionalString() else { return nil }; new = v; seenNew = true
-                    default: return nil
+                    case .range(let r): name = Array(b[r])
+                    case .slot(let n): name = scratch[n]
+                    }
+                    switch name {
+                    case Array("field".utf8): guard field == nil, let v = string(slot: 0) else { return false }; field = v
+                    case Array("old".utf8): guard !seenOld, let v = optionalString(slot: 1) else { return false }; old = v; seenOld = true
+                    case Array("new".utf8): guard !seenNew, let v = optionalString(slot: 2) else { return false }; new = v; seenNew = true
+                    default: return false
                     }
                 } while expect(0x2C)
-                guard expect(0x7D) else { return nil }
+                guard expect(0x7D) else { return false }
             }
-            guard let field else { return nil }
-            result.append(FieldChange(field: field, old: old, new: new))
+            guard let field else { return false }
+            func view(_ piece: Piece?, _ body: (UnsafeBufferPointer<UInt8>?) -> Bool) -> Bool {
+                switch piece {
+                case .none: return body(nil)
+                case .range(let r): return body(UnsafeBufferPointer(rebasing: b[r]))
+                case .slot(let n): return scratch[n].withUnsafeBufferPointer { body($0) }
+                }
+            }
+            let accepted = view(field) { f in view(new) { n in view(old) { o in each(f!, n, o) } } }
+            guard accepted else { return false }
         } while expect(0x2C)
-        guard expect(0x5D) else { return nil }
+        guard expect(0x5D) else { return false }
         skip()
-        return i == b.count ? result : nil
+        return i == b.count
     }
 }

@@ -301,6 +301,18 @@ private func eventCount(_ store: Store) async throws -> Int {
         #expect(try JSONDecoder().decode([FieldChange].self, from: Data(ChangesText.encode(changes).utf8)) == changes)
         #expect(try ChangesText.decode(#" [ { "new" : null , "field" : "a\u00e9\ud83d\ude00" } ] "#) == [.init(field: "aé😀", old: nil, new: nil)])
         #expect(try ChangesText.decode("[]") == [])
+        // Verify transcodes the stored text straight to the canonical form; it must equal the form built from values.
+        let entry = AuditEntry(
+            sequence: 7, occurredAt: "2026-01-01T00:00:00.000Z", actor: "ana", action: .update, entity: "lab_result", entityID: "x",
+            siteID: nil, reason: "typo", changes: changes, previousHash: AuditEntry.genesisHash)
+        for stored in [older, ChangesText.encode(changes)] {
+            let transcoded = AuditEntry.canonicalBytes(
+                sequence: 7, occurredAt: entry.occurredAt, actor: "ana", action: "update", entity: "lab_result", entityID: "x", siteID: nil,
+                reason: "typo", previousHash: AuditEntry.genesisHash, changes: { ChangesText.appendCanonical(stored, to: &$0) })
+            #expect(transcoded.map { Data($0) } == entry.canonicalBytes())
+        }
+        var sink: [UInt8] = []
+        #expect(!ChangesText.appendCanonical(#"[{"field":1}]"#, to: &sink))
     }
 
     @Test(arguments: [#"[{"old":"a"}]"#, #"[{"field":"a","extra":1}]"#, #"[{"field":"a"}"#, "", #"[{"field":"a","field":"b"}]"#])

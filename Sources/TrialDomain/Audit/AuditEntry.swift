@@ -53,37 +53,58 @@ public struct AuditEntry: Codable, Equatable, Sendable {
     /// Foundation's JSONSerialization writes with `.sortedKeys` and `.withoutEscapingSlashes` (the form existing
     /// chains were hashed in; a test holds the two equal). Written by hand because JSONSerialization dominated verify.
     public func canonicalBytes() -> Data {
+        Data(
+            Self.canonicalBytes(
+                sequence: sequence, occurredAt: occurredAt, actor: actor, action: action.rawValue, entity: entity, entityID: entityID,
+                siteID: siteID, reason: reason, previousHash: previousHash
+            ) { out in
+                for (index, change) in changes.enumerated() {
+                    if index > 0 { out.append(0x2C) }
+                    Self.appendChange(field: change.field, new: change.new, old: change.old, to: &out)
+                }
+                return true
+            } ?? [])
+    }
+
+    /// The canonical bytes from an event's parts; `changes` writes the members of the changes array and may refuse (nil).
+    public static func canonicalBytes(
+        sequence: Int64, occurredAt: String, actor: String, action: String, entity: String, entityID: String, siteID: String?,
+        reason: String?, previousHash: String, changes: (inout [UInt8]) -> Bool
+    ) -> [UInt8]? {
         var out: [UInt8] = []
-        out.reserveCapacity(256 + changes.count * 64)
-        func key(_ name: StaticString) {
-            out.append(0x22)
-            name.withUTF8Buffer { out.append(contentsOf: $0) }
-            out.append(0x22)
-            out.append(0x3A)
-        }
+        out.reserveCapacity(512)
         // Keys in the order JSONSerialization sorts them.
         out.append(0x7B)
-        key("action"); Self.appendJSONString(action.rawValue, to: &out); out.append(0x2C)
-        key("actor"); Self.appendJSONString(actor, to: &out); out.append(0x2C)
-        key("changes"); out.append(0x5B)
-        for (index, change) in changes.enumerated() {
-            if index > 0 { out.append(0x2C) }
-            out.append(0x7B)
-            key("field"); Self.appendJSONString(change.field, to: &out); out.append(0x2C)
-            key("new"); Self.appendJSONString(change.new, to: &out); out.append(0x2C)
-            key("old"); Self.appendJSONString(change.old, to: &out)
-            out.append(0x7D)
-        }
+        appendKey("action", to: &out); appendJSONString(action, to: &out); out.append(0x2C)
+        appendKey("actor", to: &out); appendJSONString(actor, to: &out); out.append(0x2C)
+        appendKey("changes", to: &out); out.append(0x5B)
+        guard changes(&out) else { return nil }
         out.append(0x5D); out.append(0x2C)
-        key("entity"); Self.appendJSONString(entity, to: &out); out.append(0x2C)
-        key("entityID"); Self.appendJSONString(entityID, to: &out); out.append(0x2C)
-        key("occurredAt"); Self.appendJSONString(occurredAt, to: &out); out.append(0x2C)
-        key("previousHash"); Self.appendJSONString(previousHash, to: &out); out.append(0x2C)
-        key("reason"); Self.appendJSONString(reason, to: &out); out.append(0x2C)
-        key("sequence"); out.append(contentsOf: String(sequence).utf8); out.append(0x2C)
-        key("siteID"); Self.appendJSONString(siteID, to: &out)
+        appendKey("entity", to: &out); appendJSONString(entity, to: &out); out.append(0x2C)
+        appendKey("entityID", to: &out); appendJSONString(entityID, to: &out); out.append(0x2C)
+        appendKey("occurredAt", to: &out); appendJSONString(occurredAt, to: &out); out.append(0x2C)
+        appendKey("previousHash", to: &out); appendJSONString(previousHash, to: &out); out.append(0x2C)
+        appendKey("reason", to: &out); appendJSONString(reason, to: &out); out.append(0x2C)
+        appendKey("sequence", to: &out); out.append(contentsOf: String(sequence).utf8); out.append(0x2C)
+        appendKey("siteID", to: &out); appendJSONString(siteID, to: &out)
         out.append(0x7D)
-        return Data(out)
+        return out
+    }
+
+    /// One member of the changes array: {"field":…,"new":…,"old":…}.
+    public static func appendChange(field: String, new: String?, old: String?, to out: inout [UInt8]) {
+        out.append(0x7B)
+        appendKey("field", to: &out); appendJSONString(field, to: &out); out.append(0x2C)
+        appendKey("new", to: &out); appendJSONString(new, to: &out); out.append(0x2C)
+        appendKey("old", to: &out); appendJSONString(old, to: &out)
+        out.append(0x7D)
+    }
+
+    private static func appendKey(_ name: StaticString, to out: inout [UInt8]) {
+        out.append(0x22)
+        name.withUTF8Buffer { out.append(contentsOf: $0) }
+        out.append(0x22)
+        out.append(0x3A)
     }
 
     /// A JSON string as JSONSerialization escapes it: quote, backslash and control characters; nothing else.
@@ -92,13 +113,16 @@ public struct AuditEntry: Codable, Equatable, Sendable {
             out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])
             return
         }
+        value.withUTF8 { appendJSONString(bytes: $0, to: &out) }
+    }
+
+    /// The same for text given as UTF-8 bytes.
+    public static func appendJSONString(bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
         out.append(0x22)
-        value.withUTF8 { bytes in
-            // Most text needs no escape at all: copy it whole.
-            guard bytes.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else {
-                out.append(contentsOf: bytes)
-                return
-            }
+        // Most text needs no escape at all: copy it whole.
+        if !bytes.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+            out.append(contentsOf: bytes)
+        } else {
             for byte in bytes {
                 switch byte {
                 case 0x22: out.append(0x5C); out.append(0x22)
