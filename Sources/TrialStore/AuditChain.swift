@@ -46,7 +46,7 @@ public enum AuditChain {
         try checkReason(draft)
         let sql = database as! any SQLDatabase
         if let batch = BatchHead.current {
-            // Inside a grouped SQLite write the batch holds the write lock; the head row is written once, at its end.
+            // Inside a grouped write the batch holds the head; the head row is written once, at its end.
             let (entry, values) = try await next(draft, on: sql, head: batch)
             try await sql.insert(into: table).columns(columns).values(values).run()
             return entry
@@ -76,7 +76,9 @@ public enum AuditChain {
 
     private static func next(_ draft: AuditDraft, on sql: any SQLDatabase, head: BatchHead) async throws -> (AuditEntry, [any Encodable & Sendable]) {
         if head.sequence == nil {
-            guard let row = try await sql.raw("SELECT sequence, hash FROM audit_head WHERE id = 1").first() else {
+            // The batch holds the head until its commit: SQLite's write lock already does that; PostgreSQL needs the row lock.
+            let lock: SQLQueryString = sql.dialect.name == "sqlite" ? "" : " FOR UPDATE"
+            guard let row = try await sql.raw("SELECT sequence, hash FROM audit_head WHERE id = 1" + lock).first() else {
                 throw StoreError.notFound(entity: "audit_head", id: "1")
             }
             head.sequence = try row.decode(column: "sequence", as: Int64.self)
@@ -328,7 +330,7 @@ public struct AuditDraft: Sendable {
     }
 }
 
-/// The chain head while one grouped SQLite transaction appends: read once, advanced in memory, written once
+/// The chain head while one grouped transaction appends: read once, advanced in memory, written once
 /// before the commit. A request rolled back to its savepoint restores the head it found.
 final class BatchHead: @unchecked Sendable {
     @TaskLocal static var current: BatchHead?

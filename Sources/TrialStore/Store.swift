@@ -30,15 +30,19 @@ public struct Store: Sendable {
         (database as? any SQLDatabase)?.dialect.name == "sqlite"
     }
 
+    /// Whether concurrent writes share transactions: always on SQLite (one file, one writer); on PostgreSQL for a
+    /// store made from an application's databases, whose identity keeps two databases' writes apart.
+    var groupsWrites: Bool { isSQLite || batchKey != nil }
+
     /// Runs `body` in one transaction with its audit events: all of it is written, or none of it.
     ///
-    /// On PostgreSQL each call is its own transaction. On SQLite, concurrent calls are grouped: one writer opens
-    /// one transaction (BEGIN IMMEDIATE, so it never has to upgrade a read lock), runs each call inside its own
-    /// savepoint (a failing call rolls back to it and fails alone), commits once, and only then answers every call.
-    /// The commit is durable for all of them at the cost of one.
+    /// Concurrent calls are grouped: one writer opens one transaction (on SQLite BEGIN IMMEDIATE, so it never has to
+    /// upgrade a read lock), runs each call inside its own savepoint (a failing call rolls back to it and fails
+    /// alone), commits once, and only then answers every call. The commit is durable for all of them at the cost of
+    /// one, and the audit chain's head is taken once per batch instead of once per call.
     public func write<T: Sendable>(_ body: @escaping @Sendable (any Database) async throws -> T) async throws -> T {
-        guard isSQLite else { return try await database.transaction(body) }
-        let result = try await SQLiteWriteBatcher.shared.submit(
+        guard groupsWrites else { return try await database.transaction(body) }
+        let result = try await WriteBatcher.shared.submit(
             database: writer ?? database, key: batchKey, work: .code({ connection in try await body(connection) }))
         guard let typed = result as? T else { throw StoreError.invalid(field: "write", rule: "internal: unexpected result type") }
         return typed
@@ -46,16 +50,16 @@ public struct Store: Sendable {
 
     /// Inserts rows and appends their audit event, all or nothing. A unique index refusing a row fails with `duplicate`.
     ///
-    /// Given as data rather than code so that on SQLite the inserts of concurrent calls go in as one statement per
+    /// Given as data rather than code so that the inserts of concurrent calls go in as one statement per
     /// table (and one for their audit events) inside the shared transaction. Should that statement fail, the group
     /// is rolled back and each call runs again in its own savepoint, so only the call at fault fails.
     public func insert(_ rows: [RowInsert], audit: AuditDraft, duplicate: StoreError) async throws {
         try AuditChain.checkReason(audit)
-        guard isSQLite else {
+        guard groupsWrites else {
             try await database.transaction { tx in try await Self.insertAlone(rows, audit: audit, duplicate: duplicate, on: tx) }
             return
         }
-        _ = try await SQLiteWriteBatcher.shared.submit(
+        _ = try await WriteBatcher.shared.submit(
             database: writer ?? database, key: batchKey, work: .rows(rows, audit: audit, duplicate: duplicate))
     }
 
@@ -120,10 +124,10 @@ public struct RowInsert: Sendable {
     }
 }
 
-/// Groups concurrent SQLite writes into shared transactions, one database file at a time and one transaction at a
-/// time in this process (so SQLite's busy handler never spins on a thread the lock holder needs).
-actor SQLiteWriteBatcher {
-    static let shared = SQLiteWriteBatcher()
+/// Groups concurrent writes into shared transactions, one database at a time and one transaction at a time in this
+/// process (so SQLite's busy handler never spins on a thread the lock holder needs).
+actor WriteBatcher {
+    static let shared = WriteBatcher()
     /// Enough to amortise one fsync over many requests without holding any of them long.
     static let maximumBatch = 256
     /// SQLite allows 32,766 bound values in one statement.
@@ -177,9 +181,10 @@ actor SQLiteWriteBatcher {
         do {
             outcomes = try await batch[0].database.withConnection { connection in
                 let sql = connection as! any SQLDatabase
+                let begin = sql.dialect.name == "sqlite" ? "BEGIN IMMEDIATE" : "BEGIN"
                 let head = BatchHead()
                 var results = [Result<any Sendable, any Error>?](repeating: nil, count: works.count)
-                try await sql.raw("BEGIN IMMEDIATE").run()
+                try await sql.raw(SQLQueryString(begin)).run()
                 do {
                     try await BatchHead.$current.withValue(head) {
                         for (index, work) in works.enumerated() {
@@ -203,7 +208,7 @@ actor SQLiteWriteBatcher {
                                 // Someone in the group is at fault: find out who, one savepoint each.
                                 if alone {
                                     try await sql.raw("ROLLBACK").run()
-                                    try await sql.raw("BEGIN IMMEDIATE").run()
+                                    try await sql.raw(SQLQueryString(begin)).run()
                                 } else {
                                     try await sql.raw("ROLLBACK TO grouped").run()
                                     try await sql.raw("RELEASE grouped").run()
