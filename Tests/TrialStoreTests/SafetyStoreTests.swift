@@ -167,6 +167,49 @@ private func safetyTrial(_ store: Store) async throws -> (FluentSafetyRepository
     }
 }
 
+extension ParticipantFileCacheTests {
+    /// Another process moves the screening date (raising the revision) after the file was cached: the next form save
+    /// checks the transplant date against the new screening date.
+    @Test(arguments: TestDatabase.available)
+    func aFormSaveChecksAgainstWhatIsCommittedNotWhatWasCached(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (_, scope, p) = try await safetyTrial(store)
+            let screening = FluentScreeningRepository(store: store)
+            #expect(try await screening.file(participantID: p.id, scope: scope).values["demographics.screening_date"] == "2026-03-01")
+            let sql = store.database as! any SQLDatabase
+            try await sql.raw(
+                """
+                UPDATE form_records SET data = '{"birth_date":"1980-01-01","screening_date":"2026-03-20","sex":"M"}'
+                WHERE participant_id = \(bind: p.id) AND form_code = 'demographics'
+                """
+            ).run()
+            try await sql.raw("UPDATE participants SET revision = revision + 1 WHERE id = \(bind: p.id)").run()
+            await #expect(throws: StoreError.self) {
+                try await FluentFormRecordRepository(store: store).save(
+                    participantID: p.id, visit: "transplant", form: "transplant", values: ["transplant_date": "2026-03-10", "donor": "deceased"],
+                    reason: nil, scope: scope, now: now)
+            }
+            #expect(try await screening.file(participantID: p.id, scope: scope).values["demographics.screening_date"] == "2026-03-20")
+        }
+    }
+
+    /// A file read before the write stands in for the one inside only at the same revision and study version.
+    @Test(arguments: TestDatabase.available)
+    func aFileReadBeforeTheWriteIsUsedOnlyIfNothingChanged(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (_, scope, p) = try await safetyTrial(store)
+            let before = try await FluentScreeningRepository.cachedFileAndRevision(participantID: p.id, scope: scope, on: store.database)
+            let study = before.file.study
+            #expect(FluentFormRecordRepository.stillCurrent(before, revision: before.revision, study: study) != nil)
+            #expect(FluentFormRecordRepository.stillCurrent(before, revision: before.revision + 1, study: study) == nil)
+            var amended = study
+            amended.version += 1
+            #expect(FluentFormRecordRepository.stillCurrent(before, revision: before.revision, study: amended) == nil)
+            #expect(FluentFormRecordRepository.stillCurrent(nil, revision: before.revision, study: study) == nil)
+        }
+    }
+}
+
 @Suite struct AdverseEventStoreTests {
     @Test(arguments: TestDatabase.available)
     func seriousEventsRunAClockAndGradesMustExistForTheTerm(database: TestDatabase) async throws {

@@ -29,8 +29,11 @@ public struct FluentFormRecordRepository: FormRecordRepository {
     public func save(
         participantID: UUID, visit: String, form formCode: String, values: [String: String], reason: String?, scope: AccessScope, now: Date
     ) async throws -> FormRecord {
-        try await store.write { tx in
-            let participant = try await FluentParticipantRepository.model(id: participantID, scope: scope, on: tx)
+        // The participant's file is read before the write; inside it, an unchanged revision shows nothing changed in
+        // between, so the checks need not read the file again while the write is held.
+        let before = try? await FluentScreeningRepository.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
+        return try await store.write { tx in
+            let (siteID, revision) = try await ParticipantRevision.current(participantID, scope: scope, on: tx)
             try await ParticipantRevision.bump(participantID, on: tx)
             let existing = try await FormRecordModel.query(on: tx).filter(\.$participantID == participantID)
                 .filter(\.$visitCode == visit).filter(\.$formCode == formCode).first()
@@ -56,7 +59,9 @@ public struct FluentFormRecordRepository: FormRecordRepository {
                 let more = error.problems.dropFirst().map(\.description)
                 throw StoreError.invalid(field: first.field, rule: ([first.rule] + more).joined(separator: "; "))
             }
-            try await Self.checkSequence(participantID: participantID, visit: visit, form: form, clean: clean, scope: scope, on: tx)
+            let unchanged = Self.stillCurrent(before, revision: revision, study: study)
+            try await Self.checkSequence(
+                participantID: participantID, visit: visit, form: form, clean: clean, scope: scope, file: unchanged, on: tx)
             let old = existing.map { Self.values($0.data) } ?? [:]
             let changes = Set(old.keys).union(clean.keys).sorted().compactMap { key -> FieldChange? in
                 old[key] == clean[key] ? nil : FieldChange(field: "\(formCode).\(key)", old: old[key], new: clean[key])
@@ -65,7 +70,7 @@ public struct FluentFormRecordRepository: FormRecordRepository {
             if existing == nil {
                 model.id = UUID()
                 model.participantID = participantID
-                model.siteID = participant.siteID
+                model.siteID = siteID
                 model.visitCode = visit
                 model.formCode = formCode
                 model.studyVersion = study.version
@@ -76,7 +81,7 @@ public struct FluentFormRecordRepository: FormRecordRepository {
             model.updatedAt = now
             try await AuditChain.append(
                 on: tx, actor: scope.actor, action: existing == nil ? .create : .update, entity: "form_record",
-                entityID: model.id!.uuidString, siteID: participant.siteID.uuidString, reason: reason, changes: changes, now: now)
+                entityID: model.id!.uuidString, siteID: siteID.uuidString, reason: reason, changes: changes, now: now)
             try await model.save(on: tx)
             return Self.record(model)
         }
@@ -89,10 +94,20 @@ public struct FluentFormRecordRepository: FormRecordRepository {
     }
 
     /// Anchors must happen in their listed order, and no visit after screening may carry a date before the first anchor.
+    /// A file read before the write may stand in for reading it inside only if no write to it came in between (the
+    /// revision is the one it was read at) and it was read under the study version the save uses.
+    static func stillCurrent(_ before: (file: ParticipantFile, revision: Int64)?, revision: Int64, study: StudyDefinition) -> ParticipantFile? {
+        guard let before, before.revision == revision, before.file.study.version == study.version else { return nil }
+        return before.file
+    }
+
+    /// `file` is the participant's file when the caller knows it current; otherwise it is read here.
     static func checkSequence(
-        participantID: UUID, visit: String, form: Form, clean: [String: String], scope: AccessScope, on tx: any Database
+        participantID: UUID, visit: String, form: Form, clean: [String: String], scope: AccessScope, file known: ParticipantFile?,
+        on tx: any Database
     ) async throws {
-        let file = try await FluentScreeningRepository.file(participantID: participantID, scope: scope, on: tx)
+        let file: ParticipantFile
+        if let known { file = known } else { file = try await FluentScreeningRepository.file(participantID: participantID, scope: scope, on: tx) }
         var values = file.values
         for (key, value) in clean { values["\(form.code).\(key)"] = value }
         let anchors = AnchorTimes.resolve(

@@ -33,6 +33,17 @@ final class ParticipantFileCache: @unchecked Sendable {
 }
 
 enum ParticipantRevision {
+    /// The participant's site and revision as this transaction sees them; not found outside the scope or once deleted.
+    static func current(_ participantID: UUID, scope: AccessScope, on tx: any Database) async throws -> (siteID: UUID, revision: Int64) {
+        guard
+            let row = try await (tx as! any SQLDatabase).raw(
+                "SELECT site_id, revision FROM participants WHERE id = \(bind: participantID) AND deleted_at IS NULL"
+            ).first(),
+            case let siteID = try row.decode(column: "site_id", as: UUID.self), scope.siteIDs.contains(siteID)
+        else { throw StoreError.notFound(entity: "participant", id: participantID.uuidString) }
+        return (siteID, try row.decode(column: "revision", as: Int64.self))
+    }
+
     /// Call in the transaction of every write that changes what `ParticipantFile` holds.
     static func bump(_ participantID: UUID, on tx: any Database) async throws {
         try await (tx as! any SQLDatabase).raw("UPDATE participants SET revision = revision + 1 WHERE id = \(bind: participantID)").run()

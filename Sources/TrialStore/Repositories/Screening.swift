@@ -115,6 +115,27 @@ public struct FluentScreeningRepository: Sendable {
         try await cachedFile(participantID: participantID, scope: scope, on: db, also: nil).file
     }
 
+    /// The participant's file inside a write: the one read before the write when nothing changed since (same revision,
+    /// same current study version), else read again here.
+    static func fileInWrite(
+        participantID: UUID, scope: AccessScope, before: (file: ParticipantFile, revision: Int64)?, on tx: any Database
+    ) async throws -> ParticipantFile {
+        let (_, revision) = try await ParticipantRevision.current(participantID, scope: scope, on: tx)
+        if let study = try await FluentStudyRepository.current(on: tx)?.study,
+            let file = FluentFormRecordRepository.stillCurrent(before, revision: revision, study: study)
+        {
+            return file
+        }
+        return try await file(participantID: participantID, scope: scope, on: tx)
+    }
+
+    /// The file with the revision it is at least as new as.
+    static func cachedFileAndRevision(participantID: UUID, scope: AccessScope, on db: any Database) async throws -> (file: ParticipantFile, revision: Int64) {
+        let (file, row) = try await cachedFile(participantID: participantID, scope: scope, on: db, also: nil)
+        guard let row else { throw StoreError.notFound(entity: "participant", id: participantID.uuidString) }
+        return (file, try row.decode(column: "revision", as: Int64.self))
+    }
+
     /// The same, with one more scalar subquery (`also`, naming the participant as `participants.id`) answered by the
     /// same read, so a caller that needs one more fact costs no second round trip.
     static func cachedFile(
@@ -199,8 +220,9 @@ public struct FluentScreeningRepository: Sendable {
     /// Records the investigator's decision: eligible, or a screen failure with the criteria that failed.
     /// Refused while any criterion cannot be told.
     public func decideEligibility(participantID: UUID, scope: AccessScope, now: Date) async throws -> EligibilityAssessment {
-        try await store.write { tx in
-            let file = try await Self.file(participantID: participantID, scope: scope, on: tx)
+        let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
+        return try await store.write { tx in
+            let file = try await Self.fileInWrite(participantID: participantID, scope: scope, before: before, on: tx)
             try await ParticipantRevision.bump(participantID, on: tx)
             guard [.screening, .eligible, .consented].contains(file.participant.status) else {
                 throw StoreError.invalid(field: "status", rule: "eligibility is decided during screening; the participant is \(file.participant.status.rawValue)")
@@ -251,8 +273,9 @@ public struct FluentScreeningRepository: Sendable {
     // MARK: Consent
 
     public func recordConsent(participantID: UUID, formVersion: String, signedAt: Date, scope: AccessScope, now: Date) async throws -> ConsentRecord {
-        try await store.write { tx in
-            let file = try await Self.file(participantID: participantID, scope: scope, on: tx)
+        let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
+        return try await store.write { tx in
+            let file = try await Self.fileInWrite(participantID: participantID, scope: scope, before: before, on: tx)
             try await ParticipantRevision.bump(participantID, on: tx)
             guard file.study.consent.versions.contains(where: { $0.version == formVersion }) else {
                 throw StoreError.invalid(
@@ -288,8 +311,9 @@ public struct FluentScreeningRepository: Sendable {
     public func withdrawConsent(
         participantID: UUID, withdrawnAt: Date, withdrawal: WithdrawalScope, reason: String?, scope: AccessScope, now: Date
     ) async throws {
+        let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
         try await store.write { tx in
-            let file = try await Self.file(participantID: participantID, scope: scope, on: tx)
+            let file = try await Self.fileInWrite(participantID: participantID, scope: scope, before: before, on: tx)
             try await ParticipantRevision.bump(participantID, on: tx)
             guard let consent = file.consents.last(where: { $0.withdrawnAt == nil }), let model = try await ConsentModel.find(consent.id, on: tx) else {
                 throw StoreError.invalid(field: "consent", rule: "there is no consent in force to withdraw")
@@ -382,8 +406,9 @@ public struct FluentScreeningRepository: Sendable {
     /// Allocates an eligible, consented participant. A repeated request returns the same allocation.
     public func allocate(participantID: UUID, scope: AccessScope, now: Date) async throws -> Allocation {
         if let existing = try await existingAllocation(participantID, scope: scope) { return existing }
+        let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
         do {
-            return try await store.write { tx in try await Self.allocate(participantID: participantID, scope: scope, now: now, on: tx) }
+            return try await store.write { tx in try await Self.allocate(participantID: participantID, scope: scope, now: now, before: before, on: tx) }
         } catch {
             // A concurrent request for the same participant won: answer with its allocation.
             if let existing = try await existingAllocation(participantID, scope: scope) { return existing }
@@ -396,8 +421,10 @@ public struct FluentScreeningRepository: Sendable {
         return try await RandomizationSlotModel.query(on: store.database).filter(\.$participantID == participantID).first().flatMap(Self.allocation)
     }
 
-    static func allocate(participantID: UUID, scope: AccessScope, now: Date, on tx: any Database) async throws -> Allocation {
-        let file = try await Self.file(participantID: participantID, scope: scope, on: tx)
+    static func allocate(
+        participantID: UUID, scope: AccessScope, now: Date, before: (file: ParticipantFile, revision: Int64)? = nil, on tx: any Database
+    ) async throws -> Allocation {
+        let file = try await Self.fileInWrite(participantID: participantID, scope: scope, before: before, on: tx)
         try await ParticipantRevision.bump(participantID, on: tx)
         if let existing = file.allocation { return existing }
         let study = file.study
@@ -479,8 +506,9 @@ public struct FluentScreeningRepository: Sendable {
     // MARK: Infusion
 
     public func recordInfusion(participantID: UUID, input: InfusionInput, scope: AccessScope, now: Date) async throws -> InfusionInput {
-        try await store.write { tx in
-            let file = try await Self.file(participantID: participantID, scope: scope, on: tx)
+        let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
+        return try await store.write { tx in
+            let file = try await Self.fileInWrite(participantID: participantID, scope: scope, before: before, on: tx)
             try await ParticipantRevision.bump(participantID, on: tx)
             guard let allocation = file.allocation else { throw StoreError.invalid(field: "allocation", rule: "the participant has not been allocated") }
             guard let arm = file.study.arms.first(where: { $0.code == allocation.arm }), !arm.interventions.isEmpty else {

@@ -203,10 +203,14 @@ enum SafetyPages {
           function q(id) { return document.getElementById(id); }
           var lab = q('lab-form');
           if (lab) {
+            // Answers can arrive out of order while typing: only the latest question's answer is shown.
+            var asked = 0;
             var preview = function () {
+              var mine = ++asked;
               var p = new URLSearchParams({participant: lab.dataset.participant, test: q('test').value, value: q('value').value, unit: q('unit').value});
               if (!q('value').value) { q('grade-preview').textContent = ''; return; }
               fetch('/labs/grade-preview?' + p).then(function (r) { return r.json(); }).then(function (g) {
+                if (mine !== asked) { return; }
                 q('grade-preview').textContent = g.gradeV4 === undefined || g.gradeV4 === null ? g.basis
                   : 'CTCAE v4.03 grade ' + g.gradeV4 + ', v5.0 grade ' + g.gradeV5 + ' (' + g.basis + ')';
               });
@@ -215,9 +219,11 @@ enum SafetyPages {
           }
           var search = q('term-search');
           if (search) {
-            var found = {};
+            var found = {}, searched = 0;
             search.addEventListener('input', function () {
+              var mine = ++searched;
               fetch('/ctcae/terms?q=' + encodeURIComponent(search.value)).then(function (r) { return r.json(); }).then(function (terms) {
+                if (mine !== searched) { return; }
                 var list = q('term-options'); list.innerHTML = ''; found = {};
                 terms.forEach(function (t) { found[t.term] = t; var o = document.createElement('option'); o.value = t.term; list.appendChild(o); });
                 var t = found[search.value];
