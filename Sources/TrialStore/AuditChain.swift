@@ -107,7 +107,7 @@ public enum AuditChain {
     /// Rows are checked as the database hands them over, a page at a time, never all held at once.
     public static func verify(on database: any Database, pageSize: Int = 100_000) async throws -> AuditVerification {
         let sql = database as! any SQLDatabase
-        let state = VerifyState(parallel: database is any SQLiteDatabase)
+        let state = VerifyState(waitsForSlots: database is any SQLiteDatabase)
         let select = """
             SELECT sequence, occurred_at, actor, action, entity, entity_id, site_id, reason, changes, previous_hash, hash
             FROM audit_events WHERE sequence >= ? ORDER BY sequence LIMIT \(pageSize)
@@ -120,11 +120,14 @@ public enum AuditChain {
                     state.check(Result { try AuditChain.read(row) }, sequence: { if case .integer(let n) = row.column("sequence") { Int64(n) } else { nil } })
                 }
             } else {
+                // Other drivers hand rows over on an event loop, which must not wait for a hashing slot: smaller pages,
+                // each hashed before the next is read, keep memory flat instead.
                 try await sql.raw(
-                    "SELECT sequence, occurred_at, actor, action, entity, entity_id, site_id, reason, changes, previous_hash, hash FROM audit_events WHERE sequence >= \(bind: state.expectedSequence) ORDER BY sequence LIMIT \(unsafeRaw: String(pageSize))"
+                    "SELECT sequence, occurred_at, actor, action, entity, entity_id, site_id, reason, changes, previous_hash, hash FROM audit_events WHERE sequence >= \(bind: state.expectedSequence) ORDER BY sequence LIMIT \(unsafeRaw: String(min(pageSize, 20_000)))"
                 ).run { row in
                     state.check(Result { try AuditChain.read(row) }, sequence: { try? row.decode(column: "sequence", as: Int64.self) })
                 }
+                await state.settle()
             }
             if state.pageRows == 0 { break }
         }
@@ -145,9 +148,10 @@ public enum AuditChain {
     }
 
     /// Where a verification stands; rows arrive one at a time, in order. Sequence and links are checked as they come;
-    /// content hashes, which cost the most, in chunks on other threads when `parallel`, and the earliest problem wins.
+    /// content hashes, which cost the most, in chunks on other threads, and the earliest problem wins.
     private final class VerifyState: @unchecked Sendable {
-        let parallel: Bool
+        /// Whether the reading thread may block until a hashing slot is free (not an event loop).
+        let waitsForSlots: Bool
         var expectedSequence: Int64 = 1
         var previous = AuditEntry.genesisHash
         var pageRows = 0
@@ -159,7 +163,7 @@ public enum AuditChain {
         private let lock = NSLock()
         private var firstBad: AuditVerification.Broken?
 
-        init(parallel: Bool) { self.parallel = parallel }
+        init(waitsForSlots: Bool) { self.waitsForSlots = waitsForSlots }
 
         func check(_ read: Result<StoredEvent, any Error>, sequence readSequence: () -> Int64?) {
             guard broken == nil else { return }
@@ -173,13 +177,6 @@ public enum AuditChain {
                 broken = .init(sequence: expectedSequence, problem: "event is missing")
             } else if event.previousHash != previous {
                 broken = .init(sequence: event.sequence, problem: "previous hash does not match event \(event.sequence - 1)")
-            } else if !parallel {
-                if let problem = event.problem() {
-                    broken = .init(sequence: event.sequence, problem: problem)
-                } else {
-                    previous = event.hash
-                    expectedSequence += 1
-                }
             } else {
                 previous = event.hash
                 expectedSequence += 1
@@ -192,11 +189,11 @@ public enum AuditChain {
             guard !chunk.isEmpty else { return }
             let work = chunk
             chunk = []
-            slots.wait()
+            if waitsForSlots { slots.wait() }
             group.enter()
             DispatchQueue.global().async { [self] in
                 defer {
-                    slots.signal()
+                    if waitsForSlots { slots.signal() }
                     group.leave()
                 }
                 for event in work {
@@ -208,6 +205,12 @@ public enum AuditChain {
                     }
                 }
             }
+        }
+
+        /// Returns once every chunk handed out so far is hashed.
+        func settle() async {
+            dispatch()
+            await withCheckedContinuation { continuation in group.notify(queue: .global()) { continuation.resume() } }
         }
 
         /// The first broken event once every chunk is hashed.
