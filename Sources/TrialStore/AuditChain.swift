@@ -108,10 +108,7 @@ public enum AuditChain {
     public static func verify(on database: any Database, pageSize: Int = 100_000) async throws -> AuditVerification {
         let sql = database as! any SQLDatabase
         let state = VerifyState(waitsForSlots: database is any SQLiteDatabase)
-        let select = """
-            SELECT sequence, occurred_at, actor, action, entity, entity_id, site_id, reason, changes, previous_hash, hash
-            FROM audit_events WHERE sequence >= ? ORDER BY sequence LIMIT \(pageSize)
-            """
+        let select = "SELECT \(columns.joined(separator: ", ")) FROM \(table) WHERE sequence >= ? ORDER BY sequence LIMIT \(pageSize)"
         while state.broken == nil {
             state.pageRows = 0
             if let lite = database as? any SQLiteDatabase {
@@ -123,7 +120,7 @@ public enum AuditChain {
                 // Other drivers hand rows over on an event loop, which must not wait for a hashing slot: smaller pages,
                 // each hashed before the next is read, keep memory flat instead.
                 try await sql.raw(
-                    "SELECT sequence, occurred_at, actor, action, entity, entity_id, site_id, reason, changes, previous_hash, hash FROM audit_events WHERE sequence >= \(bind: state.expectedSequence) ORDER BY sequence LIMIT \(unsafeRaw: String(min(pageSize, 20_000)))"
+                    "SELECT \(unsafeRaw: columns.joined(separator: ", ")) FROM \(unsafeRaw: table) WHERE sequence >= \(bind: state.expectedSequence) ORDER BY sequence LIMIT \(unsafeRaw: String(min(pageSize, 20_000)))"
                 ).run { row in
                     state.check(Result { try AuditChain.read(row) }, sequence: { try? row.decode(column: "sequence", as: Int64.self) })
                 }
@@ -215,8 +212,7 @@ public enum AuditChain {
 
         /// The first broken event once every chunk is hashed.
         func finish() async -> AuditVerification.Broken? {
-            dispatch()
-            await withCheckedContinuation { continuation in group.notify(queue: .global()) { continuation.resume() } }
+            await settle()
             if let bad = lock.withLock({ firstBad }), bad.sequence < (broken?.sequence ?? .max) { return bad }
             return broken
         }
@@ -339,7 +335,6 @@ final class BatchHead: @unchecked Sendable {
     @TaskLocal static var current: BatchHead?
     var sequence: Int64?
     var hash = ""
-    var dirty: Bool { sequence != nil }
 
     func snapshot() -> (Int64?, String) { (sequence, hash) }
     func restore(_ s: (Int64?, String)) { (sequence, hash) = s }
@@ -367,10 +362,7 @@ enum ChangesText {
         var out: [UInt8] = [0x5B]
         for (index, change) in changes.enumerated() {
             if index > 0 { out.append(0x2C) }
-            out.append(contentsOf: Array(#"{"field":"#.utf8)); AuditEntry.appendJSONString(change.field, to: &out)
-            out.append(contentsOf: Array(#","new":"#.utf8)); AuditEntry.appendJSONString(change.new, to: &out)
-            out.append(contentsOf: Array(#","old":"#.utf8)); AuditEntry.appendJSONString(change.old, to: &out)
-            out.append(0x7D)
+            AuditEntry.appendChange(field: change.field, new: change.new, old: change.old, to: &out)
         }
         out.append(0x5D)
         return String(decoding: out, as: UTF8.self)

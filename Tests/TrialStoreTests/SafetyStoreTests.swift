@@ -200,12 +200,12 @@ extension ParticipantFileCacheTests {
             let (_, scope, p) = try await safetyTrial(store)
             let before = try await FluentScreeningRepository.cachedFileAndRevision(participantID: p.id, scope: scope, on: store.database)
             let study = before.file.study
-            #expect(FluentFormRecordRepository.stillCurrent(before, revision: before.revision, study: study) != nil)
-            #expect(FluentFormRecordRepository.stillCurrent(before, revision: before.revision + 1, study: study) == nil)
+            #expect(ParticipantRevision.stillCurrent(before, revision: before.revision, study: study) != nil)
+            #expect(ParticipantRevision.stillCurrent(before, revision: before.revision + 1, study: study) == nil)
             var amended = study
             amended.version += 1
-            #expect(FluentFormRecordRepository.stillCurrent(before, revision: before.revision, study: amended) == nil)
-            #expect(FluentFormRecordRepository.stillCurrent(nil, revision: before.revision, study: study) == nil)
+            #expect(ParticipantRevision.stillCurrent(before, revision: before.revision, study: amended) == nil)
+            #expect(ParticipantRevision.stillCurrent(nil, revision: before.revision, study: study) == nil)
         }
     }
 }

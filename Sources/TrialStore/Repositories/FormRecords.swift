@@ -59,7 +59,7 @@ public struct FluentFormRecordRepository: FormRecordRepository {
                 let more = error.problems.dropFirst().map(\.description)
                 throw StoreError.invalid(field: first.field, rule: ([first.rule] + more).joined(separator: "; "))
             }
-            let unchanged = Self.stillCurrent(before, revision: revision, study: study)
+            let unchanged = ParticipantRevision.stillCurrent(before, revision: revision, study: study)
             try await Self.checkSequence(
                 participantID: participantID, visit: visit, form: form, clean: clean, scope: scope, file: unchanged, on: tx)
             let old = existing.map { Self.values($0.data) } ?? [:]
@@ -94,13 +94,6 @@ public struct FluentFormRecordRepository: FormRecordRepository {
     }
 
     /// Anchors must happen in their listed order, and no visit after screening may carry a date before the first anchor.
-    /// A file read before the write may stand in for reading it inside only if no write to it came in between (the
-    /// revision is the one it was read at) and it was read under the study version the save uses.
-    static func stillCurrent(_ before: (file: ParticipantFile, revision: Int64)?, revision: Int64, study: StudyDefinition) -> ParticipantFile? {
-        guard let before, before.revision == revision, before.file.study.version == study.version else { return nil }
-        return before.file
-    }
-
     /// `file` is the participant's file when the caller knows it current; otherwise it is read here.
     static func checkSequence(
         participantID: UUID, visit: String, form: Form, clean: [String: String], scope: AccessScope, file known: ParticipantFile?,

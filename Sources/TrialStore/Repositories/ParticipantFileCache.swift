@@ -33,6 +33,13 @@ final class ParticipantFileCache: @unchecked Sendable {
 }
 
 enum ParticipantRevision {
+    /// A file read before the write may stand in for reading it inside only if no write to it came in between (the
+    /// revision is the one it was read at) and it was read under the study version the save uses.
+    static func stillCurrent(_ before: (file: ParticipantFile, revision: Int64)?, revision: Int64, study: StudyDefinition) -> ParticipantFile? {
+        guard let before, before.revision == revision, before.file.study.version == study.version else { return nil }
+        return before.file
+    }
+
     /// The participant's site and revision as this transaction sees them; not found outside the scope or once deleted.
     static func current(_ participantID: UUID, scope: AccessScope, on tx: any Database) async throws -> (siteID: UUID, revision: Int64) {
         guard

@@ -160,11 +160,12 @@ public struct FluentSafetyRepository: Sendable {
         }
         // The baseline comes with the file in one read, for the baseline visits of the study last seen current;
         // should the study have changed since, it is read again for the current one.
-        let guess = LastStudy.shared.study
+        let guess = LastBaselineVisits.shared.visits
         let (file, row) = try await FluentScreeningRepository.cachedFile(
             participantID: participantID, scope: scope, on: store.database,
-            also: guess.map { Self.baselineQuery(participant: nil, test: test.code, visits: Self.baselineVisits($0), before: collectedAt) })
-        LastStudy.shared.study = file.study
+            also: guess.map { Self.baselineQuery(participant: nil, test: test.code, visits: $0, before: collectedAt) })
+        let visits = Self.baselineVisits(file.study)
+        LastBaselineVisits.shared.visits = visits
         guard file.study.visit(visit) != nil else { throw StoreError.invalid(field: "visit", rule: "names unknown visit '\(visit)'") }
         let canonical: Double
         do { canonical = try Units.toCanonical(value, analyte: test.analyte, unit: unit) } catch let e as Units.Problem {
@@ -182,7 +183,7 @@ public struct FluentSafetyRepository: Sendable {
         let age = file.values["demographics.birth_date"].flatMap(DateParsing.day).map { Double(Evaluator.completedYears(born: $0, on: collectedAt)) }
         let range = ReferenceRange.pick(site?.referenceRanges ?? [], test: test.code, sex: file.values["demographics.sex"], age: age)
         let baseline: Double?
-        if let guess, Self.baselineVisits(guess) == Self.baselineVisits(file.study), let row {
+        if guess == visits, let row {
             baseline = try row.decode(column: "also", as: Double?.self)
         } else {
             baseline = try await Self.baseline(participantID: participantID, test: test.code, study: file.study, before: collectedAt, on: store.database)
@@ -440,13 +441,13 @@ public struct FluentSafetyRepository: Sendable {
     }
 }
 
-/// The current study as the last lab save found it, to guess which visits hold baselines before the read that tells.
-final class LastStudy: @unchecked Sendable {
-    static let shared = LastStudy()
+/// The current study's baseline visits as the last lab save found them, to guess them before the read that tells.
+final class LastBaselineVisits: @unchecked Sendable {
+    static let shared = LastBaselineVisits()
     private let lock = NSLock()
-    private var _study: StudyDefinition?
-    var study: StudyDefinition? {
-        get { lock.withLock { _study } }
-        set { lock.withLock { _study = newValue } }
+    private var _visits: [String]?
+    var visits: [String]? {
+        get { lock.withLock { _visits } }
+        set { lock.withLock { _visits = newValue } }
     }
 }

@@ -122,7 +122,7 @@ public struct FluentScreeningRepository: Sendable {
     ) async throws -> ParticipantFile {
         let (_, revision) = try await ParticipantRevision.current(participantID, scope: scope, on: tx)
         if let study = try await FluentStudyRepository.current(on: tx)?.study,
-            let file = FluentFormRecordRepository.stillCurrent(before, revision: revision, study: study)
+            let file = ParticipantRevision.stillCurrent(before, revision: revision, study: study)
         {
             return file
         }
