@@ -168,9 +168,7 @@ actor WriteBatcher {
                 if job.key == first.key && batch.count < Self.maximumBatch { batch.append(job) } else { rest.append(job) }
             }
             queue = rest
-            let t0 = Date()
             await run(batch)
-            if ProcessInfo.processInfo.environment["CB_TRACE_BATCH"] != nil { FileHandle.standardError.write(Data("BATCH \(batch.count) \(Int(Date().timeIntervalSince(t0) * 1_000_000))\n".utf8)) }
         }
         draining = false
     }
@@ -191,6 +189,7 @@ actor WriteBatcher {
                             guard case .code(let body) = work else { continue }
                             results[index] = try await Self.alone(sql, head) { try await body(connection) }
                         }
+
                         let grouped = works.indices.compactMap { index -> (Int, [RowInsert], AuditDraft, StoreError)? in
                             guard case .rows(let rows, let audit, let duplicate) = works[index] else { return nil }
                             return (index, rows, audit, duplicate)
@@ -258,7 +257,7 @@ actor WriteBatcher {
         }
     }
 
-    /// One INSERT per table and column list for all the group's rows, then one for their audit events, in order.
+    /// One INSERT per table and column list for all the group's rows; their audit events join the batch's.
     private static func insertGrouped(_ items: [([RowInsert], AuditDraft)], on sql: any SQLDatabase, head: BatchHead) async throws {
         var tables: [(table: String, columns: [String], rows: [[any Encodable & Sendable]])] = []
         for (rows, _) in items {
@@ -271,12 +270,10 @@ actor WriteBatcher {
             }
         }
         for table in tables { try await insertMany(table.table, table.columns, table.rows, on: sql) }
-        var events: [[any Encodable & Sendable]] = []
-        for (_, audit) in items { events.append(try await AuditChain.nextRow(audit, on: sql, head: head)) }
-        try await insertMany(AuditChain.table, AuditChain.columns, events, on: sql)
+        for (_, audit) in items { head.pending.append(try await AuditChain.nextRow(audit, on: sql, head: head)) }
     }
 
-    private static func insertMany(_ table: String, _ columns: [String], _ rows: [[any Encodable & Sendable]], on sql: any SQLDatabase) async throws {
+    static func insertMany(_ table: String, _ columns: [String], _ rows: [[any Encodable & Sendable]], on sql: any SQLDatabase) async throws {
         let perStatement = max(1, maximumBinds / max(1, columns.count))
         var start = 0
         while start < rows.count {
@@ -287,3 +284,4 @@ actor WriteBatcher {
         }
     }
 }
+

@@ -16,7 +16,7 @@ struct Demo: AsyncParsableCommand {
         let started = Date()
         try await Runtime.withStore { store, _ in
             let summary = try await DemoTrial(store: store, seed: seed).fill(participants: participants)
-            print(summary + String(format: " (%.1f s)", Date().timeIntervalSince(started)))
+            print(summary.replacingOccurrences(of: "(", with: String(format: "(%.1f s: ", Date().timeIntervalSince(started))))
         }
     }
 }
@@ -98,18 +98,27 @@ struct DemoTrial: Sendable {
             study: study, site: site, scope: scope, safety: FluentSafetyRepository(store: store, tables: try GradingTables.builtIn()),
             today: DateParsing.day(Self.day(Date()))!, count: count,
             existing: try await FluentParticipantRepository(store: store).list(scope: scope).count)
+        var clock = Date()
+        var phases: [String] = []
+        func phase(_ name: String) {
+            phases.append(String(format: "%@ %.1f s", name, Date().timeIntervalSince(clock)))
+            clock = Date()
+        }
         // Screening to consent, many participants at once.
         let screened = try await Self.concurrently(Array(0..<count)) { index in try await screen(index, context) }.compactMap { $0 }
+        phase("screening")
         // Allocation one at a time in screening order: the list hands out its slots in the order participants arrive.
         var allocated: [(Screened, Allocation)] = []
         for var participant in screened {
             let at = participant.transplant.addingTimeInterval(86_400 * participant.random.uniform(1...5).rounded() + 10 * 3600)
             allocated.append((participant, try await screening.allocate(participantID: participant.participantID, scope: scope, now: at)))
         }
+        phase("allocation")
         // The course after allocation, many at once again.
         let tallies = try await Self.concurrently(allocated) { participant, allocation in try await followUp(participant, allocation, context) }
+        phase("follow-up")
         let labs = tallies.reduce(0) { $0 + $1.labs }, events = tallies.reduce(0) { $0 + $1.events }
-        return "Demo trial: \(count) screened, \(count - screened.count) screen failures, \(screened.count) randomized, \(labs) lab results, \(events) adverse events."
+        return "Demo trial: \(count) screened, \(count - screened.count) screen failures, \(screened.count) randomized, \(labs) lab results, \(events) adverse events. (\(phases.joined(separator: ", ")))"
     }
 
     /// Runs `body` for every item, `width` at a time; results in the items' order.

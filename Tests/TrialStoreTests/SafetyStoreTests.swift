@@ -193,6 +193,34 @@ extension ParticipantFileCacheTests {
         }
     }
 
+    /// Requests that miss the cache together (a burst of saves for one participant) share one read; a read that
+    /// fails is not kept, so the next request reads again.
+    @Test func concurrentMissesShareOneRead() async throws {
+        try await TestDatabase.sqlite.withStore { store in
+            let (_, scope, p) = try await safetyTrial(store)
+            let file = try await FluentScreeningRepository.cachedFileAndRevision(participantID: p.id, scope: scope, on: store.database).file
+            let cache = ParticipantFileCache()
+            let reads = Counter()
+            let load: @Sendable () async throws -> ParticipantFile = {
+                await reads.add()
+                try await Task.sleep(for: .milliseconds(50))
+                return file
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<20 { group.addTask { _ = try await cache.file(p.id, revision: 7, studyHash: "h", load: load) } }
+                try await group.waitForAll()
+            }
+            #expect(await reads.value == 1)
+            #expect(cache.get(p.id, revision: 7, studyHash: "h") != nil)
+            #expect(cache.get(p.id, revision: 8, studyHash: "h") == nil)
+            await #expect(throws: StoreError.self) {
+                try await cache.file(p.id, revision: 8, studyHash: "h") { throw StoreError.notFound(entity: "participant", id: "x") }
+            }
+            _ = try await cache.file(p.id, revision: 8, studyHash: "h", load: load)
+            #expect(await reads.value == 2)
+        }
+    }
+
     /// A file read before the write stands in for the one inside only at the same revision and study version.
     @Test(arguments: TestDatabase.available)
     func aFileReadBeforeTheWriteIsUsedOnlyIfNothingChanged(database: TestDatabase) async throws {
@@ -263,4 +291,9 @@ extension ParticipantFileCacheTests {
             }
         }
     }
+}
+
+private actor Counter {
+    var value = 0
+    func add() { value += 1 }
 }

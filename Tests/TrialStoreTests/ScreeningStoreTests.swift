@@ -1,4 +1,5 @@
 import FluentKit
+import FluentSQL
 import Foundation
 import TestSupport
 import Testing
@@ -84,6 +85,54 @@ private struct Trial {
             #expect(schedule.first { $0.visit == "screening" }?.state == .done)
             #expect(schedule.first { $0.visit == "day_7" }?.state == .upcoming)
             #expect(try await AuditChain.verify(on: store.database).isIntact)
+        }
+    }
+
+    /// The file read straight from the tables holds what each step recorded.
+    @Test(arguments: TestDatabase.available)
+    func theFileHoldsWhatEachStepRecorded(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let trial = try await Trial.make(store)
+            var infused: (Participant, Allocation)?
+            for i in 1...8 where infused == nil {
+                let p = try await trial.ready("P-\(i)")
+                let allocation = try await trial.screening.allocate(participantID: p.id, scope: trial.scope, now: now)
+                if allocation.arm == "msc_ev" { infused = (p, allocation) }
+            }
+            let (p, allocation) = try #require(infused)
+            let input = InfusionInput(
+                productLot: "EV-7", particles: 2e10, volumeML: 90, startedAt: now.addingTimeInterval(600), stoppedAt: now.addingTimeInterval(2400),
+                rateMLPerHour: 180, interruptions: [Interruption(at: now.addingTimeInterval(1200), minutes: 4, reason: "line occlusion")])
+            _ = try await trial.screening.recordInfusion(participantID: p.id, input: input, scope: trial.scope, now: now.addingTimeInterval(3000))
+            let file = try await FluentScreeningRepository.file(participantID: p.id, scope: trial.scope, on: store.database)
+            #expect(file.participant.screeningNumber == p.screeningNumber)
+            #expect(file.participant.status == .randomized)
+            #expect(file.siteCode == "SYSU3")
+            #expect(file.lastDecision == "eligible")
+            #expect(file.consents.map(\.formVersion) == ["1"])
+            #expect(file.consents.first?.signedAt == DateParsing.instant("2026-03-01T09:00"))
+            #expect(file.validConsent != nil)
+            #expect(file.allocation == allocation)
+            #expect(file.infusion == input)
+            #expect(file.eligibilityValues["labs.meld_na"] == "32")
+            #expect(file.values["transplant.donor"] == "deceased")
+            #expect(file.visitDates["transplant"] == DateParsing.day("2026-03-08"))
+            // Another site's scope does not see it.
+            await #expect(throws: StoreError.notFound(entity: "participant", id: p.id.uuidString)) {
+                try await FluentScreeningRepository.file(participantID: p.id, scope: AccessScope(actor: "x", siteIDs: [UUID()]), on: store.database)
+            }
+        }
+    }
+
+    /// The next free slot is found through the index of unallocated slots, in order, with no sort of every free slot
+    /// (SQLite refuses a statement whose INDEXED BY index cannot serve it).
+    @Test func theNextFreeSlotIsFoundThroughItsIndex() async throws {
+        try await TestDatabase.sqlite.withStore { store in
+            _ = try await Trial.make(store)
+            let plan = try await (store.database as! any SQLDatabase).raw(
+                "EXPLAIN QUERY PLAN " + FluentScreeningRepository.nextFreeSlot(list: UUID(), stratum: "x", postgres: false)).all().map { try $0.decode(column: "detail", as: String.self) }
+            #expect(plan.contains { $0.contains("randomization_slots_unallocated") }, "plan: \(plan)")
+            #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "plan: \(plan)")
         }
     }
 

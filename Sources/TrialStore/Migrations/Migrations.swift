@@ -5,7 +5,7 @@ import Foundation
 /// Every migration, in order. A shipped migration never changes: add a new one.
 public enum StoreMigrations {
     public static var all: [any AsyncMigration] {
-        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions()]
+        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes()]
     }
 }
 
@@ -313,5 +313,28 @@ struct M007AddRevisions: AsyncMigration {
     func revert(on database: any Database) async throws {
         try await database.schema("study_versions").deleteField("definition_hash").update()
         try await database.schema("participants").deleteField("revision").update()
+    }
+}
+
+/// Indexes for what every participant-file read and every allocation asks: a participant's consents and eligibility
+/// decisions, and a stratum's first free slot. Without them each is a scan of the whole table, so entry slows as
+/// the trial grows.
+struct M008AddLookupIndexes: AsyncMigration {
+    var name: String { "008-add-lookup-indexes" }
+
+    func prepare(on database: any Database) async throws {
+        let sql = database as! any SQLDatabase
+        try await sql.create(index: "consents_participant").on("consents").column("participant_id").run()
+        try await sql.create(index: "eligibility_reviews_participant").on("eligibility_reviews").column("participant_id").column("decided_at").run()
+        try await sql.create(index: "adverse_events_participant").on("adverse_events").column("participant_id").run()
+        // Partial, so finding the next free slot skips the allocated ones instead of stepping over each of them.
+        try await sql.raw("CREATE INDEX randomization_slots_unallocated ON randomization_slots (list_id, stratum, position) WHERE participant_id IS NULL").run()
+    }
+
+    func revert(on database: any Database) async throws {
+        let sql = database as! any SQLDatabase
+        for index in ["randomization_slots_unallocated", "adverse_events_participant", "eligibility_reviews_participant", "consents_participant"] {
+            try await sql.raw("DROP INDEX \(ident: index)").run()
+        }
     }
 }

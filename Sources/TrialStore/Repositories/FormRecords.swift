@@ -1,4 +1,5 @@
 import FluentKit
+import FluentSQL
 import Foundation
 import TrialDomain
 
@@ -33,16 +34,22 @@ public struct FluentFormRecordRepository: FormRecordRepository {
         // between, so the checks need not read the file again while the write is held.
         let before = try? await FluentScreeningRepository.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
         return try await store.write { tx in
-            let (siteID, revision) = try await ParticipantRevision.current(participantID, scope: scope, on: tx)
-            try await ParticipantRevision.bump(participantID, on: tx)
-            let existing = try await FormRecordModel.query(on: tx).filter(\.$participantID == participantID)
-                .filter(\.$visitCode == visit).filter(\.$formCode == formCode).first()
-            let studies = FluentStudyRepository(store: Store(database: tx))
+            let (siteID, revision, studyHash) = try await ParticipantRevision.claim(participantID, scope: scope, on: tx)
+            let sql = tx as! any SQLDatabase
+            let existing = try await sql.raw("""
+                SELECT id, study_version, data, created_at, updated_at FROM form_records
+                WHERE participant_id = \(bind: participantID) AND visit_code = \(bind: visit) AND form_code = \(bind: formCode)
+                """).first().map {
+                FormRecord(
+                    id: try $0.decode(column: "id", as: UUID.self), participantID: participantID, visit: visit, form: formCode,
+                    studyVersion: try $0.decode(column: "study_version", as: Int.self), values: Self.values(try $0.decode(column: "data", as: String.self)),
+                    createdAt: try $0.decode(column: "created_at", as: Date.self), updatedAt: try $0.decode(column: "updated_at", as: Date.self))
+            }
             let study: StudyDefinition
             if let existing {
-                study = try await studies.definition(version: existing.studyVersion)
+                study = try await FluentStudyRepository(store: Store(database: tx)).definition(version: existing.studyVersion)
             } else {
-                guard let current = try await studies.current() else { throw StoreError.notFound(entity: "study", id: "current") }
+                guard let current = try await FluentStudyRepository.current(on: tx, hash: studyHash) else { throw StoreError.notFound(entity: "study", id: "current") }
                 study = current
             }
             guard let form = study.form(formCode) else {
@@ -62,28 +69,28 @@ public struct FluentFormRecordRepository: FormRecordRepository {
             let unchanged = ParticipantRevision.stillCurrent(before, revision: revision, study: study)
             try await Self.checkSequence(
                 participantID: participantID, visit: visit, form: form, clean: clean, scope: scope, file: unchanged, on: tx)
-            let old = existing.map { Self.values($0.data) } ?? [:]
+            let old = existing?.values ?? [:]
             let changes = Set(old.keys).union(clean.keys).sorted().compactMap { key -> FieldChange? in
                 old[key] == clean[key] ? nil : FieldChange(field: "\(formCode).\(key)", old: old[key], new: clean[key])
             }
-            let model = existing ?? FormRecordModel()
-            if existing == nil {
-                model.id = UUID()
-                model.participantID = participantID
-                model.siteID = siteID
-                model.visitCode = visit
-                model.formCode = formCode
-                model.studyVersion = study.version
-                model.createdAt = now
-            }
-            guard existing == nil || !changes.isEmpty else { return Self.record(model) }
-            model.data = try Self.encode(clean)
-            model.updatedAt = now
+            if let existing, changes.isEmpty { return existing }
+            let record = FormRecord(
+                id: existing?.id ?? UUID(), participantID: participantID, visit: visit, form: formCode, studyVersion: existing?.studyVersion ?? study.version,
+                values: clean, createdAt: existing?.createdAt ?? now, updatedAt: now)
+            let data = try Self.encode(clean)
             try await AuditChain.append(
                 on: tx, actor: scope.actor, action: existing == nil ? .create : .update, entity: "form_record",
-                entityID: model.id!.uuidString, siteID: siteID.uuidString, reason: reason, changes: changes, now: now)
-            try await model.save(on: tx)
-            return Self.record(model)
+                entityID: record.id.uuidString, siteID: siteID.uuidString, reason: reason, changes: changes, now: now)
+            if existing == nil {
+                try await sql.raw("""
+                    INSERT INTO form_records (id, participant_id, site_id, visit_code, form_code, study_version, data, created_at, updated_at)
+                    VALUES (\(bind: record.id), \(bind: participantID), \(bind: siteID), \(bind: visit), \(bind: formCode), \(bind: record.studyVersion),
+                    \(bind: data), \(bind: now), \(bind: now))
+                    """).run()
+            } else {
+                try await sql.raw("UPDATE form_records SET data = \(bind: data), updated_at = \(bind: now) WHERE id = \(bind: record.id)").run()
+            }
+            return record
         }
     }
 

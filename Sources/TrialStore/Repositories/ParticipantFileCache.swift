@@ -16,6 +16,42 @@ final class ParticipantFileCache: @unchecked Sendable {
 
     private let lock = NSLock()
     private var entries: [Key: (revision: Int64, studyHash: String, file: ParticipantFile)] = [:]
+    /// Reads under way: requests that miss together (a burst of saves for one participant) share one read.
+    private var loading: [Key: (revision: Int64, studyHash: String, task: Task<ParticipantFile, any Error>)] = [:]
+
+    /// The file at this revision and study version: kept, being read by another request, or read now by `load`.
+    func file(
+        _ key: Key, revision: Int64, studyHash: String, load: @escaping @Sendable () async throws -> ParticipantFile
+    ) async throws -> ParticipantFile {
+        let task: Task<ParticipantFile, any Error> = lock.withLock {
+            if let entry = entries[key], entry.revision == revision, entry.studyHash == studyHash {
+                return Task { entry.file }
+            }
+            if let pending = loading[key], pending.revision == revision, pending.studyHash == studyHash { return pending.task }
+            let task = Task {
+                do {
+                    let file = try await load()
+                    self.finish(key, revision: revision, studyHash: studyHash, file: file)
+                    return file
+                } catch {
+                    self.finish(key, revision: revision, studyHash: studyHash, file: nil)
+                    throw error
+                }
+            }
+            loading[key] = (revision, studyHash, task)
+            return task
+        }
+        return try await task.value
+    }
+
+    private func finish(_ key: Key, revision: Int64, studyHash: String, file: ParticipantFile?) {
+        lock.withLock {
+            if let pending = loading[key], pending.revision == revision, pending.studyHash == studyHash { loading[key] = nil }
+            guard let file else { return }
+            if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
+            entries[key] = (revision, studyHash, file)
+        }
+    }
 
     func get(_ key: Key, revision: Int64, studyHash: String) -> ParticipantFile? {
         lock.withLock {
@@ -40,15 +76,17 @@ enum ParticipantRevision {
         return before.file
     }
 
-    /// The participant's site and revision as this transaction sees them; not found outside the scope or once deleted.
-    static func current(_ participantID: UUID, scope: AccessScope, on tx: any Database) async throws -> (siteID: UUID, revision: Int64) {
+    /// Raises the participant's revision, in the write that changes its file, and tells in the same statement the
+    /// site, the revision before it and the current study version's hash; not found outside the scope or once deleted.
+    static func claim(_ participantID: UUID, scope: AccessScope, on tx: any Database) async throws -> (siteID: UUID, revision: Int64, studyHash: String?) {
         guard
-            let row = try await (tx as! any SQLDatabase).raw(
-                "SELECT site_id, revision FROM participants WHERE id = \(bind: participantID) AND deleted_at IS NULL"
-            ).first(),
+            let row = try await (tx as! any SQLDatabase).raw("""
+                UPDATE participants SET revision = revision + 1 WHERE id = \(bind: participantID) AND deleted_at IS NULL
+                RETURNING site_id, revision, (SELECT definition_hash FROM study_versions ORDER BY version DESC LIMIT 1) AS study_hash
+                """).first(),
             case let siteID = try row.decode(column: "site_id", as: UUID.self), scope.siteIDs.contains(siteID)
         else { throw StoreError.notFound(entity: "participant", id: participantID.uuidString) }
-        return (siteID, try row.decode(column: "revision", as: Int64.self))
+        return (siteID, try row.decode(column: "revision", as: Int64.self) - 1, try row.decode(column: "study_hash", as: String?.self))
     }
 
     /// Call in the transaction of every write that changes what `ParticipantFile` holds.

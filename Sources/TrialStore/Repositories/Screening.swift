@@ -115,13 +115,13 @@ public struct FluentScreeningRepository: Sendable {
         try await cachedFile(participantID: participantID, scope: scope, on: db, also: nil).file
     }
 
-    /// The participant's file inside a write: the one read before the write when nothing changed since (same revision,
-    /// same current study version), else read again here.
-    static func fileInWrite(
+    /// The participant's file inside a write that changes it, its revision raised: the one read before the write
+    /// when nothing changed since (same revision, same current study version), else read again here.
+    static func claimFile(
         participantID: UUID, scope: AccessScope, before: (file: ParticipantFile, revision: Int64)?, on tx: any Database
     ) async throws -> ParticipantFile {
-        let (_, revision) = try await ParticipantRevision.current(participantID, scope: scope, on: tx)
-        if let study = try await FluentStudyRepository.current(on: tx)?.study,
+        let (_, revision, studyHash) = try await ParticipantRevision.claim(participantID, scope: scope, on: tx)
+        if let study = try await FluentStudyRepository.current(on: tx, hash: studyHash),
             let file = ParticipantRevision.stillCurrent(before, revision: revision, study: study)
         {
             return file
@@ -155,48 +155,88 @@ public struct FluentScreeningRepository: Sendable {
             return (try await file(participantID: participantID, scope: scope, on: db), row)
         }
         if let file = ParticipantFileCache.shared.get(participantID, revision: revision, studyHash: studyHash) { return (file, row) }
-        // Read after the revision, so the file is at least as new as the revision it is kept under.
-        let file = try await file(participantID: participantID, scope: scope, on: db)
-        ParticipantFileCache.shared.set(participantID, revision: revision, studyHash: studyHash, file: file)
+        // Read after the revision, so the file is at least as new as the revision it is kept under. The site was
+        // checked against the scope above; the shared read needs only that site.
+        let siteScope = AccessScope(actor: scope.actor, siteIDs: [try row.decode(column: "site_id", as: UUID.self)])
+        let file = try await ParticipantFileCache.shared.file(participantID, revision: revision, studyHash: studyHash) {
+            try await Self.file(participantID: participantID, scope: siteScope, on: db, studyHash: studyHash)
+        }
         return (file, row)
     }
 
-    static func file(participantID: UUID, scope: AccessScope, on db: any Database) async throws -> ParticipantFile {
-        let model = try await FluentParticipantRepository.model(id: participantID, scope: scope, on: db)
-        let participant = try FluentParticipantRepository.participant(model)
-        guard let site = try await SiteModel.find(model.siteID, on: db) else { throw StoreError.notFound(entity: "site", id: model.siteID.uuidString) }
+    /// Three plain queries (the participant with its site, decision, slot and infusion; its form records; its
+    /// consents): a file is read on every change to it, so it skips the model layer's per-row reflection.
+    static func file(participantID: UUID, scope: AccessScope, on db: any Database, studyHash: String? = nil) async throws -> ParticipantFile {
+        let sql = db as! any SQLDatabase
+        guard let row = try await sql.raw("""
+            SELECT p.site_id, p.screening_number, p.status, p.created_at, p.updated_at, s.code AS site_code,
+              (SELECT outcome FROM eligibility_reviews WHERE participant_id = p.id ORDER BY decided_at DESC LIMIT 1) AS decision,
+              sl.arm, sl.stratum, sl.position, sl.allocated_at, sl.allocated_by,
+              i.product_lot, i.particles, i.volume_ml, i.started_at, i.stopped_at, i.rate_ml_per_hour, i.interruptions
+            FROM participants p JOIN sites s ON s.id = p.site_id
+            LEFT JOIN randomization_slots sl ON sl.participant_id = p.id
+            LEFT JOIN infusions i ON i.participant_id = p.id
+            WHERE p.id = \(bind: participantID) AND p.deleted_at IS NULL
+            """).first(), scope.siteIDs.contains(try row.decode(column: "site_id", as: UUID.self))
+        else { throw StoreError.notFound(entity: "participant", id: participantID.uuidString) }
+        let statusText = try row.decode(column: "status", as: String.self)
+        guard let status = ParticipantStatus(rawValue: statusText) else { throw StoreError.invalid(field: "status", rule: "unknown status '\(statusText)'") }
+        let participant = Participant(
+            id: participantID, siteID: try row.decode(column: "site_id", as: UUID.self), screeningNumber: try row.decode(column: "screening_number", as: String.self),
+            status: status, createdAt: try row.decode(column: "created_at", as: Date.self), updatedAt: try row.decode(column: "updated_at", as: Date.self))
         let studies = FluentStudyRepository(store: Store(database: db))
-        guard let study = try await FluentStudyRepository.current(on: db)?.study else { throw StoreError.notFound(entity: "study", id: "current") }
-        let records = try await FormRecordModel.query(on: db).filter(\.$participantID == participantID).sort(\.$createdAt).all()
+        var current = studyHash.flatMap { DefinitionCache.shared.get($0) }
+        if current == nil { current = try await FluentStudyRepository.current(on: db)?.study }
+        guard let study = current else { throw StoreError.notFound(entity: "study", id: "current") }
         let eligibilityVisit = study.eligibilityVisit
         var values: [String: String] = [:], eligibilityValues: [String: String] = [:], visitDates: [String: Date] = [:]
         var versions: [Int: StudyDefinition] = [study.version: study]
+        let records = try await sql.raw("""
+            SELECT visit_code, form_code, study_version, data, created_at FROM form_records WHERE participant_id = \(bind: participantID) ORDER BY created_at
+            """).all()
         for record in records {
-            let data = FluentFormRecordRepository.values(record.data)
-            if versions[record.studyVersion] == nil { versions[record.studyVersion] = try? await studies.definition(version: record.studyVersion) }
-            let form = versions[record.studyVersion]?.form(record.formCode)
+            let visitCode = try record.decode(column: "visit_code", as: String.self), formCode = try record.decode(column: "form_code", as: String.self)
+            let studyVersion = try record.decode(column: "study_version", as: Int.self)
+            let data = FluentFormRecordRepository.values(try record.decode(column: "data", as: String.self))
+            if versions[studyVersion] == nil { versions[studyVersion] = try? await studies.definition(version: studyVersion) }
+            let form = versions[studyVersion]?.form(formCode)
             for (key, value) in data {
-                let name = "\(record.formCode).\(key)"
-                if record.visitCode == eligibilityVisit { eligibilityValues[name] = value; values[name] = value }
+                let name = "\(formCode).\(key)"
+                if visitCode == eligibilityVisit { eligibilityValues[name] = value; values[name] = value }
                 else if values[name] == nil || eligibilityValues[name] == nil { values[name] = value }
             }
             // A visit happened on the first date it recorded, else when it was entered.
             let firstDate = form?.fields.first { $0.type == .date || $0.type == .datetime }.flatMap { data[$0.code] }
-            let when = firstDate.flatMap { DateParsing.instant($0) ?? DateParsing.day($0) } ?? record.createdAt
-            if let existing = visitDates[record.visitCode] { visitDates[record.visitCode] = min(existing, when) } else { visitDates[record.visitCode] = when }
+            let when = try firstDate.flatMap { DateParsing.instant($0) ?? DateParsing.day($0) } ?? record.decode(column: "created_at", as: Date.self)
+            if let existing = visitDates[visitCode] { visitDates[visitCode] = min(existing, when) } else { visitDates[visitCode] = when }
         }
-        let consents = try await ConsentModel.query(on: db).filter(\.$participantID == participantID).sort(\.$signedAt).all().map {
+        let consents = try await sql.raw("""
+            SELECT id, form_version, signed_at, taken_by, withdrawn_at, withdrawal_scope FROM consents WHERE participant_id = \(bind: participantID) ORDER BY signed_at
+            """).all().map {
             ConsentRecord(
-                id: $0.id!, formVersion: $0.formVersion, signedAt: $0.signedAt, takenBy: $0.takenBy, withdrawnAt: $0.withdrawnAt,
-                withdrawalScope: $0.withdrawalScope.flatMap(WithdrawalScope.init(rawValue:)))
+                id: try $0.decode(column: "id", as: UUID.self), formVersion: try $0.decode(column: "form_version", as: String.self),
+                signedAt: try $0.decode(column: "signed_at", as: Date.self), takenBy: try $0.decode(column: "taken_by", as: String.self),
+                withdrawnAt: try $0.decode(column: "withdrawn_at", as: Date?.self),
+                withdrawalScope: try $0.decode(column: "withdrawal_scope", as: String?.self).flatMap(WithdrawalScope.init(rawValue:)))
         }
-        let decision = try await EligibilityReviewModel.query(on: db).filter(\.$participantID == participantID).sort(\.$decidedAt, .descending).first()
-        let slot = try await RandomizationSlotModel.query(on: db).filter(\.$participantID == participantID).first()
-        let infusion = try await InfusionModel.query(on: db).filter(\.$participantID == participantID).first()
+        var allocation: Allocation?
+        if let arm = try row.decode(column: "arm", as: String?.self), let at = try row.decode(column: "allocated_at", as: Date?.self) {
+            allocation = Allocation(
+                participantID: participantID, arm: arm, stratum: try row.decode(column: "stratum", as: String.self), position: try row.decode(column: "position", as: Int.self),
+                allocatedAt: at, allocatedBy: try row.decode(column: "allocated_by", as: String?.self) ?? "")
+        }
+        var infusion: InfusionInput?
+        if let lot = try row.decode(column: "product_lot", as: String?.self) {
+            infusion = InfusionInput(
+                productLot: lot, particles: try row.decode(column: "particles", as: Double.self), volumeML: try row.decode(column: "volume_ml", as: Double.self),
+                startedAt: try row.decode(column: "started_at", as: Date.self), stoppedAt: try row.decode(column: "stopped_at", as: Date.self),
+                rateMLPerHour: try row.decode(column: "rate_ml_per_hour", as: Double.self),
+                interruptions: Self.interruptions(try row.decode(column: "interruptions", as: String.self)))
+        }
         return ParticipantFile(
-            participant: participant, siteCode: site.code, study: study, values: values, eligibilityValues: eligibilityValues,
-            consents: consents, lastDecision: decision?.outcome, allocation: slot.flatMap(Self.allocation), infusion: infusion.map(Self.infusion),
-            visitDates: visitDates)
+            participant: participant, siteCode: try row.decode(column: "site_code", as: String.self), study: study, values: values,
+            eligibilityValues: eligibilityValues, consents: consents, lastDecision: try row.decode(column: "decision", as: String?.self),
+            allocation: allocation, infusion: infusion, visitDates: visitDates)
     }
 
     static func allocation(_ slot: RandomizationSlotModel) -> Allocation? {
@@ -204,10 +244,14 @@ public struct FluentScreeningRepository: Sendable {
         return Allocation(participantID: participant, arm: slot.arm, stratum: slot.stratum, position: slot.position, allocatedAt: at, allocatedBy: slot.allocatedBy ?? "")
     }
 
+    static func interruptions(_ text: String) -> [Interruption] {
+        (try? JSONDecoder.iso.decode([Interruption].self, from: Data(text.utf8))) ?? []
+    }
+
     static func infusion(_ m: InfusionModel) -> InfusionInput {
         InfusionInput(
             productLot: m.productLot, particles: m.particles, volumeML: m.volumeML, startedAt: m.startedAt, stoppedAt: m.stoppedAt,
-            rateMLPerHour: m.rateMLPerHour, interruptions: (try? JSONDecoder.iso.decode([Interruption].self, from: Data(m.interruptions.utf8))) ?? [])
+            rateMLPerHour: m.rateMLPerHour, interruptions: interruptions(m.interruptions))
     }
 
     // MARK: Eligibility
@@ -222,8 +266,7 @@ public struct FluentScreeningRepository: Sendable {
     public func decideEligibility(participantID: UUID, scope: AccessScope, now: Date) async throws -> EligibilityAssessment {
         let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
         return try await store.write { tx in
-            let file = try await Self.fileInWrite(participantID: participantID, scope: scope, before: before, on: tx)
-            try await ParticipantRevision.bump(participantID, on: tx)
+            let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, on: tx)
             guard [.screening, .eligible, .consented].contains(file.participant.status) else {
                 throw StoreError.invalid(field: "status", rule: "eligibility is decided during screening; the participant is \(file.participant.status.rawValue)")
             }
@@ -275,8 +318,7 @@ public struct FluentScreeningRepository: Sendable {
     public func recordConsent(participantID: UUID, formVersion: String, signedAt: Date, scope: AccessScope, now: Date) async throws -> ConsentRecord {
         let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
         return try await store.write { tx in
-            let file = try await Self.fileInWrite(participantID: participantID, scope: scope, before: before, on: tx)
-            try await ParticipantRevision.bump(participantID, on: tx)
+            let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, on: tx)
             guard file.study.consent.versions.contains(where: { $0.version == formVersion }) else {
                 throw StoreError.invalid(
                     field: "formVersion", rule: "must be one of the study's consent versions (\(file.study.consent.versions.map(\.version).joined(separator: ", ")))")
@@ -313,8 +355,7 @@ public struct FluentScreeningRepository: Sendable {
     ) async throws {
         let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
         try await store.write { tx in
-            let file = try await Self.fileInWrite(participantID: participantID, scope: scope, before: before, on: tx)
-            try await ParticipantRevision.bump(participantID, on: tx)
+            let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, on: tx)
             guard let consent = file.consents.last(where: { $0.withdrawnAt == nil }), let model = try await ConsentModel.find(consent.id, on: tx) else {
                 throw StoreError.invalid(field: "consent", rule: "there is no consent in force to withdraw")
             }
@@ -424,8 +465,7 @@ public struct FluentScreeningRepository: Sendable {
     static func allocate(
         participantID: UUID, scope: AccessScope, now: Date, before: (file: ParticipantFile, revision: Int64)? = nil, on tx: any Database
     ) async throws -> Allocation {
-        let file = try await Self.fileInWrite(participantID: participantID, scope: scope, before: before, on: tx)
-        try await ParticipantRevision.bump(participantID, on: tx)
+        let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, on: tx)
         if let existing = file.allocation { return existing }
         let study = file.study
         guard let list = try await RandomizationListModel.query(on: tx).filter(\.$studyCode == study.code).first() else {
@@ -479,11 +519,7 @@ public struct FluentScreeningRepository: Sendable {
             try await slot.create(on: tx)
             slotID = slot.id!
         } else {
-            let lock = isPostgres ? " FOR UPDATE SKIP LOCKED" : ""
-            guard let row = try await sql.raw("""
-                SELECT id FROM randomization_slots WHERE list_id = \(bind: list.id!) AND stratum = \(bind: stratum) AND participant_id IS NULL
-                ORDER BY position LIMIT 1\(unsafeRaw: lock)
-                """).first()
+            guard let row = try await sql.raw(Self.nextFreeSlot(list: list.id!, stratum: stratum, postgres: isPostgres)).first()
             else { throw StoreError.invalid(field: "randomization", rule: RandomizationError.listExhausted(stratum: stratum).description) }
             slotID = try row.decode(column: "id", as: UUID.self)
         }
@@ -503,13 +539,23 @@ public struct FluentScreeningRepository: Sendable {
         return allocation
     }
 
+    /// The stratum's first unallocated position, locked on PostgreSQL so concurrent allocations take different ones.
+    static func nextFreeSlot(list: UUID, stratum: String, postgres: Bool) -> SQLQueryString {
+        // SQLite would otherwise look up the NULLs through the participant index and sort every free slot.
+        let index = postgres ? "" : " INDEXED BY randomization_slots_unallocated"
+        let lock = postgres ? " FOR UPDATE SKIP LOCKED" : ""
+        return """
+            SELECT id FROM randomization_slots\(unsafeRaw: index) WHERE list_id = \(bind: list) AND stratum = \(bind: stratum) AND participant_id IS NULL
+            ORDER BY position LIMIT 1\(unsafeRaw: lock)
+            """
+    }
+
     // MARK: Infusion
 
     public func recordInfusion(participantID: UUID, input: InfusionInput, scope: AccessScope, now: Date) async throws -> InfusionInput {
         let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
         return try await store.write { tx in
-            let file = try await Self.fileInWrite(participantID: participantID, scope: scope, before: before, on: tx)
-            try await ParticipantRevision.bump(participantID, on: tx)
+            let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, on: tx)
             guard let allocation = file.allocation else { throw StoreError.invalid(field: "allocation", rule: "the participant has not been allocated") }
             guard let arm = file.study.arms.first(where: { $0.code == allocation.arm }), !arm.interventions.isEmpty else {
                 throw StoreError.invalid(field: "arm", rule: "the \(allocation.arm) arm receives no infusion")

@@ -42,7 +42,19 @@ public struct FluentStudyRepository: StudyRepository {
         return (try Self.decode(row), row.definitionHash ?? AuditChain.sha256Hex(row.definition))
     }
 
+    /// The current version, taken from the cache when `hash` (read with something else) names one it holds.
+    static func current(on db: any Database, hash: String?) async throws -> StudyDefinition? {
+        if let hash, let cached = DefinitionCache.shared.get(hash) { return cached }
+        return try await current(on: db)?.study
+    }
+
     public func definition(version: Int) async throws -> StudyDefinition {
+        let sql = store.database as! any SQLDatabase
+        if let row = try await sql.raw("SELECT definition_hash FROM study_versions WHERE version = \(bind: version)").first(),
+            let hash = try row.decode(column: "definition_hash", as: String?.self), let cached = DefinitionCache.shared.get(hash)
+        {
+            return cached
+        }
         guard let row = try await StudyVersionModel.query(on: store.database).filter(\.$version == version).first() else {
             throw StoreError.notFound(entity: "study version", id: String(version))
         }
