@@ -48,6 +48,25 @@ public struct Store: Sendable {
         return typed
     }
 
+    /// Runs each body as `write` would, in the order given: each in its own transaction or savepoint, each with its own
+    /// outcome, consecutive ones sharing commits. For writes whose order matters, such as allocations in arrival order.
+    public func writeInOrder<T: Sendable>(_ bodies: [@Sendable (any Database) async throws -> T]) async -> [Result<T, any Error>] {
+        guard groupsWrites else {
+            var results: [Result<T, any Error>] = []
+            for body in bodies {
+                do { results.append(.success(try await database.transaction(body))) } catch { results.append(.failure(error)) }
+            }
+            return results
+        }
+        let works = bodies.map { body in WriteBatcher.Work.code({ connection in try await body(connection) }) }
+        return await WriteBatcher.shared.submit(database: writer ?? database, key: batchKey, works: works).map { result in
+            result.flatMap { value in
+                guard let typed = value as? T else { return .failure(StoreError.invalid(field: "write", rule: "internal: unexpected result type")) }
+                return .success(typed)
+            }
+        }
+    }
+
     /// Inserts rows and appends their audit event, all or nothing. A unique index refusing a row fails with `duplicate`.
     ///
     /// Given as data rather than code so that the inserts of concurrent calls go in as one statement per
@@ -142,7 +161,7 @@ actor WriteBatcher {
         let key: String
         let database: any Database
         let work: Work
-        let done: CheckedContinuation<any Sendable, any Error>
+        let done: @Sendable (Result<any Sendable, any Error>) -> Void
     }
 
     private var queue: [Job] = []
@@ -152,11 +171,50 @@ actor WriteBatcher {
         // The configuration names the file, so requests from every event loop's pool share a batch.
         let key = key ?? String(describing: database.context.configuration)
         return try await withCheckedThrowingContinuation { continuation in
-            queue.append(Job(key: key, database: database, work: work, done: continuation))
-            if !draining {
-                draining = true
-                Task { await self.drain() }
+            enqueue(Job(key: key, database: database, work: work, done: { continuation.resume(with: $0) }))
+        }
+    }
+
+    /// Queues several writes at once, in order: they run in that order (sharing commits), each answered on its own.
+    func submit(database: any Database, key: String?, works: [Work]) async -> [Result<any Sendable, any Error>] {
+        guard !works.isEmpty else { return [] }
+        let key = key ?? String(describing: database.context.configuration)
+        return await withCheckedContinuation { continuation in
+            let answers = Answers(count: works.count) { continuation.resume(returning: $0) }
+            for (index, work) in works.enumerated() {
+                enqueue(Job(key: key, database: database, work: work, done: { answers.set(index, $0) }))
             }
+        }
+    }
+
+    private func enqueue(_ job: Job) {
+        queue.append(job)
+        if !draining {
+            draining = true
+            Task { await self.drain() }
+        }
+    }
+
+    /// Collects the answers of writes queued together and hands them over once all are in.
+    private final class Answers: @unchecked Sendable {
+        private let lock = NSLock()
+        private var results: [Result<any Sendable, any Error>?]
+        private var missing: Int
+        private let finished: @Sendable ([Result<any Sendable, any Error>]) -> Void
+
+        init(count: Int, finished: @escaping @Sendable ([Result<any Sendable, any Error>]) -> Void) {
+            results = Array(repeating: nil, count: count)
+            missing = count
+            self.finished = finished
+        }
+
+        func set(_ index: Int, _ result: Result<any Sendable, any Error>) {
+            let all: [Result<any Sendable, any Error>]? = lock.withLock {
+                results[index] = result
+                missing -= 1
+                return missing == 0 ? results.map { $0! } : nil
+            }
+            if let all { finished(all) }
         }
     }
 
@@ -231,11 +289,11 @@ actor WriteBatcher {
             }
         } catch {
             // The commit itself failed: nothing of the batch is on disk, so every request fails.
-            for job in batch { job.done.resume(throwing: error) }
+            for job in batch { job.done(.failure(error)) }
             return
         }
         for (job, outcome) in zip(batch, outcomes) {
-            job.done.resume(with: outcome ?? .failure(StoreError.invalid(field: "write", rule: "internal: not run")))
+            job.done(outcome ?? .failure(StoreError.invalid(field: "write", rule: "internal: not run")))
         }
     }
 

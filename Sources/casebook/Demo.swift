@@ -105,13 +105,17 @@ struct DemoTrial: Sendable {
             clock = Date()
         }
         // Screening to consent, many participants at once.
-        let screened = try await Self.concurrently(Array(0..<count)) { index in try await screen(index, context) }.compactMap { $0 }
+        var screened = try await Self.concurrently(Array(0..<count)) { index in try await screen(index, context) }.compactMap { $0 }
         phase("screening")
         // Allocation one at a time in screening order: the list hands out its slots in the order participants arrive.
+        var requests: [(participantID: UUID, now: Date)] = []
+        for index in screened.indices {
+            let at = screened[index].transplant.addingTimeInterval(86_400 * screened[index].random.uniform(1...5).rounded() + 10 * 3600)
+            requests.append((screened[index].participantID, at))
+        }
         var allocated: [(Screened, Allocation)] = []
-        for var participant in screened {
-            let at = participant.transplant.addingTimeInterval(86_400 * participant.random.uniform(1...5).rounded() + 10 * 3600)
-            allocated.append((participant, try await screening.allocate(participantID: participant.participantID, scope: scope, now: at)))
+        for (participant, result) in zip(screened, try await screening.allocateInOrder(requests, scope: scope)) {
+            allocated.append((participant, try result.get()))
         }
         phase("allocation")
         // The course after allocation, many at once again.

@@ -124,6 +124,33 @@ private struct Trial {
         }
     }
 
+    /// Allocations asked for together are made in the order given, sharing commits; one that is refused fails alone.
+    @Test(arguments: TestDatabase.available)
+    func allocationsInOrderTakeSlotsInThatOrder(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let trial = try await Trial.make(store)
+            var ids: [UUID] = []
+            for i in 1...6 { ids.append(try await trial.ready("P-\(i)").id) }
+            let unconsented = try await trial.screened("P-7")
+            _ = try await trial.screening.decideEligibility(participantID: unconsented.id, scope: trial.scope, now: now)
+            // Asked in reverse, with the one lacking consent in the middle.
+            let order = Array(ids.reversed().prefix(3)) + [unconsented.id] + Array(ids.reversed().dropFirst(3))
+            let results = try await trial.screening.allocateInOrder(order.map { ($0, now) }, scope: trial.scope)
+            #expect(results.count == 7)
+            if case .failure(let error) = results[3] {
+                #expect(error as? StoreError == .invalid(field: "consent", rule: "no consent in force to the current form version 1"))
+            } else {
+                Issue.record("allocated without consent")
+            }
+            let allocations = results.compactMap { try? $0.get() }
+            #expect(allocations.map(\.participantID) == order.filter { $0 != unconsented.id })
+            // All in one stratum (MELD-Na 32): positions follow the order asked.
+            #expect(allocations.map(\.position) == Array(1...6))
+            #expect(try await trial.participants.find(id: unconsented.id, scope: trial.scope).status == .eligible)
+            #expect(try await AuditChain.verify(on: store.database).isIntact)
+        }
+    }
+
     /// The next free slot is found through the index of unallocated slots, in order, with no sort of every free slot
     /// (SQLite refuses a statement whose INDEXED BY index cannot serve it).
     @Test func theNextFreeSlotIsFoundThroughItsIndex() async throws {

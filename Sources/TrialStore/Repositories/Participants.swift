@@ -1,4 +1,5 @@
 import FluentKit
+import FluentSQL
 import Foundation
 import TrialDomain
 
@@ -40,25 +41,23 @@ public struct FluentParticipantRepository: ParticipantRepository {
         if let problem = ScreeningNumber.validate(number) { throw StoreError.invalid(field: "screeningNumber", rule: problem) }
         guard scope.siteIDs.contains(siteID) else { throw StoreError.notFound(entity: "site", id: siteID.uuidString) }
         return try await store.write { tx in
-            if try await ParticipantModel.query(on: tx).filter(\.$siteID == siteID).filter(\.$screeningNumber == number).first() != nil {
+            let sql = tx as! any SQLDatabase
+            if try await sql.raw("SELECT id FROM participants WHERE site_id = \(bind: siteID) AND screening_number = \(bind: number)").first() != nil {
                 throw StoreError.duplicate(field: "screeningNumber", value: number)
             }
-            let model = ParticipantModel()
-            model.id = UUID()
-            model.siteID = siteID
-            model.screeningNumber = number
-            model.status = ParticipantStatus.screening.rawValue
-            model.createdAt = now
-            model.updatedAt = now
-            try await model.create(on: tx)
+            let participant = Participant(id: UUID(), siteID: siteID, screeningNumber: number, status: .screening, createdAt: now, updatedAt: now)
+            try await sql.raw("""
+                INSERT INTO participants (id, site_id, screening_number, status, created_at, updated_at)
+                VALUES (\(bind: participant.id), \(bind: siteID), \(bind: number), \(bind: participant.status.rawValue), \(bind: now), \(bind: now))
+                """).run()
             try await AuditChain.append(
-                on: tx, actor: scope.actor, action: .create, entity: "participant", entityID: model.id!.uuidString,
+                on: tx, actor: scope.actor, action: .create, entity: "participant", entityID: participant.id.uuidString,
                 siteID: siteID.uuidString, reason: nil,
                 changes: [
                     .init(field: "screeningNumber", old: nil, new: number),
-                    .init(field: "status", old: nil, new: model.status),
+                    .init(field: "status", old: nil, new: participant.status.rawValue),
                 ], now: now)
-            return try Self.participant(model)
+            return participant
         }
     }
 

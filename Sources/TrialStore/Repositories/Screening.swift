@@ -278,39 +278,48 @@ public struct FluentScreeningRepository: Sendable {
                     field: "eligibility",
                     rule: "cannot be confirmed while \(open.count) criteria cannot be told (\(open.map(\.code).joined(separator: ", "))); missing: \(missing.joined(separator: ", "))")
             }
-            let review = EligibilityReviewModel()
-            review.id = UUID()
-            review.participantID = participantID
-            review.outcome = assessment.outcome == .met ? "eligible" : "screen_failed"
-            review.failedCriteria = assessment.failed.map(\.code).joined(separator: ",")
-            review.assessment = String(decoding: try JSONEncoder.iso.encode(assessment), as: UTF8.self)
-            review.studyVersion = assessment.studyVersion
-            review.decidedBy = scope.actor
-            review.decidedAt = now
-            try await review.create(on: tx)
+            let reviewID = UUID()
+            let outcome = assessment.outcome == .met ? "eligible" : "screen_failed"
+            let failedCriteria = assessment.failed.map(\.code).joined(separator: ",")
+            let assessmentText = String(decoding: try JSONEncoder.iso.encode(assessment), as: UTF8.self)
+            try await (tx as! any SQLDatabase).raw("""
+                INSERT INTO eligibility_reviews (id, participant_id, outcome, failed_criteria, assessment, study_version, decided_by, decided_at)
+                VALUES (\(bind: reviewID), \(bind: participantID), \(bind: outcome), \(bind: failedCriteria), \(bind: assessmentText),
+                \(bind: assessment.studyVersion), \(bind: scope.actor), \(bind: now))
+                """).run()
             let newStatus: ParticipantStatus =
                 assessment.outcome == .met ? (file.validConsent == nil ? .eligible : .consented) : .screenFailed
             try await AuditChain.append(
-                on: tx, actor: scope.actor, action: .create, entity: "eligibility_review", entityID: review.id!.uuidString,
+                on: tx, actor: scope.actor, action: .create, entity: "eligibility_review", entityID: reviewID.uuidString,
                 siteID: file.participant.siteID.uuidString, reason: nil,
                 changes: [
-                    .init(field: "outcome", old: nil, new: review.outcome),
-                    .init(field: "failed_criteria", old: nil, new: review.failedCriteria.isEmpty ? nil : review.failedCriteria),
+                    .init(field: "outcome", old: nil, new: outcome),
+                    .init(field: "failed_criteria", old: nil, new: failedCriteria.isEmpty ? nil : failedCriteria),
                 ], now: now)
-            try await Self.setStatus(file.participant, to: newStatus, reason: "eligibility decided: \(review.outcome)", actor: scope.actor, now: now, on: tx)
+            try await Self.setStatus(file.participant, to: newStatus, reason: "eligibility decided: \(outcome)", actor: scope.actor, now: now, on: tx)
             return assessment
         }
     }
 
     static func setStatus(_ participant: Participant, to status: ParticipantStatus, reason: String, actor: String, now: Date, on tx: any Database) async throws {
-        guard participant.status != status, let model = try await ParticipantModel.find(participant.id, on: tx) else { return }
+        let sql = tx as! any SQLDatabase
+        // The status the caller read is normally still the stored one; the update says so, else it is read here.
+        var old = participant.status.rawValue
+        if try await sql.raw("""
+            UPDATE participants SET status = \(bind: status.rawValue), updated_at = \(bind: now), revision = revision + 1
+            WHERE id = \(bind: participant.id) AND status = \(bind: old) RETURNING id
+            """).first() == nil
+        {
+            guard let row = try await sql.raw("SELECT status FROM participants WHERE id = \(bind: participant.id)").first() else { return }
+            old = try row.decode(column: "status", as: String.self)
+            try await sql.raw("""
+                UPDATE participants SET status = \(bind: status.rawValue), updated_at = \(bind: now), revision = revision + 1 WHERE id = \(bind: participant.id)
+                """).run()
+        }
+        guard old != status.rawValue else { return }
         try await AuditChain.append(
             on: tx, actor: actor, action: .update, entity: "participant", entityID: participant.id.uuidString, siteID: participant.siteID.uuidString,
-            reason: reason, changes: [.init(field: "status", old: model.status, new: status.rawValue)], now: now)
-        model.status = status.rawValue
-        model.updatedAt = now
-        try await model.save(on: tx)
-        try await ParticipantRevision.bump(participant.id, on: tx)
+            reason: reason, changes: [.init(field: "status", old: old, new: status.rawValue)], now: now)
     }
 
     // MARK: Consent
@@ -330,23 +339,20 @@ public struct FluentScreeningRepository: Sendable {
             if let screening = file.anchors[file.study.anchors.first?.code ?? ""], AnchorTimes.day(signedAt) < AnchorTimes.day(screening) - 28 {
                 throw StoreError.invalid(field: "signedAt", rule: "is more than 28 days before screening (\(AnchorTimes.dayText(screening)))")
             }
-            let model = ConsentModel()
-            model.id = UUID()
-            model.participantID = participantID
-            model.formVersion = formVersion
-            model.signedAt = signedAt
-            model.takenBy = scope.actor
-            model.createdAt = now
-            try await model.create(on: tx)
+            let consentID = UUID()
+            try await (tx as! any SQLDatabase).raw("""
+                INSERT INTO consents (id, participant_id, form_version, signed_at, taken_by, created_at)
+                VALUES (\(bind: consentID), \(bind: participantID), \(bind: formVersion), \(bind: signedAt), \(bind: scope.actor), \(bind: now))
+                """).run()
             try await AuditChain.append(
-                on: tx, actor: scope.actor, action: .create, entity: "consent", entityID: model.id!.uuidString, siteID: file.participant.siteID.uuidString,
+                on: tx, actor: scope.actor, action: .create, entity: "consent", entityID: consentID.uuidString, siteID: file.participant.siteID.uuidString,
                 reason: nil,
                 changes: [.init(field: "form_version", old: nil, new: formVersion), .init(field: "signed_at", old: nil, new: AuditEntry.timestamp(signedAt))],
                 now: now)
             if file.participant.status == .eligible, formVersion == file.study.consent.current {
                 try await Self.setStatus(file.participant, to: .consented, reason: "consent recorded", actor: scope.actor, now: now, on: tx)
             }
-            return ConsentRecord(id: model.id!, formVersion: formVersion, signedAt: signedAt, takenBy: scope.actor, withdrawnAt: nil, withdrawalScope: nil)
+            return ConsentRecord(id: consentID, formVersion: formVersion, signedAt: signedAt, takenBy: scope.actor, withdrawnAt: nil, withdrawalScope: nil)
         }
     }
 
@@ -457,6 +463,29 @@ public struct FluentScreeningRepository: Sendable {
         }
     }
 
+    /// Allocates participants in the order given, as separate requests arriving one after another would be, but
+    /// sharing commits: the list hands out its slots in arrival order, so the order is the one that matters.
+    public func allocateInOrder(_ requests: [(participantID: UUID, now: Date)], scope: AccessScope) async throws -> [Result<Allocation, any Error>] {
+        // The files are read first, many at once; each is used inside its write only if nothing changed since.
+        var befores = [(file: ParticipantFile, revision: Int64)?](repeating: nil, count: requests.count)
+        let database = store.database
+        for chunk in stride(from: 0, to: requests.count, by: 64) {
+            await withTaskGroup(of: (Int, (file: ParticipantFile, revision: Int64)?).self) { group in
+                for index in chunk..<min(chunk + 64, requests.count) {
+                    let id = requests[index].participantID
+                    group.addTask { (index, try? await Self.cachedFileAndRevision(participantID: id, scope: scope, on: database)) }
+                }
+                for await (index, before) in group { befores[index] = before }
+            }
+        }
+        let bodies = zip(requests, befores).map { request, before in
+            { @Sendable (tx: any Database) async throws -> Allocation in
+                try await Self.allocate(participantID: request.participantID, scope: scope, now: request.now, before: before, on: tx)
+            }
+        }
+        return await store.writeInOrder(bodies)
+    }
+
     func existingAllocation(_ participantID: UUID, scope: AccessScope) async throws -> Allocation? {
         _ = try await FluentParticipantRepository.model(id: participantID, scope: scope, on: store.database)
         return try await RandomizationSlotModel.query(on: store.database).filter(\.$participantID == participantID).first().flatMap(Self.allocation)
@@ -468,9 +497,11 @@ public struct FluentScreeningRepository: Sendable {
         let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, on: tx)
         if let existing = file.allocation { return existing }
         let study = file.study
-        guard let list = try await RandomizationListModel.query(on: tx).filter(\.$studyCode == study.code).first() else {
+        let sql = tx as! any SQLDatabase
+        guard let listRow = try await sql.raw("SELECT id, method, seed FROM randomization_lists WHERE study_code = \(bind: study.code)").first() else {
             throw StoreError.invalid(field: "randomization", rule: "the allocation list has not been generated; the statistician generates it when the study goes live")
         }
+        let listID = try listRow.decode(column: "id", as: UUID.self), method = try listRow.decode(column: "method", as: String.self)
         guard file.lastDecision == "eligible" else {
             throw StoreError.invalid(field: "eligibility", rule: "an investigator must confirm eligibility before allocation")
         }
@@ -494,23 +525,22 @@ public struct FluentScreeningRepository: Sendable {
         } catch let error as RandomizationError {
             throw StoreError.invalid(field: "stratum", rule: error.description)
         }
-        let sql = tx as! any SQLDatabase
         let isPostgres = sql.dialect.name != "sqlite"
         let slotID: UUID
-        if list.method == "minimization" {
+        if method == "minimization" {
             // One allocation at a time per list, so the counts it reads are the counts it changes.
-            if isPostgres { try await sql.raw("SELECT id FROM randomization_lists WHERE id = \(bind: list.id!) FOR UPDATE").run() }
-            let taken = try await RandomizationSlotModel.query(on: tx).filter(\.$listID == list.id!).all()
+            if isPostgres { try await sql.raw("SELECT id FROM randomization_lists WHERE id = \(bind: listID) FOR UPDATE").run() }
+            let taken = try await RandomizationSlotModel.query(on: tx).filter(\.$listID == listID).all()
             let levels = stratum.split(separator: "|").map(String.init)
             let counts = levels.map { level in
                 Dictionary(grouping: taken.filter { $0.stratum.split(separator: "|").map(String.init).contains(level) }, by: \.arm).mapValues(\.count)
             }
-            var rng = ChaCha20Generator(seed: ChaCha20Generator.seed(hex: list.seed)!, stream: UInt64(taken.count))
+            var rng = ChaCha20Generator(seed: ChaCha20Generator.seed(hex: try listRow.decode(column: "seed", as: String.self))!, stream: UInt64(taken.count))
             let arm = Minimization.choose(
                 arms: study.arms.map { ($0.code, $0.ratio) }, counts: counts, probability: study.randomization.minimizationProbability ?? 0.8, using: &rng)
             let slot = RandomizationSlotModel()
             slot.id = UUID()
-            slot.listID = list.id!
+            slot.listID = listID
             slot.stratum = stratum
             slot.position = taken.filter { $0.stratum == stratum }.count + 1
             slot.block = 0
@@ -519,23 +549,27 @@ public struct FluentScreeningRepository: Sendable {
             try await slot.create(on: tx)
             slotID = slot.id!
         } else {
-            guard let row = try await sql.raw(Self.nextFreeSlot(list: list.id!, stratum: stratum, postgres: isPostgres)).first()
+            guard let row = try await sql.raw(Self.nextFreeSlot(list: listID, stratum: stratum, postgres: isPostgres)).first()
             else { throw StoreError.invalid(field: "randomization", rule: RandomizationError.listExhausted(stratum: stratum).description) }
             slotID = try row.decode(column: "id", as: UUID.self)
         }
-        try await sql.raw("""
+        guard let slot = try await sql.raw("""
             UPDATE randomization_slots SET participant_id = \(bind: participantID), allocated_at = \(bind: now), allocated_by = \(bind: scope.actor)
-            WHERE id = \(bind: slotID)
-            """).run()
-        guard let slot = try await RandomizationSlotModel.find(slotID, on: tx), let allocation = Self.allocation(slot) else {
-            throw StoreError.notFound(entity: "allocation", id: participantID.uuidString)
-        }
+            WHERE id = \(bind: slotID) RETURNING arm, stratum, position, allocated_at
+            """).first()
+        else { throw StoreError.notFound(entity: "allocation", id: participantID.uuidString) }
+        let allocation = Allocation(
+            participantID: participantID, arm: try slot.decode(column: "arm", as: String.self), stratum: try slot.decode(column: "stratum", as: String.self),
+            position: try slot.decode(column: "position", as: Int.self), allocatedAt: try slot.decode(column: "allocated_at", as: Date.self), allocatedBy: scope.actor)
         try await AuditChain.append(
             on: tx, actor: scope.actor, action: .create, entity: "allocation", entityID: participantID.uuidString, siteID: file.participant.siteID.uuidString,
             reason: nil,
-            changes: [.init(field: "arm", old: nil, new: slot.arm), .init(field: "stratum", old: nil, new: slot.stratum), .init(field: "position", old: nil, new: String(slot.position))],
+            changes: [
+                .init(field: "arm", old: nil, new: allocation.arm), .init(field: "stratum", old: nil, new: allocation.stratum),
+                .init(field: "position", old: nil, new: String(allocation.position)),
+            ],
             now: now)
-        try await Self.setStatus(file.participant, to: .randomized, reason: "allocated to \(slot.arm)", actor: scope.actor, now: now, on: tx)
+        try await Self.setStatus(file.participant, to: .randomized, reason: "allocated to \(allocation.arm)", actor: scope.actor, now: now, on: tx)
         return allocation
     }
 
