@@ -112,9 +112,14 @@ public enum AuditChain {
         while state.broken == nil {
             state.pageRows = 0
             if let lite = database as? any SQLiteDatabase {
-                // SQLite rows straight from the driver: the generic row decoder costs more than the hash.
-                try await lite.query(select, [.integer(.init(state.expectedSequence))]) { row in
-                    state.check(Result { try AuditChain.read(row) }, sequence: { if case .integer(let n) = row.column("sequence") { Int64(n) } else { nil } })
+                // SQLite rows straight from the connection, handed over on its own thread as they are stepped (the
+                // database wrapper's query would schedule each row on the event loop), and not through the generic
+                // row decoder, which costs more than the hash.
+                let binds: [SQLiteData] = [.integer(.init(state.expectedSequence))]
+                try await lite.withConnection { connection in
+                    try await connection.query(select, binds) { row in
+                        state.check(Result { try AuditChain.read(row) }, sequence: { if case .integer(let n) = row.column("sequence") { Int64(n) } else { nil } })
+                    }
                 }
             } else {
                 // Other drivers hand rows over on an event loop, which must not wait for a hashing slot: smaller pages,
