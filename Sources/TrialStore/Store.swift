@@ -22,7 +22,7 @@ public struct Store: Sendable {
     /// The store of an application's databases: the default one, and on SQLite the writers' own connections.
     public init(databases: Databases, logger: Logger, on eventLoop: any EventLoop) {
         self.database = databases.database(logger: logger, on: eventLoop)!
-        self.writer = databases.ids().contains(.sqliteWriter) ? databases.database(.sqliteWriter, logger: logger, on: eventLoop) : nil
+        self.writer = databases.configuration(for: .sqliteWriter) == nil ? nil : databases.database(.sqliteWriter, logger: logger, on: eventLoop)
         self.batchKey = "\(ObjectIdentifier(databases))"
     }
 

@@ -111,16 +111,16 @@ extension Request {
             throw BodyError(status: .badRequest, message: "body: a JSON object is required")
         }
         let data = Data(buffer.readableBytesView)
-        let object: Any
+        let decoder = JSONDecoder()
+        let keys: Set<String>
         do {
-            object = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+            keys = try decoder.decode(TopLevelKeys.self, from: data).keys
+        } catch DecodingError.typeMismatch {
+            throw BodyError(status: .badRequest, message: "body: must be a JSON object")
         } catch {
             throw BodyError(status: .badRequest, message: "body: malformed JSON")
         }
-        guard let dictionary = object as? [String: Any] else {
-            throw BodyError(status: .badRequest, message: "body: must be a JSON object")
-        }
-        let unknown = Set(dictionary.keys).subtracting(T.fields).sorted()
+        let unknown = keys.subtracting(T.fields).sorted()
         if !unknown.isEmpty {
             throw BodyError(
                 status: .unprocessableEntity,
@@ -128,9 +128,25 @@ extension Request {
                     + " (allowed: \(T.fields.sorted().joined(separator: ", ")))")
         }
         do {
-            return try JSONDecoder().decode(T.self, from: data)
+            return try decoder.decode(T.self, from: data)
         } catch let error as DecodingError {
             throw BodyError(status: .unprocessableEntity, message: BodyError.describe(error))
         }
+    }
+}
+
+/// The names of a JSON object's members, read without their values' types mattering.
+private struct TopLevelKeys: Decodable {
+    let keys: Set<String>
+
+    private struct Name: CodingKey {
+        let stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    init(from decoder: any Decoder) throws {
+        keys = Set(try decoder.container(keyedBy: Name.self).allKeys.map(\.stringValue))
     }
 }
