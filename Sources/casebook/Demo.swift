@@ -45,7 +45,7 @@ struct DemoTrial: Sendable {
     let store: Store
     let seed: UInt64
     /// Participants entered at once: their writes share commits, as a site's concurrent entries would.
-    static let width = 64
+    static let width = 256
 
     init(store: Store, seed: UInt64) {
         self.store = store
