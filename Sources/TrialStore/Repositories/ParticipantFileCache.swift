@@ -23,11 +23,10 @@ final class ParticipantFileCache: @unchecked Sendable {
     func file(
         _ key: Key, revision: Int64, studyHash: String, load: @escaping @Sendable () async throws -> ParticipantFile
     ) async throws -> ParticipantFile {
-        let task: Task<ParticipantFile, any Error> = lock.withLock {
-            if let entry = entries[key], entry.revision == revision, entry.studyHash == studyHash {
-                return Task { entry.file }
-            }
-            if let pending = loading[key], pending.revision == revision, pending.studyHash == studyHash { return pending.task }
+        enum Found { case kept(ParticipantFile), reading(Task<ParticipantFile, any Error>) }
+        let found: Found = lock.withLock {
+            if let entry = entries[key], entry.revision == revision, entry.studyHash == studyHash { return .kept(entry.file) }
+            if let pending = loading[key], pending.revision == revision, pending.studyHash == studyHash { return .reading(pending.task) }
             let task = Task {
                 do {
                     let file = try await load()
@@ -39,9 +38,12 @@ final class ParticipantFileCache: @unchecked Sendable {
                 }
             }
             loading[key] = (revision, studyHash, task)
-            return task
+            return .reading(task)
         }
-        return try await task.value
+        switch found {
+        case .kept(let file): return file
+        case .reading(let task): return try await task.value
+        }
     }
 
     private func finish(_ key: Key, revision: Int64, studyHash: String, file: ParticipantFile?) {
@@ -57,13 +59,6 @@ final class ParticipantFileCache: @unchecked Sendable {
         lock.withLock {
             guard let entry = entries[key], entry.revision == revision, entry.studyHash == studyHash else { return nil }
             return entry.file
-        }
-    }
-
-    func set(_ key: Key, revision: Int64, studyHash: String, file: ParticipantFile) {
-        lock.withLock {
-            if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
-            entries[key] = (revision, studyHash, file)
         }
     }
 }

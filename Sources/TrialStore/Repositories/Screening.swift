@@ -302,6 +302,7 @@ public struct FluentScreeningRepository: Sendable {
     }
 
     static func setStatus(_ participant: Participant, to status: ParticipantStatus, reason: String, actor: String, now: Date, on tx: any Database) async throws {
+        guard participant.status != status else { return }
         let sql = tx as! any SQLDatabase
         // The status the caller read is normally still the stored one; the update says so, else it is read here.
         var old = participant.status.rawValue
@@ -312,11 +313,11 @@ public struct FluentScreeningRepository: Sendable {
         {
             guard let row = try await sql.raw("SELECT status FROM participants WHERE id = \(bind: participant.id)").first() else { return }
             old = try row.decode(column: "status", as: String.self)
+            guard old != status.rawValue else { return }
             try await sql.raw("""
                 UPDATE participants SET status = \(bind: status.rawValue), updated_at = \(bind: now), revision = revision + 1 WHERE id = \(bind: participant.id)
                 """).run()
         }
-        guard old != status.rawValue else { return }
         try await AuditChain.append(
             on: tx, actor: actor, action: .update, entity: "participant", entityID: participant.id.uuidString, siteID: participant.siteID.uuidString,
             reason: reason, changes: [.init(field: "status", old: old, new: status.rawValue)], now: now)
