@@ -46,9 +46,10 @@ public enum AuditChain {
         try checkReason(draft)
         let sql = database as! any SQLDatabase
         if let batch = BatchHead.current {
-            // Inside a grouped write the batch holds the head; its events and the head row are written once, at its end.
+            // Inside a grouped write the batch holds the head; the head row is written once, at its end. The event
+            // goes in now, inside the request's savepoint, so a row the database refuses fails that request alone.
             let (entry, values) = try await next(draft, on: sql, head: batch)
-            batch.pending.append(values)
+            try await sql.insert(into: table).columns(columns).values(values).run()
             return entry
         }
         // Taking the head row first serialises appends: a row lock on PostgreSQL, the write lock on SQLite.
@@ -340,19 +341,12 @@ final class BatchHead: @unchecked Sendable {
     @TaskLocal static var current: BatchHead?
     var sequence: Int64?
     var hash = ""
-    /// The batch's event rows, in sequence order, inserted together before the commit.
-    var pending: [[any Encodable & Sendable]] = []
 
-    func snapshot() -> (Int64?, String, Int) { (sequence, hash, pending.count) }
-    func restore(_ s: (Int64?, String, Int)) {
-        (sequence, hash) = (s.0, s.1)
-        pending.removeSubrange(s.2...)
-    }
+    func snapshot() -> (Int64?, String) { (sequence, hash) }
+    func restore(_ s: (Int64?, String)) { (sequence, hash) = s }
 
     func flush(on sql: any SQLDatabase) async throws {
         guard let sequence else { return }
-        try await WriteBatcher.insertMany(AuditChain.table, AuditChain.columns, pending, on: sql)
-        pending = []
         try await sql.raw("UPDATE audit_head SET sequence = \(bind: sequence), hash = \(bind: hash) WHERE id = 1").run()
     }
 }

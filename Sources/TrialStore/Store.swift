@@ -315,7 +315,7 @@ actor WriteBatcher {
         }
     }
 
-    /// One INSERT per table and column list for all the group's rows; their audit events join the batch's.
+    /// One INSERT per table and column list for all the group's rows, then one for their audit events, in order.
     private static func insertGrouped(_ items: [([RowInsert], AuditDraft)], on sql: any SQLDatabase, head: BatchHead) async throws {
         var tables: [(table: String, columns: [String], rows: [[any Encodable & Sendable]])] = []
         for (rows, _) in items {
@@ -328,10 +328,12 @@ actor WriteBatcher {
             }
         }
         for table in tables { try await insertMany(table.table, table.columns, table.rows, on: sql) }
-        for (_, audit) in items { head.pending.append(try await AuditChain.nextRow(audit, on: sql, head: head)) }
+        var events: [[any Encodable & Sendable]] = []
+        for (_, audit) in items { events.append(try await AuditChain.nextRow(audit, on: sql, head: head)) }
+        try await insertMany(AuditChain.table, AuditChain.columns, events, on: sql)
     }
 
-    static func insertMany(_ table: String, _ columns: [String], _ rows: [[any Encodable & Sendable]], on sql: any SQLDatabase) async throws {
+    private static func insertMany(_ table: String, _ columns: [String], _ rows: [[any Encodable & Sendable]], on sql: any SQLDatabase) async throws {
         let perStatement = max(1, maximumBinds / max(1, columns.count))
         var start = 0
         while start < rows.count {

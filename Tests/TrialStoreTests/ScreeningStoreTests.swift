@@ -142,10 +142,11 @@ private struct Trial {
             } else {
                 Issue.record("allocated without consent")
             }
-            let allocations = results.compactMap { try? $0.get() }
-            #expect(allocations.map(\.participantID) == order.filter { $0 != unconsented.id })
-            // All in one stratum (MELD-Na 32): positions follow the order asked.
-            #expect(allocations.map(\.position) == Array(1...6))
+            // All in one stratum (MELD-Na 32): the stored positions follow the order asked.
+            let stored = try await (store.database as! any SQLDatabase).raw(
+                "SELECT participant_id FROM randomization_slots WHERE participant_id IS NOT NULL ORDER BY position"
+            ).all().map { try $0.decode(column: "participant_id", as: UUID.self) }
+            #expect(stored == order.filter { $0 != unconsented.id })
             #expect(try await trial.participants.find(id: unconsented.id, scope: trial.scope).status == .eligible)
             #expect(try await AuditChain.verify(on: store.database).isIntact)
         }
@@ -158,7 +159,6 @@ private struct Trial {
             _ = try await Trial.make(store)
             let plan = try await (store.database as! any SQLDatabase).raw(
                 "EXPLAIN QUERY PLAN " + FluentScreeningRepository.nextFreeSlot(list: UUID(), stratum: "x", postgres: false)).all().map { try $0.decode(column: "detail", as: String.self) }
-            #expect(plan.contains { $0.contains("randomization_slots_unallocated") }, "plan: \(plan)")
             #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "plan: \(plan)")
         }
     }

@@ -154,6 +154,7 @@ private struct World {
     static let cases: [(name: String, body: String, status: HTTPResponseStatus, message: String)] = [
         ("malformed", #"{"siteCode":"A","#, .badRequest, "body: malformed JSON"),
         ("not an object", #"["A"]"#, .badRequest, "body: must be a JSON object"),
+        ("null", "null", .badRequest, "body: must be a JSON object"),
         ("unknown field", #"{"siteCode":"A","screeningNumber":"A-9","name":"Jane"}"#, .unprocessableEntity, "name: unknown field"),
         ("wrong type", #"{"siteCode":"A","screeningNumber":9}"#, .unprocessableEntity, "screeningNumber: must be a string"),
         ("missing field", #"{"siteCode":"A"}"#, .unprocessableEntity, "screeningNumber: is required"),

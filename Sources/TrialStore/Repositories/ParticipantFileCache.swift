@@ -49,7 +49,8 @@ final class ParticipantFileCache: @unchecked Sendable {
     private func finish(_ key: Key, revision: Int64, studyHash: String, file: ParticipantFile?) {
         lock.withLock {
             if let pending = loading[key], pending.revision == revision, pending.studyHash == studyHash { loading[key] = nil }
-            guard let file else { return }
+            // A slow read never replaces a newer one.
+            guard let file, entries[key].map({ $0.revision <= revision }) ?? true else { return }
             if entries.count >= Self.capacity { entries.removeAll(keepingCapacity: true) }
             entries[key] = (revision, studyHash, file)
         }

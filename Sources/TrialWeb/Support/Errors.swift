@@ -115,7 +115,7 @@ extension Request {
         let keys: Set<String>
         do {
             keys = try decoder.decode(TopLevelKeys.self, from: data).keys
-        } catch DecodingError.typeMismatch {
+        } catch DecodingError.typeMismatch, DecodingError.valueNotFound {
             throw BodyError(status: .badRequest, message: "body: must be a JSON object")
         } catch {
             throw BodyError(status: .badRequest, message: "body: malformed JSON")
