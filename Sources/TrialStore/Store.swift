@@ -41,14 +41,10 @@ public struct Store: Sendable {
     /// alone), commits once, and only then answers every call. The commit is durable for all of them at the cost of
     /// one, and the audit chain's head is taken once per batch instead of once per call.
     public func write<T: Sendable>(_ body: @escaping @Sendable (any Database) async throws -> T) async throws -> T {
-        guard groupsWrites else { return try await database.transaction(body) }
-        let result = try await WriteBatcher.shared.submit(
-            database: writer ?? database, key: batchKey, work: .code({ connection in try await body(connection) }))
-        guard let typed = result as? T else { throw StoreError.invalid(field: "write", rule: "internal: unexpected result type") }
-        return typed
+        try await writeInOrder([body])[0].get()
     }
 
-    /// Runs each body as `write` would, in the order given: each in its own transaction or savepoint, each with its own
+    /// Runs each body in the order given, each in its own transaction or savepoint (as `write` does for one), each with its own
     /// outcome, consecutive ones sharing commits. For writes whose order matters, such as allocations in arrival order.
     public func writeInOrder<T: Sendable>(_ bodies: [@Sendable (any Database) async throws -> T]) async -> [Result<T, any Error>] {
         guard groupsWrites else {
@@ -168,16 +164,13 @@ actor WriteBatcher {
     private var draining = false
 
     func submit(database: any Database, key: String?, work: Work) async throws -> any Sendable {
-        // The configuration names the file, so requests from every event loop's pool share a batch.
-        let key = key ?? String(describing: database.context.configuration)
-        return try await withCheckedThrowingContinuation { continuation in
-            enqueue(Job(key: key, database: database, work: work, done: { continuation.resume(with: $0) }))
-        }
+        try await submit(database: database, key: key, works: [work])[0].get()
     }
 
     /// Queues several writes at once, in order: they run in that order (sharing commits), each answered on its own.
     func submit(database: any Database, key: String?, works: [Work]) async -> [Result<any Sendable, any Error>] {
         guard !works.isEmpty else { return [] }
+        // The configuration names the file, so requests from every event loop's pool share a batch.
         let key = key ?? String(describing: database.context.configuration)
         return await withCheckedContinuation { continuation in
             let answers = Answers(count: works.count) { continuation.resume(returning: $0) }

@@ -25,7 +25,7 @@ final class ParticipantFileCache: @unchecked Sendable {
     ) async throws -> ParticipantFile {
         enum Found { case kept(ParticipantFile), reading(Task<ParticipantFile, any Error>) }
         let found: Found = lock.withLock {
-            if let entry = entries[key], entry.revision == revision, entry.studyHash == studyHash { return .kept(entry.file) }
+            if let file = kept(key, revision: revision, studyHash: studyHash) { return .kept(file) }
             if let pending = loading[key], pending.revision == revision, pending.studyHash == studyHash { return .reading(pending.task) }
             let task = Task {
                 do {
@@ -57,10 +57,13 @@ final class ParticipantFileCache: @unchecked Sendable {
     }
 
     func get(_ key: Key, revision: Int64, studyHash: String) -> ParticipantFile? {
-        lock.withLock {
-            guard let entry = entries[key], entry.revision == revision, entry.studyHash == studyHash else { return nil }
-            return entry.file
-        }
+        lock.withLock { kept(key, revision: revision, studyHash: studyHash) }
+    }
+
+    /// Call holding the lock.
+    private func kept(_ key: Key, revision: Int64, studyHash: String) -> ParticipantFile? {
+        guard let entry = entries[key], entry.revision == revision, entry.studyHash == studyHash else { return nil }
+        return entry.file
     }
 }
 

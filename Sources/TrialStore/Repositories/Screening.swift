@@ -219,19 +219,14 @@ public struct FluentScreeningRepository: Sendable {
                 withdrawnAt: try $0.decode(column: "withdrawn_at", as: Date?.self),
                 withdrawalScope: try $0.decode(column: "withdrawal_scope", as: String?.self).flatMap(WithdrawalScope.init(rawValue:)))
         }
-        var allocation: Allocation?
-        if let arm = try row.decode(column: "arm", as: String?.self), let at = try row.decode(column: "allocated_at", as: Date?.self) {
-            allocation = Allocation(
-                participantID: participantID, arm: arm, stratum: try row.decode(column: "stratum", as: String.self), position: try row.decode(column: "position", as: Int.self),
-                allocatedAt: at, allocatedBy: try row.decode(column: "allocated_by", as: String?.self) ?? "")
-        }
+        let allocation = try Self.allocation(row, participantID: participantID)
         var infusion: InfusionInput?
         if let lot = try row.decode(column: "product_lot", as: String?.self) {
             infusion = InfusionInput(
                 productLot: lot, particles: try row.decode(column: "particles", as: Double.self), volumeML: try row.decode(column: "volume_ml", as: Double.self),
                 startedAt: try row.decode(column: "started_at", as: Date.self), stoppedAt: try row.decode(column: "stopped_at", as: Date.self),
                 rateMLPerHour: try row.decode(column: "rate_ml_per_hour", as: Double.self),
-                interruptions: Self.interruptions(try row.decode(column: "interruptions", as: String.self)))
+                interruptions: (try? JSONDecoder.iso.decode([Interruption].self, from: Data(try row.decode(column: "interruptions", as: String.self).utf8))) ?? [])
         }
         return ParticipantFile(
             participant: participant, siteCode: try row.decode(column: "site_code", as: String.self), study: study, values: values,
@@ -239,19 +234,13 @@ public struct FluentScreeningRepository: Sendable {
             allocation: allocation, infusion: infusion, visitDates: visitDates)
     }
 
-    static func allocation(_ slot: RandomizationSlotModel) -> Allocation? {
-        guard let participant = slot.participantID, let at = slot.allocatedAt else { return nil }
-        return Allocation(participantID: participant, arm: slot.arm, stratum: slot.stratum, position: slot.position, allocatedAt: at, allocatedBy: slot.allocatedBy ?? "")
-    }
-
-    static func interruptions(_ text: String) -> [Interruption] {
-        (try? JSONDecoder.iso.decode([Interruption].self, from: Data(text.utf8))) ?? []
-    }
-
-    static func infusion(_ m: InfusionModel) -> InfusionInput {
-        InfusionInput(
-            productLot: m.productLot, particles: m.particles, volumeML: m.volumeML, startedAt: m.startedAt, stoppedAt: m.stoppedAt,
-            rateMLPerHour: m.rateMLPerHour, interruptions: interruptions(m.interruptions))
+    /// A slot's allocation from a row with its `arm`, `stratum`, `position`, `allocated_at` and `allocated_by`; nil if
+    /// the slot is not allocated.
+    static func allocation(_ row: any SQLRow, participantID: UUID) throws -> Allocation? {
+        guard let arm = try row.decode(column: "arm", as: String?.self), let at = try row.decode(column: "allocated_at", as: Date?.self) else { return nil }
+        return Allocation(
+            participantID: participantID, arm: arm, stratum: try row.decode(column: "stratum", as: String.self), position: try row.decode(column: "position", as: Int.self),
+            allocatedAt: at, allocatedBy: try row.decode(column: "allocated_by", as: String?.self) ?? "")
     }
 
     // MARK: Eligibility
@@ -489,7 +478,10 @@ public struct FluentScreeningRepository: Sendable {
 
     func existingAllocation(_ participantID: UUID, scope: AccessScope) async throws -> Allocation? {
         _ = try await FluentParticipantRepository.model(id: participantID, scope: scope, on: store.database)
-        return try await RandomizationSlotModel.query(on: store.database).filter(\.$participantID == participantID).first().flatMap(Self.allocation)
+        let row = try await (store.database as! any SQLDatabase).raw(
+            "SELECT arm, stratum, position, allocated_at, allocated_by FROM randomization_slots WHERE participant_id = \(bind: participantID)"
+        ).first()
+        return try row.flatMap { try Self.allocation($0, participantID: participantID) }
     }
 
     static func allocate(
@@ -554,14 +546,12 @@ public struct FluentScreeningRepository: Sendable {
             else { throw StoreError.invalid(field: "randomization", rule: RandomizationError.listExhausted(stratum: stratum).description) }
             slotID = try row.decode(column: "id", as: UUID.self)
         }
-        guard let slot = try await sql.raw("""
-            UPDATE randomization_slots SET participant_id = \(bind: participantID), allocated_at = \(bind: now), allocated_by = \(bind: scope.actor)
-            WHERE id = \(bind: slotID) RETURNING arm, stratum, position, allocated_at
-            """).first()
+        guard let row = try await sql.raw("""
+                UPDATE randomization_slots SET participant_id = \(bind: participantID), allocated_at = \(bind: now), allocated_by = \(bind: scope.actor)
+                WHERE id = \(bind: slotID) RETURNING arm, stratum, position, allocated_at, allocated_by
+                """).first(),
+            let allocation = try Self.allocation(row, participantID: participantID)
         else { throw StoreError.notFound(entity: "allocation", id: participantID.uuidString) }
-        let allocation = Allocation(
-            participantID: participantID, arm: try slot.decode(column: "arm", as: String.self), stratum: try slot.decode(column: "stratum", as: String.self),
-            position: try slot.decode(column: "position", as: Int.self), allocatedAt: try slot.decode(column: "allocated_at", as: Date.self), allocatedBy: scope.actor)
         try await AuditChain.append(
             on: tx, actor: scope.actor, action: .create, entity: "allocation", entityID: participantID.uuidString, siteID: file.participant.siteID.uuidString,
             reason: nil,
