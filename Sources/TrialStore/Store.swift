@@ -1,5 +1,6 @@
 import FluentKit
 import FluentSQL
+import FluentSQLiteDriver
 import Foundation
 import Logging
 
@@ -78,6 +79,34 @@ public struct Store: Sendable {
             database: writer ?? database, key: batchKey, work: .rows(rows, audit: audit, duplicate: duplicate))
     }
 
+    /// Inserts rows worked out from facts read inside the write itself: `probe` reads at most one row, and `build`
+    /// turns that row (nil when there is none) into the rows, their audit event and the caller's answer, or throws to
+    /// refuse. The checks `build` makes therefore still hold at the commit.
+    ///
+    /// Concurrent calls with the same probe read all their rows with one statement and go in as grouped rows, as
+    /// `insert` does.
+    public func insert<T: Sendable>(
+        probe: Probe, duplicate: StoreError, build: @escaping @Sendable ((any SQLRow)?) throws -> CheckedRows<T>
+    ) async throws -> T {
+        let work = CheckedInsert(probe: probe, duplicate: duplicate) { row in
+            let built = try build(row)
+            return CheckedRows<any Sendable>(rows: built.rows, audit: built.audit, answer: built.answer)
+        }
+        let answer: any Sendable
+        if groupsWrites {
+            answer = try await WriteBatcher.shared.submit(database: writer ?? database, key: batchKey, work: .checked(work))
+        } else {
+            answer = try await database.transaction { tx in
+                let built = try work.build(try await (tx as! any SQLDatabase).raw(Probe.query([probe])).first())
+                try AuditChain.checkReason(built.audit)
+                try await Self.insertAlone(built.rows, audit: built.audit, duplicate: duplicate, on: tx)
+                return built.answer
+            }
+        }
+        guard let typed = answer as? T else { throw StoreError.invalid(field: "write", rule: "internal: unexpected result type") }
+        return typed
+    }
+
     static func insertAlone(_ rows: [RowInsert], audit: AuditDraft, duplicate: StoreError, on tx: any Database) async throws {
         let sql = tx as! any SQLDatabase
         for row in rows {
@@ -139,6 +168,54 @@ public struct RowInsert: Sendable {
     }
 }
 
+/// What a write reads before it decides what to insert: `select` reads from a table `probe` of one row per write
+/// (its `columns` and `probe_index`) and gives each write at most one row, with `probe_index` among its columns.
+/// Writes with the same `select` share one statement.
+public struct Probe: Sendable {
+    public var select: String
+    public var columns: [String]
+    public var values: [any Encodable & Sendable]
+
+    public init(select: String, columns: [String], values: [any Encodable & Sendable]) {
+        precondition(columns.count == values.count, "one value per column")
+        self.select = select
+        self.columns = columns
+        self.values = values
+    }
+
+    /// One statement for probes that share a `select`, each numbered by its place in the list.
+    static func query(_ probes: [Probe]) -> SQLQueryString {
+        var query: SQLQueryString = "WITH probe(probe_index"
+        for column in probes[0].columns { query = query + ", \(ident: column)" }
+        query = query + ") AS (VALUES "
+        for (index, probe) in probes.enumerated() {
+            query = query + (index == 0 ? "(" : ", (") + "\(bind: index)"
+            for value in probe.values { query = query + ", \(bind: value)" }
+            query = query + ")"
+        }
+        return query + ") " + SQLQueryString(probes[0].select)
+    }
+}
+
+/// What a checked insert writes, and what its caller is answered.
+public struct CheckedRows<Answer: Sendable>: Sendable {
+    public var rows: [RowInsert]
+    public var audit: AuditDraft
+    public var answer: Answer
+
+    public init(rows: [RowInsert], audit: AuditDraft, answer: Answer) {
+        self.rows = rows
+        self.audit = audit
+        self.answer = answer
+    }
+}
+
+struct CheckedInsert: Sendable {
+    let probe: Probe
+    let duplicate: StoreError
+    let build: @Sendable ((any SQLRow)?) throws -> CheckedRows<any Sendable>
+}
+
 /// Groups concurrent writes into shared transactions, one database at a time and one transaction at a time in this
 /// process (so SQLite's busy handler never spins on a thread the lock holder needs).
 actor WriteBatcher {
@@ -151,6 +228,7 @@ actor WriteBatcher {
     enum Work: Sendable {
         case code(@Sendable (any Database) async throws -> any Sendable)
         case rows([RowInsert], audit: AuditDraft, duplicate: StoreError)
+        case checked(CheckedInsert)
     }
 
     struct Job {
@@ -230,6 +308,8 @@ actor WriteBatcher {
         do {
             outcomes = try await batch[0].database.withConnection { connection in
                 let sql = connection as! any SQLDatabase
+                // On SQLite the grouped statements go to the connection itself, their values bound as the driver's own.
+                let lite = try await (connection as? any SQLiteDatabase)?.withConnection { $0 }
                 let begin = sql.dialect.name == "sqlite" ? "BEGIN IMMEDIATE" : "BEGIN"
                 let head = BatchHead()
                 var results = [Result<any Sendable, any Error>?](repeating: nil, count: works.count)
@@ -241,9 +321,28 @@ actor WriteBatcher {
                             results[index] = try await Self.alone(sql, head) { try await body(connection) }
                         }
 
-                        let grouped = works.indices.compactMap { index -> (Int, [RowInsert], AuditDraft, StoreError)? in
+                        var grouped = works.indices.compactMap { index -> (Int, [RowInsert], AuditDraft, StoreError)? in
                             guard case .rows(let rows, let audit, let duplicate) = works[index] else { return nil }
                             return (index, rows, audit, duplicate)
+                        }
+                        let checked = works.indices.compactMap { index -> (Int, CheckedInsert)? in
+                            guard case .checked(let work) = works[index] else { return nil }
+                            return (index, work)
+                        }
+                        if !checked.isEmpty {
+                            // The probes first, one statement for each kind; what each write builds from its row joins the group.
+                            let rows = try await Self.probe(checked.map(\.1.probe), on: sql, lite: lite)
+                            for (n, (index, work)) in checked.enumerated() {
+                                do {
+                                    let built = try work.build(rows[n])
+                                    try AuditChain.checkReason(built.audit)
+                                    grouped.append((index, built.rows, built.audit, work.duplicate))
+                                    results[index] = .success(built.answer)
+                                } catch {
+                                    results[index] = .failure(error)
+                                }
+                            }
+                            grouped.sort { $0.0 < $1.0 }
                         }
                         if !grouped.isEmpty {
                             // With nothing before it in the transaction, the group needs no savepoint of its own.
@@ -251,9 +350,9 @@ actor WriteBatcher {
                             let before = head.snapshot()
                             if !alone { try await sql.raw("SAVEPOINT grouped").run() }
                             do {
-                                try await Self.insertGrouped(grouped.map { ($0.1, $0.2) }, on: sql, head: head)
+                                try await Self.insertGrouped(grouped.map { ($0.1, $0.2) }, on: sql, lite: lite, head: head)
                                 if !alone { try await sql.raw("RELEASE grouped").run() }
-                                for item in grouped { results[item.0] = .success(()) }
+                                for item in grouped where results[item.0] == nil { results[item.0] = .success(()) }
                             } catch {
                                 // Someone in the group is at fault: find out who, one savepoint each.
                                 if alone {
@@ -265,8 +364,10 @@ actor WriteBatcher {
                                 }
                                 head.restore(before)
                                 for (index, rows, audit, duplicate) in grouped {
+                                    let answer = try results[index]?.get() ?? ()
                                     results[index] = try await Self.alone(sql, head) {
                                         try await Store.insertAlone(rows, audit: audit, duplicate: duplicate, on: connection)
+                                        return answer
                                     }
                                 }
                             }
@@ -308,8 +409,34 @@ actor WriteBatcher {
         }
     }
 
+    /// Each probe's row (nil when it has none): one statement for all probes with the same `select`.
+    private static func probe(_ probes: [Probe], on sql: any SQLDatabase, lite: SQLiteConnection?) async throws -> [(any SQLRow)?] {
+        var rows = [(any SQLRow)?](repeating: nil, count: probes.count)
+        var kinds: [String: [Int]] = [:]
+        for (index, probe) in probes.enumerated() { kinds[probe.select, default: []].append(index) }
+        for members in kinds.values {
+            let perStatement = max(1, maximumBinds / (probes[members[0]].columns.count + 1))
+            for start in stride(from: 0, to: members.count, by: perStatement) {
+                let chunk = Array(members[start..<min(members.count, start + perStatement)])
+                let query = Probe.query(chunk.map { probes[$0] })
+                let found: [any SQLRow]
+                if let lite { found = try await LiteStatement.rows(query, on: lite, sql: sql) } else { found = try await sql.raw(query).all() }
+                for row in found {
+                    let n = try row.decode(column: "probe_index", as: Int.self)
+                    guard chunk.indices.contains(n), rows[chunk[n]] == nil else {
+                        throw StoreError.invalid(field: "write", rule: "internal: a probe gave more than one row")
+                    }
+                    rows[chunk[n]] = row
+                }
+            }
+        }
+        return rows
+    }
+
     /// One INSERT per table and column list for all the group's rows, then one for their audit events, in order.
-    private static func insertGrouped(_ items: [([RowInsert], AuditDraft)], on sql: any SQLDatabase, head: BatchHead) async throws {
+    private static func insertGrouped(
+        _ items: [([RowInsert], AuditDraft)], on sql: any SQLDatabase, lite: SQLiteConnection?, head: BatchHead
+    ) async throws {
         var tables: [(table: String, columns: [String], rows: [[any Encodable & Sendable]])] = []
         for (rows, _) in items {
             for row in rows {
@@ -320,21 +447,78 @@ actor WriteBatcher {
                 }
             }
         }
-        for table in tables { try await insertMany(table.table, table.columns, table.rows, on: sql) }
+        for table in tables { try await insertMany(table.table, table.columns, table.rows, on: sql, lite: lite) }
         var events: [[any Encodable & Sendable]] = []
         for (_, audit) in items { events.append(try await AuditChain.nextRow(audit, on: sql, head: head)) }
-        try await insertMany(AuditChain.table, AuditChain.columns, events, on: sql)
+        try await insertMany(AuditChain.table, AuditChain.columns, events, on: sql, lite: lite)
     }
 
-    private static func insertMany(_ table: String, _ columns: [String], _ rows: [[any Encodable & Sendable]], on sql: any SQLDatabase) async throws {
+    private static func insertMany(
+        _ table: String, _ columns: [String], _ rows: [[any Encodable & Sendable]], on sql: any SQLDatabase, lite: SQLiteConnection?
+    ) async throws {
         let perStatement = max(1, maximumBinds / max(1, columns.count))
         var start = 0
         while start < rows.count {
-            var insert = sql.insert(into: table).columns(columns)
-            for row in rows[start..<min(rows.count, start + perStatement)] { insert = insert.values(row) }
-            try await insert.run()
+            let chunk = rows[start..<min(rows.count, start + perStatement)]
+            if let lite {
+                try await LiteStatement.insert(into: table, columns: columns, rows: chunk, on: lite)
+            } else {
+                var insert = sql.insert(into: table).columns(columns)
+                for row in chunk { insert = insert.values(row) }
+                try await insert.run()
+            }
             start += perStatement
         }
     }
 }
 
+
+/// Grouped statements sent straight to an SQLite connection: hundreds of values each, where SQLKit's encoder (a
+/// dynamic cast, and for optionals and UUIDs a coder, per value) would cost more than SQLite's own work.
+enum LiteStatement {
+    /// The value as SQLiteKit's `SQLiteDataEncoder` would bind it; a type not listed here goes through that encoder.
+    static func value(_ value: any Encodable & Sendable) throws -> SQLiteData {
+        switch value {
+        case let v as String?: return v.map { .text($0) } ?? .null
+        case let v as UUID?: return v.map { .text($0.uuidString) } ?? .null
+        case let v as Double?: return v.map { .float($0) } ?? .null
+        case let v as Date?: return v.map { .float($0.timeIntervalSince1970) } ?? .null
+        case let v as Int?: return v.map { .integer($0) } ?? .null
+        case let v as Int64?: return v.map { .integer(Int($0)) } ?? .null
+        case let v as Bool?: return v.map { .integer($0 ? 1 : 0) } ?? .null
+        default: return try SQLiteDataEncoder().encode(value)
+        }
+    }
+
+    static func insert(into table: String, columns: [String], rows: ArraySlice<[any Encodable & Sendable]>, on connection: SQLiteConnection) async throws {
+        var text = "INSERT INTO \(quoted(table)) (\(columns.map(quoted).joined(separator: ", "))) VALUES "
+        let row = "(" + Array(repeating: "?", count: columns.count).joined(separator: ", ") + ")"
+        var binds: [SQLiteData] = []
+        binds.reserveCapacity(rows.count * columns.count)
+        for (index, values) in rows.enumerated() {
+            text += index == 0 ? row : ", " + row
+            for value in values { binds.append(try Self.value(value)) }
+        }
+        try await connection.query(text, binds) { _ in }
+    }
+
+    /// The rows of a query written with SQLKit, its binds encoded as above.
+    static func rows(_ query: SQLQueryString, on connection: SQLiteConnection, sql: any SQLDatabase) async throws -> [any SQLRow] {
+        let (text, values) = sql.serialize(query)
+        let binds = try values.map { try Self.value($0) }
+        let found = Rows()
+        try await connection.query(text, binds) { row in found.append(row.sql()) }
+        return found.all
+    }
+
+    private final class Rows: @unchecked Sendable {
+        private let lock = NSLock()
+        private var rows: [any SQLRow] = []
+        func append(_ row: any SQLRow) { lock.withLock { rows.append(row) } }
+        var all: [any SQLRow] { lock.withLock { rows } }
+    }
+
+    static func quoted(_ identifier: String) -> String {
+        "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+}

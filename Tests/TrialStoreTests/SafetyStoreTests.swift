@@ -1,5 +1,6 @@
 import FluentKit
 import FluentSQL
+import FluentSQLiteDriver
 import Foundation
 import TestSupport
 import Testing
@@ -296,4 +297,60 @@ extension ParticipantFileCacheTests {
 private actor Counter {
     var value = 0
     func add() { value += 1 }
+}
+
+extension GroupedLabSaveTests {
+    /// A lab save checks the participant as the write reads it, not as its cached file last saw it: a screening date
+    /// moved by another process after the file was cached refuses a result dated before it, and a participant deleted
+    /// meanwhile refuses the save, while a save for another participant in the same batch goes in.
+    @Test(arguments: TestDatabase.available)
+    func theChecksHoldAtTheCommitNotAtTheCachedRead(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (safety, scope, p) = try await safetyTrial(store)
+            let other = try await FluentParticipantRepository(store: store).create(siteID: p.siteID, screeningNumber: "P-002", scope: scope, now: now)
+            let at = DateParsing.instant("2026-03-09T08:00")!
+            for id in [p.id, other.id] {
+                _ = try await safety.recordLab(participantID: id, visit: "day_7", test: "ALT", value: 50, unit: "U/L", collectedAt: at, scope: scope, now: now)
+            }
+            let sql = store.database as! any SQLDatabase
+            try await sql.raw(
+                """
+                UPDATE form_records SET data = '{"birth_date":"1980-01-01","screening_date":"2026-03-20","sex":"M"}'
+                WHERE participant_id = \(bind: p.id) AND form_code = 'demographics'
+                """
+            ).run()
+            try await sql.raw("UPDATE participants SET revision = revision + 1 WHERE id = \(bind: p.id)").run()
+            await #expect(throws: StoreError.invalid(field: "collectedAt", rule: "cannot be before Screening (2026-03-20)")) {
+                try await safety.recordLab(participantID: p.id, visit: "day_7", test: "AST", value: 50, unit: "U/L", collectedAt: at, scope: scope, now: now)
+            }
+            // Deleted by hand, without raising the revision: the write still sees it gone.
+            try await sql.raw("UPDATE participants SET deleted_at = \(bind: now) WHERE id = \(bind: p.id)").run()
+            let refused = Task {
+                try await safety.recordLab(participantID: p.id, visit: "day_14", test: "ALT", value: 50, unit: "U/L", collectedAt: at, scope: scope, now: now)
+            }
+            let saved = Task {
+                try await safety.recordLab(participantID: other.id, visit: "day_7", test: "AST", value: 45, unit: "U/L", collectedAt: at, scope: scope, now: now)
+            }
+            await #expect(throws: StoreError.notFound(entity: "participant", id: p.id.uuidString)) { try await refused.value }
+            #expect(try await saved.value.test == "AST")
+            let stored = try await sql.raw("SELECT COUNT(*) AS n FROM lab_results WHERE participant_id = \(bind: p.id)").first()!.decode(column: "n", as: Int.self)
+            #expect(stored == 1)
+            #expect(try await AuditChain.verify(on: store.database).isIntact)
+        }
+    }
+
+    /// Values bound straight to SQLite are bound exactly as SQLiteKit's encoder binds them, nil included.
+    @Test func valuesBindAsTheDriversEncoderBindsThem() throws {
+        let encoder = SQLiteDataEncoder()
+        let id = UUID()
+        let day = DateParsing.instant("2026-03-09T08:00")!
+        let values: [any Encodable & Sendable] = [
+            "text", "", id, 2.5, -0.0, day, 42, Int64(1) << 40, true, false,
+            String?.none, String?("x"), UUID?.none, UUID?(id), Double?.none, Double?(1.25), Date?.none, Date?(day), Int?.none, Int?(7),
+            Int64?.none, Bool?.none, Bool?(true), [1, 2],
+        ]
+        for value in values {
+            #expect(try LiteStatement.value(value) == encoder.encode(value), "\(value)")
+        }
+    }
 }

@@ -56,6 +56,11 @@ final class ParticipantFileCache: @unchecked Sendable {
         }
     }
 
+    /// The newest file kept for the participant, with the revision and study version it was read at.
+    func latest(_ key: Key) -> (file: ParticipantFile, revision: Int64, studyHash: String?)? {
+        lock.withLock { entries[key].map { ($0.file, $0.revision, $0.studyHash) } }
+    }
+
     func get(_ key: Key, revision: Int64, studyHash: String) -> ParticipantFile? {
         lock.withLock { kept(key, revision: revision, studyHash: studyHash) }
     }

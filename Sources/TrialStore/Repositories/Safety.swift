@@ -153,20 +153,9 @@ public struct FluentSafetyRepository: Sendable {
     public func recordLab(
         participantID: UUID, visit: String, test code: String, value: Double, unit: String, collectedAt: Date, scope: AccessScope, now: Date
     ) async throws -> LabResult {
-        // Checking and grading read only; they run before the write so concurrent saves do them in parallel,
-        // and the shared transaction holds just the insert and its audit event.
         guard let test = LabCatalogue.test(code) else {
             throw StoreError.invalid(field: "test", rule: "must be one of \(LabCatalogue.tests.map(\.code).joined(separator: ", "))")
         }
-        // The baseline comes with the file in one read, for the baseline visits of the study last seen current;
-        // should the study have changed since, it is read again for the current one.
-        let guess = LastBaselineVisits.shared.visits
-        let (file, row) = try await FluentScreeningRepository.cachedFile(
-            participantID: participantID, scope: scope, on: store.database,
-            also: guess.map { Self.baselineQuery(participant: nil, test: test.code, visits: $0, before: collectedAt) })
-        let visits = Self.baselineVisits(file.study)
-        LastBaselineVisits.shared.visits = visits
-        guard file.study.visit(visit) != nil else { throw StoreError.invalid(field: "visit", rule: "names unknown visit '\(visit)'") }
         let canonical: Double
         do { canonical = try Units.toCanonical(value, analyte: test.analyte, unit: unit) } catch let e as Units.Problem {
             throw StoreError.invalid(field: "unit", rule: e.message)
@@ -176,18 +165,66 @@ public struct FluentSafetyRepository: Sendable {
                 field: "value", rule: "\(FormValidator.format(canonical)) \(test.unit) is not a plausible \(test.name) (\(FormValidator.format(test.plausible.lowerBound))–\(FormValidator.format(test.plausible.upperBound)) \(test.unit))")
         }
         if collectedAt > now.addingTimeInterval(300) { throw StoreError.invalid(field: "collectedAt", rule: "must not be in the future") }
+        // The checks that need the participant's file run inside the write, against the file kept for the revision
+        // the write reads there (with the baseline, in one statement shared by the batch), so they hold at the commit.
+        // A file kept from before is tried first; should the participant have changed since, it is read again.
+        var known = ParticipantFileCache.shared.latest(participantID)
+        for _ in 0..<3 {
+            let state: (file: ParticipantFile, revision: Int64, studyHash: String?)
+            if let known { state = known } else { state = try await FluentScreeningRepository.cachedFileState(participantID: participantID, scope: scope, on: store.database) }
+            do {
+                return try await store.insert(
+                    probe: Self.labProbe(participantID, test: test.code, visits: Self.baselineVisits(state.file.study), before: collectedAt),
+                    duplicate: .duplicate(field: "test", value: "\(test.code) at \(visit)")
+                ) { row in
+                    guard let row, scope.siteIDs.contains(try row.decode(column: "site_id", as: UUID.self)) else {
+                        throw StoreError.notFound(entity: "participant", id: participantID.uuidString)
+                    }
+                    guard try row.decode(column: "revision", as: Int64.self) == state.revision,
+                        try row.decode(column: "study_hash", as: String?.self) == state.studyHash
+                    else { throw StaleFile() }
+                    return try labRows(
+                        participantID: participantID, file: state.file, visit: visit, test: test, value: value, unit: unit, canonical: canonical,
+                        collectedAt: collectedAt, baseline: try row.decode(column: "baseline", as: Double?.self), scope: scope, now: now)
+                }
+            } catch is StaleFile {
+                known = nil
+            }
+        }
+        throw StoreError.invalid(field: "participant", rule: "changed by other writes while this result was saved; save it again")
+    }
+
+    /// The participant changed after its file was read.
+    struct StaleFile: Error {}
+
+    /// What the write reads for a lab result: the participant's site and revision, the current study's hash, and the
+    /// baseline (the last result of the test from the baseline visits, of which a study has at most two).
+    static func labProbe(_ participantID: UUID, test: String, visits: [String], before: Date) -> Probe {
+        Probe(
+            select: """
+                SELECT probe.probe_index, p.site_id, p.revision,
+                  (SELECT definition_hash FROM study_versions ORDER BY version DESC LIMIT 1) AS study_hash,
+                  (SELECT l.value FROM lab_results l WHERE l.participant_id = probe.participant_id AND l.test_code = probe.test_code
+                    AND l.visit_code IN (probe.visit_a, probe.visit_b) AND l.collected_at < probe.collected_before
+                    ORDER BY l.collected_at DESC LIMIT 1) AS baseline
+                FROM probe JOIN participants p ON p.id = probe.participant_id AND p.deleted_at IS NULL
+                """,
+            columns: ["participant_id", "test_code", "visit_a", "visit_b", "collected_before"],
+            values: [participantID, test, visits.first ?? "", visits.dropFirst().first ?? "", before])
+    }
+
+    /// The checks that need the file, the grades, and the rows of one result.
+    func labRows(
+        participantID: UUID, file: ParticipantFile, visit: String, test: LabTest, value: Double, unit: String, canonical: Double,
+        collectedAt: Date, baseline: Double?, scope: AccessScope, now: Date
+    ) throws -> CheckedRows<LabResult> {
+        guard file.study.visit(visit) != nil else { throw StoreError.invalid(field: "visit", rule: "names unknown visit '\(visit)'") }
         if let first = file.study.anchors.first, let start = file.anchors[first.code], AnchorTimes.day(collectedAt) < AnchorTimes.day(start) {
             throw StoreError.invalid(field: "collectedAt", rule: "cannot be before \(first.label) (\(AnchorTimes.dayText(start)))")
         }
         let site = file.study.sites.first { $0.code == file.siteCode }
         let age = file.values["demographics.birth_date"].flatMap(DateParsing.day).map { Double(Evaluator.completedYears(born: $0, on: collectedAt)) }
         let range = ReferenceRange.pick(site?.referenceRanges ?? [], test: test.code, sex: file.values["demographics.sex"], age: age)
-        let baseline: Double?
-        if guess == visits, let row {
-            baseline = try row.decode(column: "also", as: Double?.self)
-        } else {
-            baseline = try await Self.baseline(participantID: participantID, test: test.code, study: file.study, before: collectedAt, on: store.database)
-        }
         var gradeV4: LabGrade?, gradeV5: LabGrade?, baselineGrade: Int?
         if let term = test.ctcae, range?.high != nil || range?.low != nil {
             for table in tables {
@@ -212,9 +249,8 @@ public struct FluentSafetyRepository: Sendable {
             .init(field: "grade_v5", old: nil, new: gradeV5.map { String($0.grade) }),
         ]
         let siteID = file.participant.siteID
-        // The unique index on participant, visit and test decides duplicates; the error names the field.
-        try await store.insert(
-            [
+        return CheckedRows(
+            rows: [
                 RowInsert(
                     table: LabResultModel.schema,
                     columns: [
@@ -231,8 +267,7 @@ public struct FluentSafetyRepository: Sendable {
             audit: AuditDraft(
                 actor: scope.actor, action: .create, entity: "lab_result", entityID: record.id.uuidString, siteID: siteID.uuidString,
                 reason: nil, changes: changes, now: now),
-            duplicate: .duplicate(field: "test", value: "\(record.test) at \(visit)"))
-        return record
+            answer: record)
     }
 
     /// The baseline is the last result of the test from the eligibility or allocation visits, before this one.
@@ -438,16 +473,5 @@ public struct FluentSafetyRepository: Sendable {
             guard let alt = peak("ALT"), let bili = peak("BILI") else { return nil }
             return EDISHPoint(screeningNumber: p.screeningNumber, arm: arm[p.id], peakALTxULN: alt, peakBilirubinxULN: bili)
         }
-    }
-}
-
-/// The current study's baseline visits as the last lab save found them, to guess them before the read that tells.
-final class LastBaselineVisits: @unchecked Sendable {
-    static let shared = LastBaselineVisits()
-    private let lock = NSLock()
-    private var _visits: [String]?
-    var visits: [String]? {
-        get { lock.withLock { _visits } }
-        set { lock.withLock { _visits = newValue } }
     }
 }

@@ -129,6 +129,13 @@ public struct FluentScreeningRepository: Sendable {
         return try await file(participantID: participantID, scope: scope, on: tx)
     }
 
+    /// The file with the revision and study version hash it was read at, which a later write compares with its own.
+    static func cachedFileState(participantID: UUID, scope: AccessScope, on db: any Database) async throws -> (file: ParticipantFile, revision: Int64, studyHash: String?) {
+        let (file, row) = try await cachedFile(participantID: participantID, scope: scope, on: db, also: nil)
+        guard let row else { throw StoreError.notFound(entity: "participant", id: participantID.uuidString) }
+        return (file, try row.decode(column: "revision", as: Int64.self), try row.decode(column: "study_hash", as: String?.self))
+    }
+
     /// The file with the revision it is at least as new as.
     static func cachedFileAndRevision(participantID: UUID, scope: AccessScope, on db: any Database) async throws -> (file: ParticipantFile, revision: Int64) {
         let (file, row) = try await cachedFile(participantID: participantID, scope: scope, on: db, also: nil)
