@@ -289,27 +289,60 @@ actor WriteBatcher {
         }
     }
 
+    /// Batches after the first that may run on one connection before it goes back to the pool, so that writes to
+    /// another database in the same process (tests) get their turn.
+    static let batchesPerLease = 64
+
     private func drain() async {
         while let first = queue.first {
-            var batch: [Job] = []
-            var rest: [Job] = []
-            for job in queue {
-                if job.key == first.key && batch.count < Self.maximumBatch { batch.append(job) } else { rest.append(job) }
+            let batch = takeBatch(key: first.key)!
+            // The connection is held while batches keep coming: taking it from the pool costs as much as a statement.
+            let lease = Lease(batch)
+            do {
+                try await batch[0].database.withConnection { connection in
+                    // On SQLite the grouped statements go to the connection itself, their values bound as the driver's own.
+                    let lite = try await (connection as? any SQLiteDatabase)?.withConnection { $0 }
+                    for _ in 0...Self.batchesPerLease {
+                        guard let next = lease.pending else { break }
+                        lease.pending = nil
+                        await self.run(next, on: connection, lite: lite)
+                        lease.pending = await self.takeBatch(key: first.key)
+                    }
+                }
+            } catch {
+                // No connection: the batch waiting for one fails.
+                for job in lease.pending ?? [] { job.done(.failure(error)) }
+                lease.pending = nil
             }
-            queue = rest
-            await run(batch)
+            if let left = lease.pending { queue.insert(contentsOf: left, at: 0) }
         }
         draining = false
     }
 
-    private func run(_ batch: [Job]) async {
+    /// The next batch of writes to this database, in the order they came, if any are waiting.
+    private func takeBatch(key: String) -> [Job]? {
+        var batch: [Job] = []
+        var rest: [Job] = []
+        for job in queue {
+            if job.key == key && batch.count < Self.maximumBatch { batch.append(job) } else { rest.append(job) }
+        }
+        guard !batch.isEmpty else { return nil }
+        queue = rest
+        return batch
+    }
+
+    /// The batch taken but not yet run on a leased connection.
+    private final class Lease: @unchecked Sendable {
+        var pending: [Job]?
+        init(_ batch: [Job]) { pending = batch }
+    }
+
+    private func run(_ batch: [Job], on connection: any Database, lite: SQLiteConnection?) async {
         var outcomes = [Result<any Sendable, any Error>?](repeating: nil, count: batch.count)
         let works = batch.map(\.work)
         do {
-            outcomes = try await batch[0].database.withConnection { connection in
+            outcomes = try await {
                 let sql = connection as! any SQLDatabase
-                // On SQLite the grouped statements go to the connection itself, their values bound as the driver's own.
-                let lite = try await (connection as? any SQLiteDatabase)?.withConnection { $0 }
                 let begin = sql.dialect.name == "sqlite" ? "BEGIN IMMEDIATE" : "BEGIN"
                 let head = BatchHead()
                 var results = [Result<any Sendable, any Error>?](repeating: nil, count: works.count)
@@ -380,7 +413,7 @@ actor WriteBatcher {
                     throw error
                 }
                 return results
-            }
+            }()
         } catch {
             // The commit itself failed: nothing of the batch is on disk, so every request fails.
             for job in batch { job.done(.failure(error)) }

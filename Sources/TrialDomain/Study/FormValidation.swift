@@ -91,18 +91,25 @@ public enum FormValidator {
 
 /// Calendar dates and instants as the forms write them; always UTC so a date means the same day everywhere.
 public enum DateParsing {
-    static let utc = TimeZone(identifier: "UTC")!
 
+    /// "2026-01-02" as midnight UTC; nil for a day the calendar does not have (2026-02-29, 2026-04-31).
     public static func day(_ text: String) -> Date? {
         let parts = text.split(separator: "-").compactMap { Int($0) }
-        guard parts.count == 3 else { return nil }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = utc
-        let components = DateComponents(year: parts[0], month: parts[1], day: parts[2])
-        guard let date = calendar.date(from: components),
-            calendar.dateComponents([.year, .month, .day], from: date) == DateComponents(year: parts[0], month: parts[1], day: parts[2])
-        else { return nil }
-        return date
+        guard parts.count == 3, case let (y, m, d) = (parts[0], parts[1], parts[2]), (1...12).contains(m) else { return nil }
+        let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+        let length = m == 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].contains(m) ? 30 : 31
+        guard (1...length).contains(d) else { return nil }
+        return Date(timeIntervalSince1970: Double(daysFromCivil(year: y, month: m, day: d)) * 86_400)
+    }
+
+    /// Days since 1970-01-01 in the proleptic Gregorian calendar: H. Hinnant, "chrono-Compatible Low-Level Date Algorithms", days_from_civil.
+    static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
     }
 
     /// "2026-01-02T03:04", with optional seconds and a Z or ±hh:mm offset (none means UTC).

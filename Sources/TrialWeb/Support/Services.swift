@@ -22,12 +22,35 @@ extension Application {
 
 extension Application {
     /// The application's store, for work outside a request.
-    public var store: Store { Store(databases: databases, logger: logger, on: eventLoopGroup.any()) }
+    public var store: Store { store(on: eventLoopGroup.any()) }
+
+    /// One store per event loop, made once: making one costs more than a lab save's own checks.
+    func store(on eventLoop: any EventLoop) -> Store {
+        if let cache = storage[StoreCache.self] { return cache.store(databases: databases, logger: logger, on: eventLoop) }
+        let cache = StoreCache()
+        storage[StoreCache.self] = cache
+        return cache.store(databases: databases, logger: logger, on: eventLoop)
+    }
+}
+
+/// The stores of one application's event loops; it lives in the application's storage, so it ends with it.
+final class StoreCache: StorageKey, @unchecked Sendable {
+    typealias Value = StoreCache
+    private let lock = NSLock()
+    private var stores: [ObjectIdentifier: Store] = [:]
+
+    func store(databases: Databases, logger: Logger, on eventLoop: any EventLoop) -> Store {
+        let key = ObjectIdentifier(eventLoop)
+        if let store = lock.withLock({ stores[key] }) { return store }
+        let store = Store(databases: databases, logger: logger, on: eventLoop)
+        lock.withLock { stores[key] = store }
+        return store
+    }
 }
 
 extension Request {
     var config: AppConfig { application.casebookConfig }
-    var store: Store { Store(databases: application.databases, logger: logger, on: eventLoop) }
+    var store: Store { application.store(on: eventLoop) }
     var accounts: any AccountRepository { FluentAccountRepository(store: store) }
     var participants: any ParticipantRepository { FluentParticipantRepository(store: store) }
 }
