@@ -46,9 +46,11 @@ public enum DatabaseSettings: Sendable, Equatable {
         case .sqlite(let path):
             let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            databases.use(.sqlite(.file(path), maxConnectionsPerEventLoop: 4, connectionPoolTimeout: .seconds(60), sqlLogLevel: .trace), as: .sqlite, isDefault: true)
-            // Grouped writes get connections of their own, so a batch in progress never holds up a reader.
-            databases.use(.sqlite(.file(path), maxConnectionsPerEventLoop: 1, connectionPoolTimeout: .seconds(60), sqlLogLevel: .trace), as: .sqliteWriter, isDefault: false)
+            let sqlite = DatabaseConfigurationFactory.sqlite(.file(path), connectionPoolTimeout: .seconds(60), sqlLogLevel: .trace)
+            databases.use(sqlite, as: .sqlite, isDefault: true)
+            // Grouped writes get a connection of their own, so a batch in progress never holds up a reader, on a thread
+            // of their own.
+            databases.use(WriterThreadConfiguration(base: sqlite.make(), thread: WriterThread()), as: .sqliteWriter, isDefault: false)
         case .postgres(let url, let schema):
             var configuration = try SQLPostgresConfiguration(url: url)
             if let schema {

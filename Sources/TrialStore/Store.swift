@@ -10,6 +10,9 @@ public struct Store: Sendable {
     /// Where grouped SQLite writes run; `database` when nil.
     public let writer: (any Database)?
 
+    /// Where grouped writes run their code: the writer's own thread on SQLite.
+    let writerThread: WriterThread?
+
     /// Which grouped writes may share a transaction: the same file. Describing the configuration costs more than a
     /// write, so a store made from an application's databases names them by identity instead.
     let batchKey: String?
@@ -18,12 +21,15 @@ public struct Store: Sendable {
         self.database = database
         self.writer = writer
         self.batchKey = nil
+        self.writerThread = nil
     }
 
     /// The store of an application's databases: the default one, and on SQLite the writers' own connections.
     public init(databases: Databases, logger: Logger, on eventLoop: any EventLoop) {
         self.database = databases.database(logger: logger, on: eventLoop)!
-        self.writer = databases.configuration(for: .sqliteWriter) == nil ? nil : databases.database(.sqliteWriter, logger: logger, on: eventLoop)
+        let writer = databases.configuration(for: .sqliteWriter)
+        self.writer = writer == nil ? nil : databases.database(.sqliteWriter, logger: logger, on: eventLoop)
+        self.writerThread = (writer as? WriterThreadConfiguration)?.thread
         self.batchKey = "\(ObjectIdentifier(databases))"
     }
 
@@ -56,7 +62,7 @@ public struct Store: Sendable {
             return results
         }
         let works = bodies.map { body in WriteBatcher.Work.code({ connection in try await body(connection) }) }
-        return await WriteBatcher.shared.submit(database: writer ?? database, key: batchKey, works: works).map { result in
+        return await WriteBatcher.shared.submit(database: writer ?? database, key: batchKey, executor: writerThread, works: works).map { result in
             result.flatMap { value in
                 guard let typed = value as? T else { return .failure(StoreError.invalid(field: "write", rule: "internal: unexpected result type")) }
                 return .success(typed)
@@ -76,7 +82,7 @@ public struct Store: Sendable {
             return
         }
         _ = try await WriteBatcher.shared.submit(
-            database: writer ?? database, key: batchKey, work: .rows(rows, audit: audit, duplicate: duplicate))
+            database: writer ?? database, key: batchKey, executor: writerThread, work: .rows(rows, audit: audit, duplicate: duplicate))
     }
 
     /// Inserts rows worked out from facts read inside the write itself: `probe` reads at most one row, and `build`
@@ -94,7 +100,7 @@ public struct Store: Sendable {
         }
         let answer: any Sendable
         if groupsWrites {
-            answer = try await WriteBatcher.shared.submit(database: writer ?? database, key: batchKey, work: .checked(work))
+            answer = try await WriteBatcher.shared.submit(database: writer ?? database, key: batchKey, executor: writerThread, work: .checked(work))
         } else {
             answer = try await database.transaction { tx in
                 let built = try work.build(try await (tx as! any SQLDatabase).raw(Probe.query([probe])).first())
@@ -235,25 +241,26 @@ actor WriteBatcher {
         let key: String
         let database: any Database
         let work: Work
+        let executor: WriterThread?
         let done: @Sendable (Result<any Sendable, any Error>) -> Void
     }
 
     private var queue: [Job] = []
     private var draining = false
 
-    func submit(database: any Database, key: String?, work: Work) async throws -> any Sendable {
-        try await submit(database: database, key: key, works: [work])[0].get()
+    func submit(database: any Database, key: String?, executor: WriterThread?, work: Work) async throws -> any Sendable {
+        try await submit(database: database, key: key, executor: executor, works: [work])[0].get()
     }
 
     /// Queues several writes at once, in order: they run in that order (sharing commits), each answered on its own.
-    func submit(database: any Database, key: String?, works: [Work]) async -> [Result<any Sendable, any Error>] {
+    func submit(database: any Database, key: String?, executor: WriterThread?, works: [Work]) async -> [Result<any Sendable, any Error>] {
         guard !works.isEmpty else { return [] }
         // The configuration names the file, so requests from every event loop's pool share a batch.
         let key = key ?? String(describing: database.context.configuration)
         return await withCheckedContinuation { continuation in
             let answers = Answers(count: works.count) { continuation.resume(returning: $0) }
             for (index, work) in works.enumerated() {
-                enqueue(Job(key: key, database: database, work: work, done: { answers.set(index, $0) }))
+                enqueue(Job(key: key, database: database, work: work, executor: executor, done: { answers.set(index, $0) }))
             }
         }
     }
@@ -298,15 +305,19 @@ actor WriteBatcher {
             let batch = takeBatch(key: first.key)!
             // The connection is held while batches keep coming: taking it from the pool costs as much as a statement.
             let lease = Lease(batch)
+            let executor = batch[0].executor
             do {
                 try await batch[0].database.withConnection { connection in
                     // On SQLite the grouped statements go to the connection itself, their values bound as the driver's own.
                     let lite = try await (connection as? any SQLiteDatabase)?.withConnection { $0 }
-                    for _ in 0...Self.batchesPerLease {
-                        guard let next = lease.pending else { break }
-                        lease.pending = nil
-                        await self.run(next, on: connection, lite: lite)
-                        lease.pending = await self.takeBatch(key: first.key)
+                    // Set here: the connection's closure runs in a task of its own, which does not inherit it.
+                    await withTaskExecutorPreference(executor) {
+                        for _ in 0...Self.batchesPerLease {
+                            guard let next = lease.pending else { break }
+                            lease.pending = nil
+                            await self.run(next, on: connection, lite: lite)
+                            lease.pending = await self.takeBatch(key: first.key)
+                        }
                     }
                 }
             } catch {
@@ -337,7 +348,7 @@ actor WriteBatcher {
         init(_ batch: [Job]) { pending = batch }
     }
 
-    private func run(_ batch: [Job], on connection: any Database, lite: SQLiteConnection?) async {
+    nonisolated private func run(_ batch: [Job], on connection: any Database, lite: SQLiteConnection?) async {
         var outcomes = [Result<any Sendable, any Error>?](repeating: nil, count: batch.count)
         let works = batch.map(\.work)
         do {

@@ -1,6 +1,8 @@
 import FluentKit
 import FluentSQL
 import Foundation
+import FluentSQLiteDriver
+import Logging
 import TestSupport
 import Testing
 import TrialDomain
@@ -318,5 +320,37 @@ private func eventCount(_ store: Store) async throws -> Int {
     @Test(arguments: [#"[{"old":"a"}]"#, #"[{"field":"a","extra":1}]"#, #"[{"field":"a"}"#, "", #"[{"field":"a","field":"b"}]"#])
     func malformedTextIsRefused(text: String) {
         #expect(throws: (any Error).self) { try ChangesText.decode(text) }
+    }
+}
+
+@Suite struct WriterThreadTests {
+    /// An application's SQLite store runs its grouped writes on the writer's own thread, where its connection's
+    /// statements run: concurrent writes all commit, each on that thread, and the databases then shut down.
+    @Test func groupedWritesRunOnTheWriterThread() async throws {
+        let (settings, cleanup) = try await TestDatabase.sqlite.makeSettings()
+        defer { Task { try? await cleanup() } }
+        let databases = Databases(threadPool: NIOThreadPool.singleton, on: MultiThreadedEventLoopGroup.singleton)
+        try settings.register(in: databases)
+        let store = Store(databases: databases, logger: Logger(label: "test"), on: MultiThreadedEventLoopGroup.singleton.any())
+        #expect(store.writerThread != nil)
+        try await store.migrate()
+        #expect(!WriterThread.isCurrent)
+        let onWriter = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for n in 0..<50 {
+                group.addTask {
+                    try await store.write { tx in
+                        try await AuditChain.append(
+                            on: tx, actor: "test", action: .create, entity: "note", entityID: "\(n)", siteID: nil, reason: nil,
+                            changes: [.init(field: "n", old: nil, new: "\(n)")], now: Date())
+                        return WriterThread.isCurrent
+                    }
+                }
+            }
+            return try await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(onWriter.count == 50 && onWriter.allSatisfy { $0 })
+        let verification = try await AuditChain.verify(on: store.database)
+        #expect(verification.isIntact && verification.checked >= 50)
+        await databases.shutdownAsync()
     }
 }

@@ -1,0 +1,61 @@
+import FluentKit
+import FluentSQLiteDriver
+import Foundation
+
+/// The SQLite writer's own thread: its connection's statements run there, and so does the writer's code, as the task
+/// executor of each batch. A statement then runs where the write is waiting for it, instead of hopping to a shared
+/// pool thread and queueing behind request handlers to come back: each hop cost more than the statement.
+final class WriterThread: TaskExecutor, @unchecked Sendable {
+    let pool = NIOThreadPool(numberOfThreads: 1)
+
+    init() {
+        pool.start()
+        pool.submit { _ in Thread.current.threadDictionary[Self.marker] = true }
+    }
+
+    private static let marker = "casebook.writer-thread"
+
+    /// Whether the caller runs on a writer's thread.
+    static var isCurrent: Bool { Thread.current.threadDictionary[marker] as? Bool == true }
+
+    func enqueue(_ job: UnownedJob) {
+        // Run even once the pool has stopped (the job is then run here): a task must never be dropped.
+        pool.submit { _ in job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+
+    func shutdown() async {
+        try? await pool.shutdownGracefully()
+    }
+}
+
+/// A database configuration whose connections use the writer's thread; the thread stops when the database shuts down.
+struct WriterThreadConfiguration: DatabaseConfiguration {
+    var base: any DatabaseConfiguration
+    let thread: WriterThread
+
+    var middleware: [any AnyModelMiddleware] {
+        get { base.middleware }
+        set { base.middleware = newValue }
+    }
+
+    func makeDriver(for databases: Databases) -> any DatabaseDriver {
+        Driver(base: base.makeDriver(for: Databases(threadPool: thread.pool, on: databases.eventLoopGroup)), thread: thread)
+    }
+
+    struct Driver: DatabaseDriver {
+        let base: any DatabaseDriver
+        let thread: WriterThread
+
+        func makeDatabase(with context: DatabaseContext) -> any Database { base.makeDatabase(with: context) }
+
+        func shutdown() {
+            base.shutdown()
+            thread.pool.shutdownGracefully { _ in }
+        }
+
+        func shutdownAsync() async {
+            await base.shutdownAsync()
+            await thread.shutdown()
+        }
+    }
+}
