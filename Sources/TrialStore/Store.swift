@@ -522,6 +522,12 @@ actor WriteBatcher {
 enum LiteStatement {
     /// The value as SQLiteKit's `SQLiteDataEncoder` would bind it; a type not listed here goes through that encoder.
     static func value(_ value: any Encodable & Sendable) throws -> SQLiteData {
+        // The exact type first: comparing metatypes is cheaper than the casts below, which also look through optionals.
+        let type = ObjectIdentifier(Swift.type(of: value))
+        if type == ObjectIdentifier(String.self) { return .text(value as! String) }
+        if type == ObjectIdentifier(UUID.self) { return .text((value as! UUID).uuidString) }
+        if type == ObjectIdentifier(Double.self) { return .float(value as! Double) }
+        if type == ObjectIdentifier(Date.self) { return .float((value as! Date).timeIntervalSince1970) }
         switch value {
         case let v as String?: return v.map { .text($0) } ?? .null
         case let v as UUID?: return v.map { .text($0.uuidString) } ?? .null
