@@ -50,7 +50,7 @@ public enum DatabaseSettings: Sendable, Equatable {
             databases.use(sqlite, as: .sqlite, isDefault: true)
             // Grouped writes get a connection of their own, so a batch in progress never holds up a reader, on a thread
             // of their own.
-            databases.use(WriterThreadConfiguration(base: sqlite.make(), thread: WriterThread()), as: .sqliteWriter, isDefault: false)
+            databases.use(WriterThreadConfiguration(base: sqlite.make()), as: .sqliteWriter, isDefault: false)
         case .postgres(let url, let schema):
             var configuration = try SQLPostgresConfiguration(url: url)
             if let schema {

@@ -29,7 +29,8 @@ public struct Store: Sendable {
         self.database = databases.database(logger: logger, on: eventLoop)!
         let writer = databases.configuration(for: .sqliteWriter)
         self.writer = writer == nil ? nil : databases.database(.sqliteWriter, logger: logger, on: eventLoop)
-        self.writerThread = (writer as? WriterThreadConfiguration)?.thread
+        // Read after the writer's database was made: its driver starts the thread.
+        self.writerThread = (writer as? WriterThreadConfiguration)?.started.thread
         self.batchKey = "\(ObjectIdentifier(databases))"
     }
 

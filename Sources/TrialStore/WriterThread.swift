@@ -28,10 +28,20 @@ final class WriterThread: TaskExecutor, @unchecked Sendable {
     }
 }
 
-/// A database configuration whose connections use the writer's thread; the thread stops when the database shuts down.
+/// A database configuration whose connections use a writer's thread, started with the database's driver (the first
+/// time the database is used) and stopped when it shuts down.
 struct WriterThreadConfiguration: DatabaseConfiguration {
     var base: any DatabaseConfiguration
-    let thread: WriterThread
+    let started = Started()
+
+    final class Started: @unchecked Sendable {
+        private let lock = NSLock()
+        private var _thread: WriterThread?
+        var thread: WriterThread? {
+            get { lock.withLock { _thread } }
+            set { lock.withLock { _thread = newValue } }
+        }
+    }
 
     var middleware: [any AnyModelMiddleware] {
         get { base.middleware }
@@ -39,7 +49,9 @@ struct WriterThreadConfiguration: DatabaseConfiguration {
     }
 
     func makeDriver(for databases: Databases) -> any DatabaseDriver {
-        Driver(base: base.makeDriver(for: Databases(threadPool: thread.pool, on: databases.eventLoopGroup)), thread: thread)
+        let thread = WriterThread()
+        started.thread = thread
+        return Driver(base: base.makeDriver(for: Databases(threadPool: thread.pool, on: databases.eventLoopGroup)), thread: thread)
     }
 
     struct Driver: DatabaseDriver {
