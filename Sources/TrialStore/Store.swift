@@ -225,7 +225,7 @@ struct CheckedInsert: Sendable {
 
 /// Groups concurrent writes into shared transactions, one database at a time and one transaction at a time in this
 /// process (so SQLite's busy handler never spins on a thread the lock holder needs).
-actor WriteBatcher {
+final class WriteBatcher: @unchecked Sendable {
     static let shared = WriteBatcher()
     /// Enough to amortise one fsync over many requests without holding any of them long.
     static let maximumBatch = 256
@@ -246,6 +246,9 @@ actor WriteBatcher {
         let done: @Sendable (Result<any Sendable, any Error>) -> Void
     }
 
+    /// Guards `queue` and `draining`; a plain lock rather than an actor, so queueing a write costs no hop to another
+    /// executor, nor taking the next batch one from the writer's thread.
+    private let lock = NSLock()
     private var queue: [Job] = []
     private var draining = false
 
@@ -260,17 +263,20 @@ actor WriteBatcher {
         let key = key ?? String(describing: database.context.configuration)
         return await withCheckedContinuation { continuation in
             let answers = Answers(count: works.count) { continuation.resume(returning: $0) }
-            for (index, work) in works.enumerated() {
-                enqueue(Job(key: key, database: database, work: work, executor: executor, done: { answers.set(index, $0) }))
+            let jobs = works.enumerated().map { index, work in
+                Job(key: key, database: database, work: work, executor: executor, done: { answers.set(index, $0) })
             }
+            if enqueue(jobs) { Task { await self.drain() } }
         }
     }
 
-    private func enqueue(_ job: Job) {
-        queue.append(job)
-        if !draining {
+    /// Queues the jobs; true when no drain is running, so the caller starts one.
+    private func enqueue(_ jobs: [Job]) -> Bool {
+        lock.withLock {
+            queue.append(contentsOf: jobs)
+            if draining { return false }
             draining = true
-            Task { await self.drain() }
+            return true
         }
     }
 
@@ -302,8 +308,8 @@ actor WriteBatcher {
     static let batchesPerLease = 64
 
     private func drain() async {
-        while let first = queue.first {
-            let batch = takeBatch(key: first.key)!
+        while let batch = nextBatchOrStop() {
+            let key = batch[0].key
             // The connection is held while batches keep coming: taking it from the pool costs as much as a statement.
             let lease = Lease(batch)
             let executor = batch[0].executor
@@ -317,7 +323,7 @@ actor WriteBatcher {
                             guard let next = lease.pending else { break }
                             lease.pending = nil
                             await self.run(next, on: connection, lite: lite)
-                            lease.pending = await self.takeBatch(key: first.key)
+                            lease.pending = self.takeBatch(key: key)
                         }
                     }
                 }
@@ -326,13 +332,33 @@ actor WriteBatcher {
                 for job in lease.pending ?? [] { job.done(.failure(error)) }
                 lease.pending = nil
             }
-            if let left = lease.pending { queue.insert(contentsOf: left, at: 0) }
+            if let left = lease.pending { putBack(left) }
         }
-        draining = false
+    }
+
+    /// The next batch of the first waiting write's database; when none is waiting, the drain ends (under the same
+    /// lock, so a write queued meanwhile starts a new one).
+    private func nextBatchOrStop() -> [Job]? {
+        lock.withLock {
+            guard let first = queue.first else {
+                draining = false
+                return nil
+            }
+            return takeBatchLocked(key: first.key)
+        }
     }
 
     /// The next batch of writes to this database, in the order they came, if any are waiting.
     private func takeBatch(key: String) -> [Job]? {
+        lock.withLock { takeBatchLocked(key: key) }
+    }
+
+    private func putBack(_ jobs: [Job]) {
+        lock.withLock { queue.insert(contentsOf: jobs, at: 0) }
+    }
+
+    /// Call holding the lock.
+    private func takeBatchLocked(key: String) -> [Job]? {
         var batch: [Job] = []
         var rest: [Job] = []
         for job in queue {
@@ -349,7 +375,7 @@ actor WriteBatcher {
         init(_ batch: [Job]) { pending = batch }
     }
 
-    nonisolated private func run(_ batch: [Job], on connection: any Database, lite: SQLiteConnection?) async {
+    private func run(_ batch: [Job], on connection: any Database, lite: SQLiteConnection?) async {
         var outcomes = [Result<any Sendable, any Error>?](repeating: nil, count: batch.count)
         let works = batch.map(\.work)
         do {
