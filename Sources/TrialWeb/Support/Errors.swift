@@ -111,33 +111,27 @@ extension Request {
             throw BodyError(status: .badRequest, message: "body: a JSON object is required")
         }
         let data = Data(buffer.readableBytesView)
-        let decoder = JSONDecoder()
-        let keys: Set<String>
+        // One parse: the object's member names are checked before its values are decoded from the same parse.
         do {
-            keys = try decoder.decode(TopLevelKeys.self, from: data).keys
+            return try JSONDecoder().decode(Strict<T>.self, from: data).value
+        } catch let error as UnknownFields {
+            throw BodyError(
+                status: .unprocessableEntity,
+                message: error.names.map { "\($0): unknown field" }.joined(separator: "; ")
+                    + " (allowed: \(T.fields.sorted().joined(separator: ", ")))")
+        } catch let error as FieldProblem {
+            throw BodyError(status: .unprocessableEntity, message: BodyError.describe(error.error))
         } catch DecodingError.typeMismatch, DecodingError.valueNotFound {
             throw BodyError(status: .badRequest, message: "body: must be a JSON object")
         } catch {
             throw BodyError(status: .badRequest, message: "body: malformed JSON")
         }
-        let unknown = keys.subtracting(T.fields).sorted()
-        if !unknown.isEmpty {
-            throw BodyError(
-                status: .unprocessableEntity,
-                message: unknown.map { "\($0): unknown field" }.joined(separator: "; ")
-                    + " (allowed: \(T.fields.sorted().joined(separator: ", ")))")
-        }
-        do {
-            return try decoder.decode(T.self, from: data)
-        } catch let error as DecodingError {
-            throw BodyError(status: .unprocessableEntity, message: BodyError.describe(error))
-        }
     }
 }
 
-/// The names of a JSON object's members, read without their values' types mattering.
-private struct TopLevelKeys: Decodable {
-    let keys: Set<String>
+/// A body whose member names are all among `T.fields`, decoded as `T`.
+private struct Strict<T: StrictBody>: Decodable {
+    let value: T
 
     private struct Name: CodingKey {
         let stringValue: String
@@ -147,6 +141,22 @@ private struct TopLevelKeys: Decodable {
     }
 
     init(from decoder: any Decoder) throws {
-        keys = Set(try decoder.container(keyedBy: Name.self).allKeys.map(\.stringValue))
+        let unknown = Set(try decoder.container(keyedBy: Name.self).allKeys.map(\.stringValue)).subtracting(T.fields).sorted()
+        if !unknown.isEmpty { throw UnknownFields(names: unknown) }
+        do {
+            value = try T(from: decoder)
+        } catch let error as DecodingError {
+            throw FieldProblem(error: error)
+        }
     }
 }
+
+private struct UnknownFields: Error {
+    let names: [String]
+}
+
+/// A member of the right object with a value of the wrong kind.
+private struct FieldProblem: Error {
+    let error: DecodingError
+}
+
