@@ -28,6 +28,17 @@ private func safetyTrial(_ store: Store) async throws -> (FluentSafetyRepository
     return (safety, scope, p)
 }
 
+/// Another process moves the fixture participant's screening date to 2026-03-20, raising the revision as every write does.
+private func moveScreeningDateByHand(of participantID: UUID, on sql: any SQLDatabase) async throws {
+    try await sql.raw(
+        """
+        UPDATE form_records SET data = '{"birth_date":"1980-01-01","screening_date":"2026-03-20","sex":"M"}'
+        WHERE participant_id = \(bind: participantID) AND form_code = 'demographics'
+        """
+    ).run()
+    try await sql.raw("UPDATE participants SET revision = revision + 1 WHERE id = \(bind: participantID)").run()
+}
+
 @Suite struct LabGradingStoreTests {
     /// Bilirubin 200 µmol/L at screening (11.7 × ULN 17.1: v4.03 grade 4) is the baseline; 210 at day 7 is grade 4 by v4.03
     /// but only 1.05 × baseline, grade 1 by v5.0's abnormal-baseline rule; no shift, so not treatment-emergent.
@@ -177,14 +188,7 @@ extension ParticipantFileCacheTests {
             let (_, scope, p) = try await safetyTrial(store)
             let screening = FluentScreeningRepository(store: store)
             #expect(try await screening.file(participantID: p.id, scope: scope).values["demographics.screening_date"] == "2026-03-01")
-            let sql = store.database as! any SQLDatabase
-            try await sql.raw(
-                """
-                UPDATE form_records SET data = '{"birth_date":"1980-01-01","screening_date":"2026-03-20","sex":"M"}'
-                WHERE participant_id = \(bind: p.id) AND form_code = 'demographics'
-                """
-            ).run()
-            try await sql.raw("UPDATE participants SET revision = revision + 1 WHERE id = \(bind: p.id)").run()
+            try await moveScreeningDateByHand(of: p.id, on: store.database as! any SQLDatabase)
             await #expect(throws: StoreError.self) {
                 try await FluentFormRecordRepository(store: store).save(
                     participantID: p.id, visit: "transplant", form: "transplant", values: ["transplant_date": "2026-03-10", "donor": "deceased"],
@@ -313,13 +317,7 @@ extension GroupedLabSaveTests {
                 _ = try await safety.recordLab(participantID: id, visit: "day_7", test: "ALT", value: 50, unit: "U/L", collectedAt: at, scope: scope, now: now)
             }
             let sql = store.database as! any SQLDatabase
-            try await sql.raw(
-                """
-                UPDATE form_records SET data = '{"birth_date":"1980-01-01","screening_date":"2026-03-20","sex":"M"}'
-                WHERE participant_id = \(bind: p.id) AND form_code = 'demographics'
-                """
-            ).run()
-            try await sql.raw("UPDATE participants SET revision = revision + 1 WHERE id = \(bind: p.id)").run()
+            try await moveScreeningDateByHand(of: p.id, on: sql)
             await #expect(throws: StoreError.invalid(field: "collectedAt", rule: "cannot be before Screening (2026-03-20)")) {
                 try await safety.recordLab(participantID: p.id, visit: "day_7", test: "AST", value: 50, unit: "U/L", collectedAt: at, scope: scope, now: now)
             }
