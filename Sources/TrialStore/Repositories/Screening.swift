@@ -112,7 +112,7 @@ public struct FluentScreeningRepository: Sendable {
     /// The file as committed, from the cache when nothing changed since it was read. Never inside a transaction:
     /// what a transaction reads before its commit must not be kept.
     static func cachedFile(participantID: UUID, scope: AccessScope, on db: any Database) async throws -> ParticipantFile {
-        try await cachedFile(participantID: participantID, scope: scope, on: db, also: nil).file
+        try await cachedFileRow(participantID: participantID, scope: scope, on: db).file
     }
 
     /// The participant's file inside a write that changes it, its revision raised: the one read before the write
@@ -131,30 +131,24 @@ public struct FluentScreeningRepository: Sendable {
 
     /// The file with the revision and study version hash it was read at, which a later write compares with its own.
     static func cachedFileState(participantID: UUID, scope: AccessScope, on db: any Database) async throws -> (file: ParticipantFile, revision: Int64, studyHash: String?) {
-        let (file, row) = try await cachedFile(participantID: participantID, scope: scope, on: db, also: nil)
-        guard let row else { throw StoreError.notFound(entity: "participant", id: participantID.uuidString) }
+        let (file, row) = try await cachedFileRow(participantID: participantID, scope: scope, on: db)
         return (file, try row.decode(column: "revision", as: Int64.self), try row.decode(column: "study_hash", as: String?.self))
     }
 
     /// The file with the revision it is at least as new as.
     static func cachedFileAndRevision(participantID: UUID, scope: AccessScope, on db: any Database) async throws -> (file: ParticipantFile, revision: Int64) {
-        let (file, row) = try await cachedFile(participantID: participantID, scope: scope, on: db, also: nil)
-        guard let row else { throw StoreError.notFound(entity: "participant", id: participantID.uuidString) }
+        let (file, row) = try await cachedFileRow(participantID: participantID, scope: scope, on: db)
         return (file, try row.decode(column: "revision", as: Int64.self))
     }
 
-    /// The same, with one more scalar subquery (`also`, naming the participant as `participants.id`) answered by the
-    /// same read, so a caller that needs one more fact costs no second round trip.
-    static func cachedFile(
-        participantID: UUID, scope: AccessScope, on db: any Database, also: SQLQueryString?
-    ) async throws -> (file: ParticipantFile, also: (any SQLRow)?) {
+    /// The file and the row its revision and study hash were read from.
+    static func cachedFileRow(participantID: UUID, scope: AccessScope, on db: any Database) async throws -> (file: ParticipantFile, row: any SQLRow) {
         let sql = db as! any SQLDatabase
-        var query: SQLQueryString = """
+        guard let row = try await sql.raw("""
             SELECT site_id, revision, (SELECT definition_hash FROM study_versions ORDER BY version DESC LIMIT 1) AS study_hash
-            """
-        if let also { query = query + ", (" + also + ") AS also" }
-        query = query + " FROM participants WHERE id = \(bind: participantID) AND deleted_at IS NULL"
-        guard let row = try await sql.raw(query).first(), scope.siteIDs.contains(try row.decode(column: "site_id", as: UUID.self)) else {
+            FROM participants WHERE id = \(bind: participantID) AND deleted_at IS NULL
+            """).first(), scope.siteIDs.contains(try row.decode(column: "site_id", as: UUID.self))
+        else {
             throw StoreError.notFound(entity: "participant", id: participantID.uuidString)
         }
         let revision = try row.decode(column: "revision", as: Int64.self)
