@@ -270,6 +270,17 @@ final class WriteBatcher: @unchecked Sendable {
         }
     }
 
+    /// Whether no write is queued or running, and so no connection is held for one.
+    var isIdle: Bool { lock.withLock { !draining && queue.isEmpty } }
+
+    /// Waits, at most `limit`, until no write is queued or running: a database shut down under a running batch would
+    /// lose the connection it holds without closing it.
+    func waitUntilIdle(limit: Duration = .seconds(10)) async {
+        let clock = ContinuousClock()
+        let deadline = clock.now + limit
+        while !isIdle, clock.now < deadline { try? await Task.sleep(for: .milliseconds(1)) }
+    }
+
     /// Queues the jobs; true when no drain is running, so the caller starts one.
     private func enqueue(_ jobs: [Job]) -> Bool {
         lock.withLock {

@@ -60,12 +60,17 @@ struct WriterThreadConfiguration: DatabaseConfiguration {
 
         func makeDatabase(with context: DatabaseContext) -> any Database { base.makeDatabase(with: context) }
 
+        // The writer's last batch may still hold its connection after its requests were answered: the pool is shut
+        // down once it has given it back, so that every connection is closed.
         func shutdown() {
+            let deadline = Date().addingTimeInterval(10)
+            while !WriteBatcher.shared.isIdle, Date() < deadline { Thread.sleep(forTimeInterval: 0.001) }
             base.shutdown()
             thread.pool.shutdownGracefully { _ in }
         }
 
         func shutdownAsync() async {
+            await WriteBatcher.shared.waitUntilIdle()
             await base.shutdownAsync()
             await thread.shutdown()
         }

@@ -354,3 +354,24 @@ private func eventCount(_ store: Store) async throws -> Int {
         await databases.shutdownAsync()
     }
 }
+
+extension WriterThreadTests {
+    /// Databases shut down the moment their last write is answered: the writer's batch may still hold its connection
+    /// then, and shutting the pool down under it would drop the connection unclosed (sqlite-nio asserts in debug).
+    @Test func shuttingDownRightAfterAWriteClosesEveryConnection() async throws {
+        for round in 0..<10 {
+            let (settings, cleanup) = try await TestDatabase.sqlite.makeSettings()
+            let databases = Databases(threadPool: NIOThreadPool.singleton, on: MultiThreadedEventLoopGroup.singleton)
+            try settings.register(in: databases)
+            let store = Store(databases: databases, logger: Logger(label: "test"), on: MultiThreadedEventLoopGroup.singleton.any())
+            try await store.migrate()
+            try await store.write { tx in
+                try await AuditChain.append(
+                    on: tx, actor: "test", action: .create, entity: "note", entityID: "\(round)", siteID: nil, reason: nil,
+                    changes: [.init(field: "round", old: nil, new: "\(round)")], now: Date())
+            }
+            await databases.shutdownAsync()
+            try await cleanup()
+        }
+    }
+}
