@@ -71,27 +71,15 @@ public struct Store: Sendable {
         }
     }
 
-    /// Inserts rows and appends their audit event, all or nothing. A unique index refusing a row fails with `duplicate`.
-    ///
-    /// Given as data rather than code so that the inserts of concurrent calls go in as one statement per
-    /// table (and one for their audit events) inside the shared transaction. Should that statement fail, the group
-    /// is rolled back and each call runs again in its own savepoint, so only the call at fault fails.
-    public func insert(_ rows: [RowInsert], audit: AuditDraft, duplicate: StoreError) async throws {
-        try AuditChain.checkReason(audit)
-        guard groupsWrites else {
-            try await database.transaction { tx in try await Self.insertAlone(rows, audit: audit, duplicate: duplicate, on: tx) }
-            return
-        }
-        _ = try await WriteBatcher.shared.submit(
-            database: writer ?? database, key: batchKey, executor: writerThread, work: .rows(rows, audit: audit, duplicate: duplicate))
-    }
-
     /// Inserts rows worked out from facts read inside the write itself: `probe` reads at most one row, and `build`
     /// turns that row (nil when there is none) into the rows, their audit event and the caller's answer, or throws to
-    /// refuse. The checks `build` makes therefore still hold at the commit.
+    /// refuse. The checks `build` makes therefore still hold at the commit. A unique index refusing a row fails with
+    /// `duplicate`.
     ///
-    /// Concurrent calls with the same probe read all their rows with one statement and go in as grouped rows, as
-    /// `insert` does.
+    /// Given as data rather than code so that concurrent calls with the same probe read all their rows with one
+    /// statement, and their inserts go in as one statement per table (and one for their audit events) inside the
+    /// shared transaction. Should that statement fail, the group is rolled back and each call runs again in its own
+    /// savepoint, so only the call at fault fails.
     public func insert<T: Sendable>(
         probe: Probe, duplicate: StoreError, build: @escaping @Sendable ((any SQLRow)?) throws -> CheckedRows<T>
     ) async throws -> T {
@@ -234,7 +222,6 @@ final class WriteBatcher: @unchecked Sendable {
 
     enum Work: Sendable {
         case code(@Sendable (any Database) async throws -> any Sendable)
-        case rows([RowInsert], audit: AuditDraft, duplicate: StoreError)
         case checked(CheckedInsert)
     }
 
@@ -403,10 +390,7 @@ final class WriteBatcher: @unchecked Sendable {
                             results[index] = try await Self.alone(sql, head) { try await body(connection) }
                         }
 
-                        var grouped = works.indices.compactMap { index -> (Int, [RowInsert], AuditDraft, StoreError)? in
-                            guard case .rows(let rows, let audit, let duplicate) = works[index] else { return nil }
-                            return (index, rows, audit, duplicate)
-                        }
+                        var grouped: [(Int, [RowInsert], AuditDraft, StoreError)] = []
                         let checked = works.indices.compactMap { index -> (Int, CheckedInsert)? in
                             guard case .checked(let work) = works[index] else { return nil }
                             return (index, work)
@@ -424,7 +408,6 @@ final class WriteBatcher: @unchecked Sendable {
                                     results[index] = .failure(error)
                                 }
                             }
-                            grouped.sort { $0.0 < $1.0 }
                         }
                         if !grouped.isEmpty {
                             // With nothing before it in the transaction, the group needs no savepoint of its own.
@@ -434,7 +417,6 @@ final class WriteBatcher: @unchecked Sendable {
                             do {
                                 try await Self.insertGrouped(grouped.map { ($0.1, $0.2) }, on: sql, lite: lite, head: head)
                                 if !alone { try await sql.raw("RELEASE grouped").run() }
-                                for item in grouped where results[item.0] == nil { results[item.0] = .success(()) }
                             } catch {
                                 // Someone in the group is at fault: find out who, one savepoint each.
                                 if alone {
@@ -446,7 +428,8 @@ final class WriteBatcher: @unchecked Sendable {
                                 }
                                 head.restore(before)
                                 for (index, rows, audit, duplicate) in grouped {
-                                    let answer = try results[index]?.get() ?? ()
+                                    // Built above, so a success holding the caller's answer.
+                                    let answer = try results[index]!.get()
                                     results[index] = try await Self.alone(sql, head) {
                                         try await Store.insertAlone(rows, audit: audit, duplicate: duplicate, on: connection)
                                         return answer

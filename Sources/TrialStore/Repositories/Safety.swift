@@ -270,23 +270,9 @@ public struct FluentSafetyRepository: Sendable {
             answer: record)
     }
 
-    /// The baseline is the last result of the test from the eligibility or allocation visits, before this one.
-    static func baseline(participantID: UUID, test: String, study: StudyDefinition, before: Date, on db: any Database) async throws -> Double? {
-        let row = try await (db as! any SQLDatabase)
-            .raw(baselineQuery(participant: participantID, test: test, visits: baselineVisits(study), before: before)).first()
-        return try row?.decode(column: "value", as: Double?.self)
-    }
-
+    /// The visits whose results are a baseline: the eligibility visit and the one that defines allocation.
     static func baselineVisits(_ study: StudyDefinition) -> [String] {
         [study.eligibilityVisit, study.visits.first { $0.defines == "allocation" }?.code].compactMap { $0 }
-    }
-
-    /// The last result of the test from the baseline visits before `before`; the participant is `participants.id` when nil.
-    static func baselineQuery(participant: UUID?, test: String, visits: [String], before: Date) -> SQLQueryString {
-        let who: SQLQueryString = participant.map { "\(bind: $0)" } ?? "participants.id"
-        let visitList: SQLQueryString = visits.isEmpty ? "NULL" : "\(binds: visits)"
-        return "SELECT value FROM lab_results WHERE participant_id = " + who + " AND test_code = \(bind: test) AND visit_code IN ("
-            + visitList + ") AND collected_at < \(bind: before) ORDER BY collected_at DESC LIMIT 1"
     }
 
     public func labs(participantID: UUID, scope: AccessScope) async throws -> [LabResult] {

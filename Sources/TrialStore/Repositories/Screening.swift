@@ -112,7 +112,7 @@ public struct FluentScreeningRepository: Sendable {
     /// The file as committed, from the cache when nothing changed since it was read. Never inside a transaction:
     /// what a transaction reads before its commit must not be kept.
     static func cachedFile(participantID: UUID, scope: AccessScope, on db: any Database) async throws -> ParticipantFile {
-        try await cachedFileRow(participantID: participantID, scope: scope, on: db).file
+        try await cachedFileState(participantID: participantID, scope: scope, on: db).file
     }
 
     /// The participant's file inside a write that changes it, its revision raised: the one read before the write
@@ -129,20 +129,16 @@ public struct FluentScreeningRepository: Sendable {
         return try await file(participantID: participantID, scope: scope, on: tx)
     }
 
-    /// The file with the revision and study version hash it was read at, which a later write compares with its own.
-    static func cachedFileState(participantID: UUID, scope: AccessScope, on db: any Database) async throws -> (file: ParticipantFile, revision: Int64, studyHash: String?) {
-        let (file, row) = try await cachedFileRow(participantID: participantID, scope: scope, on: db)
-        return (file, try row.decode(column: "revision", as: Int64.self), try row.decode(column: "study_hash", as: String?.self))
-    }
-
     /// The file with the revision it is at least as new as.
     static func cachedFileAndRevision(participantID: UUID, scope: AccessScope, on db: any Database) async throws -> (file: ParticipantFile, revision: Int64) {
-        let (file, row) = try await cachedFileRow(participantID: participantID, scope: scope, on: db)
-        return (file, try row.decode(column: "revision", as: Int64.self))
+        let state = try await cachedFileState(participantID: participantID, scope: scope, on: db)
+        return (state.file, state.revision)
     }
 
-    /// The file and the row its revision and study hash were read from.
-    static func cachedFileRow(participantID: UUID, scope: AccessScope, on db: any Database) async throws -> (file: ParticipantFile, row: any SQLRow) {
+    /// The file with the revision and study version hash it was read at, which a later write compares with its own.
+    static func cachedFileState(
+        participantID: UUID, scope: AccessScope, on db: any Database
+    ) async throws -> (file: ParticipantFile, revision: Int64, studyHash: String?) {
         let sql = db as! any SQLDatabase
         guard let row = try await sql.raw("""
             SELECT site_id, revision, (SELECT definition_hash FROM study_versions ORDER BY version DESC LIMIT 1) AS study_hash
@@ -153,16 +149,16 @@ public struct FluentScreeningRepository: Sendable {
         }
         let revision = try row.decode(column: "revision", as: Int64.self)
         guard let studyHash = try row.decode(column: "study_hash", as: String?.self) else {
-            return (try await file(participantID: participantID, scope: scope, on: db), row)
+            return (try await file(participantID: participantID, scope: scope, on: db), revision, nil)
         }
-        if let file = ParticipantFileCache.shared.get(participantID, revision: revision, studyHash: studyHash) { return (file, row) }
+        if let file = ParticipantFileCache.shared.get(participantID, revision: revision, studyHash: studyHash) { return (file, revision, studyHash) }
         // Read after the revision, so the file is at least as new as the revision it is kept under. The site was
         // checked against the scope above; the shared read needs only that site.
         let siteScope = AccessScope(actor: scope.actor, siteIDs: [try row.decode(column: "site_id", as: UUID.self)])
         let file = try await ParticipantFileCache.shared.file(participantID, revision: revision, studyHash: studyHash) {
             try await Self.file(participantID: participantID, scope: siteScope, on: db, studyHash: studyHash)
         }
-        return (file, row)
+        return (file, revision, studyHash)
     }
 
     /// Three plain queries (the participant with its site, decision, slot and infusion; its form records; its
