@@ -30,7 +30,7 @@ struct BenchServer: AsyncParsableCommand {
             app.get("ok") { _ in "ok" }
             app.post("insert") { req async throws -> HTTPStatus in
                 let body = req.body.string ?? ""
-                try await (req.db as! any SQLDatabase).raw("INSERT INTO bench_rows (id, body) VALUES (\(bind: UUID().uuidString), \(bind: body))").run()
+                try await (req.db as! any SQLDatabase).raw("INSERT INTO bench_rows (id, body) VALUES (\(bind: UUID.timeOrdered().uuidString), \(bind: body))").run()
                 return .created
             }
             try await app.execute()
@@ -59,7 +59,7 @@ struct BenchAudit: AsyncParsableCommand {
                 try await store.write { tx in
                     for n in first..<(first + chunk) {
                         try await AuditChain.append(
-                            on: tx, actor: "bench", action: .create, entity: "lab_result", entityID: UUID().uuidString,
+                            on: tx, actor: "bench", action: .create, entity: "lab_result", entityID: UUID.timeOrdered().uuidString,
                             siteID: "6f1c2b1e-0000-4000-8000-000000000001", reason: nil,
                             changes: [
                                 .init(field: "test", old: nil, new: "ALT"), .init(field: "visit", old: nil, new: "day_7"),

@@ -175,9 +175,10 @@ struct DemoTrial: Sendable {
             ("labs", ["collected_at": Self.minute(screeningDay.addingTimeInterval(8 * 3600)), "total_bilirubin": String(format: "%.1f", bilirubin),
                       "inr": String(format: "%.2f", inr), "pt_activity": String(format: "%.0f", random.uniform(15...38)), "meld_na": String(format: "%.0f", meldNa)]),
         ]
-        for (form, v) in values {
-            _ = try await forms.save(participantID: participant.id, visit: "screening", form: form, values: v, reason: nil, scope: c.scope, now: screeningDay.addingTimeInterval(10 * 3600))
-        }
+        // The screening visit's pages entered together, as a site enters them.
+        _ = try await forms.save(
+            participantID: participant.id, visit: "screening", forms: values.map { (form: $0.0, values: $0.1) }, reason: nil, scope: c.scope,
+            now: screeningDay.addingTimeInterval(10 * 3600))
         let decided = try await screening.decideEligibility(participantID: participant.id, scope: c.scope, now: screeningDay.addingTimeInterval(11 * 3600))
         guard decided.outcome == .met else { return nil }
         _ = try await screening.recordConsent(

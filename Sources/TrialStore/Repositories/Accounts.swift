@@ -83,7 +83,7 @@ public struct FluentAccountRepository: AccountRepository {
             if try await SiteModel.query(on: tx).filter(\.$code == code).first() != nil {
                 throw StoreError.duplicate(field: "code", value: code)
             }
-            let site = SiteModel(id: UUID(), code: code, name: name, createdAt: now)
+            let site = SiteModel(id: UUID.timeOrdered(), code: code, name: name, createdAt: now)
             try await site.create(on: tx)
             try await AuditChain.append(
                 on: tx, actor: actor, action: .create, entity: "site", entityID: site.id!.uuidString, siteID: site.id!.uuidString,
@@ -125,7 +125,7 @@ public struct FluentAccountRepository: AccountRepository {
                 siteIDs.append(site.id!)
             }
             let user = UserModel()
-            user.id = UUID()
+            user.id = UUID.timeOrdered()
             user.username = username
             user.passwordHash = passwordHash
             user.role = role.rawValue
@@ -277,7 +277,7 @@ public struct FluentAccountRepository: AccountRepository {
         guard (1...100).contains(name.count) else { throw StoreError.invalid(field: "name", rule: "1–100 characters") }
         return try await store.write { tx in
             let token = APITokenModel()
-            token.id = UUID()
+            token.id = UUID.timeOrdered()
             token.userID = userID
             token.name = name
             token.tokenHash = tokenHash

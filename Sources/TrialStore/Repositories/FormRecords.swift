@@ -30,67 +30,95 @@ public struct FluentFormRecordRepository: FormRecordRepository {
     public func save(
         participantID: UUID, visit: String, form formCode: String, values: [String: String], reason: String?, scope: AccessScope, now: Date
     ) async throws -> FormRecord {
+        try await save(participantID: participantID, visit: visit, forms: [(formCode, values)], reason: reason, scope: scope, now: now)[0]
+    }
+
+    /// Several forms of one visit, as a site enters a visit's pages together: all are saved or none, in one write
+    /// with one audit event per record. The dates of all of them are checked against each other and against the
+    /// participant's anchors as one set; a problem names the field as `form.field`.
+    public func save(
+        participantID: UUID, visit: String, forms entries: [(form: String, values: [String: String])], reason: String?, scope: AccessScope, now: Date
+    ) async throws -> [FormRecord] {
+        guard !entries.isEmpty else { throw StoreError.invalid(field: "forms", rule: "must name at least one form") }
+        if let twice = Dictionary(grouping: entries.map(\.form), by: { $0 }).first(where: { $0.value.count > 1 })?.key {
+            throw StoreError.invalid(field: "forms", rule: "form '\(twice)' is given more than once")
+        }
+        let qualified = entries.count > 1
         // The participant's file is read before the write; inside it, an unchanged revision shows nothing changed in
         // between, so the checks need not read the file again while the write is held.
         let before = try? await FluentScreeningRepository.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
         return try await store.write { tx in
             let (siteID, revision, studyHash) = try await ParticipantRevision.claim(participantID, scope: scope, on: tx)
             let sql = tx as! any SQLDatabase
-            let existing = try await sql.raw("""
-                SELECT id, study_version, data, created_at, updated_at FROM form_records
-                WHERE participant_id = \(bind: participantID) AND visit_code = \(bind: visit) AND form_code = \(bind: formCode)
-                """).first().map {
-                FormRecord(
-                    id: try $0.decode(column: "id", as: UUID.self), participantID: participantID, visit: visit, form: formCode,
-                    studyVersion: try $0.decode(column: "study_version", as: Int.self), values: Self.values(try $0.decode(column: "data", as: String.self)),
-                    createdAt: try $0.decode(column: "created_at", as: Date.self), updatedAt: try $0.decode(column: "updated_at", as: Date.self))
+            var existing: [String: FormRecord] = [:]
+            for row in try await sql.raw("""
+                SELECT id, form_code, study_version, data, created_at, updated_at FROM form_records
+                WHERE participant_id = \(bind: participantID) AND visit_code = \(bind: visit)
+                """).all() {
+                let formCode = try row.decode(column: "form_code", as: String.self)
+                existing[formCode] = FormRecord(
+                    id: try row.decode(column: "id", as: UUID.self), participantID: participantID, visit: visit, form: formCode,
+                    studyVersion: try row.decode(column: "study_version", as: Int.self), values: Self.values(try row.decode(column: "data", as: String.self)),
+                    createdAt: try row.decode(column: "created_at", as: Date.self), updatedAt: try row.decode(column: "updated_at", as: Date.self))
             }
-            let study: StudyDefinition
-            if let existing {
-                study = try await FluentStudyRepository(store: Store(database: tx)).definition(version: existing.studyVersion)
-            } else {
-                guard let current = try await FluentStudyRepository.current(on: tx, hash: studyHash) else { throw StoreError.notFound(entity: "study", id: "current") }
-                study = current
+            var prepared: [(form: Form, study: StudyDefinition, clean: [String: String], existing: FormRecord?)] = []
+            for (formCode, values) in entries {
+                let found = existing[formCode]
+                let study: StudyDefinition
+                if let found {
+                    study = try await FluentStudyRepository(store: Store(database: tx)).definition(version: found.studyVersion)
+                } else {
+                    guard let current = try await FluentStudyRepository.current(on: tx, hash: studyHash) else { throw StoreError.notFound(entity: "study", id: "current") }
+                    study = current
+                }
+                guard let form = study.form(formCode) else {
+                    throw StoreError.notFound(entity: "form", id: "'\(formCode)' in study version \(study.version)")
+                }
+                guard study.visit(visit) != nil, form.visits.contains(visit) else {
+                    throw StoreError.invalid(field: "visit", rule: "form '\(formCode)' is not collected at visit '\(visit)' (it is at \(form.visits.joined(separator: ", ")))")
+                }
+                do {
+                    prepared.append((form, study, try FormValidator.validate(values, form: form), found))
+                } catch let error as FormValidationError {
+                    let first = error.problems[0]
+                    let more = error.problems.dropFirst().map(\.description)
+                    throw StoreError.invalid(field: qualified ? "\(formCode).\(first.field)" : first.field, rule: ([first.rule] + more).joined(separator: "; "))
+                }
             }
-            guard let form = study.form(formCode) else {
-                throw StoreError.notFound(entity: "form", id: "'\(formCode)' in study version \(study.version)")
-            }
-            guard study.visit(visit) != nil, form.visits.contains(visit) else {
-                throw StoreError.invalid(field: "visit", rule: "form '\(formCode)' is not collected at visit '\(visit)' (it is at \(form.visits.joined(separator: ", ")))")
-            }
-            let clean: [String: String]
-            do {
-                clean = try FormValidator.validate(values, form: form)
-            } catch let error as FormValidationError {
-                let first = error.problems[0]
-                let more = error.problems.dropFirst().map(\.description)
-                throw StoreError.invalid(field: first.field, rule: ([first.rule] + more).joined(separator: "; "))
-            }
-            let unchanged = ParticipantRevision.stillCurrent(before, revision: revision, study: study)
+            let unchanged = prepared.dropFirst().allSatisfy { $0.study.version == prepared[0].study.version }
+                ? ParticipantRevision.stillCurrent(before, revision: revision, study: prepared[0].study) : nil
             try await Self.checkSequence(
-                participantID: participantID, visit: visit, form: form, clean: clean, scope: scope, file: unchanged, on: tx)
-            let old = existing?.values ?? [:]
-            let changes = Set(old.keys).union(clean.keys).sorted().compactMap { key -> FieldChange? in
-                old[key] == clean[key] ? nil : FieldChange(field: "\(formCode).\(key)", old: old[key], new: clean[key])
+                participantID: participantID, visit: visit, forms: prepared.map { ($0.form, $0.clean) }, scope: scope, file: unchanged, on: tx)
+            var saved: [FormRecord] = []
+            for (form, study, clean, existing) in prepared {
+                let formCode = form.code
+                let old = existing?.values ?? [:]
+                let changes = Set(old.keys).union(clean.keys).sorted().compactMap { key -> FieldChange? in
+                    old[key] == clean[key] ? nil : FieldChange(field: "\(formCode).\(key)", old: old[key], new: clean[key])
+                }
+                if let existing, changes.isEmpty {
+                    saved.append(existing)
+                    continue
+                }
+                let record = FormRecord(
+                    id: existing?.id ?? UUID.timeOrdered(), participantID: participantID, visit: visit, form: formCode,
+                    studyVersion: existing?.studyVersion ?? study.version, values: clean, createdAt: existing?.createdAt ?? now, updatedAt: now)
+                let data = try Self.encode(clean)
+                try await AuditChain.append(
+                    on: tx, actor: scope.actor, action: existing == nil ? .create : .update, entity: "form_record",
+                    entityID: record.id.uuidString, siteID: siteID.uuidString, reason: reason, changes: changes, now: now)
+                if existing == nil {
+                    try await sql.raw("""
+                        INSERT INTO form_records (id, participant_id, site_id, visit_code, form_code, study_version, data, created_at, updated_at)
+                        VALUES (\(bind: record.id), \(bind: participantID), \(bind: siteID), \(bind: visit), \(bind: formCode), \(bind: record.studyVersion),
+                        \(bind: data), \(bind: now), \(bind: now))
+                        """).run()
+                } else {
+                    try await sql.raw("UPDATE form_records SET data = \(bind: data), updated_at = \(bind: now) WHERE id = \(bind: record.id)").run()
+                }
+                saved.append(record)
             }
-            if let existing, changes.isEmpty { return existing }
-            let record = FormRecord(
-                id: existing?.id ?? UUID(), participantID: participantID, visit: visit, form: formCode, studyVersion: existing?.studyVersion ?? study.version,
-                values: clean, createdAt: existing?.createdAt ?? now, updatedAt: now)
-            let data = try Self.encode(clean)
-            try await AuditChain.append(
-                on: tx, actor: scope.actor, action: existing == nil ? .create : .update, entity: "form_record",
-                entityID: record.id.uuidString, siteID: siteID.uuidString, reason: reason, changes: changes, now: now)
-            if existing == nil {
-                try await sql.raw("""
-                    INSERT INTO form_records (id, participant_id, site_id, visit_code, form_code, study_version, data, created_at, updated_at)
-                    VALUES (\(bind: record.id), \(bind: participantID), \(bind: siteID), \(bind: visit), \(bind: formCode), \(bind: record.studyVersion),
-                    \(bind: data), \(bind: now), \(bind: now))
-                    """).run()
-            } else {
-                try await sql.raw("UPDATE form_records SET data = \(bind: data), updated_at = \(bind: now) WHERE id = \(bind: record.id)").run()
-            }
-            return record
+            return saved
         }
     }
 
@@ -101,29 +129,39 @@ public struct FluentFormRecordRepository: FormRecordRepository {
     }
 
     /// Anchors must happen in their listed order, and no visit after screening may carry a date before the first anchor.
-    /// `file` is the participant's file when the caller knows it current; otherwise it is read here.
+    /// `forms` are the forms being saved together, their values taken as already in the file. `file` is the
+    /// participant's file when the caller knows it current; otherwise it is read here. With several forms a field is
+    /// named `form.field`.
     static func checkSequence(
-        participantID: UUID, visit: String, form: Form, clean: [String: String], scope: AccessScope, file known: ParticipantFile?,
+        participantID: UUID, visit: String, forms: [(form: Form, clean: [String: String])], scope: AccessScope, file known: ParticipantFile?,
         on tx: any Database
     ) async throws {
         let file: ParticipantFile
         if let known { file = known } else { file = try await FluentScreeningRepository.file(participantID: participantID, scope: scope, on: tx) }
+        let qualified = forms.count > 1
         var values = file.values
-        for (key, value) in clean { values["\(form.code).\(key)"] = value }
+        for (form, clean) in forms {
+            for (key, value) in clean { values["\(form.code).\(key)"] = value }
+        }
         let anchors = AnchorTimes.resolve(
             study: file.study, values: values, allocatedAt: file.allocation?.allocatedAt, infusionStart: file.infusion?.startedAt,
             armHasIntervention: file.armHasIntervention)
         if let problem = AnchorTimes.firstOutOfOrder(study: file.study, times: anchors) {
-            let field = [problem.later.source, problem.earlier.source].compactMap { $0 }
-                .first { $0.hasPrefix("\(form.code).") }.map { String($0.dropFirst(form.code.count + 1)) } ?? form.code
+            let sources = [problem.later.source, problem.earlier.source].compactMap { $0 }
+            let field = forms.lazy.compactMap { form in
+                sources.first { $0.hasPrefix("\(form.form.code).") }.map { qualified ? $0 : String($0.dropFirst(form.form.code.count + 1)) }
+            }.first ?? forms[0].form.code
             throw StoreError.invalid(field: field, rule: "\(problem.later.label) cannot be before \(problem.earlier.label) (\(AnchorTimes.dayText(problem.date)))")
         }
         guard visit != file.study.eligibilityVisit, let first = file.study.anchors.first, let start = anchors[first.code] else { return }
-        for field in form.fields where field.type == .date || field.type == .datetime {
-            guard let raw = clean[field.code], "\(form.code).\(field.code)" != first.source,
-                let date = DateParsing.instant(raw) ?? DateParsing.day(raw), AnchorTimes.day(date) < AnchorTimes.day(start)
-            else { continue }
-            throw StoreError.invalid(field: field.code, rule: "a \(visit) date cannot be before \(first.label) (\(AnchorTimes.dayText(start)))")
+        for (form, clean) in forms {
+            for field in form.fields where field.type == .date || field.type == .datetime {
+                guard let raw = clean[field.code], "\(form.code).\(field.code)" != first.source,
+                    let date = DateParsing.instant(raw) ?? DateParsing.day(raw), AnchorTimes.day(date) < AnchorTimes.day(start)
+                else { continue }
+                throw StoreError.invalid(
+                    field: qualified ? "\(form.code).\(field.code)" : field.code, rule: "a \(visit) date cannot be before \(first.label) (\(AnchorTimes.dayText(start)))")
+            }
         }
     }
 

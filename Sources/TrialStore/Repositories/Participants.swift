@@ -45,7 +45,7 @@ public struct FluentParticipantRepository: ParticipantRepository {
             if try await sql.raw("SELECT id FROM participants WHERE site_id = \(bind: siteID) AND screening_number = \(bind: number)").first() != nil {
                 throw StoreError.duplicate(field: "screeningNumber", value: number)
             }
-            let participant = Participant(id: UUID(), siteID: siteID, screeningNumber: number, status: .screening, createdAt: now, updatedAt: now)
+            let participant = Participant(id: UUID.timeOrdered(), siteID: siteID, screeningNumber: number, status: .screening, createdAt: now, updatedAt: now)
             try await sql.raw("""
                 INSERT INTO participants (id, site_id, screening_number, status, created_at, updated_at)
                 VALUES (\(bind: participant.id), \(bind: siteID), \(bind: number), \(bind: participant.status.rawValue), \(bind: now), \(bind: now))

@@ -113,7 +113,7 @@ public struct FluentSafetyRepository: Sendable {
             try await CTCAETermModel.query(on: tx).filter(\.$version == version).delete()
             for term in terms {
                 let model = CTCAETermModel()
-                model.id = UUID()
+                model.id = UUID.timeOrdered()
                 model.version = version
                 model.meddra = term.meddra
                 model.soc = term.soc
@@ -238,7 +238,7 @@ public struct FluentSafetyRepository: Sendable {
         let missingRange = test.ctcae != nil && range == nil ? "no reference range for \(test.code) at site \(file.siteCode): add it to the site's definition" : nil
         // Treatment-emergent: worse than baseline.
         let record = LabResult(
-            id: UUID(), visit: visit, test: test.code, collectedAt: collectedAt, value: canonical, unit: test.unit,
+            id: UUID.timeOrdered(), visit: visit, test: test.code, collectedAt: collectedAt, value: canonical, unit: test.unit,
             enteredValue: value, enteredUnit: unit, uln: range?.high, lln: range?.low, baseline: baseline,
             gradeV4: gradeV4?.grade, gradeV5: gradeV5?.grade, basisV4: gradeV4?.basis ?? missingRange, basisV5: gradeV5?.basis ?? missingRange,
             baselineGrade: baselineGrade, treatmentEmergent: (gradeV4?.grade).map { g in baselineGrade.map { g > $0 } ?? false } ?? false)
@@ -335,7 +335,7 @@ public struct FluentSafetyRepository: Sendable {
                 throw StoreError.invalid(field: field, rule: "is required")
             }
             let model = AdverseEventModel()
-            model.id = UUID()
+            model.id = UUID.timeOrdered()
             model.participantID = participantID
             model.siteID = file.participant.siteID
             model.ctcaeVersion = version

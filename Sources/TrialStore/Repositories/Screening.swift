@@ -264,7 +264,7 @@ public struct FluentScreeningRepository: Sendable {
                     field: "eligibility",
                     rule: "cannot be confirmed while \(open.count) criteria cannot be told (\(open.map(\.code).joined(separator: ", "))); missing: \(missing.joined(separator: ", "))")
             }
-            let reviewID = UUID()
+            let reviewID = UUID.timeOrdered()
             let outcome = assessment.outcome == .met ? "eligible" : "screen_failed"
             let failedCriteria = assessment.failed.map(\.code).joined(separator: ",")
             let assessmentText = String(decoding: try JSONEncoder.iso.encode(assessment), as: UTF8.self)
@@ -326,7 +326,7 @@ public struct FluentScreeningRepository: Sendable {
             if let screening = file.anchors[file.study.anchors.first?.code ?? ""], AnchorTimes.day(signedAt) < AnchorTimes.day(screening) - 28 {
                 throw StoreError.invalid(field: "signedAt", rule: "is more than 28 days before screening (\(AnchorTimes.dayText(screening)))")
             }
-            let consentID = UUID()
+            let consentID = UUID.timeOrdered()
             try await (tx as! any SQLDatabase).raw("""
                 INSERT INTO consents (id, participant_id, form_version, signed_at, taken_by, created_at)
                 VALUES (\(bind: consentID), \(bind: participantID), \(bind: formVersion), \(bind: signedAt), \(bind: scope.actor), \(bind: now))
@@ -388,7 +388,7 @@ public struct FluentScreeningRepository: Sendable {
                 seed = AuditChain.hex((0..<32).map { _ in UInt8.random(in: 0...255, using: &system) })
             }
             let list = RandomizationListModel()
-            list.id = UUID()
+            list.id = UUID.timeOrdered()
             list.studyCode = study.code
             list.studyVersion = study.version
             list.method = study.randomization.method
@@ -413,7 +413,7 @@ public struct FluentScreeningRepository: Sendable {
                     var insert = sql.insert(into: RandomizationSlotModel.schema).columns("id", "list_id", "stratum", "position", "block", "block_size", "arm")
                     for slot in slots[chunk..<min(chunk + 200, slots.count)] {
                         insert = insert.values(
-                            SQLBind(UUID()), SQLBind(list.id!), SQLBind(slot.stratum), SQLBind(slot.position), SQLBind(slot.block),
+                            SQLBind(UUID.timeOrdered()), SQLBind(list.id!), SQLBind(slot.stratum), SQLBind(slot.position), SQLBind(slot.block),
                             SQLBind(slot.blockSize), SQLBind(slot.arm))
                     }
                     try await insert.run()
@@ -529,7 +529,7 @@ public struct FluentScreeningRepository: Sendable {
             let arm = Minimization.choose(
                 arms: study.arms.map { ($0.code, $0.ratio) }, counts: counts, probability: study.randomization.minimizationProbability ?? 0.8, using: &rng)
             let slot = RandomizationSlotModel()
-            slot.id = UUID()
+            slot.id = UUID.timeOrdered()
             slot.listID = listID
             slot.stratum = stratum
             slot.position = taken.filter { $0.stratum == stratum }.count + 1
@@ -608,7 +608,7 @@ public struct FluentScreeningRepository: Sendable {
                 }
             }
             let model = InfusionModel()
-            model.id = UUID()
+            model.id = UUID.timeOrdered()
             model.participantID = participantID
             model.productLot = lot
             model.particles = input.particles

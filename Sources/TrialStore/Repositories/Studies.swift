@@ -92,7 +92,7 @@ public struct FluentStudyRepository: StudyRepository {
                     [FieldChange(field: "version", old: nil, new: String(study.version))]
                 }
             let row = StudyVersionModel()
-            row.id = UUID()
+            row.id = UUID.timeOrdered()
             row.studyCode = study.code
             row.version = study.version
             row.definition = try Self.encode(study)
@@ -124,7 +124,7 @@ public struct FluentStudyRepository: StudyRepository {
     /// The sites a definition names exist as sites users can belong to.
     static func addSites(of study: StudyDefinition, actor: String, now: Date, on tx: any Database) async throws {
         for site in study.sites where try await SiteModel.query(on: tx).filter(\.$code == site.code).first() == nil {
-            let model = SiteModel(id: UUID(), code: site.code, name: site.name, createdAt: now)
+            let model = SiteModel(id: UUID.timeOrdered(), code: site.code, name: site.name, createdAt: now)
             try await model.create(on: tx)
             try await AuditChain.append(
                 on: tx, actor: actor, action: .create, entity: "site", entityID: model.id!.uuidString, siteID: model.id!.uuidString,
