@@ -453,24 +453,37 @@ public struct FluentScreeningRepository: Sendable {
     /// Allocates participants in the order given, as separate requests arriving one after another would be, but
     /// sharing commits: the list hands out its slots in arrival order, so the order is the one that matters.
     public func allocateInOrder(_ requests: [(participantID: UUID, now: Date)], scope: AccessScope) async throws -> [Result<Allocation, any Error>] {
-        // The files are read first, many at once; each is used inside its write only if nothing changed since.
-        var befores = [(file: ParticipantFile, revision: Int64)?](repeating: nil, count: requests.count)
+        // The files are read many at once, each used inside its write only if nothing changed since; a part's files
+        // are read while the part before it is written, and each part is written only once the one before is, so
+        // the order holds.
         let database = store.database
-        for chunk in stride(from: 0, to: requests.count, by: 64) {
+        @Sendable func read(_ range: Range<Int>) async -> [(file: ParticipantFile, revision: Int64)?] {
             await withTaskGroup(of: (Int, (file: ParticipantFile, revision: Int64)?).self) { group in
-                for index in chunk..<min(chunk + 64, requests.count) {
+                var befores = [(file: ParticipantFile, revision: Int64)?](repeating: nil, count: range.count)
+                for index in range {
                     let id = requests[index].participantID
-                    group.addTask { (index, try? await Self.cachedFileAndRevision(participantID: id, scope: scope, on: database)) }
+                    group.addTask { (index - range.lowerBound, try? await Self.cachedFileAndRevision(participantID: id, scope: scope, on: database)) }
                 }
-                for await (index, before) in group { befores[index] = before }
+                for await (offset, before) in group { befores[offset] = before }
+                return befores
             }
         }
-        let bodies = zip(requests, befores).map { request, before in
-            { @Sendable (tx: any Database) async throws -> Allocation in
-                try await Self.allocate(participantID: request.participantID, scope: scope, now: request.now, before: before, on: tx)
+        let part = 256
+        var results: [Result<Allocation, any Error>] = []
+        var befores = await read(0..<min(part, requests.count))
+        for start in stride(from: 0, to: requests.count, by: part) {
+            let range = start..<min(start + part, requests.count)
+            let following = range.upperBound
+            async let next = read(following..<min(following + part, requests.count))
+            let bodies = zip(requests[range], befores).map { request, before in
+                { @Sendable (tx: any Database) async throws -> Allocation in
+                    try await Self.allocate(participantID: request.participantID, scope: scope, now: request.now, before: before, on: tx)
+                }
             }
+            results += await store.writeInOrder(bodies)
+            befores = await next
         }
-        return await store.writeInOrder(bodies)
+        return results
     }
 
     func existingAllocation(_ participantID: UUID, scope: AccessScope) async throws -> Allocation? {
