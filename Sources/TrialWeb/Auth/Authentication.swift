@@ -136,14 +136,20 @@ enum LoginService {
 
     private static let dummyHash = (try? Bcrypt.hash("no account has this password", cost: 12)) ?? ""
 
+    /// Bcrypt takes a quarter of a second by design: it runs on the application's thread pool, never on the event
+    /// loop threads that also run request handlers. A nil hash checks against the dummy one.
+    private static func verify(_ password: String, hash: String?, request: Request) async -> Bool {
+        (try? await request.application.threadPool.runIfActive { Passwords.verify(password, hash: hash ?? dummyHash) }) ?? false
+    }
+
     static func attempt(username: String, password: String, request: Request, now: Date) async throws -> Outcome {
         guard let account = try await request.accounts.account(username: username), account.isActive else {
             // Spend the same effort as a real check so timing does not reveal which usernames exist.
-            _ = Passwords.verify(password, hash: dummyHash)
+            _ = await verify(password, hash: nil, request: request)
             return .wrongCredentials
         }
         if let until = account.lockedUntil, until > now { return .locked(until: until) }
-        guard Passwords.verify(password, hash: account.passwordHash) else {
+        guard await verify(password, hash: account.passwordHash, request: request) else {
             let config = request.config
             if let until = try await request.accounts.recordFailedLogin(
                 userID: account.id, threshold: config.lockoutThreshold, lockFor: config.lockoutDuration, now: now)
