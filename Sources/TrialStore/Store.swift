@@ -42,6 +42,11 @@ public struct Store: Sendable {
     /// store made from an application's databases, whose identity keeps two databases' writes apart.
     var groupsWrites: Bool { isSQLite || batchKey != nil }
 
+    /// Where the SQLite writer's WAL is copied back into the database: a reader connection, off the writer's thread.
+    var checkpointer: (any Database)? {
+        writer == nil ? nil : database
+    }
+
     /// Runs `body` in one transaction with its audit events: all of it is written, or none of it.
     ///
     /// Concurrent calls are grouped: one writer opens one transaction (on SQLite BEGIN IMMEDIATE, so it never has to
@@ -63,7 +68,7 @@ public struct Store: Sendable {
             return results
         }
         let works = bodies.map { body in WriteBatcher.Work.code({ connection in try await body(connection) }) }
-        return await WriteBatcher.shared.submit(database: writer ?? database, key: batchKey, executor: writerThread, works: works).map { result in
+        return await WriteBatcher.shared.submit(database: writer ?? database, key: batchKey, executor: writerThread, checkpointer: checkpointer, works: works).map { result in
             result.flatMap { value in
                 guard let typed = value as? T else { return .failure(StoreError.invalid(field: "write", rule: "internal: unexpected result type")) }
                 return .success(typed)
@@ -89,7 +94,7 @@ public struct Store: Sendable {
         }
         let answer: any Sendable
         if groupsWrites {
-            answer = try await WriteBatcher.shared.submit(database: writer ?? database, key: batchKey, executor: writerThread, work: .checked(work))
+            answer = try await WriteBatcher.shared.submit(database: writer ?? database, key: batchKey, executor: writerThread, checkpointer: checkpointer, work: .checked(work))
         } else {
             answer = try await database.transaction { tx in
                 let built = try work.build(try await (tx as! any SQLDatabase).raw(Probe.query([probe])).first())
@@ -230,6 +235,7 @@ final class WriteBatcher: @unchecked Sendable {
         let database: any Database
         let work: Work
         let executor: WriterThread?
+        let checkpointer: (any Database)?
         let done: @Sendable (Result<any Sendable, any Error>) -> Void
     }
 
@@ -239,26 +245,53 @@ final class WriteBatcher: @unchecked Sendable {
     private var queue: [Job] = []
     private var draining = false
 
-    func submit(database: any Database, key: String?, executor: WriterThread?, work: Work) async throws -> any Sendable {
-        try await submit(database: database, key: key, executor: executor, works: [work])[0].get()
+    func submit(database: any Database, key: String?, executor: WriterThread?, checkpointer: (any Database)? = nil, work: Work) async throws -> any Sendable {
+        try await submit(database: database, key: key, executor: executor, checkpointer: checkpointer, works: [work])[0].get()
     }
 
     /// Queues several writes at once, in order: they run in that order (sharing commits), each answered on its own.
-    func submit(database: any Database, key: String?, executor: WriterThread?, works: [Work]) async -> [Result<any Sendable, any Error>] {
+    func submit(
+        database: any Database, key: String?, executor: WriterThread?, checkpointer: (any Database)? = nil, works: [Work]
+    ) async -> [Result<any Sendable, any Error>] {
         guard !works.isEmpty else { return [] }
         // The configuration names the file, so requests from every event loop's pool share a batch.
         let key = key ?? String(describing: database.context.configuration)
         return await withCheckedContinuation { continuation in
             let answers = Answers(count: works.count) { continuation.resume(returning: $0) }
             let jobs = works.enumerated().map { index, work in
-                Job(key: key, database: database, work: work, executor: executor, done: { answers.set(index, $0) })
+                Job(key: key, database: database, work: work, executor: executor, checkpointer: checkpointer, done: { answers.set(index, $0) })
             }
             if enqueue(jobs) { Task { await self.drain() } }
         }
     }
 
     /// Whether no write is queued or running, and so no connection is held for one.
-    var isIdle: Bool { lock.withLock { !draining && queue.isEmpty } }
+    var isIdle: Bool { lock.withLock { !draining && queue.isEmpty && checkpointing.isEmpty } }
+
+    /// Per database: commits since its last checkpoint was started, and the databases with one running.
+    private var commitsSinceCheckpoint: [String: Int] = [:]
+    private var checkpointing: Set<String> = []
+    /// About a thousand pages at a few dozen a commit: SQLite's own default interval, counted in commits.
+    static let commitsPerCheckpoint = 32
+
+    /// Starts a passive checkpoint on a reader connection every so many commits, so that copying the WAL back into
+    /// the database (and its fsync) never stalls the batch that happens to cross SQLite's threshold. Passive: it
+    /// copies what no reader still needs and never waits for the writer.
+    private func committed(key: String, checkpointer: (any Database)?) {
+        guard let checkpointer else { return }
+        let start: Bool = lock.withLock {
+            commitsSinceCheckpoint[key, default: 0] += 1
+            guard commitsSinceCheckpoint[key]! >= Self.commitsPerCheckpoint, !checkpointing.contains(key) else { return false }
+            commitsSinceCheckpoint[key] = 0
+            checkpointing.insert(key)
+            return true
+        }
+        guard start else { return }
+        Task {
+            try? await (checkpointer as? any SQLDatabase)?.raw("PRAGMA wal_checkpoint(PASSIVE)").run()
+            self.lock.withLock { _ = self.checkpointing.remove(key) }
+        }
+    }
 
     /// Waits, at most `limit`, until no write is queued or running: a database shut down under a running batch would
     /// lose the connection it holds without closing it.
@@ -315,6 +348,8 @@ final class WriteBatcher: @unchecked Sendable {
                 try await batch[0].database.withConnection { connection in
                     // On SQLite the grouped statements go to the connection itself, their values bound as the driver's own.
                     let lite = try await (connection as? any SQLiteDatabase)?.withConnection { $0 }
+                    // Checkpoints are then started after commits instead (see `committed`); set per connection.
+                    if let lite, batch[0].checkpointer != nil { try await lite.query("PRAGMA wal_autocheckpoint = 0", []) { _ in } }
                     // Set here: the connection's closure runs in a task of its own, which does not inherit it.
                     await withTaskExecutorPreference(executor) {
                         for _ in 0...Self.batchesPerLease {
@@ -440,6 +475,7 @@ final class WriteBatcher: @unchecked Sendable {
                     }
                     try await head.flush(on: sql)
                     try await sql.raw("COMMIT").run()
+                    committed(key: batch[0].key, checkpointer: batch[0].checkpointer)
                 } catch {
                     try? await sql.raw("ROLLBACK").run()
                     throw error

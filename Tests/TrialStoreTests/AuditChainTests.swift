@@ -375,3 +375,36 @@ extension WriterThreadTests {
         }
     }
 }
+
+extension WriterThreadTests {
+    /// The writer's WAL is copied back into the database by a checkpoint started after every 32 commits on a reader
+    /// connection, not by SQLite inside whichever commit crosses its page threshold: after 40 commits the database
+    /// file alone (without its WAL) holds the first 32 events. SQLite's own checkpoint (1,000 pages) would not have
+    /// run yet, leaving the file without them.
+    @Test func theWritersCommitsAreCheckpointedOffItsThread() async throws {
+        let (settings, cleanup) = try await TestDatabase.sqlite.makeSettings()
+        defer { Task { try? await cleanup() } }
+        guard case .sqlite(let path) = settings else { return }
+        let databases = Databases(threadPool: NIOThreadPool.singleton, on: MultiThreadedEventLoopGroup.singleton)
+        try settings.register(in: databases)
+        let store = Store(databases: databases, logger: Logger(label: "test"), on: MultiThreadedEventLoopGroup.singleton.any())
+        try await store.migrate()
+        for n in 0..<40 {
+            try await store.write { tx in
+                try await AuditChain.append(
+                    on: tx, actor: "test", action: .create, entity: "note", entityID: "\(n)", siteID: nil, reason: nil,
+                    changes: [.init(field: "n", old: nil, new: "\(n)")], now: Date())
+            }
+        }
+        await WriteBatcher.shared.waitUntilIdle()
+        let copy = path + "-alone.sqlite"
+        try FileManager.default.copyItem(atPath: path, toPath: copy)
+        let alone = Databases(threadPool: NIOThreadPool.singleton, on: MultiThreadedEventLoopGroup.singleton)
+        alone.use(.sqlite(.file(copy)), as: .sqlite)
+        let sql = alone.database(logger: Logger(label: "test"), on: MultiThreadedEventLoopGroup.singleton.any()) as! any SQLDatabase
+        let events = try await sql.raw("SELECT COUNT(*) AS n FROM audit_events WHERE entity = 'note'").first()?.decode(column: "n", as: Int.self)
+        #expect((32...40).contains(events ?? 0))
+        await alone.shutdownAsync()
+        await databases.shutdownAsync()
+    }
+}
