@@ -149,6 +149,17 @@ private func inputs(_ build: (inout ScoreInputs) -> Void) -> ScoreInputs {
         #expect(abs(try Units.convert(value, analyte: analyte, from: from, to: to) - expected) < 1e-4)
     }
 
+    /// The same unit as sites spell it: micro sign or Greek mu, any case, spaces, "×" for "x".
+    @Test(arguments: ["umol/L", "µmol/L", "μmol/L", "UMOL/L", "µmol / l"])
+    func spellingsOfOneUnit(unit: String) throws {
+        #expect(abs(try Units.convert(17.10396, analyte: "bilirubin", from: unit, to: "mg/dL") - 1.0) < 1e-4)
+    }
+
+    @Test func timesSignAndSpacesInACount() throws {
+        #expect(try Units.convert(75, analyte: "count", from: "× 10^9/L", to: "/uL") == 75000)
+        #expect(throws: Units.Problem.self) { try Units.convert(1, analyte: "count", from: "10^9/µ", to: "/uL") }
+    }
+
     @Test func aUnitOfTheWrongKindIsRefused() {
         #expect(throws: Units.Problem(message: "unit 'U/L' does not fit bilirubin (canonical umol/L)")) {
             try Units.convert(1, analyte: "bilirubin", from: "U/L", to: "mg/dL")

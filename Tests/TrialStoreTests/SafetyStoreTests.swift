@@ -226,6 +226,48 @@ extension ParticipantFileCacheTests {
         }
     }
 
+    /// Writes for a participant with nothing kept share one read of its revision and file; should that read fail (it
+    /// was made for a user who may not see the participant), a write waiting on it reads for itself.
+    @Test func concurrentWritesShareOneStateRead() async throws {
+        try await TestDatabase.sqlite.withStore { store in
+            let (_, scope, p) = try await safetyTrial(store)
+            let state = try await FluentScreeningRepository.cachedFileState(participantID: p.id, scope: scope, on: store.database)
+            let cache = ParticipantFileCache()
+            let reads = Counter()
+            let read: @Sendable () async throws -> ParticipantFileCache.State = {
+                await reads.add()
+                try await Task.sleep(for: .milliseconds(50))
+                return state
+            }
+            let revisions = try await withThrowingTaskGroup(of: Int64.self) { group in
+                for _ in 0..<20 { group.addTask { try await cache.latest(p.id, read: read).revision } }
+                return try await group.reduce(into: [Int64]()) { $0.append($1) }
+            }
+            #expect(await reads.value == 1)
+            #expect(revisions == Array(repeating: state.revision, count: 20))
+
+            let other = UUID(), started = Counter(), own = Counter()
+            let failing = Task {
+                try await cache.latest(other) {
+                    await started.add()
+                    try await Task.sleep(for: .milliseconds(300))
+                    throw StoreError.notFound(entity: "participant", id: other.uuidString)
+                }
+            }
+            while await started.value == 0 { await Task.yield() }
+            let second = try await cache.latest(other) {
+                await own.add()
+                return state
+            }
+            #expect(second.revision == state.revision)
+            #expect(await own.value == 1)
+            await #expect(throws: StoreError.notFound(entity: "participant", id: other.uuidString)) { try await failing.value }
+            // Nothing of the failed read stays behind: the next write reads afresh.
+            _ = try await cache.latest(other, read: read)
+            #expect(await reads.value == 2)
+        }
+    }
+
     /// A file read before the write stands in for the one inside only at the same revision and study version.
     @Test(arguments: TestDatabase.available)
     func aFileReadBeforeTheWriteIsUsedOnlyIfNothingChanged(database: TestDatabase) async throws {

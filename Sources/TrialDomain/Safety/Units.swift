@@ -14,9 +14,18 @@ public enum Units {
         "lactate": 90.08,  // C3H6O3 (lactic acid)
     ]
 
+    /// Lower case, micro signs as "u", "×" as "x", no spaces: one pass, as every lab save goes through it.
     static func normal(_ unit: String) -> String {
-        unit.lowercased().replacingOccurrences(of: "µ", with: "u").replacingOccurrences(of: "μ", with: "u")
-            .replacingOccurrences(of: " ", with: "").replacingOccurrences(of: "×", with: "x")
+        var scalars = String.UnicodeScalarView()
+        for scalar in unit.lowercased().unicodeScalars {
+            switch scalar {
+            case "µ", "μ": scalars.append("u")
+            case "×": scalars.append("x")
+            case " ": continue
+            default: scalars.append(scalar)
+            }
+        }
+        return String(scalars)
     }
 
     /// Each analyte's canonical unit and how to reach it from the others.

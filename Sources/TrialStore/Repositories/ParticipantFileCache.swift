@@ -61,6 +61,35 @@ final class ParticipantFileCache: @unchecked Sendable {
         lock.withLock { entries[key].map { ($0.file, $0.revision, $0.studyHash) } }
     }
 
+    typealias State = (file: ParticipantFile, revision: Int64, studyHash: String?)
+    /// Reads of a participant's revision and file under way for writes that found nothing kept.
+    private var reading: [Key: Task<State, any Error>] = [:]
+
+    /// The newest file kept for the participant; else the one a read under way finds; else what `read` finds. A burst
+    /// of writes for one participant not yet kept (a morning's labs) so reads its revision once, not once each. The
+    /// caller's write checks revision and study version again inside its transaction, so a state read for another
+    /// request serves it too; should that read fail (another user's scope), the caller reads for itself.
+    func latest(_ key: Key, read: @escaping @Sendable () async throws -> State) async throws -> State {
+        enum Found { case kept(State), shared(Task<State, any Error>), own(Task<State, any Error>) }
+        let found: Found = lock.withLock {
+            if let entry = entries[key] { return .kept((entry.file, entry.revision, entry.studyHash)) }
+            if let task = reading[key] { return .shared(task) }
+            let task = Task {
+                defer { self.lock.withLock { _ = self.reading.removeValue(forKey: key) } }
+                return try await read()
+            }
+            reading[key] = task
+            return .own(task)
+        }
+        switch found {
+        case .kept(let state): return state
+        case .own(let task): return try await task.value
+        case .shared(let task):
+            if let state = try? await task.value { return state }
+            return try await read()
+        }
+    }
+
     func get(_ key: Key, revision: Int64, studyHash: String) -> ParticipantFile? {
         lock.withLock { kept(key, revision: revision, studyHash: studyHash) }
     }

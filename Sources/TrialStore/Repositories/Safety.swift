@@ -168,9 +168,12 @@ public struct FluentSafetyRepository: Sendable {
         // The checks that need the participant's file run inside the write, against the file kept for the revision
         // the write reads there (with the baseline, in one statement shared by the batch), so they hold at the commit.
         // A file kept from before is tried first; should the participant have changed since, it is read again.
-        var known = ParticipantFileCache.shared.latest(participantID)
+        let database = store.database
+        var known: ParticipantFileCache.State? = try await ParticipantFileCache.shared.latest(participantID) {
+            try await FluentScreeningRepository.cachedFileState(participantID: participantID, scope: scope, on: database)
+        }
         for _ in 0..<3 {
-            let state: (file: ParticipantFile, revision: Int64, studyHash: String?)
+            let state: ParticipantFileCache.State
             if let known { state = known } else { state = try await FluentScreeningRepository.cachedFileState(participantID: participantID, scope: scope, on: store.database) }
             do {
                 return try await store.insert(
