@@ -582,12 +582,12 @@ enum LiteStatement {
         // The exact type first: comparing metatypes is cheaper than the casts below, which also look through optionals.
         let type = ObjectIdentifier(Swift.type(of: value))
         if type == ObjectIdentifier(String.self) { return .text(value as! String) }
-        if type == ObjectIdentifier(UUID.self) { return .text((value as! UUID).uuidString) }
+        if type == ObjectIdentifier(UUID.self) { return .text((value as! UUID).text) }
         if type == ObjectIdentifier(Double.self) { return .float(value as! Double) }
         if type == ObjectIdentifier(Date.self) { return .float((value as! Date).timeIntervalSince1970) }
         switch value {
         case let v as String?: return v.map { .text($0) } ?? .null
-        case let v as UUID?: return v.map { .text($0.uuidString) } ?? .null
+        case let v as UUID?: return v.map { .text($0.text) } ?? .null
         case let v as Double?: return v.map { .float($0) } ?? .null
         case let v as Date?: return v.map { .float($0.timeIntervalSince1970) } ?? .null
         case let v as Int?: return v.map { .integer($0) } ?? .null
@@ -626,6 +626,8 @@ enum LiteStatement {
     }
 
     static func quoted(_ identifier: String) -> String {
-        "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        // Names here come from the code and hold no quote; the replacement is only a guard, skipped when not needed.
+        let inner = identifier.utf8.contains(UInt8(ascii: "\"")) ? identifier.replacingOccurrences(of: "\"", with: "\"\"") : identifier
+        return "\"" + inner + "\""
     }
 }

@@ -40,3 +40,17 @@ import TrialStore
         #expect(differs == [0, 0, 0, 0, 0, 0, 0x0F, 0xFF, 0x3F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
     }
 }
+
+@Suite struct UUIDTextTests {
+    /// The text stored for an id is exactly what Foundation's `uuidString` gives, so rows written either way match.
+    @Test func theTextIsFoundationsUUIDString() {
+        let known = "E621E1F8-C36C-495A-93FC-0C247A3E6E5F"
+        #expect(UUID(uuidString: known)!.text == known)
+        #expect(UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)).text == "00000000-0000-0000-0000-000000000000")
+        #expect(UUID(uuid: (255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255)).text == "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF")
+        for _ in 0..<1000 {
+            let id = UUID()
+            #expect(id.text == id.uuidString)
+        }
+    }
+}

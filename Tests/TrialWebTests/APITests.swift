@@ -201,3 +201,16 @@ private struct World {
         }
     }
 }
+
+/// RFC 9110 §8.3.1: the media type is case-insensitive and may carry parameters after ";".
+@Suite struct JSONContentTypeTests {
+    @Test(arguments: ["application/json", "application/json; charset=utf-8", "Application/JSON", " application/json ;charset=UTF-8"])
+    func jsonIsRecognised(value: String) {
+        #expect(Request.isJSON(contentType: value))
+    }
+
+    @Test(arguments: [nil, "", "text/plain", "application/jsonx", "application/json-patch+json", "application/x-www-form-urlencoded", "application/js\u{0}on"])
+    func anythingElseIsNot(value: String?) {
+        #expect(!Request.isJSON(contentType: value))
+    }
+}

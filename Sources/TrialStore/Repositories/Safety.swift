@@ -268,7 +268,7 @@ public struct FluentSafetyRepository: Sendable {
                     ])
             ],
             audit: AuditDraft(
-                actor: scope.actor, action: .create, entity: "lab_result", entityID: record.id.uuidString, siteID: siteID.uuidString,
+                actor: scope.actor, action: .create, entity: "lab_result", entityID: record.id.text, siteID: siteID.text,
                 reason: nil, changes: changes, now: now),
             answer: record)
     }

@@ -104,7 +104,7 @@ protocol StrictBody: Decodable, Sendable {
 extension Request {
     /// Decodes a JSON object, refusing malformed JSON, unknown fields and wrong types with a message naming the field.
     func strictBody<T: StrictBody>(_ type: T.Type) throws -> T {
-        guard headers.contentType == .json else {
+        guard Self.isJSON(contentType: headers.first(name: .contentType)) else {
             throw BodyError(status: .unsupportedMediaType, message: "Content-Type: must be application/json")
         }
         guard let buffer = body.data, buffer.readableBytes > 0 else {
@@ -129,6 +129,23 @@ extension Request {
     }
 }
 
+extension Request {
+    /// Whether a Content-Type header names JSON: `application/json` in any case, with any parameters. Read from the
+    /// header text itself, as Vapor's parsed media type costs as much as decoding a small body.
+    static func isJSON(contentType: String?) -> Bool {
+        guard let contentType else { return false }
+        let expected = Array("application/json".utf8)
+        var media = ArraySlice(contentType.utf8.prefix { $0 != UInt8(ascii: ";") })
+        let blank: (UInt8) -> Bool = { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+        while let first = media.first, blank(first) { media.removeFirst() }
+        while let last = media.last, blank(last) { media.removeLast() }
+        guard media.count == expected.count else { return false }
+        return zip(media, expected).allSatisfy { byte, want in
+            (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 == want : byte == want
+        }
+    }
+}
+
 /// A body whose member names are all among `T.fields`, decoded as `T`.
 private struct Strict<T: StrictBody>: Decodable {
     let value: T
@@ -141,7 +158,8 @@ private struct Strict<T: StrictBody>: Decodable {
     }
 
     init(from decoder: any Decoder) throws {
-        let unknown = Set(try decoder.container(keyedBy: Name.self).allKeys.map(\.stringValue)).subtracting(T.fields).sorted()
+        // A closure, not a key path: in this generic type a key path is built again on every call.
+        let unknown = Set(try decoder.container(keyedBy: Name.self).allKeys.map { $0.stringValue }).subtracting(T.fields).sorted()
         if !unknown.isEmpty { throw UnknownFields(names: unknown) }
         do {
             value = try T(from: decoder)
