@@ -548,10 +548,37 @@ final class WriteBatcher: @unchecked Sendable {
                 }
             }
         }
+        let binds = tables.reduce(items.count * AuditChain.columns.count) { $0 + $1.rows.count * $1.columns.count }
+        if lite == nil, sql.dialect.name == "postgresql", binds <= maximumBinds {
+            // One round trip instead of one per table: the inserts as data-modifying parts of one statement, which
+            // fails as a whole (a duplicate anywhere) just as the separate ones would.
+            var events: [[any Encodable & Sendable]] = []
+            for (_, audit) in items { events.append(try await AuditChain.nextRow(audit, on: sql, head: head)) }
+            let inserts = (tables + [(AuditChain.table, AuditChain.columns, events)]).map { table in
+                table.rows.reduce(sql.insert(into: table.table).columns(table.columns)) { $0.values($1) }.insert
+            }
+            try await sql.execute(sql: InsertsTogether(inserts: inserts)) { _ in }
+            return
+        }
         for table in tables { try await insertMany(table.table, table.columns, table.rows, on: sql, lite: lite) }
         var events: [[any Encodable & Sendable]] = []
         for (_, audit) in items { events.append(try await AuditChain.nextRow(audit, on: sql, head: head)) }
         try await insertMany(AuditChain.table, AuditChain.columns, events, on: sql, lite: lite)
+    }
+
+    /// `WITH i0 AS (INSERT ...), i1 AS (INSERT ...) SELECT 1` (PostgreSQL): every insert runs, in one statement.
+    private struct InsertsTogether: SQLExpression {
+        let inserts: [SQLInsert]
+        func serialize(to serializer: inout SQLSerializer) {
+            serializer.write("WITH ")
+            for (index, insert) in inserts.enumerated() {
+                if index > 0 { serializer.write(", ") }
+                serializer.write("i\(index) AS (")
+                insert.serialize(to: &serializer)
+                serializer.write(")")
+            }
+            serializer.write(" SELECT 1")
+        }
     }
 
     private static func insertMany(
