@@ -341,13 +341,20 @@ final class BatchHead: @unchecked Sendable {
     @TaskLocal static var current: BatchHead?
     var sequence: Int64?
     var hash = ""
+    /// The sequence audit_head already holds in this transaction, when a grouped statement wrote it along the way.
+    var stored: Int64?
 
-    func snapshot() -> (Int64?, String) { (sequence, hash) }
-    func restore(_ s: (Int64?, String)) { (sequence, hash) = s }
+    func snapshot() -> (Int64?, String, Int64?) { (sequence, hash, stored) }
+    func restore(_ s: (Int64?, String, Int64?)) { (sequence, hash, stored) = s }
+
+    /// The statement that moves audit_head to this head.
+    var update: SQLQueryString? {
+        sequence.map { "UPDATE audit_head SET sequence = \(bind: $0), hash = \(bind: hash) WHERE id = 1" }
+    }
 
     func flush(on sql: any SQLDatabase) async throws {
-        guard let sequence else { return }
-        try await sql.raw("UPDATE audit_head SET sequence = \(bind: sequence), hash = \(bind: hash) WHERE id = 1").run()
+        guard let update, sequence != stored else { return }
+        try await sql.raw(update).run()
     }
 }
 

@@ -56,9 +56,11 @@ public enum DatabaseSettings: Sendable, Equatable {
             if let schema {
                 configuration.coreConfiguration.options.additionalStartupParameters = [("search_path", schema)]
             }
-            databases.use(
-                .postgres(configuration: configuration, maxConnectionsPerEventLoop: 4, connectionPoolTimeout: .seconds(60), sqlLogLevel: .trace),
-                as: .psql, isDefault: true)
+            let postgres = DatabaseConfigurationFactory.postgres(
+                configuration: configuration, maxConnectionsPerEventLoop: 4, connectionPoolTimeout: .seconds(60), sqlLogLevel: .trace)
+            databases.use(postgres, as: .psql, isDefault: true)
+            // Grouped writes get connections on an event loop of their own (see `WriterLoop`).
+            databases.use(WriterLoopConfiguration(base: postgres.make()), as: .postgresWriter, isDefault: false)
         }
     }
 }
@@ -66,6 +68,8 @@ public enum DatabaseSettings: Sendable, Equatable {
 extension DatabaseID {
     /// The SQLite file again, for `Store.write` only.
     public static let sqliteWriter = DatabaseID(string: "sqlite-writer")
+    /// The PostgreSQL database again, for `Store.write` only.
+    public static let postgresWriter = DatabaseID(string: "postgres-writer")
 }
 
 public struct ConfigurationIssue: Sendable, Equatable, CustomStringConvertible {

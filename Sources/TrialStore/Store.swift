@@ -7,11 +7,11 @@ import Logging
 /// The database and the one way to write to it: a transaction that also carries the audit events.
 public struct Store: Sendable {
     public let database: any Database
-    /// Where grouped SQLite writes run; `database` when nil.
+    /// Where grouped writes run; `database` when nil.
     public let writer: (any Database)?
 
-    /// Where grouped writes run their code: the writer's own thread on SQLite.
-    let writerThread: WriterThread?
+    /// Where grouped writes run their code: the writer's own thread on SQLite, its own event loop on PostgreSQL.
+    let writerExecutor: (any TaskExecutor)?
 
     /// Which grouped writes may share a transaction: the same file. Describing the configuration costs more than a
     /// write, so a store made from an application's databases names them by identity instead.
@@ -21,16 +21,24 @@ public struct Store: Sendable {
         self.database = database
         self.writer = writer
         self.batchKey = nil
-        self.writerThread = nil
+        self.writerExecutor = nil
     }
 
-    /// The store of an application's databases: the default one, and on SQLite the writers' own connections.
+    /// The store of an application's databases: the default one, and the writer's own connections.
     public init(databases: Databases, logger: Logger, on eventLoop: any EventLoop) {
         self.database = databases.database(logger: logger, on: eventLoop)!
-        let writer = databases.configuration(for: .sqliteWriter)
-        self.writer = writer == nil ? nil : databases.database(.sqliteWriter, logger: logger, on: eventLoop)
-        // Read after the writer's database was made: its driver starts the thread.
-        self.writerThread = (writer as? WriterThreadConfiguration)?.started.thread
+        if let writer = databases.configuration(for: .sqliteWriter) {
+            self.writer = databases.database(.sqliteWriter, logger: logger, on: eventLoop)
+            // Read after the writer's database was made: its driver starts the thread.
+            self.writerExecutor = (writer as? WriterThreadConfiguration)?.started.thread
+        } else if let writer = databases.configuration(for: .postgresWriter) as? WriterLoopConfiguration {
+            let loop = writer.started.writer
+            self.writer = databases.database(.postgresWriter, logger: logger, on: loop.loop)
+            self.writerExecutor = loop
+        } else {
+            self.writer = nil
+            self.writerExecutor = nil
+        }
         self.batchKey = "\(ObjectIdentifier(databases))"
     }
 
@@ -44,7 +52,7 @@ public struct Store: Sendable {
 
     /// Where the SQLite writer's WAL is copied back into the database: a reader connection, off the writer's thread.
     var checkpointer: (any Database)? {
-        writer == nil ? nil : database
+        writer != nil && isSQLite ? database : nil
     }
 
     /// Runs `body` in one transaction with its audit events: all of it is written, or none of it.
@@ -68,7 +76,7 @@ public struct Store: Sendable {
             return results
         }
         let works = bodies.map { body in WriteBatcher.Work.code({ connection in try await body(connection) }) }
-        return await WriteBatcher.shared.submit(database: writer ?? database, key: batchKey, executor: writerThread, checkpointer: checkpointer, works: works).map { result in
+        return await WriteBatcher.shared.submit(database: writer ?? database, key: batchKey, executor: writerExecutor, checkpointer: checkpointer, works: works).map { result in
             result.flatMap { value in
                 guard let typed = value as? T else { return .failure(StoreError.invalid(field: "write", rule: "internal: unexpected result type")) }
                 return .success(typed)
@@ -94,7 +102,7 @@ public struct Store: Sendable {
         }
         let answer: any Sendable
         if groupsWrites {
-            answer = try await WriteBatcher.shared.submit(database: writer ?? database, key: batchKey, executor: writerThread, checkpointer: checkpointer, work: .checked(work))
+            answer = try await WriteBatcher.shared.submit(database: writer ?? database, key: batchKey, executor: writerExecutor, checkpointer: checkpointer, work: .checked(work))
         } else {
             answer = try await database.transaction { tx in
                 let built = try work.build(try await (tx as! any SQLDatabase).raw(Probe.query([probe])).first())
@@ -234,7 +242,7 @@ final class WriteBatcher: @unchecked Sendable {
         let key: String
         let database: any Database
         let work: Work
-        let executor: WriterThread?
+        let executor: (any TaskExecutor)?
         let checkpointer: (any Database)?
         let done: @Sendable (Result<any Sendable, any Error>) -> Void
     }
@@ -245,13 +253,13 @@ final class WriteBatcher: @unchecked Sendable {
     private var queue: [Job] = []
     private var draining = false
 
-    func submit(database: any Database, key: String?, executor: WriterThread?, checkpointer: (any Database)? = nil, work: Work) async throws -> any Sendable {
+    func submit(database: any Database, key: String?, executor: (any TaskExecutor)?, checkpointer: (any Database)? = nil, work: Work) async throws -> any Sendable {
         try await submit(database: database, key: key, executor: executor, checkpointer: checkpointer, works: [work])[0].get()
     }
 
     /// Queues several writes at once, in order: they run in that order (sharing commits), each answered on its own.
     func submit(
-        database: any Database, key: String?, executor: WriterThread?, checkpointer: (any Database)? = nil, works: [Work]
+        database: any Database, key: String?, executor: (any TaskExecutor)?, checkpointer: (any Database)? = nil, works: [Work]
     ) async -> [Result<any Sendable, any Error>] {
         guard !works.isEmpty else { return [] }
         // The configuration names the file, so requests from every event loop's pool share a batch.
@@ -550,14 +558,16 @@ final class WriteBatcher: @unchecked Sendable {
         }
         let binds = tables.reduce(items.count * AuditChain.columns.count) { $0 + $1.rows.count * $1.columns.count }
         if lite == nil, sql.dialect.name == "postgresql", binds <= maximumBinds {
-            // One round trip instead of one per table: the inserts as data-modifying parts of one statement, which
-            // fails as a whole (a duplicate anywhere) just as the separate ones would.
+            // One round trip instead of one per table and one for the head: the inserts as data-modifying parts of
+            // a statement that moves audit_head, which fails as a whole (a duplicate anywhere) as separate ones would.
             var events: [[any Encodable & Sendable]] = []
             for (_, audit) in items { events.append(try await AuditChain.nextRow(audit, on: sql, head: head)) }
             let inserts = (tables + [(AuditChain.table, AuditChain.columns, events)]).map { table in
                 table.rows.reduce(sql.insert(into: table.table).columns(table.columns)) { $0.values($1) }.insert
             }
-            try await sql.execute(sql: InsertsTogether(inserts: inserts)) { _ in }
+            guard let update = head.update else { throw StoreError.invalid(field: "write", rule: "internal: no audit head") }
+            try await sql.execute(sql: InsertsTogether(inserts: inserts, then: update)) { _ in }
+            head.stored = head.sequence
             return
         }
         for table in tables { try await insertMany(table.table, table.columns, table.rows, on: sql, lite: lite) }
@@ -566,9 +576,10 @@ final class WriteBatcher: @unchecked Sendable {
         try await insertMany(AuditChain.table, AuditChain.columns, events, on: sql, lite: lite)
     }
 
-    /// `WITH i0 AS (INSERT ...), i1 AS (INSERT ...) SELECT 1` (PostgreSQL): every insert runs, in one statement.
+    /// `WITH i0 AS (INSERT ...), i1 AS (INSERT ...) UPDATE ...` (PostgreSQL): every part runs, in one statement.
     private struct InsertsTogether: SQLExpression {
         let inserts: [SQLInsert]
+        let then: SQLQueryString
         func serialize(to serializer: inout SQLSerializer) {
             serializer.write("WITH ")
             for (index, insert) in inserts.enumerated() {
@@ -577,7 +588,8 @@ final class WriteBatcher: @unchecked Sendable {
                 insert.serialize(to: &serializer)
                 serializer.write(")")
             }
-            serializer.write(" SELECT 1")
+            serializer.write(" ")
+            then.serialize(to: &serializer)
         }
     }
 
