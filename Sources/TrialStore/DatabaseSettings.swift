@@ -50,7 +50,7 @@ public enum DatabaseSettings: Sendable, Equatable {
             databases.use(sqlite, as: .sqlite, isDefault: true)
             // Grouped writes get a connection of their own, so a batch in progress never holds up a reader, on a thread
             // of their own.
-            databases.use(WriterThreadConfiguration(base: sqlite.make()), as: .sqliteWriter, isDefault: false)
+            databases.use(WriterConfiguration<WriterThread>(base: sqlite.make()), as: .sqliteWriter, isDefault: false)
         case .postgres(let url, let schema):
             var configuration = try SQLPostgresConfiguration(url: url)
             if let schema {
@@ -60,7 +60,7 @@ public enum DatabaseSettings: Sendable, Equatable {
                 configuration: configuration, maxConnectionsPerEventLoop: 4, connectionPoolTimeout: .seconds(60), sqlLogLevel: .trace)
             databases.use(postgres, as: .psql, isDefault: true)
             // Grouped writes get connections on an event loop of their own (see `WriterLoop`).
-            databases.use(WriterLoopConfiguration(base: postgres.make()), as: .postgresWriter, isDefault: false)
+            databases.use(WriterConfiguration<WriterLoop>(base: postgres.make()), as: .postgresWriter, isDefault: false)
         }
     }
 }

@@ -27,11 +27,10 @@ public struct Store: Sendable {
     /// The store of an application's databases: the default one, and the writer's own connections.
     public init(databases: Databases, logger: Logger, on eventLoop: any EventLoop) {
         self.database = databases.database(logger: logger, on: eventLoop)!
-        if let writer = databases.configuration(for: .sqliteWriter) {
+        if let writer = databases.configuration(for: .sqliteWriter) as? WriterConfiguration<WriterThread> {
             self.writer = databases.database(.sqliteWriter, logger: logger, on: eventLoop)
-            // Read after the writer's database was made: its driver starts the thread.
-            self.writerExecutor = (writer as? WriterThreadConfiguration)?.started.thread
-        } else if let writer = databases.configuration(for: .postgresWriter) as? WriterLoopConfiguration {
+            self.writerExecutor = writer.started.writer
+        } else if let writer = databases.configuration(for: .postgresWriter) as? WriterConfiguration<WriterLoop> {
             let loop = writer.started.writer
             self.writer = databases.database(.postgresWriter, logger: logger, on: loop.loop)
             self.writerExecutor = loop

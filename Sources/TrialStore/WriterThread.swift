@@ -2,10 +2,19 @@ import FluentKit
 import FluentSQLiteDriver
 import Foundation
 
+/// Where a database's grouped writes run: the task executor of each batch, which is also where the writer
+/// connection's own work runs, so a statement's answer resumes the batch without changing threads.
+protocol Writer: TaskExecutor, Sendable {
+    init()
+    /// The databases the writer's connections are made from: the given ones, with the writer's thread in place of theirs.
+    func databases(beside databases: Databases) -> Databases
+    func shutdown() async
+}
+
 /// The SQLite writer's own thread: its connection's statements run there, and so does the writer's code, as the task
 /// executor of each batch. A statement then runs where the write is waiting for it, instead of hopping to a shared
 /// pool thread and queueing behind request handlers to come back: each hop cost more than the statement.
-final class WriterThread: TaskExecutor, @unchecked Sendable {
+final class WriterThread: Writer, @unchecked Sendable {
     let pool = NIOThreadPool(numberOfThreads: 1)
 
     init() {
@@ -23,57 +32,12 @@ final class WriterThread: TaskExecutor, @unchecked Sendable {
         pool.submit { _ in job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 
+    func databases(beside databases: Databases) -> Databases {
+        Databases(threadPool: pool, on: databases.eventLoopGroup)
+    }
+
     func shutdown() async {
         try? await pool.shutdownGracefully()
-    }
-}
-
-/// A database configuration whose connections use a writer's thread, started with the database's driver (the first
-/// time the database is used) and stopped when it shuts down.
-struct WriterThreadConfiguration: DatabaseConfiguration {
-    var base: any DatabaseConfiguration
-    let started = Started()
-
-    final class Started: @unchecked Sendable {
-        private let lock = NSLock()
-        private var _thread: WriterThread?
-        var thread: WriterThread? {
-            get { lock.withLock { _thread } }
-            set { lock.withLock { _thread = newValue } }
-        }
-    }
-
-    var middleware: [any AnyModelMiddleware] {
-        get { base.middleware }
-        set { base.middleware = newValue }
-    }
-
-    func makeDriver(for databases: Databases) -> any DatabaseDriver {
-        let thread = WriterThread()
-        started.thread = thread
-        return Driver(base: base.makeDriver(for: Databases(threadPool: thread.pool, on: databases.eventLoopGroup)), thread: thread)
-    }
-
-    struct Driver: DatabaseDriver {
-        let base: any DatabaseDriver
-        let thread: WriterThread
-
-        func makeDatabase(with context: DatabaseContext) -> any Database { base.makeDatabase(with: context) }
-
-        // The writer's last batch may still hold its connection after its requests were answered: the pool is shut
-        // down once it has given it back, so that every connection is closed.
-        func shutdown() {
-            let deadline = Date().addingTimeInterval(10)
-            while !WriteBatcher.shared.isIdle, Date() < deadline { Thread.sleep(forTimeInterval: 0.001) }
-            base.shutdown()
-            thread.pool.shutdownGracefully { _ in }
-        }
-
-        func shutdownAsync() async {
-            await WriteBatcher.shared.waitUntilIdle()
-            await base.shutdownAsync()
-            await thread.shutdown()
-        }
     }
 }
 
@@ -81,12 +45,14 @@ struct WriterThreadConfiguration: DatabaseConfiguration {
 /// executor of each batch. An answer from the server then resumes the batch on the thread that read it, instead of
 /// queueing twice per statement behind request handlers on the shared event loops (which made a batch of 3 ms of
 /// server work take 15 ms).
-final class WriterLoop: TaskExecutor, @unchecked Sendable {
+final class WriterLoop: Writer, @unchecked Sendable {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     var loop: any EventLoop { group.next() }
 
     private let lock = NSLock()
     private var open = true
+
+    init() {}
 
     func enqueue(_ job: UnownedJob) {
         let executor = asUnownedTaskExecutor()
@@ -95,25 +61,30 @@ final class WriterLoop: TaskExecutor, @unchecked Sendable {
         loop.execute { job.runSynchronously(on: executor) }
     }
 
+    func databases(beside databases: Databases) -> Databases {
+        Databases(threadPool: databases.threadPool, on: group)
+    }
+
     func shutdown() async {
         lock.withLock { open = false }
         try? await group.shutdownGracefully()
     }
 }
 
-/// A database configuration whose connections live on a writer's event loop, started the first time a store asks for
-/// it (a store must name that loop when it makes the database) and stopped when the database shuts down.
-struct WriterLoopConfiguration: DatabaseConfiguration {
+/// A database configuration whose connections use a writer, started the first time it is asked for (by the driver, or
+/// by a store that must name the writer's event loop when it makes the database) and stopped when the database shuts
+/// down.
+struct WriterConfiguration<W: Writer>: DatabaseConfiguration {
     var base: any DatabaseConfiguration
     let started = Started()
 
     final class Started: @unchecked Sendable {
         private let lock = NSLock()
-        private var _writer: WriterLoop?
-        var writer: WriterLoop {
+        private var _writer: W?
+        var writer: W {
             lock.withLock {
                 if let _writer { return _writer }
-                let writer = WriterLoop()
+                let writer = W()
                 _writer = writer
                 return writer
             }
@@ -127,15 +98,17 @@ struct WriterLoopConfiguration: DatabaseConfiguration {
 
     func makeDriver(for databases: Databases) -> any DatabaseDriver {
         let writer = started.writer
-        return Driver(base: base.makeDriver(for: Databases(threadPool: databases.threadPool, on: writer.group)), writer: writer)
+        return Driver(base: base.makeDriver(for: writer.databases(beside: databases)), writer: writer)
     }
 
     struct Driver: DatabaseDriver {
         let base: any DatabaseDriver
-        let writer: WriterLoop
+        let writer: W
 
         func makeDatabase(with context: DatabaseContext) -> any Database { base.makeDatabase(with: context) }
 
+        // The writer's last batch may still hold its connection after its requests were answered: the pool is shut
+        // down once it has given it back, so that every connection is closed.
         func shutdown() {
             let deadline = Date().addingTimeInterval(10)
             while !WriteBatcher.shared.isIdle, Date() < deadline { Thread.sleep(forTimeInterval: 0.001) }
