@@ -100,7 +100,7 @@ enum SafetyAPI {
         let lab = try await req.safety.recordLab(
             participantID: try APIController.participantID(req), visit: body.visit, test: body.test, value: body.value, unit: body.unit,
             collectedAt: try instant(body.collectedAt, field: "collectedAt"), scope: user.scope, now: Date())
-        return try await lab.encodeResponse(status: .created, for: req)
+        return try await LabJSON.created(lab, for: req)
     }
 
     /// Every liver score whose inputs a visit has: labs from the lab results, clinical findings from the visit's forms.
