@@ -13,6 +13,9 @@ public struct Store: Sendable {
     /// Where grouped writes run their code: the writer's own thread on SQLite, its own event loop on PostgreSQL.
     let writerExecutor: (any TaskExecutor)?
 
+    /// Where the SQLite writer's WAL is copied back into the database: a reader connection, off the writer's thread.
+    let checkpointer: (any Database)?
+
     /// Which grouped writes may share a transaction: the same file. Describing the configuration costs more than a
     /// write, so a store made from an application's databases names them by identity instead.
     let batchKey: String?
@@ -22,6 +25,7 @@ public struct Store: Sendable {
         self.writer = writer
         self.batchKey = nil
         self.writerExecutor = nil
+        self.checkpointer = writer != nil && (database as? any SQLDatabase)?.dialect.name == "sqlite" ? database : nil
     }
 
     /// The store of an application's databases: the default one, and the writer's own connections.
@@ -30,13 +34,16 @@ public struct Store: Sendable {
         if let writer = databases.configuration(for: .sqliteWriter) as? WriterConfiguration<WriterThread> {
             self.writer = databases.database(.sqliteWriter, logger: logger, on: eventLoop)
             self.writerExecutor = writer.started.writer
+            self.checkpointer = database
         } else if let writer = databases.configuration(for: .postgresWriter) as? WriterConfiguration<WriterLoop> {
             let loop = writer.started.writer
             self.writer = databases.database(.postgresWriter, logger: logger, on: loop.loop)
             self.writerExecutor = loop
+            self.checkpointer = nil
         } else {
             self.writer = nil
             self.writerExecutor = nil
+            self.checkpointer = nil
         }
         self.batchKey = "\(ObjectIdentifier(databases))"
     }
@@ -49,10 +56,6 @@ public struct Store: Sendable {
     /// store made from an application's databases, whose identity keeps two databases' writes apart.
     var groupsWrites: Bool { isSQLite || batchKey != nil }
 
-    /// Where the SQLite writer's WAL is copied back into the database: a reader connection, off the writer's thread.
-    var checkpointer: (any Database)? {
-        writer != nil && isSQLite ? database : nil
-    }
 
     /// Runs `body` in one transaction with its audit events: all of it is written, or none of it.
     ///
@@ -555,12 +558,12 @@ final class WriteBatcher: @unchecked Sendable {
                 }
             }
         }
-        let binds = tables.reduce(items.count * AuditChain.columns.count) { $0 + $1.rows.count * $1.columns.count }
+        var events: [[any Encodable & Sendable]] = []
+        for (_, audit) in items { events.append(try await AuditChain.nextRow(audit, on: sql, head: head)) }
+        let binds = tables.reduce(events.count * AuditChain.columns.count) { $0 + $1.rows.count * $1.columns.count }
         if lite == nil, sql.dialect.name == "postgresql", binds <= maximumBinds {
             // One round trip instead of one per table and one for the head: the inserts as data-modifying parts of
             // a statement that moves audit_head, which fails as a whole (a duplicate anywhere) as separate ones would.
-            var events: [[any Encodable & Sendable]] = []
-            for (_, audit) in items { events.append(try await AuditChain.nextRow(audit, on: sql, head: head)) }
             let inserts = (tables + [(AuditChain.table, AuditChain.columns, events)]).map { table in
                 table.rows.reduce(sql.insert(into: table.table).columns(table.columns)) { $0.values($1) }.insert
             }
@@ -570,8 +573,6 @@ final class WriteBatcher: @unchecked Sendable {
             return
         }
         for table in tables { try await insertMany(table.table, table.columns, table.rows, on: sql, lite: lite) }
-        var events: [[any Encodable & Sendable]] = []
-        for (_, audit) in items { events.append(try await AuditChain.nextRow(audit, on: sql, head: head)) }
         try await insertMany(AuditChain.table, AuditChain.columns, events, on: sql, lite: lite)
     }
 

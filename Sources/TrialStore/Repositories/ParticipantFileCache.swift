@@ -56,11 +56,7 @@ final class ParticipantFileCache: @unchecked Sendable {
         }
     }
 
-    /// The newest file kept for the participant, with the revision and study version it was read at.
-    func latest(_ key: Key) -> (file: ParticipantFile, revision: Int64, studyHash: String?)? {
-        lock.withLock { entries[key].map { ($0.file, $0.revision, $0.studyHash) } }
-    }
-
+    /// A participant's file with the revision and study version hash it was read at.
     typealias State = (file: ParticipantFile, revision: Int64, studyHash: String?)
     /// Reads of a participant's revision and file under way for writes that found nothing kept.
     private var reading: [Key: Task<State, any Error>] = [:]

@@ -174,7 +174,7 @@ public struct FluentSafetyRepository: Sendable {
         }
         for _ in 0..<3 {
             let state: ParticipantFileCache.State
-            if let known { state = known } else { state = try await FluentScreeningRepository.cachedFileState(participantID: participantID, scope: scope, on: store.database) }
+            if let known { state = known } else { state = try await FluentScreeningRepository.cachedFileState(participantID: participantID, scope: scope, on: database) }
             do {
                 return try await store.insert(
                     probe: Self.labProbe(participantID, test: test.code, visits: Self.baselineVisits(state.file.study), before: collectedAt),

@@ -138,7 +138,7 @@ public struct FluentScreeningRepository: Sendable {
     /// The file with the revision and study version hash it was read at, which a later write compares with its own.
     static func cachedFileState(
         participantID: UUID, scope: AccessScope, on db: any Database
-    ) async throws -> (file: ParticipantFile, revision: Int64, studyHash: String?) {
+    ) async throws -> ParticipantFileCache.State {
         let sql = db as! any SQLDatabase
         guard let row = try await sql.raw("""
             SELECT site_id, revision, (SELECT definition_hash FROM study_versions ORDER BY version DESC LIMIT 1) AS study_hash
