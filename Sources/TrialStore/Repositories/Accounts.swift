@@ -314,13 +314,12 @@ public struct FluentAccountRepository: AccountRepository {
     }
 
     public func account(forTokenHash hash: String, now: Date) async throws -> Account? {
-        if let cached = TokenAccountCache.shared.get(hash, now: now) { return cached }
-        let generation = TokenAccountCache.shared.generation
-        guard let userID = try await userID(forTokenHash: hash, now: now), let account = try await account(id: userID), account.isActive else {
-            return nil
+        try await TokenAccountCache.shared.account(hash, now: now) {
+            guard let userID = try await userID(forTokenHash: hash, now: now), let account = try await account(id: userID), account.isActive else {
+                return nil
+            }
+            return account
         }
-        TokenAccountCache.shared.set(hash, account, now: now, ifGeneration: generation)
-        return account
     }
 
     public func userID(forTokenHash hash: String, now: Date) async throws -> UUID? {
@@ -341,30 +340,57 @@ final class TokenAccountCache: @unchecked Sendable {
 
     private let lock = NSLock()
     private var entries: [String: (account: Account, until: Date)] = [:]
-    private var _generation = 0
+    /// Lookups under way: the requests that miss together (every connection of a client the moment its entry
+    /// expires) wait for one lookup instead of each queueing its own on the database.
+    private var pending: [String: Task<Account?, any Error>] = [:]
+    private var generation = 0
 
-    var generation: Int { lock.withLock { _generation } }
-
-    func get(_ hash: String, now: Date) -> Account? {
-        lock.withLock {
-            guard let entry = entries[hash], entry.until > now else { return nil }
-            return entry.account
+    /// The token's account: cached, or read by `read` (nil for an unknown, revoked or inactive one, never cached).
+    func account(_ hash: String, now: Date, read: @escaping @Sendable () async throws -> Account?) async throws -> Account? {
+        enum Found {
+            case cached(Account)
+            case pending(Task<Account?, any Error>)
+        }
+        let found: Found = lock.withLock {
+            if let entry = entries[hash], entry.until > now { return .cached(entry.account) }
+            if let task = pending[hash] { return .pending(task) }
+            let generation = generation
+            let task = Task {
+                defer { self.finished(hash, generation: generation) }
+                let account = try await read()
+                if let account { self.set(hash, account, now: now, ifGeneration: generation) }
+                return account
+            }
+            pending[hash] = task
+            return .pending(task)
+        }
+        switch found {
+        case .cached(let account): return account
+        case .pending(let task): return try await task.value
         }
     }
 
-    /// Skipped when the cache was cleared after the caller started reading, so a stale read never lands.
-    func set(_ hash: String, _ account: Account, now: Date, ifGeneration generation: Int) {
+    /// Skipped when the cache was cleared after the lookup started, so a stale read never lands.
+    private func set(_ hash: String, _ account: Account, now: Date, ifGeneration generation: Int) {
         lock.withLock {
-            guard generation == _generation else { return }
+            guard generation == self.generation else { return }
             if entries.count >= Self.capacity { entries.removeAll() }
             entries[hash] = (account, now.addingTimeInterval(Self.lifetime))
         }
     }
 
+    private func finished(_ hash: String, generation: Int) {
+        lock.withLock {
+            if generation == self.generation { pending[hash] = nil }
+        }
+    }
+
+    /// Also forgets lookups under way: a request that comes after a revocation never shares one started before it.
     func removeAll() {
         lock.withLock {
-            _generation += 1
+            generation += 1
             entries.removeAll()
+            pending.removeAll()
         }
     }
 }
