@@ -87,14 +87,15 @@ func routes(_ app: Application) {
 }
 
 /// Tags every response with its request id (also in every log line) and the usual hardening headers.
-struct ResponseHeadersMiddleware: AsyncMiddleware {
-    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+struct ResponseHeadersMiddleware: Middleware {
+    func respond(to request: Request, chainingTo next: any Responder) -> EventLoopFuture<Response> {
         request.headers.replaceOrAdd(name: "X-Request-Id", value: request.id)
-        let response = try await next.respond(to: request)
-        response.headers.replaceOrAdd(name: "X-Request-Id", value: request.id)
-        response.headers.replaceOrAdd(name: "X-Content-Type-Options", value: "nosniff")
-        response.headers.replaceOrAdd(name: "X-Frame-Options", value: "DENY")
-        response.headers.replaceOrAdd(name: "Content-Security-Policy", value: "default-src 'self'; style-src 'self' 'unsafe-inline'")
-        return response
+        return next.respond(to: request).map { response in
+            response.headers.replaceOrAdd(name: "X-Request-Id", value: request.id)
+            response.headers.replaceOrAdd(name: "X-Content-Type-Options", value: "nosniff")
+            response.headers.replaceOrAdd(name: "X-Frame-Options", value: "DENY")
+            response.headers.replaceOrAdd(name: "Content-Security-Policy", value: "default-src 'self'; style-src 'self' 'unsafe-inline'")
+            return response
+        }
     }
 }

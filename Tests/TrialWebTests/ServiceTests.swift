@@ -19,6 +19,26 @@ import VaporTesting
         }
     }
 
+    /// Every answer, a refusal as much as a success, carries its request id and the hardening headers; a JSON error
+    /// names the same request id as its header.
+    @Test func everyAnswerCarriesTheRequestIdAndHardeningHeaders() async throws {
+        try await TestApp.run(.sqlite) { t in
+            let ok = try await t.send(.GET, "health")
+            let refused = try await t.send(.GET, "api/v1/me", headers: bearer("not-a-token"))
+            #expect(refused.status == .unauthorized)
+            for response in [ok, refused] {
+                #expect(response.headers.first(name: "X-Content-Type-Options") == "nosniff")
+                #expect(response.headers.first(name: "X-Frame-Options") == "DENY")
+                #expect(response.headers.first(name: "Content-Security-Policy")?.hasPrefix("default-src 'self'") == true)
+            }
+            let body = try JSONSerialization.jsonObject(with: Data(refused.body.readableBytesView)) as? [String: Any]
+            #expect(body?["error"] as? String == "Authorization: the API token is unknown or revoked")
+            #expect(body?["status"] as? Int == 401)
+            let id = try #require(refused.headers.first(name: "X-Request-Id"))
+            #expect(body?["requestId"] as? String == id)
+        }
+    }
+
     /// The OpenAPI document and the router must list the same operations under /api/v1.
     @Test func openAPIDocumentMatchesTheRegisteredRoutes() async throws {
         try await TestApp.run(.sqlite) { t in

@@ -67,6 +67,8 @@ public protocol AccountRepository: Sendable {
     func userID(forTokenHash hash: String, now: Date) async throws -> UUID?
     /// The active account an API token belongs to, nil when the token is unknown or revoked or the account inactive.
     func account(forTokenHash hash: String, now: Date) async throws -> Account?
+    /// The same when it was looked up in the last few seconds, without waiting for the database; else nil.
+    func cachedAccount(forTokenHash hash: String, now: Date) -> Account?
 }
 
 public struct FluentAccountRepository: AccountRepository {
@@ -322,6 +324,10 @@ public struct FluentAccountRepository: AccountRepository {
         }
     }
 
+    public func cachedAccount(forTokenHash hash: String, now: Date) -> Account? {
+        TokenAccountCache.shared.cached(hash, now: now)
+    }
+
     public func userID(forTokenHash hash: String, now: Date) async throws -> UUID? {
         guard let token = try await APITokenModel.query(on: db).filter(\.$tokenHash == hash).first(), token.revokedAt == nil else {
             return nil
@@ -367,6 +373,13 @@ final class TokenAccountCache: @unchecked Sendable {
         switch found {
         case .cached(let account): return account
         case .pending(let task): return try await task.value
+        }
+    }
+
+    func cached(_ hash: String, now: Date) -> Account? {
+        lock.withLock {
+            guard let entry = entries[hash], entry.until > now else { return nil }
+            return entry.account
         }
     }
 

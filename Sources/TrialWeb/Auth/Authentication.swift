@@ -69,25 +69,29 @@ struct SessionAuthenticator: AsyncMiddleware {
     }
 }
 
+// The middlewares below that need no database are written against futures, not as `AsyncMiddleware`: Vapor runs
+// each of those in a task of its own and awaits the rest of the chain, two more trips through the event loop's
+// queue for every request.
+
 /// Sends a visitor without a session to the login page, saying why when the session expired.
-struct PageGuard: AsyncMiddleware {
-    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+struct PageGuard: Middleware {
+    func respond(to request: Request, chainingTo next: any Responder) -> EventLoopFuture<Response> {
         guard request.auth.has(CurrentUser.self) else {
             if request.method != .GET {
                 let why = request.storage[SessionExpiredKey.self] == true ? "your session has expired" : "you are not signed in"
-                throw Abort(.unauthorized, reason: "\(why); sign in again")
+                return request.eventLoop.makeFailedFuture(Abort(.unauthorized, reason: "\(why); sign in again"))
             }
             let expired = request.storage[SessionExpiredKey.self] == true
-            return request.redirect(to: expired ? "/login?expired=1" : "/login")
+            return request.eventLoop.makeSucceededFuture(request.redirect(to: expired ? "/login?expired=1" : "/login"))
         }
-        return try await next.respond(to: request)
+        return next.respond(to: request)
     }
 }
 
 /// Every state-changing page request must carry the form's CSRF token.
-struct CSRFGuard: AsyncMiddleware {
-    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
-        guard request.method != .GET, request.method != .HEAD else { return try await next.respond(to: request) }
+struct CSRFGuard: Middleware {
+    func respond(to request: Request, chainingTo next: any Responder) -> EventLoopFuture<Response> {
+        guard request.method != .GET, request.method != .HEAD else { return next.respond(to: request) }
         let sent = (try? request.content.get(String.self, at: "csrf")) ?? ""
         let expected: String?
         if let user = request.auth.get(CurrentUser.self), case .session = user.credential {
@@ -95,25 +99,41 @@ struct CSRFGuard: AsyncMiddleware {
         } else {
             expected = request.cookies[Cookies.loginCSRF]?.string
         }
-        guard !sent.isEmpty else { throw Abort(.forbidden, reason: "csrf: the form's CSRF token is missing; reload the page and try again") }
-        guard let expected, Secrets.constantTimeEquals(sent, expected) else {
-            throw Abort(.forbidden, reason: "csrf: the form's CSRF token does not match this session; reload the page and try again")
+        guard !sent.isEmpty else {
+            return request.eventLoop.makeFailedFuture(Abort(.forbidden, reason: "csrf: the form's CSRF token is missing; reload the page and try again"))
         }
-        return try await next.respond(to: request)
+        guard let expected, Secrets.constantTimeEquals(sent, expected) else {
+            return request.eventLoop.makeFailedFuture(
+                Abort(.forbidden, reason: "csrf: the form's CSRF token does not match this session; reload the page and try again"))
+        }
+        return next.respond(to: request)
     }
 }
 
 /// `Authorization: Bearer TOKEN` for the JSON API. Cookies are ignored there, so the API needs no CSRF token.
-struct BearerAuthenticator: AsyncMiddleware {
-    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
+struct BearerAuthenticator: Middleware {
+    func respond(to request: Request, chainingTo next: any Responder) -> EventLoopFuture<Response> {
         guard let bearer = request.headers.bearerAuthorization else {
-            throw Abort(.unauthorized, reason: "Authorization: send 'Bearer TOKEN' with an API token")
+            return request.eventLoop.makeFailedFuture(Abort(.unauthorized, reason: "Authorization: send 'Bearer TOKEN' with an API token"))
         }
-        guard let account = try await request.accounts.account(forTokenHash: Secrets.sha256(bearer.token), now: Date()) else {
-            throw Abort(.unauthorized, reason: "Authorization: the API token is unknown or revoked")
+        let hash = Secrets.sha256(bearer.token)
+        let now = Date()
+        // A client's token was nearly always looked up moments ago: then no task and no wait for the database.
+        if let account = request.accounts.cachedAccount(forTokenHash: hash, now: now) {
+            return Self.signIn(account, request, next)
         }
+        return request.eventLoop.makeFutureWithTask { try await request.accounts.account(forTokenHash: hash, now: now) }
+            .flatMap { account in
+                guard let account else {
+                    return request.eventLoop.makeFailedFuture(Abort(.unauthorized, reason: "Authorization: the API token is unknown or revoked"))
+                }
+                return Self.signIn(account, request, next)
+            }
+    }
+
+    private static func signIn(_ account: Account, _ request: Request, _ next: any Responder) -> EventLoopFuture<Response> {
         request.auth.login(CurrentUser(account: account, credential: .apiToken))
-        return try await next.respond(to: request)
+        return next.respond(to: request)
     }
 }
 

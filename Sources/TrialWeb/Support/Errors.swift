@@ -10,12 +10,11 @@ struct APIError: Content {
     var requestId: String?
 }
 
-/// Turns every error into a clear answer: JSON under /api, a short page elsewhere.
-struct CasebookErrorMiddleware: AsyncMiddleware {
-    func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
-        do {
-            return try await next.respond(to: request)
-        } catch {
+/// Turns every error into a clear answer: JSON under /api, a short page elsewhere. Written against futures, as the
+/// middlewares in Authentication.swift are, so that a request passes through without a task of its own.
+struct CasebookErrorMiddleware: Middleware {
+    func respond(to request: Request, chainingTo next: any Responder) -> EventLoopFuture<Response> {
+        next.respond(to: request).flatMapErrorThrowing { error in
             let (status, message) = Self.describe(error, request: request)
             if status.code >= 500 {
                 request.logger.report(error: error)
