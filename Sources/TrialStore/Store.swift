@@ -624,6 +624,13 @@ enum LiteStatement {
         if type == ObjectIdentifier(UUID.self) { return .text((value as! UUID).text) }
         if type == ObjectIdentifier(Double.self) { return .float(value as! Double) }
         if type == ObjectIdentifier(Date.self) { return .float((value as! Date).timeIntervalSince1970) }
+        if type == ObjectIdentifier(Int.self) { return .integer(value as! Int) }
+        if type == ObjectIdentifier(Int64.self) { return .integer(Int(value as! Int64)) }
+        if type == ObjectIdentifier(Bool.self) { return .integer(value as! Bool ? 1 : 0) }
+        // A lab result's optional columns: each failed cast below, through the optional, costs about as much as a bind.
+        if type == ObjectIdentifier(Double?.self) { return (value as! Double?).map { .float($0) } ?? .null }
+        if type == ObjectIdentifier(Int?.self) { return (value as! Int?).map { .integer($0) } ?? .null }
+        if type == ObjectIdentifier(String?.self) { return (value as! String?).map { .text($0) } ?? .null }
         switch value {
         case let v as String?: return v.map { .text($0) } ?? .null
         case let v as UUID?: return v.map { .text($0.text) } ?? .null
