@@ -358,7 +358,7 @@ final class TokenAccountCache: @unchecked Sendable {
             case pending(Task<Account?, any Error>)
         }
         let found: Found = lock.withLock {
-            if let entry = entries[hash], entry.until > now { return .cached(entry.account) }
+            if let account = kept(hash, now: now) { return .cached(account) }
             if let task = pending[hash] { return .pending(task) }
             let generation = generation
             let task = Task {
@@ -377,10 +377,13 @@ final class TokenAccountCache: @unchecked Sendable {
     }
 
     func cached(_ hash: String, now: Date) -> Account? {
-        lock.withLock {
-            guard let entry = entries[hash], entry.until > now else { return nil }
-            return entry.account
-        }
+        lock.withLock { kept(hash, now: now) }
+    }
+
+    /// Call holding the lock.
+    private func kept(_ hash: String, now: Date) -> Account? {
+        guard let entry = entries[hash], entry.until > now else { return nil }
+        return entry.account
     }
 
     /// Skipped when the cache was cleared after the lookup started, so a stale read never lands.
