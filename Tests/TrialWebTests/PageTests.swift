@@ -169,5 +169,18 @@ final class PageBrowser: @unchecked Sendable {
 
     @Test func pageTextIsEscaped() {
         #expect(Layout.escape(#"<script>"x"&'y'</script>"#) == "&lt;script&gt;&quot;x&quot;&amp;&#39;y&#39;&lt;/script&gt;")
+        #expect(Layout.escape("Großhadern 2 µmol/L") == "Großhadern 2 µmol/L")
+        #expect(Layout.escape("é&ü") == "é&amp;ü")
+        // Text in a page, through the pages' `.text`: an entity typed as text shows as typed, not as its character.
+        // (Plot's own would leave "&lt;" as the entity and the quotes as they are.)
+        let html = Layout.errorPage(status: .badRequest, message: "a < b & &lt; \"c\"")
+        #expect(html.contains(#"<p class="error" id="error">a &lt; b &amp; &amp;lt; &quot;c&quot;</p>"#))
+        // A page's title (study names and codes go into it) appears once, escaped, in no attribute.
+        let page = Layout.page(title: #"Form "x" <y>"#, user: nil).body.string ?? ""
+        #expect(page.contains(#"<title>Form "x" &lt;y&gt; · Casebook</title>"#))
+        #expect(!page.contains(#"content="Form"#))
+        // Links built from codes: percent-encoded, and nothing that could end the attribute.
+        #expect(Layout.pathSegment(#"d1" onclick="x"#) == "d1%22%20onclick=%22x")
+        #expect(Layout.pathSegment("a/b") == "a%2Fb")
     }
 }

@@ -124,6 +124,12 @@ import VaporTesting
             #expect(bad.body.string.contains("inr: must be a number in ratio"))
             // What was typed is shown again.
             #expect(bad.body.string.contains(#"value="abc""#))
+            // ... escaped: Plot writes attribute values as given, so a typed quote must not end the attribute.
+            let hostile = try await browser.request(
+                .POST, "participants/\(id)/forms/screening/labs", form: ["csrf": csrf, "collected_at": "2026-01-05T08:30", "inr": #""><script>alert(1)</script>"#])
+            #expect(hostile.status == .unprocessableEntity)
+            #expect(hostile.body.string.contains(#"value="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;""#))
+            #expect(!hostile.body.string.contains("<script>alert(1)"))
             let good = try await browser.request(.POST, "participants/\(id)/forms/screening/labs", form: ["csrf": csrf, "collected_at": "2026-01-05T08:30", "inr": "2.1"])
             #expect(good.status == .seeOther)
             let detail = try await browser.request(.GET, "participants/\(id)").body.string

@@ -114,6 +114,13 @@ public struct FluentParticipantRepository: ParticipantRepository {
         return try await AuditChain.history(on: store.database, entity: "participant", entityID: id.uuidString)
     }
 
+    /// Fails as `model` does, with one plain query: for reads that need only to know the participant is visible.
+    static func requireVisible(id: UUID, scope: AccessScope, on db: any Database) async throws {
+        guard let row = try await (db as! any SQLDatabase).raw("SELECT site_id FROM participants WHERE id = \(bind: id) AND deleted_at IS NULL").first(),
+            scope.siteIDs.contains(try row.decode(column: "site_id", as: UUID.self))
+        else { throw StoreError.notFound(entity: "participant", id: id.uuidString) }
+    }
+
     static func model(id: UUID, scope: AccessScope, on db: any Database) async throws -> ParticipantModel {
         guard let model = try await ParticipantModel.find(id, on: db), model.deletedAt == nil, scope.siteIDs.contains(model.siteID)
         else { throw StoreError.notFound(entity: "participant", id: id.uuidString) }

@@ -279,15 +279,26 @@ public struct FluentSafetyRepository: Sendable {
     }
 
     public func labs(participantID: UUID, scope: AccessScope) async throws -> [LabResult] {
-        _ = try await FluentParticipantRepository.model(id: participantID, scope: scope, on: store.database)
-        return try await LabResultModel.query(on: store.database).filter(\.$participantID == participantID).sort(\.$collectedAt).all().map(Self.lab)
+        try await FluentParticipantRepository.requireVisible(id: participantID, scope: scope, on: store.database)
+        // Plain rows: the model layer's per-row reflection cost more than the query on a casebook page.
+        return try await (store.database as! any SQLDatabase).raw("""
+            SELECT id, visit_code, test_code, collected_at, value, unit, entered_value, entered_unit, uln, lln, baseline,
+              grade_v4, grade_v5, basis_v4, basis_v5, baseline_grade, treatment_emergent
+            FROM lab_results WHERE participant_id = \(bind: participantID) ORDER BY collected_at
+            """).all().map(Self.lab)
     }
 
-    static func lab(_ m: LabResultModel) -> LabResult {
+    static func lab(_ row: any SQLRow) throws -> LabResult {
         LabResult(
-            id: m.id!, visit: m.visitCode, test: m.testCode, collectedAt: m.collectedAt, value: m.value, unit: m.unit, enteredValue: m.enteredValue,
-            enteredUnit: m.enteredUnit, uln: m.uln, lln: m.lln, baseline: m.baseline, gradeV4: m.gradeV4, gradeV5: m.gradeV5, basisV4: m.basisV4,
-            basisV5: m.basisV5, baselineGrade: m.baselineGrade, treatmentEmergent: m.treatmentEmergent)
+            id: try row.decode(column: "id", as: UUID.self), visit: try row.decode(column: "visit_code", as: String.self),
+            test: try row.decode(column: "test_code", as: String.self), collectedAt: try row.decode(column: "collected_at", as: Date.self),
+            value: try row.decode(column: "value", as: Double.self), unit: try row.decode(column: "unit", as: String.self),
+            enteredValue: try row.decode(column: "entered_value", as: Double.self), enteredUnit: try row.decode(column: "entered_unit", as: String.self),
+            uln: try row.decode(column: "uln", as: Double?.self), lln: try row.decode(column: "lln", as: Double?.self),
+            baseline: try row.decode(column: "baseline", as: Double?.self), gradeV4: try row.decode(column: "grade_v4", as: Int?.self),
+            gradeV5: try row.decode(column: "grade_v5", as: Int?.self), basisV4: try row.decode(column: "basis_v4", as: String?.self),
+            basisV5: try row.decode(column: "basis_v5", as: String?.self), baselineGrade: try row.decode(column: "baseline_grade", as: Int?.self),
+            treatmentEmergent: try row.decode(column: "treatment_emergent", as: Bool.self))
     }
 
     /// Hy's law at each visit with ALT or AST and bilirubin, by ULN and by baseline, with the study's multiples.
@@ -393,7 +404,7 @@ public struct FluentSafetyRepository: Sendable {
         guard !scope.siteIDs.isEmpty else { return [] }
         var query = AdverseEventModel.query(on: store.database).filter(\.$siteID ~~ Array(scope.siteIDs))
         if let participantID {
-            _ = try await FluentParticipantRepository.model(id: participantID, scope: scope, on: store.database)
+            try await FluentParticipantRepository.requireVisible(id: participantID, scope: scope, on: store.database)
             query = query.filter(\.$participantID == participantID)
         }
         let models = try await query.sort(\.$onsetAt).all()

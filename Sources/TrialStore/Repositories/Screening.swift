@@ -487,7 +487,7 @@ public struct FluentScreeningRepository: Sendable {
     }
 
     func existingAllocation(_ participantID: UUID, scope: AccessScope) async throws -> Allocation? {
-        _ = try await FluentParticipantRepository.model(id: participantID, scope: scope, on: store.database)
+        try await FluentParticipantRepository.requireVisible(id: participantID, scope: scope, on: store.database)
         let row = try await (store.database as! any SQLDatabase).raw(
             "SELECT arm, stratum, position, allocated_at, allocated_by FROM randomization_slots WHERE participant_id = \(bind: participantID)"
         ).first()

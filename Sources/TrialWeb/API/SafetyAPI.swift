@@ -149,9 +149,12 @@ enum SafetyAPI {
             scope: scope)
     }
 
-    static func scoresFor(_ req: Request, file: ParticipantFile, labs: [LabResult], scope: AccessScope) async throws -> [VisitScoresDTO] {
+    /// `records`: the participant's form records when the caller has read them already.
+    static func scoresFor(_ req: Request, file: ParticipantFile, labs: [LabResult], records known: [FormRecord]? = nil, scope: AccessScope) async throws -> [VisitScoresDTO] {
         let id = file.participant.id
-        let records = try await req.formRecords.records(participantID: id, scope: scope).filter { $0.form == "clinical" }
+        var records: [FormRecord]
+        if let known { records = known } else { records = try await req.formRecords.records(participantID: id, scope: scope) }
+        records = records.filter { $0.form == "clinical" }
         let age = file.values["demographics.birth_date"].flatMap(DateParsing.day).map { Double(Evaluator.completedYears(born: $0, on: Date())) }
         return visitScores(
             labs: labs, female: file.values["demographics.sex"].map { $0 == "F" }, age: age,

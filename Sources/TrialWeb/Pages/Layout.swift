@@ -36,7 +36,8 @@ enum Layout {
             .lang(.english),
             .head(
                 .meta(.charset(.utf8)), .meta(.name("viewport"), .content("width=device-width, initial-scale=1")),
-                .title("\(title) · Casebook"), .element(named: "style", text: css)),
+                // Plot's `.title` adds social-media meta tags whose content it does not escape: the element alone.
+                .element(named: "title", text: "\(title) · Casebook"), .element(named: "style", text: css)),
             .body(.header(.group(nav)), .main(.h1(.text(title)), .group(content)))
         )
         return Response(
@@ -47,7 +48,7 @@ enum Layout {
     static func errorPage(status: HTTPResponseStatus, message: String) -> String {
         HTML(
             .lang(.english),
-            .head(.meta(.charset(.utf8)), .title("\(status.code) · Casebook"), .element(named: "style", text: css)),
+            .head(.meta(.charset(.utf8)), .element(named: "title", text: "\(status.code) · Casebook"), .element(named: "style", text: css)),
             .body(
                 .main(
                     .h1(.text("\(status.code) \(status.reasonPhrase)")), .p(.class("error"), .id("error"), .text(message)),
@@ -64,18 +65,44 @@ enum Layout {
         let items = options.map { o in
             "<option value=\"\(escape(o.value))\"\(o.selected ? " selected" : "")>\(escape(o.text))</option>"
         }.joined()
-        return .group(.label(.for(id), .text(label)), .raw("<select id=\"\(escape(id))\" name=\"\(escape(id))\">\(items)</select>"))
+        return .group(.label(.for(escape(id)), .text(label)), .raw("<select id=\"\(escape(id))\" name=\"\(escape(id))\">\(items)</select>"))
     }
 
+    /// Text made safe for HTML, in element content and in attribute values alike: Plot writes attribute values as given.
     static func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
-            .replacingOccurrences(of: "'", with: "&#39;")
+        // Most text holds none of the five: one pass over its bytes finds that, and it is used as it is.
+        guard text.utf8.contains(where: { $0 == 0x26 || $0 == 0x3C || $0 == 0x3E || $0 == 0x22 || $0 == 0x27 }) else { return text }
+        var out = ""
+        out.reserveCapacity(text.utf8.count + 16)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    /// A path segment of a link built from a code (a visit's, a form's): percent-encoded, then escaped for the attribute.
+    static func pathSegment(_ code: String) -> String {
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove("/")
+        return escape(code.addingPercentEncoding(withAllowedCharacters: allowed) ?? code)
     }
 
     static func field(_ label: String, id: String, type: HTMLInputType = .text, required: Bool = true, value: String = "") -> Node<HTML.FormContext> {
         .group(
-            .label(.for(id), .text(label)),
-            .input(.type(type), .id(id), .name(id), .required(required), .value(value)))
+            .label(.for(escape(id)), .text(label)),
+            .input(.type(type), .id(escape(id)), .name(escape(id)), .required(required), .value(escape(value))))
     }
+}
+
+extension Node {
+    /// Escaped text, as Plot's own `.text` (which this one shadows in the pages) but in one pass: Plot's builds a
+    /// string per character, a tenth of a casebook page's time. Every `&` is escaped, so text shows as it was typed.
+    static func text(_ text: String) -> Node { .raw(Layout.escape(text)) }
 }

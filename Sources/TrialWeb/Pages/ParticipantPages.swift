@@ -93,7 +93,7 @@ enum ParticipantPages {
             .p(.id("current-status"), .text("Status: \(p.status.rawValue). Registered \(iso(p.createdAt)); last changed \(iso(p.updatedAt)).")),
             .p(.a(.href("/history/participant/\(p.id.uuidString)"), .text("History of this record"))),
             try await ScreeningPages.panels(req: req, user: user, file: file),
-            try await SafetyPages.panels(req: req, user: user, file: file),
+            try await SafetyPages.panels(req: req, user: user, file: file, records: records),
             .table(
                 .id("forms"), .caption(.text("Forms")),
                 .thead(.tr(.th(.text("Visit")), .th(.text("Form")), .th(.text("State")))),
@@ -101,7 +101,7 @@ enum ParticipantPages {
                     let record = records.first { $0.visit == visit.code && $0.form == form.code }
                     return .tr(
                         .td(.text(visit.name)),
-                        .td(.a(.href("/participants/\(p.id.uuidString)/forms/\(visit.code)/\(form.code)"), .text(form.name))),
+                        .td(.a(.href("/participants/\(p.id.uuidString)/forms/\(Layout.pathSegment(visit.code))/\(Layout.pathSegment(form.code))"), .text(form.name))),
                         .td(.text(record.map { "entered (study version \($0.studyVersion))" } ?? "not entered")))
                 })),
             .if(canWrite,

@@ -37,12 +37,12 @@ struct GradePreview: Content {
 
 /// Labs and adverse events on the participant page; SAE clocks, the primary endpoint and eDISH on the safety page.
 enum SafetyPages {
-    static func panels(req: Request, user: CurrentUser, file: ParticipantFile) async throws -> Node<HTML.BodyContext> {
+    static func panels(req: Request, user: CurrentUser, file: ParticipantFile, records: [FormRecord]) async throws -> Node<HTML.BodyContext> {
         let participant = file.participant, study = file.study
         let safety = try req.safety
         let labs = try await safety.labs(participantID: participant.id, scope: user.scope)
         let events = try await safety.adverseEvents(participantID: participant.id, scope: user.scope)
-        let scores = try await SafetyAPI.scoresFor(req, file: file, labs: labs, scope: user.scope)
+        let scores = try await SafetyAPI.scoresFor(req, file: file, labs: labs, records: records, scope: user.scope)
         let hysLaw = FluentSafetyRepository.hysLaw(labs: labs, settings: study.safety.hysLaw).filter { $0.check.byULN || $0.check.byBaseline }
         let canWrite = AccessPolicy.allows(user.account.role, .writeParticipants)
         let base = "/participants/\(participant.id.uuidString)"
@@ -63,7 +63,7 @@ enum SafetyPages {
                             .td(.text(l.shift ?? "")), .td(.text(l.treatmentEmergent ? "yes" : "no")))
                     })),
                 .forEach(hysLaw) { flag in
-                    .p(.class("error"), .id("hys-law-\(flag.visit)"),
+                    .p(.class("error"), .id("hys-law-\(Layout.escape(flag.visit))"),
                         .text("Potential Hy's law at \(flag.visit): ALT or AST \(String(format: "%.1f", flag.check.transaminaseMultipleOfULN)) × ULN with bilirubin \(String(format: "%.1f", flag.check.bilirubinMultipleOfULN)) × ULN" + (flag.check.byBaseline ? "; also above the multiples of baseline" : " (by ULN only; not by baseline)")))
                 },
                 .if(!scores.isEmpty,

@@ -114,7 +114,7 @@ enum FormPages {
             .p(.id("form-version"), .text(record.map { "Collected under study version \($0.studyVersion); last saved \(iso($0.updatedAt))." } ?? "Not yet entered; study version \(study.version) applies.")),
             .unwrap(error) { .p(.class("error"), .id("error"), .text($0)) },
             .form(
-                .method(.post), .action("/participants/\(participant.id.uuidString)/forms/\(visit)/\(form.code)"), Layout.csrfField(user),
+                .method(.post), .action("/participants/\(participant.id.uuidString)/forms/\(Layout.pathSegment(visit))/\(Layout.pathSegment(form.code))"), Layout.csrfField(user),
                 .forEach(form.fields) { field in input(field, value: values[field.code] ?? "") },
                 .if(record != nil, Layout.field("Reason for change", id: "reason", required: false)),
                 .if(canWrite, .button(.type(.submit), .id("save-form"), .text("Save")))),
