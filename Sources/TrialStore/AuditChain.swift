@@ -1,5 +1,6 @@
 import Crypto
 import FluentKit
+import FluentPostgresDriver
 import FluentSQL
 import FluentSQLiteDriver
 import Foundation
@@ -122,15 +123,25 @@ public enum AuditChain {
                         state.check(Result { try AuditChain.read(row) }, sequence: { if case .integer(let n) = row.column("sequence") { Int64(n) } else { nil } })
                     }
                 }
-            } else {
-                // Other drivers hand rows over on an event loop, which must not wait for a hashing slot: smaller pages,
-                // each hashed before the next is read, keep memory flat instead.
-                try await sql.raw(
-                    "SELECT \(unsafeRaw: columns.joined(separator: ", ")) FROM \(unsafeRaw: table) WHERE sequence >= \(bind: state.expectedSequence) ORDER BY sequence LIMIT \(unsafeRaw: String(min(pageSize, 20_000)))"
-                ).run { row in
-                    state.check(Result { try AuditChain.read(row) }, sequence: { try? row.decode(column: "sequence", as: Int64.self) })
-                }
+            } else if let postgres = database as? any PostgresDatabase {
+                // PostgreSQL rows from the connection, decoded by their column types: the generic row decoder (Codable,
+                // per column) cost more than the hash. Rows arrive on an event loop, which must not wait for a hashing
+                // slot: smaller pages, each hashed before the next is read, keep memory flat instead.
+                let query: PostgresQuery = """
+                    SELECT \(unescaped: columns.joined(separator: ", ")) FROM \(unescaped: table) WHERE sequence >= \(state.expectedSequence)
+                    ORDER BY sequence LIMIT \(unescaped: String(min(pageSize, 20_000)))
+                    """
+                try await postgres.withConnection { connection in
+                    connection.eventLoop.makeFutureWithTask {
+                        for try await row in try await connection.query(query, logger: postgres.logger) {
+                            let cells = row.makeRandomAccess()
+                            state.check(Result { try AuditChain.read(cells) }, sequence: { try? cells[0].decode(Int64.self) })
+                        }
+                    }
+                }.get()
                 await state.settle()
+            } else {
+                throw StoreError.invalid(field: "database", rule: "audit verification supports SQLite and PostgreSQL")
             }
             if state.pageRows == 0 { break }
         }
@@ -273,15 +284,16 @@ public enum AuditChain {
             hash: try text(10))
     }
 
-    /// Any driver's row, through the generic decoder.
-    static func read(_ row: any SQLRow) throws -> StoredEvent {
-        StoredEvent(
-            sequence: try row.decode(column: "sequence", as: Int64.self), occurredAt: try row.decode(column: "occurred_at", as: String.self),
-            actor: try row.decode(column: "actor", as: String.self), action: try row.decode(column: "action", as: String.self),
-            entity: try row.decode(column: "entity", as: String.self), entityID: try row.decode(column: "entity_id", as: String.self),
-            siteID: try row.decode(column: "site_id", as: String?.self), reason: try row.decode(column: "reason", as: String?.self),
-            changes: try row.decode(column: "changes", as: String.self), previousHash: try row.decode(column: "previous_hash", as: String.self),
-            hash: try row.decode(column: "hash", as: String.self))
+    /// A PostgreSQL row, columns by position (the order `verify` selects them in).
+    static func read(_ cells: PostgresRandomAccessRow) throws -> StoredEvent {
+        guard cells.count == 11, cells[0].columnName == "sequence", cells[10].columnName == "hash" else {
+            throw StoreError.invalid(field: "audit_events", rule: "unexpected columns")
+        }
+        return StoredEvent(
+            sequence: try cells[0].decode(Int64.self), occurredAt: try cells[1].decode(String.self), actor: try cells[2].decode(String.self),
+            action: try cells[3].decode(String.self), entity: try cells[4].decode(String.self), entityID: try cells[5].decode(String.self),
+            siteID: try cells[6].decode(String?.self), reason: try cells[7].decode(String?.self), changes: try cells[8].decode(String.self),
+            previousHash: try cells[9].decode(String.self), hash: try cells[10].decode(String.self))
     }
 
     /// The events about one record, oldest first.

@@ -95,6 +95,19 @@ private func eventCount(_ store: Store) async throws -> Int {
     }
 
     @Test(arguments: TestDatabase.available)
+    func verifyingPageByPageFollowsTheChainAcrossPages(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            _ = try await seed(store)
+            let count = try await eventCount(store)
+            #expect(count >= 3)
+            #expect(try await AuditChain.verify(on: store.database, pageSize: 1) == .init(checked: count, broken: nil))
+            try await (store.database as! any SQLDatabase).raw("UPDATE audit_events SET actor = 'mallory' WHERE sequence = \(bind: count)").run()
+            let result = try await AuditChain.verify(on: store.database, pageSize: 1)
+            #expect(result == .init(checked: count - 1, broken: .init(sequence: Int64(count), problem: "content does not match its hash")))
+        }
+    }
+
+    @Test(arguments: TestDatabase.available)
     func aDeletedEventIsNamed(database: TestDatabase) async throws {
         try await database.withStore { store in
             _ = try await seed(store)
