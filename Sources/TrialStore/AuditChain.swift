@@ -132,12 +132,11 @@ public enum AuditChain {
                     ORDER BY sequence LIMIT \(unescaped: String(min(pageSize, 20_000)))
                     """
                 try await postgres.withConnection { connection in
-                    connection.eventLoop.makeFutureWithTask {
-                        for try await row in try await connection.query(query, logger: postgres.logger) {
-                            let cells = row.makeRandomAccess()
-                            state.check(Result { try AuditChain.read(cells) }, sequence: { try? cells[0].decode(Int64.self) })
-                        }
-                    }
+                    // Each row handed over as it is parsed, without an async sequence's per-row hand-off.
+                    connection.query(query, logger: postgres.logger) { row in
+                        let cells = row.makeRandomAccess()
+                        state.check(Result { try AuditChain.read(cells) }, sequence: { try? cells[0].decode(Int64.self) })
+                    }.map { _ in }
                 }.get()
                 await state.settle()
             } else {
