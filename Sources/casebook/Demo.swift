@@ -226,7 +226,8 @@ struct DemoTrial: Sendable {
         var lastCollected = p.screeningDay
         for (visit, days) in [("screening", -1.0), ("day_7", 7), ("day_14", 14), ("day_28", 28), ("month_3", 90), ("month_6", 180)] {
             let collected = visit == "screening" ? p.screeningDay.addingTimeInterval(8 * 3600) : p.transplant.addingTimeInterval(86_400 * days + 8 * 3600)
-            guard collected < Date(), collected >= lastCollected else { continue }
+            // Up to the start of today, not the hour of the run, so a seed gives the same trial all day.
+            guard collected < c.today, collected >= lastCollected else { continue }
             lastCollected = collected
             let t = max(days, 0)
             let bili = 15 + (p.bilirubin - 15) * exp(-t / 12)
@@ -239,7 +240,7 @@ struct DemoTrial: Sendable {
                 tally.labs += 1
             }
         }
-        if rejection && p.transplant.addingTimeInterval(86_400 * 15) < Date() {
+        if rejection && p.transplant.addingTimeInterval(86_400 * 15) < c.today {
             let onset = p.transplant.addingTimeInterval(86_400 * 14 + 9 * 3600)
             _ = try await c.safety.recordAdverseEvent(
                 participantID: p.participantID,
