@@ -517,6 +517,15 @@ enum ChangesText {
             }
             return nil
         }
+        /// Whether a key is `name`, compared in place: building arrays to compare was most of a verify's allocations.
+        func named(_ piece: Piece, _ name: StaticString) -> Bool {
+            name.withUTF8Buffer { want in
+                switch piece {
+                case .range(let r): return r.count == want.count && UnsafeBufferPointer(rebasing: b[r]).elementsEqual(want)
+                case .slot(let n): return scratch[n].elementsEqual(want)
+                }
+            }
+        }
         func optionalString(slot: Int) -> Piece?? {
             skip()
             if i + 4 <= b.count, b[i] == 0x6E, b[i + 1] == 0x75, b[i + 2] == 0x6C, b[i + 3] == 0x6C {
@@ -535,16 +544,14 @@ enum ChangesText {
             if !expect(0x7D) {
                 repeat {
                     guard let key = string(slot: 3), expect(0x3A) else { return false }
-                    let name: [UInt8]
-                    switch key {
-                    case .range(let r): name = Array(b[r])
-                    case .slot(let n): name = scratch[n]
-                    }
-                    switch name {
-                    case Array("field".utf8): guard field == nil, let v = string(slot: 0) else { return false }; field = v
-                    case Array("old".utf8): guard !seenOld, let v = optionalString(slot: 1) else { return false }; old = v; seenOld = true
-                    case Array("new".utf8): guard !seenNew, let v = optionalString(slot: 2) else { return false }; new = v; seenNew = true
-                    default: return false
+                    if named(key, "field") {
+                        guard field == nil, let v = string(slot: 0) else { return false }; field = v
+                    } else if named(key, "old") {
+                        guard !seenOld, let v = optionalString(slot: 1) else { return false }; old = v; seenOld = true
+                    } else if named(key, "new") {
+                        guard !seenNew, let v = optionalString(slot: 2) else { return false }; new = v; seenNew = true
+                    } else {
+                        return false
                     }
                 } while expect(0x2C)
                 guard expect(0x7D) else { return false }

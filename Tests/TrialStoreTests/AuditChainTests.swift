@@ -316,6 +316,8 @@ private func eventCount(_ store: Store) async throws -> Int {
         #expect(try JSONDecoder().decode([FieldChange].self, from: Data(ChangesText.encode(changes).utf8)) == changes)
         #expect(try ChangesText.decode(#" [ { "new" : null , "field" : "a\u00e9\ud83d\ude00" } ] "#) == [.init(field: "aé😀", old: nil, new: nil)])
         #expect(try ChangesText.decode("[]") == [])
+        // Keys written with escapes are the same keys.
+        #expect(try ChangesText.decode(#"[{"fi\u0065ld":"a","n\u0065w":null}]"#) == [.init(field: "a", old: nil, new: nil)])
         // Verify transcodes the stored text straight to the canonical form; it must equal the form built from values.
         let entry = AuditEntry(
             sequence: 7, occurredAt: "2026-01-01T00:00:00.000Z", actor: "ana", action: .update, entity: "lab_result", entityID: "x",
