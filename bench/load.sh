@@ -63,7 +63,7 @@ for database in "${@:-sqlite}"; do
   "$BIN" serve --port "$PORT" >>"$work/serve.log" 2>&1 & serve=$!
   wait_for "http://127.0.0.1:$PORT/health"
   cookie=$(python3 bench/session.py "http://127.0.0.1:$PORT" bench "$PW")
-  page=$(curl -fs -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/participants" | python3 -c 'import json,sys; p=[x for x in json.load(sys.stdin) if x["screeningNumber"].startswith("DEMO")]; print(p[len(p)//2]["id"])')
+  page=$(python3 bench/pick.py "http://127.0.0.1:$PORT" "$TOKEN" DEMO)
   report "$database: read one casebook page (demo trial), 64 connections" "$(wrk -t2 -c64 -d"$DURATION" --latency -H "Cookie: casebook_session=$cookie" "http://127.0.0.1:$PORT/participants/$page")"
   start=$(date +%s.%N)
   "$BIN" audit verify >"$work/verify.txt"

@@ -7,7 +7,7 @@ public enum StudySummary {
         let id = study.identity
         var lines = [
             id.title,
-            "\(study.code) · version \(study.version) · \(study.lifecycle.status?.title ?? "no status") · \(id.phase) · \(id.allocation), \(id.interventionModel), masking \(id.masking)",
+            "\(study.code) · version \(study.version) · \(study.lifecycle.status?.title ?? "no status") in the registry, \(study.lifecycle.operatingStatus.title.lowercased()) here · \(id.phase) · \(id.allocation), \(id.interventionModel), masking \(id.masking)",
             "Sponsor: \(id.sponsor)",
             "",
             "Arms:",

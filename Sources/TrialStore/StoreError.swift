@@ -8,6 +8,8 @@ public enum StoreError: Error, Equatable, Sendable {
     case duplicate(field: String, value: String)
     case invalid(field: String, rule: String)
     case reasonRequired(field: String)
+    /// The request is sound but the state of the trial forbids it now (a study not recruiting, say).
+    case conflict(field: String, rule: String)
 }
 
 extension StoreError: CustomStringConvertible {
@@ -17,6 +19,7 @@ extension StoreError: CustomStringConvertible {
         case .duplicate(let field, let value): "\(field): '\(value)' is already in use"
         case .invalid(let field, let rule): "\(field): \(rule)"
         case .reasonRequired(let field): "\(field): a reason is required for any change after the first save"
+        case .conflict(let field, let rule): "\(field): \(rule)"
         }
     }
 }

@@ -243,7 +243,7 @@ enum PasswordInput {
 struct Study: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The study definition: show, validate, import from a registry record, publish amendments.",
-        subcommands: [Show.self, Validate.self, Import.self, Publish.self, Status.self])
+        subcommands: [Show.self, Validate.self, Import.self, Init.self, Publish.self, Status.self, Operating.self])
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the study definition in force.")
@@ -314,8 +314,54 @@ struct Study: AsyncParsableCommand {
         }
     }
 
+    struct Init: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Publish a definition file as version 1 of this database's study: on a database with no study, or with only the unused built-in one.")
+        @Argument(help: "A YAML or JSON study definition with version 1.") var file: String
+
+        func run() async throws {
+            let study: StudyDefinition
+            do {
+                study = try StudyFile.read(try StudyCommands.read(file))
+            } catch let error as StudyFile.ReadError {
+                for problem in error.problems { FileHandle.standardError.write(Data("\(file): \(problem)\n".utf8)) }
+                throw ExitCode(1)
+            }
+            try await Runtime.withStore { store, _ in
+                do {
+                    let info = try await FluentStudyRepository(store: store).initialize(study, actor: Runtime.actor, now: Date())
+                    print("Initialised study \(study.code) version \(info.version) (\(study.lifecycle.operatingStatus.rawValue)).")
+                } catch let error as StoreError {
+                    throw Runtime.fail(error.description)
+                }
+            }
+        }
+    }
+
+    struct Operating: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Record a change of the study's operating status (which governs enrolment), as a new version of the definition.")
+        @Argument(help: "One of: \(OperatingStatus.allCases.map(\.rawValue).joined(separator: ", ")).") var status: String
+        @Option(help: "Date of the change, yyyy-MM-dd.") var date: String
+        @Option(help: "Why; required for suspended, closed_to_enrolment and withdrawn.") var reason: String?
+
+        func run() async throws {
+            guard let status = OperatingStatus(rawValue: status) else {
+                throw ValidationError("status must be one of \(OperatingStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            try await Runtime.withStore { store, _ in
+                guard var study = try await FluentStudyRepository(store: store).current() else { throw Runtime.fail("no study is loaded") }
+                study.version += 1
+                study.lifecycle.operating = (study.lifecycle.operating ?? []) + [OperatingChange(status: status, date: date, reason: reason)]
+                let problems = StudyValidator.problems(in: study)
+                guard problems.isEmpty else { throw Runtime.fail(problems.map(\.description).joined(separator: "; ")) }
+                try await StudyCommands.publish(study, reason: reason ?? "operating status changed to \(status.rawValue)", store: store)
+            }
+        }
+    }
+
     struct Status: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Record a change of the study's status, as a new version of the definition.")
+        static let configuration = CommandConfiguration(abstract: "Record a change of the study's registry status (a fact shown, not a control), as a new version of the definition.")
         @Argument(help: "One of: \(StudyStatus.allCases.map(\.rawValue).joined(separator: ", ")).") var status: String
         @Option(help: "Date of the change, yyyy-MM-dd.") var date: String
         @Option(help: "Why; required for suspended, terminated and withdrawn.") var reason: String?

@@ -97,7 +97,7 @@ struct DemoTrial: Sendable {
         let context = Context(
             study: study, site: site, scope: scope, safety: FluentSafetyRepository(store: store, tables: try GradingTables.builtIn()),
             today: DateParsing.day(Self.day(Date()))!, count: count,
-            existing: try await FluentParticipantRepository(store: store).list(scope: scope).count)
+            existing: try await FluentParticipantRepository(store: store).counts(scope: scope).values.reduce(0, +))
         var clock = Date()
         var phases: [String] = []
         func phase(_ name: String) {

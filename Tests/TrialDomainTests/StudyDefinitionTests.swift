@@ -175,12 +175,12 @@ func miniStudy() -> StudyDefinition {
         #expect(grid.rows[0].timing == "defines transplant")
     }
 
-    @Test(arguments: [("24h", Offset(24, .hours)), ("-28d", Offset(-28, .days)), ("0d", Offset(0, .days))])
+    @Test(arguments: [("24h", Offset(24, .hours)), ("-28d", Offset(-28, .days)), ("0d", Offset(0, .days)), ("12w", Offset(12, .weeks))])
     func offsetsReadFromText(text: String, offset: Offset) {
         #expect(Offset(text: text) == offset)
     }
 
-    @Test(arguments: ["24", "7w", "d", ""])
+    @Test(arguments: ["24", "7m", "d", "", "1.5d"])
     func badOffsetsAreRefused(text: String) {
         #expect(Offset(text: text) == nil)
     }

@@ -351,7 +351,6 @@ private struct Trial {
     func countedByArmWithExactIntervals(database: TestDatabase) async throws {
         try await database.withStore { store in
             let trial = try await Trial.make(store)
-            let safety = FluentSafetyRepository(store: store, tables: try GradingTables.builtIn())
             var expected: [String: (assessed: Int, toxic: Int)] = [:]
             for i in 1...6 {
                 let p = try await trial.ready("E-\(i)")
@@ -363,18 +362,20 @@ private struct Trial {
                 expected[allocation.arm, default: (0, 0)].assessed += 1
                 if toxic { expected[allocation.arm, default: (0, 0)].toxic += 1 }
             }
-            let endpoint = try await safety.primaryEndpoint(scope: trial.scope)
-            #expect(endpoint.map(\.arm) == ["msc_ev", "control"])
+            let study = try #require(try await FluentStudyRepository(store: store).current())
+            let result = try #require(try await FluentCohortRepository(store: store).endpoints(scope: trial.scope, study: study, byArm: true, only: "infusion_toxicity").first)
+            #expect(result.groups.map(\.arm) == [nil, "msc_ev", "control"])
+            let endpoint = result.groups.dropFirst()
             for arm in endpoint {
-                let e = expected[arm.arm] ?? (0, 0)
-                #expect(arm.assessed == e.assessed)
-                #expect(arm.withToxicity == e.toxic)
+                let e = expected[arm.arm ?? ""] ?? (0, 0)
+                #expect(arm.n == e.assessed)
+                #expect(arm.events == e.toxic)
                 let ci = ClopperPearson.interval(successes: e.toxic, trials: e.assessed)
                 #expect(arm.lower == ci?.lower)
                 #expect(arm.upper == ci?.upper)
             }
-            #expect(endpoint.map(\.assessed).reduce(0, +) == 6)
-            #expect(endpoint.map(\.withToxicity).reduce(0, +) == 2)
+            #expect(result.groups[0].n == 6)
+            #expect(result.groups[0].events == 2)
         }
     }
 }

@@ -93,7 +93,7 @@ private struct World {
             }
             #expect(try await t.send(.GET, path + "/history", headers: bearer(w.bob)).status == .notFound)
             let list = try await t.send(.GET, "api/v1/participants", headers: bearer(w.bob))
-            #expect(list.body.string == "[]")
+            #expect(try list.content.decode(ParticipantPageDTO.self).items.isEmpty)
             let intoA = try await t.send(
                 .POST, "api/v1/participants", headers: bearer(w.bob), body: json(#"{"siteCode":"A","screeningNumber":"A-002"}"#))
             #expect(intoA.status == .notFound)
@@ -182,7 +182,7 @@ private struct World {
                 .PATCH, "api/v1/participants/\(w.participantID)", headers: bearer(w.ana), body: json(#"{"status":"cured","reason":"x"}"#))
             #expect(errorMessage(badStatus).contains("status: must be one of"))
             #expect(try await t.auditCount() == before)
-            #expect(try await t.send(.GET, "api/v1/participants", headers: bearer(w.ana)).content.decode([ParticipantDTO].self).count == 1)
+            #expect(try await t.send(.GET, "api/v1/participants", headers: bearer(w.ana)).content.decode(ParticipantPageDTO.self).items.count == 1)
         }
     }
 
@@ -212,5 +212,35 @@ private struct World {
     @Test(arguments: [nil, "", "text/plain", "application/jsonx", "application/json-patch+json", "application/x-www-form-urlencoded", "application/js\u{0}on"])
     func anythingElseIsNot(value: String?) {
         #expect(!Request.isJSON(contentType: value))
+    }
+}
+
+@Suite struct ParticipantPagingTests {
+    /// 7 participants in pages of 3: 3, 3, 1, in screening-number order, each page's cursor leading to the next; a forged cursor is refused.
+    @Test(arguments: TestDatabase.available)
+    func pagesFollowTheCursorToTheEnd(database: TestDatabase) async throws {
+        try await TestApp.run(database) { t in
+            try await t.user("cora", role: .coordinator, sites: ["SYSU3"])
+            let cora = try await t.token("cora")
+            for n in [5, 1, 7, 3, 2, 6, 4] {
+                let r = try await t.send(.POST, "api/v1/participants", headers: bearer(cora), body: json(#"{"siteCode":"SYSU3","screeningNumber":"P-\#(n)"}"#))
+                #expect(r.status == .created)
+            }
+            var seen: [String] = [], sizes: [Int] = []
+            var after: String?
+            repeat {
+                let path = "api/v1/participants?limit=3" + (after.map { "&after=\($0)" } ?? "")
+                let page = try await t.send(.GET, path, headers: bearer(cora)).content.decode(ParticipantPageDTO.self)
+                sizes.append(page.items.count)
+                seen += page.items.map(\.screeningNumber)
+                after = page.next
+            } while after != nil && sizes.count < 10
+            #expect(sizes == [3, 3, 1])
+            #expect(seen == (1...7).map { "P-\($0)" })
+            let forged = try await t.send(.GET, "api/v1/participants?after=bm90LWEtY3Vyc29y", headers: bearer(cora))
+            #expect(forged.status == .unprocessableEntity)
+            #expect(errorMessage(forged).contains("after: is not a cursor this list gave"))
+            #expect(try await t.send(.GET, "api/v1/participants?limit=0", headers: bearer(cora)).status == .unprocessableEntity)
+        }
     }
 }

@@ -74,3 +74,38 @@ private func amendRanges(_ t: TestApp) async throws {
         }
     }
 }
+
+@Suite struct EndpointAPITests {
+    /// Every endpoint the definition computes, one by code, the primary under its old path, and 404 for an unknown code.
+    @Test(arguments: TestDatabase.available)
+    func endpointsByCodeAndArmsOnlyForThoseWhoMaySeeThem(database: TestDatabase) async throws {
+        try await TestApp.run(database) { t in
+            try await t.user("cora", role: .coordinator, sites: ["SYSU3"])
+            try await t.user("dave", role: .dsmbViewer, sites: ["SYSU3"])
+            let cora = try await t.token("cora"), dave = try await t.token("dave")
+            let all = try await t.send(.GET, "api/v1/endpoints", headers: bearer(cora))
+            #expect(all.status == .ok)
+            let results = try all.content.decode([EndpointResult].self)
+            let study = try StudyFile.builtIn()
+            #expect(results.map(\.code) == study.endpoints.map(\.code))
+            #expect(results.first?.method == "proportion")
+            // Open label: everyone who reads participants sees arms.
+            #expect(results.first?.groups.map(\.arm) == [nil, "msc_ev", "control"])
+            let one = try await t.send(.GET, "api/v1/endpoints/ast", headers: bearer(cora)).content.decode(EndpointResult.self)
+            #expect(one.unit == "U/L")
+            #expect(try await t.send(.GET, "api/v1/endpoints/nope", headers: bearer(cora)).status == .notFound)
+            let primary = try await t.send(.GET, "api/v1/primary-endpoint", headers: bearer(cora)).content.decode(EndpointResult.self)
+            #expect(primary.code == "infusion_toxicity")
+
+            // Masked by amendment: the coordinator sees everyone together only; the DSMB viewer still sees arms.
+            var masked = study
+            masked.version = 2
+            masked.identity.masking = "DOUBLE"
+            _ = try await FluentStudyRepository(store: t.store).publish(masked, actor: "dm", reason: "masking", now: Date())
+            let blind = try await t.send(.GET, "api/v1/endpoints/infusion_toxicity", headers: bearer(cora)).content.decode(EndpointResult.self)
+            #expect(blind.groups.map(\.arm) == [nil])
+            let unblinded = try await t.send(.GET, "api/v1/endpoints/infusion_toxicity", headers: bearer(dave)).content.decode(EndpointResult.self)
+            #expect(unblinded.groups.count == 3)
+        }
+    }
+}

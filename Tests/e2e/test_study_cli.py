@@ -91,6 +91,33 @@ class StudyCommands(unittest.TestCase):
                 finally:
                     casebook.stop()
 
+    def test_init_takes_another_study_once_and_operating_status_governs_enrolment(self):
+        for database in databases():
+            with self.subTest(database=database):
+                casebook = Casebook(database)
+                try:
+                    with open(BUILT_IN) as f:
+                        other = f.read().replace("code: MSC-EV-ACLF-LT", "code: OTHER-TRIAL").replace("code: SYSU3", "code: OTH1")
+                    path = os.path.join(casebook.dir.name, "other.yaml")
+                    with open(path, "w") as f:
+                        f.write(other)
+                    # The fresh database holds only the unused built-in study: init replaces it.
+                    done = self.run_cli(casebook, "study", "init", path)
+                    self.assertEqual(done.returncode, 0, done.stderr)
+                    self.assertIn("OTHER-TRIAL · version 1 · Withdrawn in the registry, recruiting here", casebook.cli("study", "show").stdout)
+                    # A second init is refused, naming the study in force.
+                    again = self.run_cli(casebook, "study", "init", BUILT_IN)
+                    self.assertEqual(again.returncode, 1)
+                    self.assertIn("already runs study OTHER-TRIAL", again.stderr)
+                    no_reason = self.run_cli(casebook, "study", "operating", "suspended", "--date", "2026-03-01")
+                    self.assertNotEqual(no_reason.returncode, 0)
+                    self.assertIn("a suspended status needs a reason", no_reason.stderr)
+                    casebook.cli("study", "operating", "suspended", "--date", "2026-03-01", "--reason", "safety review")
+                    self.assertIn("suspended here", casebook.cli("study", "show").stdout)
+                    self.assertIn("intact", casebook.cli("audit", "verify").stdout)
+                finally:
+                    casebook.stop()
+
 
 if __name__ == "__main__":
     unittest.main()

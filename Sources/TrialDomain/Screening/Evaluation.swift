@@ -42,6 +42,14 @@ public struct Evaluator: Sendable {
         self.scope = ExpressionScope(study: study)
     }
 
+    /// With a scope made once for many participants.
+    public init(study: StudyDefinition, site: String?, values: [String: String], scope: ExpressionScope) {
+        self.study = study
+        self.site = site
+        self.values = values
+        self.scope = scope
+    }
+
     public func evaluate(_ expression: Expression) throws -> EvaluatedValue {
         switch expression {
         case .number(let v): return .number(v)

@@ -34,7 +34,7 @@ public enum ParticipantSchedule {
             if let anchor = visit.anchor, let offset = visit.target, let base = anchors[anchor] {
                 target = base.addingTimeInterval(offset.seconds)
                 // Day-based windows cover whole days: a day-7 visit ±1 d runs from the start of day 6 to the end of day 8.
-                let dayBased = offset.unit == .days
+                let dayBased = offset.isCalendar
                 let before = visit.window?.before.seconds ?? 0, after = visit.window?.after.seconds ?? 0
                 start = target!.addingTimeInterval(-before)
                 end = target!.addingTimeInterval(after + (dayBased ? 86_400 - 0.001 : 0))

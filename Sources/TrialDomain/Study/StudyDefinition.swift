@@ -129,17 +129,57 @@ public struct StatusChange: Codable, Equatable, Sendable {
 }
 
 public struct Lifecycle: Codable, Equatable, Sendable {
+    /// The registry's status history: a fact about the record, shown as such; it governs nothing here.
     public var history: [StatusChange]
+    /// The sponsor's own operating status, which decides whether participants may be enrolled and allocated.
+    public var operating: [OperatingChange]?
     public var enrollment: Enrollment
     public var dates: StudyDates
 
-    public init(history: [StatusChange], enrollment: Enrollment, dates: StudyDates) {
+    public init(history: [StatusChange], operating: [OperatingChange]? = nil, enrollment: Enrollment, dates: StudyDates) {
         self.history = history
+        self.operating = operating
         self.enrollment = enrollment
         self.dates = dates
     }
 
+    /// The registry status.
     public var status: StudyStatus? { history.last?.status }
+    /// A study that never stated one is still being planned, and enrols no one.
+    public var operatingStatus: OperatingStatus { operating?.last?.status ?? .planning }
+}
+
+/// The status that governs the system: only a recruiting study takes new participants and allocates them.
+public enum OperatingStatus: String, Codable, CaseIterable, Sendable {
+    case planning, recruiting, suspended
+    case closedToEnrolment = "closed_to_enrolment"
+    case completed, withdrawn
+
+    public var title: String {
+        switch self {
+        case .planning: "Planning"
+        case .recruiting: "Recruiting"
+        case .suspended: "Suspended"
+        case .closedToEnrolment: "Closed to enrolment"
+        case .completed: "Completed"
+        case .withdrawn: "Withdrawn"
+        }
+    }
+
+    public var needsReason: Bool { [.suspended, .closedToEnrolment, .withdrawn].contains(self) }
+}
+
+public struct OperatingChange: Codable, Equatable, Sendable {
+    public var status: OperatingStatus
+    /// ISO date, yyyy-MM-dd.
+    public var date: String
+    public var reason: String?
+
+    public init(status: OperatingStatus, date: String, reason: String? = nil) {
+        self.status = status
+        self.date = date
+        self.reason = reason
+    }
 }
 
 public struct Enrollment: Codable, Equatable, Sendable {
@@ -420,13 +460,16 @@ public struct Endpoint: Codable, Equatable, Sendable {
     public var measure: String
     public var timeFrame: String
     public var description: String?
+    /// How it is computed; without one the endpoint is listed but not computed.
+    public var analysis: EndpointAnalysis?
 
-    public init(code: String, kind: EndpointKind, measure: String, timeFrame: String, description: String? = nil) {
+    public init(code: String, kind: EndpointKind, measure: String, timeFrame: String, description: String? = nil, analysis: EndpointAnalysis? = nil) {
         self.code = code
         self.kind = kind
         self.measure = measure
         self.timeFrame = timeFrame
         self.description = description
+        self.analysis = analysis
     }
 }
 
@@ -515,6 +558,8 @@ public struct HysLawSettings: Codable, Equatable, Sendable {
 }
 
 public struct SafetySettings: Codable, Equatable, Sendable {
+    /// The CTCAE versions Casebook grades by; "4.0" is read as its corrected release 4.03.
+    public static let ctcaeVersions = ["4.0", "4.03", "5.0"]
     public var ctcaeVersion: String
     /// Hours within which a serious adverse event must reach the sponsor.
     public var saeReportingHours: Int
@@ -536,9 +581,9 @@ public struct SafetySettings: Codable, Equatable, Sendable {
     }
 }
 
-/// A signed time offset written as text: "24h", "-28d", "0d".
+/// A signed time offset written as text: "24h", "-28d", "0d", "12w".
 public struct Offset: Codable, Equatable, Sendable, CustomStringConvertible {
-    public enum Unit: String, Sendable { case hours = "h", days = "d" }
+    public enum Unit: String, Sendable { case hours = "h", days = "d", weeks = "w" }
     public var value: Int
     public var unit: Unit
 
@@ -557,7 +602,7 @@ public struct Offset: Codable, Equatable, Sendable, CustomStringConvertible {
         let container = try decoder.singleValueContainer()
         let text = try container.decode(String.self)
         guard let parsed = Offset(text: text) else {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(text)' is not an offset like 24h or -28d")
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(text)' is not an offset like 24h, -28d or 12w")
         }
         self = parsed
     }
@@ -568,5 +613,14 @@ public struct Offset: Codable, Equatable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(value)\(unit.rawValue)" }
-    public var seconds: TimeInterval { TimeInterval(value) * (unit == .hours ? 3600 : 86_400) }
+    public var seconds: TimeInterval {
+        switch unit {
+        case .hours: TimeInterval(value) * 3600
+        case .days: TimeInterval(value) * 86_400
+        case .weeks: TimeInterval(value) * 7 * 86_400
+        }
+    }
+
+    /// Counted in calendar days (days or weeks), not hours.
+    public var isCalendar: Bool { unit != .hours }
 }

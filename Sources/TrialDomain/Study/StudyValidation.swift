@@ -49,6 +49,16 @@ public enum StudyValidator {
                 add("\(path).reason", "a \(change.status.rawValue) status needs a reason")
             }
         }
+        var previousOperating = ""
+        for (i, change) in (study.lifecycle.operating ?? []).enumerated() {
+            let path = "lifecycle.operating[\(i)]"
+            if !isDate(change.date) { add("\(path).date", "must be a date as yyyy-MM-dd") }
+            if change.date < previousOperating { add("\(path).date", "must not be before the previous operating status change (\(previousOperating))") }
+            previousOperating = change.date
+            if change.status.needsReason && (change.reason ?? "").trimmingCharacters(in: .whitespaces).isEmpty {
+                add("\(path).reason", "a \(change.status.rawValue) status needs a reason")
+            }
+        }
         for (name, value) in [
             ("start", study.lifecycle.dates.start), ("primaryCompletion", study.lifecycle.dates.primaryCompletion),
             ("completion", study.lifecycle.dates.completion), ("recordUpdated", study.lifecycle.dates.recordUpdated),
@@ -156,6 +166,45 @@ public enum StudyValidator {
 
         unique(study.endpoints.map(\.code), "endpoints")
         if !study.endpoints.contains(where: { $0.kind == .primary }) { add("endpoints", "a study needs a primary endpoint") }
+        for endpoint in study.endpoints {
+            guard let analysis = endpoint.analysis else { continue }
+            let path = "endpoints[\(endpoint.code)].analysis"
+            if let anchor = analysis.anchor, !anchors.contains(anchor) { add("\(path).anchor", "names unknown anchor '\(anchor)'") }
+            if let window = analysis.window, window.value < 0 { add("\(path).window", "must not be negative") }
+            if analysis.window != nil && analysis.anchor == nil { add("\(path).window", "a window counts from an anchor: give one") }
+            switch analysis.method {
+            case .proportion:
+                if (analysis.forms ?? []).isEmpty && analysis.adverseEvents == nil {
+                    add(path, "a proportion needs forms or adverseEvents that say what the event is")
+                }
+            case .adverseEvents:
+                break
+            case .valueAtVisit, .changeFromBaseline:
+                if analysis.lab == nil { add("\(path).lab", "\(analysis.method.rawValue) needs a lab code") }
+                if analysis.visit == nil { add("\(path).visit", "\(analysis.method.rawValue) needs a visit code") }
+            }
+            if let lab = analysis.lab, LabCatalogue.test(lab) == nil {
+                add("\(path).lab", "names unknown lab '\(lab)' (known: \(LabCatalogue.tests.map(\.code).joined(separator: ", ")))")
+            }
+            if let visit = analysis.visit, study.visit(visit) == nil { add("\(path).visit", "names unknown visit '\(visit)'") }
+            for (i, rule) in (analysis.forms ?? []).enumerated() {
+                guard study.form(rule.form) != nil else {
+                    add("\(path).forms[\(i)].form", "names unknown form '\(rule.form)'")
+                    continue
+                }
+                do {
+                    _ = try scope.checkCondition(rule.event)
+                } catch {
+                    add("\(path).forms[\(i)].event", "\(error)")
+                }
+            }
+            if let minGrade = analysis.adverseEvents?.minGrade, !(1...5).contains(minGrade) {
+                add("\(path).adverseEvents.minGrade", "must be a CTCAE grade from 1 to 5")
+            }
+            for term in analysis.adverseEvents?.terms ?? [] where term.count != 8 || !term.allSatisfy(\.isNumber) {
+                add("\(path).adverseEvents.terms", "'\(term)' is not an 8-digit MedDRA code")
+            }
+        }
 
         let randomization = study.randomization
         if !["permuted_blocks", "minimization"].contains(randomization.method) {
@@ -187,6 +236,9 @@ public enum StudyValidator {
         }
         unique(study.consent.versions.map(\.version), "consent.versions")
         if study.safety.saeReportingHours < 1 { add("safety.saeReportingHours", "must be 1 or more") }
+        if !SafetySettings.ctcaeVersions.contains(study.safety.ctcaeVersion) {
+            add("safety.ctcaeVersion", "must be one of \(SafetySettings.ctcaeVersions.joined(separator: ", "))")
+        }
         return problems
     }
 

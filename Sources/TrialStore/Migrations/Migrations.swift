@@ -5,7 +5,7 @@ import Foundation
 /// Every migration, in order. A shipped migration never changes: add a new one.
 public enum StoreMigrations {
     public static var all: [any AsyncMigration] {
-        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes()]
+        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes(), M009AddListIndexes()]
     }
 }
 
@@ -336,5 +336,19 @@ struct M008AddLookupIndexes: AsyncMigration {
         for index in ["randomization_slots_unallocated", "adverse_events_participant", "eligibility_reviews_participant", "consents_participant"] {
             try await sql.raw("DROP INDEX \(ident: index)").run()
         }
+    }
+}
+
+/// Participant lists are read a page at a time in screening-number order, across a user's sites.
+struct M009AddListIndexes: AsyncMigration {
+    var name: String { "009-add-list-indexes" }
+
+    func prepare(on database: any Database) async throws {
+        let sql = database as! any SQLDatabase
+        try await sql.create(index: "participants_number").on("participants").column("screening_number").column("id").run()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await (database as! any SQLDatabase).raw("DROP INDEX participants_number").run()
     }
 }

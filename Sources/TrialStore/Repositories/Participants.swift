@@ -22,6 +22,29 @@ public struct AccessScope: Sendable, Equatable {
     }
 }
 
+public struct ParticipantPage: Sendable, Equatable {
+    public var items: [Participant]
+    /// The cursor of the next page; nil on the last.
+    public var next: String?
+}
+
+/// A page boundary: the last row's screening number and id, base64url so that clients treat it as opaque.
+enum ParticipantCursor {
+    static func encode(number: String, id: UUID) -> String {
+        Data("\(id.uuidString)|\(number)".utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    static func decode(_ text: String) throws -> (number: String, id: UUID) {
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        guard let data = Data(base64Encoded: base64), let plain = String(data: data, encoding: .utf8),
+            let bar = plain.firstIndex(of: "|"), let id = UUID(uuidString: String(plain[..<bar]))
+        else { throw StoreError.invalid(field: "after", rule: "is not a cursor this list gave") }
+        return (String(plain[plain.index(after: bar)...]), id)
+    }
+}
+
 /// Participants, always seen through an `AccessScope`: a participant of another site is "not found".
 public protocol ParticipantRepository: Sendable {
     func create(siteID: UUID, screeningNumber: String, scope: AccessScope, now: Date) async throws -> Participant
@@ -42,6 +65,9 @@ public struct FluentParticipantRepository: ParticipantRepository {
         guard scope.siteIDs.contains(siteID) else { throw StoreError.notFound(entity: "site", id: siteID.uuidString) }
         return try await store.write { tx in
             let sql = tx as! any SQLDatabase
+            if let study = try await FluentStudyRepository.current(on: tx)?.study {
+                try FluentStudyRepository.requireRecruiting(study, to: "participants are enrolled")
+            }
             if try await sql.raw("SELECT id FROM participants WHERE site_id = \(bind: siteID) AND screening_number = \(bind: number)").first() != nil {
                 throw StoreError.duplicate(field: "screeningNumber", value: number)
             }
@@ -66,6 +92,56 @@ public struct FluentParticipantRepository: ParticipantRepository {
         return try await ParticipantModel.query(on: store.database)
             .filter(\.$siteID ~~ Array(scope.siteIDs)).filter(\.$deletedAt == nil)
             .sort(\.$screeningNumber).all().map(Self.participant)
+    }
+
+    /// One page of the list in screening-number order. `after` is the cursor the previous page gave; the answer's
+    /// `next` is nil on the last page. Each page is one indexed query, however long the list.
+    public func page(scope: AccessScope, limit: Int, after: String?) async throws -> ParticipantPage {
+        guard !scope.siteIDs.isEmpty else { return ParticipantPage(items: [], next: nil) }
+        let position = try after.map(ParticipantCursor.decode)
+        let sites: [any Encodable & Sendable] = scope.siteIDs.sorted { $0.uuidString < $1.uuidString }
+        let sql = store.database as! any SQLDatabase
+        var query: SQLQueryString = """
+            SELECT id, site_id, screening_number, status, created_at, updated_at FROM participants
+            WHERE deleted_at IS NULL AND site_id IN (\(binds: sites))
+            """
+        if let position {
+            query.appendInterpolation(unsafeRaw: " AND (screening_number > ")
+            query.appendInterpolation(bind: position.number)
+            query.appendInterpolation(unsafeRaw: " OR (screening_number = ")
+            query.appendInterpolation(bind: position.number)
+            query.appendInterpolation(unsafeRaw: " AND id > ")
+            query.appendInterpolation(bind: position.id)
+            query.appendInterpolation(unsafeRaw: "))")
+        }
+        query.appendInterpolation(unsafeRaw: " ORDER BY screening_number, id LIMIT \(limit + 1)")
+        let rows = try await sql.raw(query).all()
+        var items: [Participant] = []
+        for row in rows.prefix(limit) {
+            let statusText = try row.decode(column: "status", as: String.self)
+            guard let status = ParticipantStatus(rawValue: statusText) else { throw StoreError.invalid(field: "status", rule: "unknown status '\(statusText)'") }
+            items.append(
+                Participant(
+                    id: try row.decode(column: "id", as: UUID.self), siteID: try row.decode(column: "site_id", as: UUID.self),
+                    screeningNumber: try row.decode(column: "screening_number", as: String.self), status: status,
+                    createdAt: try row.decode(column: "created_at", as: Date.self), updatedAt: try row.decode(column: "updated_at", as: Date.self)))
+        }
+        let next = rows.count > limit ? items.last.map { ParticipantCursor.encode(number: $0.screeningNumber, id: $0.id) } : nil
+        return ParticipantPage(items: items, next: next)
+    }
+
+    /// Participants per site, for the scope's sites, in one grouped query.
+    public func counts(scope: AccessScope) async throws -> [UUID: Int] {
+        guard !scope.siteIDs.isEmpty else { return [:] }
+        let sites: [any Encodable & Sendable] = scope.siteIDs.sorted { $0.uuidString < $1.uuidString }
+        var counts: [UUID: Int] = [:]
+        for row in try await (store.database as! any SQLDatabase).raw("""
+            SELECT site_id, COUNT(*) AS n FROM participants WHERE deleted_at IS NULL AND site_id IN (\(binds: sites)) GROUP BY site_id
+            """).all()
+        {
+            counts[try row.decode(column: "site_id", as: UUID.self)] = try row.decode(column: "n", as: Int.self)
+        }
+        return counts
     }
 
     public func find(id: UUID, scope: AccessScope) async throws -> Participant {

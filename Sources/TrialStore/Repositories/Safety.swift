@@ -78,15 +78,6 @@ public struct AdverseEvent: Codable, Equatable, Sendable {
     public var serious: Bool { !seriousness.isEmpty }
 }
 
-public struct EndpointArm: Codable, Equatable, Sendable {
-    public var arm: String
-    public var assessed: Int
-    public var withToxicity: Int
-    public var proportion: Double?
-    public var lower: Double?
-    public var upper: Double?
-}
-
 public struct EDISHPoint: Codable, Equatable, Sendable {
     public var screeningNumber: String
     public var arm: String?
@@ -101,9 +92,6 @@ public struct FluentSafetyRepository: Sendable {
         self.store = store
         self.tables = tables
     }
-
-    /// Terms the infusion assessments use, built in so a fresh install can record them before any import.
-    public static let infusionTerms = ["10051792", "10001718", "10002218", "10016558", "10052015"]
 
     // MARK: Terminology
 
@@ -400,9 +388,11 @@ public struct FluentSafetyRepository: Sendable {
         }
     }
 
-    public func adverseEvents(participantID: UUID?, scope: AccessScope) async throws -> [AdverseEvent] {
+    /// `seriousOnly`: the serious events alone, as the sponsor-clock list needs (a filter in the query, not after it).
+    public func adverseEvents(participantID: UUID?, scope: AccessScope, seriousOnly: Bool = false) async throws -> [AdverseEvent] {
         guard !scope.siteIDs.isEmpty else { return [] }
         var query = AdverseEventModel.query(on: store.database).filter(\.$siteID ~~ Array(scope.siteIDs))
+        if seriousOnly { query = query.filter(\.$serious == true) }
         if let participantID {
             try await FluentParticipantRepository.requireVisible(id: participantID, scope: scope, on: store.database)
             query = query.filter(\.$participantID == participantID)
@@ -424,54 +414,27 @@ public struct FluentSafetyRepository: Sendable {
             clock: m.awareAt.map { ReportingClock(awareAt: $0, hours: hours, reportedAt: m.reportedAt) })
     }
 
-    // MARK: The primary endpoint and eDISH
+    // MARK: eDISH
 
-    /// Participants with infusion-related toxicity within the window after time zero, by arm, with an exact 95 % interval:
-    /// toxicity is the 24-hour assessment's answer, or an infusion-type CTCAE event with onset inside the window.
-    public func primaryEndpoint(scope: AccessScope) async throws -> [EndpointArm] {
-        let participants = try await FluentParticipantRepository(store: store).list(scope: scope)
-        var byArm: [String: (assessed: Int, toxic: Int)] = [:]
-        guard let study = try await FluentStudyRepository(store: store).current() else { return [] }
-        for arm in study.arms { byArm[arm.code] = (0, 0) }
-        let events = try await adverseEvents(participantID: nil, scope: scope)
-        let windowHours = Double(study.safety.primaryEndpointWindowHours ?? 24)
-        for p in participants {
-            let file = try await FluentScreeningRepository.cachedFile(participantID: p.id, scope: scope, on: store.database)
-            guard let allocation = file.allocation else { continue }
-            let timeZero = file.anchors[study.anchors.first { $0.source == "infusion" }?.code ?? "time_zero"]
-            let answered = file.values["toxicity_24h.any_toxicity"]
-            let reactionGrades = ["infusion_reaction_grade", "allergic_reaction_grade", "anaphylaxis_grade", "fever_grade", "crs_grade"]
-                .compactMap { file.values["toxicity_24h.\($0)"].flatMap(Double.init) }
-            let infusionEvent = timeZero.map { start in
-                events.contains {
-                    $0.participantID == p.id && Self.infusionTerms.contains($0.meddra) && $0.onsetAt >= start && $0.onsetAt <= start.addingTimeInterval(windowHours * 3600)
-                }
-            } ?? false
-            guard answered != nil || infusionEvent else { continue }
-            byArm[allocation.arm, default: (0, 0)].assessed += 1
-            if answered == "yes" || infusionEvent || reactionGrades.contains(where: { $0 >= 1 }) { byArm[allocation.arm, default: (0, 0)].toxic += 1 }
-        }
-        return study.arms.map { arm in
-            let c = byArm[arm.code] ?? (0, 0)
-            let ci = ClopperPearson.interval(successes: c.toxic, trials: c.assessed)
-            return EndpointArm(
-                arm: arm.code, assessed: c.assessed, withToxicity: c.toxic, proportion: c.assessed > 0 ? Double(c.toxic) / Double(c.assessed) : nil,
-                lower: ci?.lower, upper: ci?.upper)
-        }
-    }
-
-    /// Peak ALT and peak bilirubin after baseline, each as a multiple of its ULN, one point per participant.
-    public func edish(scope: AccessScope) async throws -> [EDISHPoint] {
-        let participants = try await FluentParticipantRepository(store: store).list(scope: scope)
-        guard !participants.isEmpty else { return [] }
-        let labs = try await LabResultModel.query(on: store.database).filter(\.$participantID ~~ participants.map(\.id)).all()
-        let slots = try await RandomizationSlotModel.query(on: store.database).filter(\.$participantID ~~ participants.map(\.id)).all()
-        let arm = Dictionary(slots.compactMap { s in s.participantID.map { ($0, s.arm) } }, uniquingKeysWith: { a, _ in a })
-        return participants.compactMap { p in
-            let mine = labs.filter { $0.participantID == p.id }
-            func peak(_ code: String) -> Double? { mine.filter { $0.testCode == code }.compactMap { l in l.uln.map { l.value / $0 } }.max() }
-            guard let alt = peak("ALT"), let bili = peak("BILI") else { return nil }
-            return EDISHPoint(screeningNumber: p.screeningNumber, arm: arm[p.id], peakALTxULN: alt, peakBilirubinxULN: bili)
+    /// Peak ALT and peak total bilirubin, each as a multiple of the ULN it was graded against, one point per participant
+    /// with both; one grouped query for the whole cohort. `withArms`: false for those who must not see allocations.
+    public func edish(scope: AccessScope, withArms: Bool) async throws -> [EDISHPoint] {
+        guard !scope.siteIDs.isEmpty else { return [] }
+        let sites: [any Encodable & Sendable] = scope.siteIDs.sorted { $0.uuidString < $1.uuidString }
+        return try await (store.database as! any SQLDatabase).raw("""
+            SELECT p.screening_number, sl.arm,
+              MAX(CASE WHEN l.test_code = 'ALT' THEN l.value / l.uln END) AS alt,
+              MAX(CASE WHEN l.test_code = 'BILI' THEN l.value / l.uln END) AS bili
+            FROM lab_results l JOIN participants p ON p.id = l.participant_id AND p.deleted_at IS NULL
+            LEFT JOIN randomization_slots sl ON sl.participant_id = p.id
+            WHERE l.site_id IN (\(binds: sites)) AND l.test_code IN ('ALT', 'BILI') AND l.uln > 0
+            GROUP BY p.id, p.screening_number, sl.arm
+            ORDER BY p.screening_number
+            """).all().compactMap { row in
+            guard let alt = try row.decode(column: "alt", as: Double?.self), let bili = try row.decode(column: "bili", as: Double?.self) else { return nil }
+            return EDISHPoint(
+                screeningNumber: try row.decode(column: "screening_number", as: String.self),
+                arm: withArms ? try row.decode(column: "arm", as: String?.self) : nil, peakALTxULN: alt, peakBilirubinxULN: bili)
         }
     }
 }

@@ -500,6 +500,7 @@ public struct FluentScreeningRepository: Sendable {
         let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, on: tx)
         if let existing = file.allocation { return existing }
         let study = file.study
+        try FluentStudyRepository.requireRecruiting(study, to: "participants are allocated")
         let sql = tx as! any SQLDatabase
         guard let listRow = try await sql.raw("SELECT id, method, seed FROM randomization_lists WHERE study_code = \(bind: study.code)").first() else {
             throw StoreError.invalid(field: "randomization", rule: "the allocation list has not been generated; the statistician generates it when the study goes live")
@@ -516,7 +517,7 @@ public struct FluentScreeningRepository: Sendable {
                 throw StoreError.invalid(field: window.anchor, rule: "its date is needed to check the allocation window")
             }
             let earliest = anchor.addingTimeInterval(window.earliest.seconds)
-            let latest = anchor.addingTimeInterval(window.latest.seconds + (window.latest.unit == .days ? 86_400 - 0.001 : 0))
+            let latest = anchor.addingTimeInterval(window.latest.seconds + (window.latest.isCalendar ? 86_400 - 0.001 : 0))
             guard now >= earliest, now <= latest else {
                 throw StoreError.invalid(
                     field: "allocation", rule: "must happen from \(window.anchor) \(window.earliest) to \(window.latest) (\(AnchorTimes.dayText(earliest)) to \(AnchorTimes.dayText(latest)))")
@@ -653,25 +654,48 @@ public struct FluentScreeningRepository: Sendable {
         return ParticipantSchedule.build(study: file.study, anchors: file.anchors, done: file.visitDates, now: now)
     }
 
-    /// The numbers a CONSORT diagram starts from, for the scope's sites.
+    /// The numbers a CONSORT diagram starts from, for the scope's sites: a few grouped queries, whatever the cohort's size.
     public func screeningLog(scope: AccessScope) async throws -> ScreeningLog {
-        let db = store.database
-        let participants = try await FluentParticipantRepository(store: store).list(scope: scope)
-        let ids = participants.map(\.id)
-        guard !ids.isEmpty else { return ScreeningLog(screened: 0, eligible: 0, screenFailed: 0, consented: 0, randomized: 0, randomizedByArm: [:], failures: []) }
-        let reviews = try await EligibilityReviewModel.query(on: db).filter(\.$participantID ~~ ids).sort(\.$decidedAt).all()
-        var latest: [UUID: EligibilityReviewModel] = [:]
-        for review in reviews { latest[review.participantID] = review }
-        let consents = try await ConsentModel.query(on: db).filter(\.$participantID ~~ ids).all()
-        let slots = try await RandomizationSlotModel.query(on: db).filter(\.$participantID ~~ ids).all()
-        let number = Dictionary(uniqueKeysWithValues: participants.map { ($0.id, $0.screeningNumber) })
-        let failures = latest.values.filter { $0.outcome == "screen_failed" }
-            .map { ScreeningLog.Failure(screeningNumber: number[$0.participantID] ?? "", criteria: $0.failedCriteria.split(separator: ",").map(String.init)) }
-            .sorted { $0.screeningNumber < $1.screeningNumber }
+        guard !scope.siteIDs.isEmpty else { return ScreeningLog(screened: 0, eligible: 0, screenFailed: 0, consented: 0, randomized: 0, randomizedByArm: [:], failures: []) }
+        let sql = store.database as! any SQLDatabase
+        let sites: [any Encodable & Sendable] = scope.siteIDs.sorted { $0.uuidString < $1.uuidString }
+        func count(_ query: SQLQueryString) async throws -> Int { try await sql.raw(query).first()?.decode(column: "n", as: Int.self) ?? 0 }
+        let screened = try await count("SELECT COUNT(*) AS n FROM participants WHERE deleted_at IS NULL AND site_id IN (\(binds: sites))")
+        let consented = try await count("""
+            SELECT COUNT(DISTINCT c.participant_id) AS n FROM consents c JOIN participants p ON p.id = c.participant_id
+            WHERE p.deleted_at IS NULL AND p.site_id IN (\(binds: sites))
+            """)
+        var byArm: [String: Int] = [:]
+        for row in try await sql.raw("""
+            SELECT sl.arm, COUNT(*) AS n FROM randomization_slots sl JOIN participants p ON p.id = sl.participant_id
+            WHERE p.deleted_at IS NULL AND p.site_id IN (\(binds: sites)) GROUP BY sl.arm
+            """).all()
+        {
+            byArm[try row.decode(column: "arm", as: String.self)] = try row.decode(column: "n", as: Int.self)
+        }
+        // Each participant's latest decision.
+        var eligible = 0
+        var failures: [ScreeningLog.Failure] = []
+        for row in try await sql.raw("""
+            SELECT p.screening_number, r.outcome, r.failed_criteria FROM eligibility_reviews r JOIN participants p ON p.id = r.participant_id
+            WHERE p.deleted_at IS NULL AND p.site_id IN (\(binds: sites))
+              AND r.decided_at = (SELECT MAX(r2.decided_at) FROM eligibility_reviews r2 WHERE r2.participant_id = r.participant_id)
+            ORDER BY p.screening_number
+            """).all()
+        {
+            switch try row.decode(column: "outcome", as: String.self) {
+            case "eligible": eligible += 1
+            case "screen_failed":
+                failures.append(
+                    ScreeningLog.Failure(
+                        screeningNumber: try row.decode(column: "screening_number", as: String.self),
+                        criteria: try row.decode(column: "failed_criteria", as: String.self).split(separator: ",").map(String.init)))
+            default: break
+            }
+        }
         return ScreeningLog(
-            screened: participants.count, eligible: latest.values.filter { $0.outcome == "eligible" }.count, screenFailed: failures.count,
-            consented: Set(consents.map(\.participantID)).count, randomized: slots.count,
-            randomizedByArm: Dictionary(grouping: slots, by: \.arm).mapValues(\.count), failures: failures)
+            screened: screened, eligible: eligible, screenFailed: failures.count, consented: consented, randomized: byArm.values.reduce(0, +),
+            randomizedByArm: byArm, failures: failures)
     }
 }
 

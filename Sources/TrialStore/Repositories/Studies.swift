@@ -72,52 +72,98 @@ public struct FluentStudyRepository: StudyRepository {
         if let first = problems.first {
             throw StoreError.invalid(field: "definition.\(first.path)", rule: first.rule + (problems.count > 1 ? " (and \(problems.count - 1) more problems)" : ""))
         }
+        return try await store.write { tx in try await Self.publish(study, actor: actor, reason: reason, now: now, on: tx) }
+    }
+
+    static func publish(_ study: StudyDefinition, actor: String, reason: String?, now: Date, on tx: any Database) async throws -> StudyVersionInfo {
+        let latest = try await StudyVersionModel.query(on: tx).sort(\.$version, .descending).first()
+        if let latest {
+            guard latest.studyCode == study.code else {
+                throw StoreError.invalid(field: "definition.code", rule: "must stay '\(latest.studyCode)'; this database runs that study")
+            }
+        }
+        let expected = (latest?.version ?? 0) + 1
+        guard study.version == expected else {
+            throw StoreError.invalid(field: "definition.version", rule: "must be \(expected), the next version after \(expected - 1)")
+        }
+        let previous = try latest.map(Self.decode)
+        // An amendment changes a published protocol, so it carries a reason like any other change.
+        let changes: [FieldChange] =
+            if let previous {
+                StudyDiff.changes(from: previous, to: study).map { FieldChange(field: $0.path, old: $0.old, new: $0.new) }
+            } else {
+                [FieldChange(field: "version", old: nil, new: String(study.version))]
+            }
+        let row = StudyVersionModel()
+        row.id = UUID.timeOrdered()
+        row.studyCode = study.code
+        row.version = study.version
+        row.definition = try Self.encode(study)
+        row.definitionHash = AuditChain.sha256Hex(row.definition)
+        row.publishedAt = now
+        row.publishedBy = actor
+        row.reason = reason
+        try await AuditChain.append(
+            on: tx, actor: actor, action: latest == nil ? .create : .update, entity: "study", entityID: study.code, siteID: nil,
+            reason: reason, changes: changes, now: now)
+        try await row.create(on: tx)
+        try await Self.addSites(of: study, actor: actor, now: now, on: tx)
+        return StudyVersionInfo(version: study.version, publishedAt: now, publishedBy: actor, reason: reason)
+    }
+
+    /// Publishes `study` as version 1 of this database's one study: on a database with no study, or with only the
+    /// built-in study loaded at first start and never used (no amendment, no participant, no allocation list).
+    /// Otherwise refuses, naming the study in force.
+    public func initialize(_ study: StudyDefinition, actor: String, now: Date) async throws -> StudyVersionInfo {
+        let problems = StudyValidator.problems(in: study)
+        if let first = problems.first {
+            throw StoreError.invalid(field: "definition.\(first.path)", rule: first.rule + (problems.count > 1 ? " (and \(problems.count - 1) more problems)" : ""))
+        }
+        guard study.version == 1 else { throw StoreError.invalid(field: "definition.version", rule: "must be 1 for a study's first version") }
         return try await store.write { tx in
-            let latest = try await StudyVersionModel.query(on: tx).sort(\.$version, .descending).first()
-            if let latest {
-                guard latest.studyCode == study.code else {
-                    throw StoreError.invalid(field: "definition.code", rule: "must stay '\(latest.studyCode)'; this database runs that study")
+            let sql = tx as! any SQLDatabase
+            let versions = try await StudyVersionModel.query(on: tx).sort(\.$version).all()
+            if let inForce = versions.last {
+                let participants = try await sql.raw("SELECT COUNT(*) AS n FROM participants").first()?.decode(column: "n", as: Int.self) ?? 0
+                let lists = try await sql.raw("SELECT COUNT(*) AS n FROM randomization_lists").first()?.decode(column: "n", as: Int.self) ?? 0
+                guard versions.count == 1, inForce.publishedBy == Self.seedActor, participants == 0, lists == 0 else {
+                    throw StoreError.conflict(
+                        field: "study",
+                        rule: "this database already runs study \(inForce.studyCode) (version \(inForce.version)\(participants > 0 ? ", \(participants) participants" : "")); "
+                            + "study init needs a database with no study or only the unused built-in one; publish amendments with `casebook study publish`")
                 }
+                // The unused default gives way; the audit trail keeps that it was there and why it went.
+                try await AuditChain.append(
+                    on: tx, actor: actor, action: .delete, entity: "study", entityID: inForce.studyCode, siteID: nil,
+                    reason: "replaced by study \(study.code) before any use (study init)",
+                    changes: [FieldChange(field: "version", old: String(inForce.version), new: nil)], now: now)
+                try await inForce.delete(on: tx)
             }
-            let expected = (latest?.version ?? 0) + 1
-            guard study.version == expected else {
-                throw StoreError.invalid(field: "definition.version", rule: "must be \(expected), the next version after \(expected - 1)")
-            }
-            let previous = try latest.map(Self.decode)
-            // An amendment changes a published protocol, so it carries a reason like any other change.
-            let changes: [FieldChange] =
-                if let previous {
-                    StudyDiff.changes(from: previous, to: study).map { FieldChange(field: $0.path, old: $0.old, new: $0.new) }
-                } else {
-                    [FieldChange(field: "version", old: nil, new: String(study.version))]
-                }
-            let row = StudyVersionModel()
-            row.id = UUID.timeOrdered()
-            row.studyCode = study.code
-            row.version = study.version
-            row.definition = try Self.encode(study)
-            row.definitionHash = AuditChain.sha256Hex(row.definition)
-            row.publishedAt = now
-            row.publishedBy = actor
-            row.reason = reason
-            try await AuditChain.append(
-                on: tx, actor: actor, action: latest == nil ? .create : .update, entity: "study", entityID: study.code, siteID: nil,
-                reason: reason, changes: changes, now: now)
-            try await row.create(on: tx)
-            try await Self.addSites(of: study, actor: actor, now: now, on: tx)
-            return StudyVersionInfo(version: study.version, publishedAt: now, publishedBy: actor, reason: reason)
+            return try await Self.publish(study, actor: actor, reason: "study initialised", now: now, on: tx)
         }
     }
+
+    /// Who loads the built-in study on a database's first start.
+    static let seedActor = "system"
 
     public func seedIfEmpty(_ study: StudyDefinition, now: Date) async throws -> Bool {
         if try await StudyVersionModel.query(on: store.database).count() > 0 { return false }
         do {
-            _ = try await publish(study, actor: "system", reason: nil, now: now)
+            _ = try await publish(study, actor: Self.seedActor, reason: nil, now: now)
             return true
         } catch {
             // Another process may have seeded it between the check and the write.
             if try await StudyVersionModel.query(on: store.database).count() > 0 { return false }
             throw error
+        }
+    }
+
+    /// Enrolment and allocation happen only while the study's operating status is recruiting.
+    static func requireRecruiting(_ study: StudyDefinition, to action: String) throws {
+        let status = study.lifecycle.operatingStatus
+        guard status == .recruiting else {
+            throw StoreError.conflict(
+                field: "study", rule: "\(action) only while the study is recruiting; study \(study.code) is \(status.title.lowercased())")
         }
     }
 

@@ -7,6 +7,12 @@ import Vapor
 /// ISO 8601 UTC with milliseconds, the one date format the API speaks.
 func iso(_ date: Date) -> String { AuditEntry.timestamp(date) }
 
+struct ParticipantPageDTO: Content {
+    var items: [ParticipantDTO]
+    /// Pass as `after` for the next page; absent on the last.
+    var next: String?
+}
+
 struct ParticipantDTO: Content {
     var id: UUID
     var siteId: UUID
@@ -166,10 +172,19 @@ enum APIController {
         return try await SiteDTO(site).encodeResponse(status: .created, for: req)
     }
 
-    static func listParticipants(req: Request) async throws -> [ParticipantDTO] {
+    /// A page of participants: `?limit=` (1–500, default 50) and `?after=` (the `next` cursor of the page before).
+    static func listParticipants(req: Request) async throws -> ParticipantPageDTO {
         let user = try req.user
         try user.require(.readParticipants)
-        return try await req.participants.list(scope: user.scope).map(ParticipantDTO.init)
+        let limit = try pageLimit(req)
+        let page = try await FluentParticipantRepository(store: req.store).page(scope: user.scope, limit: limit, after: req.query[String.self, at: "after"])
+        return ParticipantPageDTO(items: page.items.map(ParticipantDTO.init), next: page.next)
+    }
+
+    static func pageLimit(_ req: Request, default value: Int = 50) throws -> Int {
+        guard let text = req.query[String.self, at: "limit"] else { return value }
+        guard let limit = Int(text), (1...500).contains(limit) else { throw StoreError.invalid(field: "limit", rule: "must be a whole number from 1 to 500") }
+        return limit
     }
 
     static func createParticipant(req: Request) async throws -> Response {

@@ -17,7 +17,7 @@ enum OpenAPIDocument {
         .init(method: "get", path: "/api/v1/me", summary: "The signed-in user, role, permissions and sites", success: ("200", "Me"), errors: ["401"]),
         .init(method: "get", path: "/api/v1/sites", summary: "Sites the user belongs to (all, for an admin)", success: ("200", "SiteList"), errors: ["401"]),
         .init(method: "post", path: "/api/v1/sites", summary: "Create a site (admin)", body: "CreateSite", success: ("201", "Site"), errors: ["400", "401", "403", "409", "415", "422"]),
-        .init(method: "get", path: "/api/v1/participants", summary: "Participants at the user's sites", success: ("200", "ParticipantList"), errors: ["401", "403"]),
+        .init(method: "get", path: "/api/v1/participants", summary: "A page of participants at the user's sites, in screening-number order (query: limit 1–500, default 50; after, the previous page's next cursor)", success: ("200", "ParticipantPage"), errors: ["401", "403", "422"]),
         .init(method: "post", path: "/api/v1/participants", summary: "Register a participant at one of the user's sites", body: "CreateParticipant", success: ("201", "Participant"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
         .init(method: "get", path: "/api/v1/participants/{id}", summary: "One participant", success: ("200", "Participant")),
         .init(method: "patch", path: "/api/v1/participants/{id}", summary: "Change a participant's status; a reason is required", body: "UpdateParticipant", success: ("200", "Participant"), errors: ["400", "401", "403", "404", "415", "422"]),
@@ -56,7 +56,9 @@ enum OpenAPIDocument {
         .init(method: "post", path: "/api/v1/adverse-events/{id}/report", summary: "Mark a serious adverse event reported to the sponsor", body: "Report", success: ("200", "AdverseEvent"), errors: ["400", "401", "403", "404", "415", "422"]),
         .init(method: "get", path: "/api/v1/serious-adverse-events", summary: "Serious adverse events with their reporting clocks; overdue ones flagged", success: ("200", "SAEList"), errors: ["401", "403"]),
         .init(method: "get", path: "/api/v1/ctcae/terms", summary: "Search the CTCAE catalogue (query: q, version)", success: ("200", "TermList"), errors: ["401"]),
-        .init(method: "get", path: "/api/v1/primary-endpoint", summary: "Participants with infusion-related toxicity by arm, with exact 95 % intervals", success: ("200", "EndpointList"), errors: ["401", "403"]),
+        .init(method: "get", path: "/api/v1/primary-endpoint", summary: "The study's primary endpoint, as GET /api/v1/endpoints/{code} gives it", success: ("200", "EndpointResult"), errors: ["401", "403", "404"]),
+        .init(method: "get", path: "/api/v1/endpoints", summary: "Every endpoint of the study, computed as its definition says: everyone, then each arm for those who may see arms", success: ("200", "EndpointResultList"), errors: ["401", "403", "422"]),
+        .init(method: "get", path: "/api/v1/endpoints/{code}", summary: "One endpoint by its code", success: ("200", "EndpointResult"), errors: ["401", "403", "404", "422"]),
         .init(method: "put", path: "/api/v1/participants/{id}/forms/{visit}/{form}", summary: "Enter or correct one form at one visit; a correction needs a reason", body: "SaveForm", success: ("200", "FormRecord"), errors: ["400", "401", "403", "404", "415", "422"]),
     ]
 
@@ -91,7 +93,7 @@ enum OpenAPIDocument {
                     "id": string(format: "uuid"), "siteId": string(format: "uuid"), "screeningNumber": string(),
                     "status": string(values: participantStatuses), "createdAt": string(format: "date-time"), "updatedAt": string(format: "date-time"),
                 ], required: ["id", "siteId", "screeningNumber", "status", "createdAt", "updatedAt"]),
-            "ParticipantList": list("Participant"),
+            "ParticipantPage": object(["items": list("Participant"), "next": string("The cursor of the next page; absent on the last", nullable: true)], required: ["items"]),
             "CreateParticipant": object(["siteCode": string(), "screeningNumber": string()], required: ["siteCode", "screeningNumber"]),
             "UpdateParticipant": object(["status": string(values: participantStatuses), "reason": string(nullable: true)], required: ["status"]),
             "Reason": object(["reason": string("Why the change is made")], required: ["reason"]),
@@ -173,7 +175,20 @@ enum OpenAPIDocument {
             "Report": object(["reportedAt": string()], required: ["reportedAt"]),
             "SAEList": ["type": "array", "items": ["type": "object", "description": "id, participantId, term, grade, awareAt, dueAt, reportedAt, overdue, hoursLeft"]],
             "TermList": ["type": "array", "items": ["type": "object", "description": "version, meddra, soc, term, grades, definition"]],
-            "EndpointList": ["type": "array", "items": ["type": "object", "description": "arm, assessed, withToxicity, proportion, lower, upper"]],
+            "EndpointGroup": object(
+                [
+                    "arm": string("The arm's code; null for all participants", nullable: true), "n": ["type": "integer"],
+                    "events": ["type": ["integer", "null"]], "proportion": ["type": ["number", "null"]], "lower": ["type": ["number", "null"]],
+                    "upper": ["type": ["number", "null"]],
+                    "summary": ["type": ["object", "null"], "description": "n, mean, sd, median, min, max"],
+                    "worstGrades": ["type": ["object", "null"], "additionalProperties": ["type": "integer"]],
+                ], required: ["n"]),
+            "EndpointResult": object(
+                [
+                    "code": string(), "kind": string(values: ["primary", "secondary", "other"]), "measure": string(), "timeFrame": string(),
+                    "method": string(nullable: true), "unit": string(nullable: true), "groups": list("EndpointGroup"),
+                ], required: ["code", "kind", "measure", "timeFrame", "groups"]),
+            "EndpointResultList": list("EndpointResult"),
             "Verify": object(
                 ["intact": ["type": "boolean"], "checked": ["type": "integer"], "brokenSequence": ["type": ["integer", "null"]], "problem": string(nullable: true)],
                 required: ["intact", "checked"]),
@@ -186,10 +201,14 @@ enum OpenAPIDocument {
             var operation: [String: Any] = ["summary": op.summary, "operationId": "\(op.method)\(op.path.replacingOccurrences(of: "/", with: "_"))"]
             var parameters: [[String: Any]] = []
             if op.path.contains("{id}") { parameters.append(["name": "id", "in": "path", "required": true, "schema": ["type": "string", "format": "uuid"]]) }
-            for name in ["visit", "form"] where op.path.contains("{\(name)}") {
+            for name in ["visit", "form", "code"] where op.path.contains("{\(name)}") {
                 parameters.append(["name": name, "in": "path", "required": true, "schema": ["type": "string"]])
             }
             if op.path.contains("{version}") { parameters.append(["name": "version", "in": "path", "required": true, "schema": ["type": "integer"]]) }
+            if op.path == "/api/v1/participants" && op.method == "get" {
+                parameters.append(["name": "limit", "in": "query", "required": false, "schema": ["type": "integer", "minimum": 1, "maximum": 500]])
+                parameters.append(["name": "after", "in": "query", "required": false, "schema": ["type": "string"]])
+            }
             if op.path.hasSuffix("/diff") {
                 for name in ["from", "to"] { parameters.append(["name": name, "in": "query", "required": true, "schema": ["type": "integer"]]) }
             }

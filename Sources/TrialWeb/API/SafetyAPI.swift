@@ -7,7 +7,7 @@ import Vapor
 
 extension LabResult: Content {}
 extension AdverseEvent: Content {}
-extension EndpointArm: Content {}
+extension EndpointResult: Content {}
 extension CTCAETerm: Content {}
 
 struct LabBody: StrictBody {
@@ -85,6 +85,8 @@ enum SafetyAPI {
         api.get("serious-adverse-events", use: seriousEvents)
         api.get("ctcae", "terms", use: terms)
         api.get("primary-endpoint", use: primaryEndpoint)
+        api.get("endpoints", use: endpoints)
+        api.get("endpoints", ":code", use: endpoint)
     }
 
     static func labs(req: Request) async throws -> [LabResult] {
@@ -211,7 +213,7 @@ enum SafetyAPI {
 
     static func seriousList(_ req: Request, user: CurrentUser) async throws -> [SAEDTO] {
         let now = Date()
-        return try await req.safety.adverseEvents(participantID: nil, scope: user.scope).compactMap { e in
+        return try await req.safety.adverseEvents(participantID: nil, scope: user.scope, seriousOnly: true).compactMap { e in
             guard let clock = e.clock else { return nil }
             return SAEDTO(
                 id: e.id, participantId: e.participantID, term: e.term, grade: e.grade, awareAt: iso(clock.awareAt), dueAt: iso(clock.dueAt),
@@ -230,9 +232,36 @@ enum SafetyAPI {
         return try await req.safety.searchTerms((try? req.query.get(String.self, at: "q")) ?? "", version: (try? req.query.get(String.self, at: "version")) ?? "4.03")
     }
 
-    static func primaryEndpoint(req: Request) async throws -> [EndpointArm] {
+    /// Whether this user may see figures by arm: everyone in an open-label study, only unblinded roles in a masked one.
+    static func seesArms(_ user: CurrentUser, study: StudyDefinition) -> Bool {
+        Blinding.seesArms(user.account.role, study: study)
+    }
+
+    static func endpoints(req: Request) async throws -> [EndpointResult] {
         let user = try req.user
         try user.require(.readParticipants)
-        return try await req.safety.primaryEndpoint(scope: user.scope)
+        let study = try await req.currentStudy()
+        return try await FluentCohortRepository(store: req.store).endpoints(scope: user.scope, study: study, byArm: seesArms(user, study: study))
+    }
+
+    static func endpoint(req: Request) async throws -> EndpointResult {
+        let user = try req.user
+        try user.require(.readParticipants)
+        let study = try await req.currentStudy()
+        let code = req.parameters.get("code") ?? ""
+        guard let result = try await FluentCohortRepository(store: req.store).endpoints(scope: user.scope, study: study, byArm: seesArms(user, study: study), only: code).first
+        else { throw StoreError.notFound(entity: "endpoint", id: code) }
+        return result
+    }
+
+    /// The study's (first) primary endpoint, as `GET /api/v1/endpoints/{code}` gives it.
+    static func primaryEndpoint(req: Request) async throws -> EndpointResult {
+        let user = try req.user
+        try user.require(.readParticipants)
+        let study = try await req.currentStudy()
+        guard let primary = study.endpoints.first(where: { $0.kind == .primary }) else { throw StoreError.notFound(entity: "endpoint", id: "primary") }
+        guard let result = try await FluentCohortRepository(store: req.store).endpoints(scope: user.scope, study: study, byArm: seesArms(user, study: study), only: primary.code).first
+        else { throw StoreError.notFound(entity: "endpoint", id: primary.code) }
+        return result
     }
 }

@@ -24,8 +24,7 @@ enum ParticipantPages {
     static func dashboard(req: Request) async throws -> Response {
         let user = try req.user
         let sites = try await req.accounts.sites().filter { user.account.siteIDs.contains($0.id) || user.account.role == .admin }
-        let participants = AccessPolicy.allows(user.account.role, .readParticipants) ? try await req.participants.list(scope: user.scope) : []
-        let counts = Dictionary(grouping: participants, by: \.siteID).mapValues(\.count)
+        let counts = AccessPolicy.allows(user.account.role, .readParticipants) ? try await FluentParticipantRepository(store: req.store).counts(scope: user.scope) : [:]
         let overdue = AccessPolicy.allows(user.account.role, .readParticipants) ? try await SafetyAPI.seriousList(req, user: user).filter { $0.overdue && $0.reportedAt == nil } : []
         return Layout.page(
             title: "Dashboard", user: user,
@@ -44,7 +43,8 @@ enum ParticipantPages {
     static func list(req: Request) async throws -> Response {
         let user = try req.user
         try user.require(.readParticipants)
-        let participants = try await req.participants.list(scope: user.scope)
+        let page = try await FluentParticipantRepository(store: req.store).page(scope: user.scope, limit: 50, after: req.query[String.self, at: "after"])
+        let participants = page.items
         let sites = try await req.accounts.sites().filter { user.account.siteIDs.contains($0.id) }
         let siteCode = Dictionary(uniqueKeysWithValues: sites.map { ($0.id, $0.code) })
         let canWrite = AccessPolicy.allows(user.account.role, .writeParticipants)
@@ -58,6 +58,7 @@ enum ParticipantPages {
                         .td(.a(.href("/participants/\(p.id.uuidString)"), .text(p.screeningNumber))),
                         .td(.text(siteCode[p.siteID] ?? "")), .td(.text(p.status.rawValue)))
                 })),
+            .unwrap(page.next) { next in .p(.a(.id("next-page"), .href("/participants?after=\(next)"), .text("Next 50 participants"))) },
             .if(canWrite,
                 .div(.class("card"),
                     .form(

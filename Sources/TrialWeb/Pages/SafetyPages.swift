@@ -174,9 +174,10 @@ enum SafetyPages {
         let user = try req.user
         try user.require(.readParticipants)
         let saes = try await SafetyAPI.seriousList(req, user: user)
-        let endpoint = try await req.safety.primaryEndpoint(scope: user.scope)
-        let points = try await req.safety.edish(scope: user.scope)
         let study = try await req.currentStudy()
+        let withArms = SafetyAPI.seesArms(user, study: study)
+        let endpoints = try await FluentCohortRepository(store: req.store).endpoints(scope: user.scope, study: study, byArm: withArms)
+        let points = try await req.safety.edish(scope: user.scope, withArms: withArms)
         return Layout.page(
             title: "Safety", user: user,
             .h2(.text("Serious adverse events")),
@@ -187,15 +188,40 @@ enum SafetyPages {
                         .td(.text(s.term)), .td(.text("\(s.grade)")), .td(.text(s.awareAt)), .td(.text(s.dueAt)), .td(.text(s.reportedAt ?? "")),
                         .td(.text(s.reportedAt != nil ? (s.overdue ? "reported late" : "reported in time") : (s.overdue ? "OVERDUE" : String(format: "%.1f h left", s.hoursLeft)))))
                 })),
-            .h2(.text("Primary endpoint: infusion-related toxicity within \(study.safety.primaryEndpointWindowHours ?? 24) h")),
-            .table(.id("primary-endpoint"),
-                .thead(.tr(.th(.text("Arm")), .th(.text("Assessed")), .th(.text("With toxicity")), .th(.text("Proportion (exact 95 % CI)")))),
-                .tbody(.forEach(endpoint) { e in
-                    .tr(.td(.text(ScreeningPages.armName(study, e.arm))), .td(.text("\(e.assessed)")), .td(.text("\(e.withToxicity)")),
-                        .td(.text(e.proportion.map { p in String(format: "%.1f %% (%.1f–%.1f %%)", p * 100, (e.lower ?? 0) * 100, (e.upper ?? 0) * 100) } ?? "none assessed")))
-                })),
+            .h2(.text("Endpoints")),
+            .forEach(endpoints.filter { $0.method != nil }) { e in endpointTable(e, study: study) },
             .h2(.text("eDISH: peak ALT and peak total bilirubin as multiples of ULN")),
-            .raw(EDISHPlot.svg(points: points, arms: study.arms.map(\.code))))
+            .raw(EDISHPlot.svg(points: points, arms: withArms ? study.arms.map(\.code) : [])))
+    }
+
+    /// One endpoint's figures: everyone, then each arm where the user may see arms.
+    static func endpointTable(_ e: EndpointResult, study: StudyDefinition) -> Node<HTML.BodyContext> {
+        let counted = e.groups.contains { $0.events != nil }
+        let primaryCode = study.endpoints.first { $0.kind == .primary }?.code
+        let id = primaryCode == e.code ? "primary-endpoint" : "endpoint-\(e.code)"
+        let headings = counted ? ["Group", "Assessed", "With the event", "Proportion (exact 95 % CI)"] : ["Group", "With a value", "Mean (SD)", "Median (range)"]
+        let rows: [[String]] = e.groups.map { g in
+            let name = g.arm.map { ScreeningPages.armName(study, $0) } ?? "All participants"
+            return [name, "\(g.n)"] + (counted ? countedCells(g) : summaryCells(g, unit: e.unit ?? ""))
+        }
+        return .table(.id(id), .class("endpoint"),
+            .caption(.text("\(e.kind.rawValue.capitalized): \(e.measure) (\(e.timeFrame))")),
+            .thead(.tr(.forEach(headings) { .th(.text($0)) })),
+            .tbody(.forEach(rows) { cells in .tr(.forEach(cells) { .td(.text($0)) }) }))
+    }
+
+    static func countedCells(_ g: EndpointGroup) -> [String] {
+        let grades = (g.worstGrades ?? [:]).sorted { $0.key < $1.key }.map { "grade \($0.key): \($0.value)" }
+        let events = "\(g.events ?? 0)" + (grades.isEmpty ? "" : " (worst \(grades.joined(separator: ", ")))")
+        let share = g.proportion.map { p in String(format: "%.1f %% (%.1f–%.1f %%)", p * 100, (g.lower ?? 0) * 100, (g.upper ?? 0) * 100) } ?? "none assessed"
+        return [events, share]
+    }
+
+    static func summaryCells(_ g: EndpointGroup, unit: String) -> [String] {
+        guard let s = g.summary else { return ["no values", ""] }
+        func number(_ v: Double) -> String { FormValidator.format((v * 100).rounded() / 100) }
+        let mean = number(s.mean) + (s.sd.map { " (\(number($0)))" } ?? "") + " \(unit)"
+        return [mean, "\(number(s.median)) (\(number(s.min))–\(number(s.max))) \(unit)"]
     }
 
     static let script = """

@@ -41,7 +41,7 @@ struct CasebookErrorMiddleware: Middleware {
         case let error as StoreError:
             switch error {
             case .notFound: return (.notFound, error.description)
-            case .duplicate: return (.conflict, error.description)
+            case .duplicate, .conflict: return (.conflict, error.description)
             case .invalid, .reasonRequired: return (.unprocessableEntity, error.description)
             }
         case let error as BodyError:

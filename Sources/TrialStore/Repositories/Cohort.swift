@@ -1,0 +1,142 @@
+import FluentKit
+import FluentSQL
+import Foundation
+import TrialDomain
+
+/// What of each participant an analysis needs; less read is less time at 10,000 participants.
+public struct CohortNeeds: Sendable, Equatable {
+    /// Form codes whose records are read (the anchors' source forms are always added).
+    public var forms: Set<String>
+    /// Lab codes whose results are read.
+    public var labs: Set<String>
+    public var adverseEvents: Bool
+
+    public init(forms: Set<String> = [], labs: Set<String> = [], adverseEvents: Bool = false) {
+        self.forms = forms
+        self.labs = labs
+        self.adverseEvents = adverseEvents
+    }
+
+    /// What computing these endpoints reads.
+    public static func endpoints(_ endpoints: [Endpoint]) -> CohortNeeds {
+        var needs = CohortNeeds()
+        for analysis in endpoints.compactMap(\.analysis) {
+            needs.forms.formUnion((analysis.forms ?? []).map(\.form))
+            if let lab = analysis.lab { needs.labs.insert(lab.uppercased()) }
+            if analysis.adverseEvents != nil || analysis.method == .adverseEvents { needs.adverseEvents = true }
+        }
+        return needs
+    }
+}
+
+/// Every visible participant's record, read set-wise: one query per table for the whole cohort, never a file per participant.
+public struct FluentCohortRepository: Sendable {
+    let store: Store
+    public init(store: Store) { self.store = store }
+
+    public func records(scope: AccessScope, study: StudyDefinition, needs: CohortNeeds) async throws -> [ParticipantRecord] {
+        guard !scope.siteIDs.isEmpty else { return [] }
+        let sql = store.database as! any SQLDatabase
+        let sites: [any Encodable & Sendable] = scope.siteIDs.sorted { $0.uuidString < $1.uuidString }
+        var records: [UUID: ParticipantRecord] = [:]
+        var order: [UUID] = []
+        var infusionStarts: [UUID: Date] = [:]
+        for row in try await sql.raw("""
+            SELECT p.id, p.screening_number, s.code AS site_code, sl.arm, sl.allocated_at, i.started_at
+            FROM participants p JOIN sites s ON s.id = p.site_id
+            LEFT JOIN randomization_slots sl ON sl.participant_id = p.id
+            LEFT JOIN infusions i ON i.participant_id = p.id
+            WHERE p.deleted_at IS NULL AND p.site_id IN (\(binds: sites))
+            ORDER BY p.screening_number
+            """).all()
+        {
+            let id = try row.decode(column: "id", as: UUID.self)
+            let record = ParticipantRecord(
+                id: id, screeningNumber: try row.decode(column: "screening_number", as: String.self), site: try row.decode(column: "site_code", as: String.self),
+                arm: try row.decode(column: "arm", as: String?.self), allocatedAt: try row.decode(column: "allocated_at", as: Date?.self))
+            infusionStarts[id] = try row.decode(column: "started_at", as: Date?.self)
+            records[id] = record
+            order.append(id)
+        }
+        guard !records.isEmpty else { return [] }
+
+        let anchorForms = study.anchors.compactMap { $0.source?.split(separator: ".").first.map(String.init) }
+        let forms = needs.forms.union(anchorForms)
+        if !forms.isEmpty {
+            let codes: [any Encodable & Sendable] = forms.sorted()
+            for row in try await sql.raw("""
+                SELECT participant_id, visit_code, form_code, data, created_at FROM form_records
+                WHERE site_id IN (\(binds: sites)) AND form_code IN (\(binds: codes))
+                """).all()
+            {
+                let id = try row.decode(column: "participant_id", as: UUID.self)
+                guard records[id] != nil else { continue }
+                records[id]!.forms.append(
+                    FormEntry(
+                        visit: try row.decode(column: "visit_code", as: String.self), form: try row.decode(column: "form_code", as: String.self),
+                        values: FluentFormRecordRepository.values(try row.decode(column: "data", as: String.self)),
+                        recordedAt: try row.decode(column: "created_at", as: Date.self)))
+            }
+        }
+        if !needs.labs.isEmpty {
+            let codes: [any Encodable & Sendable] = needs.labs.sorted()
+            for row in try await sql.raw("""
+                SELECT participant_id, test_code, visit_code, collected_at, value FROM lab_results
+                WHERE site_id IN (\(binds: sites)) AND test_code IN (\(binds: codes))
+                """).all()
+            {
+                let id = try row.decode(column: "participant_id", as: UUID.self)
+                guard records[id] != nil else { continue }
+                records[id]!.labs.append(
+                    LabValue(
+                        test: try row.decode(column: "test_code", as: String.self), visit: try row.decode(column: "visit_code", as: String.self),
+                        collectedAt: try row.decode(column: "collected_at", as: Date.self), value: try row.decode(column: "value", as: Double.self)))
+            }
+        }
+        if needs.adverseEvents {
+            for row in try await sql.raw("""
+                SELECT participant_id, meddra, grade, onset_at, serious, attribution FROM adverse_events WHERE site_id IN (\(binds: sites))
+                """).all()
+            {
+                let id = try row.decode(column: "participant_id", as: UUID.self)
+                guard records[id] != nil else { continue }
+                records[id]!.adverseEvents.append(
+                    AdverseEventEntry(
+                        meddra: try row.decode(column: "meddra", as: String.self), grade: try row.decode(column: "grade", as: Int.self),
+                        onsetAt: try row.decode(column: "onset_at", as: Date.self), serious: try row.decode(column: "serious", as: Bool.self),
+                        attribution: Attribution(rawValue: try row.decode(column: "attribution", as: String.self)) ?? .unrelated))
+            }
+        }
+
+        let eligibilityVisit = study.eligibilityVisit
+        return order.map { id in
+            var record = records[id]!
+            let infusionStart = infusionStarts[id]
+            // The eligibility visit's values take precedence, as in a participant's file.
+            var values: [String: String] = [:]
+            for entry in record.forms.sorted(by: { ($0.visit == eligibilityVisit ? 1 : 0, $0.recordedAt) < ($1.visit == eligibilityVisit ? 1 : 0, $1.recordedAt) }) {
+                for (key, value) in entry.values { values["\(entry.form).\(key)"] = value }
+            }
+            let armHasIntervention = record.arm.map { arm in !(study.arms.first { $0.code == arm }?.interventions.isEmpty ?? true) }
+            record.anchors = AnchorTimes.resolve(
+                study: study, values: values, allocatedAt: record.allocatedAt, infusionStart: infusionStart, armHasIntervention: armHasIntervention)
+            return record
+        }
+    }
+}
+
+extension FluentCohortRepository {
+    /// Every endpoint of the study, computed from one set-wise read.
+    public func endpoints(scope: AccessScope, study: StudyDefinition, byArm: Bool, only code: String? = nil) async throws -> [EndpointResult] {
+        let chosen = study.endpoints.filter { code == nil || $0.code == code }
+        if let code, chosen.isEmpty { throw StoreError.notFound(entity: "endpoint", id: code) }
+        let records = try await records(scope: scope, study: study, needs: .endpoints(chosen))
+        do {
+            return try chosen.map { try EndpointCalculator.compute($0, study: study, records: records, byArm: byArm) }
+        } catch let error as EndpointError {
+            throw StoreError.invalid(field: "endpoint", rule: error.description)
+        } catch let error as ExpressionError {
+            throw StoreError.invalid(field: "endpoint", rule: error.message)
+        }
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import Testing
+@testable import TrialDomain
+
+private let t0 = Date(timeIntervalSince1970: 1_773_000_000)
+private func hours(_ h: Double) -> Date { t0.addingTimeInterval(h * 3600) }
+
+/// A small study built here: two arms, a 24-hour assessment form and an anchor taken from the allocation.
+private func study() -> StudyDefinition {
+    StudyDefinition(
+        schemaVersion: 1, code: "ENDPOINT-TEST", version: 1,
+        identity: StudyIdentity(
+            title: "Endpoint test", shortTitle: "ET", registryIds: [], sponsor: "S", products: [], conditions: [], phase: "PHASE1",
+            studyType: "INTERVENTIONAL", allocation: "RANDOMIZED", interventionModel: "PARALLEL", masking: "NONE", purpose: "TREATMENT"),
+        lifecycle: Lifecycle(history: [StatusChange(status: .recruiting, date: "2026-01-01")], enrollment: Enrollment(), dates: StudyDates()),
+        sites: [SiteDefinition(code: "S1", name: "Site 1")], parameters: [],
+        arms: [Arm(code: "a", name: "A", type: "EXPERIMENTAL", ratio: 1, interventions: []), Arm(code: "b", name: "B", type: "PLACEBO_COMPARATOR", ratio: 1, interventions: [])],
+        interventions: [], anchors: [Anchor(code: "zero", label: "Time zero", source: "allocation")],
+        visits: [
+            Visit(code: "screening", name: "Screening", anchor: "zero", target: Offset(-7, .days)),
+            Visit(code: "base", name: "Baseline", defines: "zero"),
+            Visit(code: "check", name: "24 h", anchor: "zero", target: Offset(24, .hours)),
+            Visit(code: "w4", name: "Week 4", anchor: "zero", target: Offset(4, .weeks)),
+        ],
+        forms: [
+            Form(code: "tox", name: "Toxicity", visits: ["check"], fields: [
+                Field(code: "any", label: "Any", type: .yesno, required: true),
+                Field(code: "grade", label: "Grade", type: .integer, unit: "1"),
+            ])
+        ],
+        eligibility: Eligibility(inclusion: [], exclusion: [], visit: "screening"),
+        endpoints: [
+            Endpoint(
+                code: "tox", kind: .primary, measure: "Toxicity", timeFrame: "24 h",
+                analysis: EndpointAnalysis(
+                    method: .proportion, anchor: "zero", window: Offset(24, .hours), forms: [FormEventRule(form: "tox", event: "tox.any = yes or tox.grade >= 1")],
+                    adverseEvents: AdverseEventRule(terms: ["10051792"]))),
+            Endpoint(code: "alt", kind: .secondary, measure: "ALT", timeFrame: "week 4", analysis: EndpointAnalysis(method: .valueAtVisit, lab: "ALT", visit: "w4")),
+            Endpoint(code: "alt_change", kind: .secondary, measure: "ALT change", timeFrame: "week 4", analysis: EndpointAnalysis(method: .changeFromBaseline, lab: "ALT", visit: "w4")),
+            Endpoint(code: "aes", kind: .secondary, measure: "AEs", timeFrame: "1 week", analysis: EndpointAnalysis(method: .adverseEvents, anchor: "zero", window: Offset(7, .days))),
+        ],
+        randomization: RandomizationSettings(method: "permuted_blocks", blockSizes: [2], stratifyBySite: false, factors: []),
+        consent: ConsentSettings(current: "1", versions: [ConsentVersion(version: "1", date: "2026-01-01")]),
+        safety: SafetySettings(ctcaeVersion: "5.0", saeReportingHours: 24, gradeAgainstBaseline: true))
+}
+
+private func record(_ n: Int, arm: String?, tox: [String: String]? = nil, events: [AdverseEventEntry] = [], labs: [LabValue] = []) -> ParticipantRecord {
+    ParticipantRecord(
+        id: UUID(), screeningNumber: "P-\(n)", site: "S1", arm: arm, allocatedAt: arm == nil ? nil : t0, anchors: arm == nil ? [:] : ["zero": t0],
+        forms: tox.map { [FormEntry(visit: "check", form: "tox", values: $0, recordedAt: hours(24))] } ?? [], labs: labs, adverseEvents: events)
+}
+
+private func event(_ meddra: String, at: Date, grade: Int = 1, attribution: Attribution = .possible) -> AdverseEventEntry {
+    AdverseEventEntry(meddra: meddra, grade: grade, onsetAt: at, serious: false, attribution: attribution)
+}
+
+@Suite struct EndpointTests {
+    @Test func theDefinitionValidates() {
+        #expect(StudyValidator.problems(in: study()) == [])
+    }
+
+    /// Assessed: the form recorded, or a counted event in the window. An event: the form says so, or a counted term in the window.
+    @Test func proportionCountsFormsAndEventsInTheWindow() throws {
+        let s = study()
+        let records = [
+            record(1, arm: "a", tox: ["any": "no", "grade": "0"]),
+            record(2, arm: "a", tox: ["any": "yes"]),
+            record(3, arm: "a", tox: ["any": "no", "grade": "2"]),  // a graded reaction is toxicity though "any" says no
+            record(4, arm: "a", events: [event("10051792", at: hours(24))]),  // the window's last instant counts
+            record(5, arm: "b", events: [event("10051792", at: hours(24).addingTimeInterval(1))]),  // one second late: not assessed
+            record(6, arm: "b", events: [event("10051792", at: hours(-1))]),  // before time zero
+            record(7, arm: "b", tox: ["any": "no"], events: [event("10016558", at: hours(2))]),  // another term does not count
+            record(8, arm: nil, tox: ["any": "yes"]),  // never allocated: outside the analysis
+        ]
+        let result = try EndpointCalculator.compute(s.endpoints[0], study: s, records: records, byArm: true)
+        #expect(result.groups.map(\.arm) == [nil, "a", "b"])
+        #expect(result.groups.map(\.n) == [5, 4, 1])
+        #expect(result.groups.map(\.events) == [3, 3, 0])
+        // Arm b: 0 of 1; the exact upper bound is 1 − 0.025^(1/1) = 0.975 (Clopper–Pearson with x = 0).
+        let b = result.groups[2]
+        #expect(b.lower == 0)
+        #expect(abs((b.upper ?? 0) - 0.975) < 1e-9)
+        // Arm a: 3 of 4.
+        #expect(result.groups[1].proportion == 0.75)
+    }
+
+    /// Clopper–Pearson with x = 0 of n = 10: upper 1 − 0.025^(1/10) = 0.30850 (closed form for x = 0).
+    @Test func noEventsInTenGiveTheClosedFormUpperBound() throws {
+        let s = study()
+        let records = (1...10).map { record($0, arm: "a", tox: ["any": "no"]) }
+        let all = try EndpointCalculator.compute(s.endpoints[0], study: s, records: records, byArm: false)
+        #expect(all.groups.count == 1)
+        #expect(all.groups[0].n == 10)
+        #expect(abs((all.groups[0].upper ?? 0) - 0.308_50) < 5e-6)
+    }
+
+    /// Values 30, 50, 70, 90 U/L: mean 60, sample SD √(2000/3) = 25.82, median 60. Change from the last baseline value before the visit.
+    @Test func valuesAtAVisitAndChangeFromBaseline() throws {
+        let s = study()
+        let values = [30.0, 50, 70, 90]
+        let records = values.enumerated().map { i, v in
+            record(i, arm: i % 2 == 0 ? "a" : "b", labs: [
+                LabValue(test: "ALT", visit: "screening", collectedAt: hours(-100), value: 500),
+                LabValue(test: "ALT", visit: "base", collectedAt: hours(-1), value: 20),  // the later baseline value wins
+                LabValue(test: "ALT", visit: "w4", collectedAt: hours(24 * 28), value: v),
+            ])
+        }
+        let at = try EndpointCalculator.compute(s.endpoints[1], study: s, records: records, byArm: true)
+        let summary = try #require(at.groups[0].summary)
+        #expect(summary.n == 4)
+        #expect(summary.mean == 60)
+        #expect(abs((summary.sd ?? 0) - 25.819_889) < 1e-6)
+        #expect(summary.median == 60)
+        #expect((summary.min, summary.max) == (30, 90))
+        #expect(at.unit == "U/L")
+        #expect(at.groups[1].summary?.mean == 50)  // arm a: 30 and 70
+        let change = try EndpointCalculator.compute(s.endpoints[2], study: s, records: records, byArm: false)
+        #expect(change.groups[0].summary?.mean == 40)
+    }
+
+    /// Every allocated participant is followed for adverse events; worst grade per participant within the window.
+    @Test func adverseEventsByWorstGrade() throws {
+        let s = study()
+        let records = [
+            record(1, arm: "a", events: [event("10016558", at: hours(1), grade: 1), event("10001718", at: hours(30), grade: 3)]),
+            record(2, arm: "a"),
+            record(3, arm: "b", events: [event("10016558", at: hours(24 * 8), grade: 2)]),  // after the 7-day window
+        ]
+        let result = try EndpointCalculator.compute(s.endpoints[3], study: s, records: records, byArm: false)
+        #expect(result.groups[0].n == 3)
+        #expect(result.groups[0].events == 1)
+        #expect(result.groups[0].worstGrades == ["3": 1])
+    }
+
+    @Test func weeksAreSevenDays() throws {
+        #expect(Offset(text: "12w")?.seconds == 7_257_600.0)  // 12 × 7 × 86,400 s
+        #expect(Offset(text: "12w")?.isCalendar == true)
+        #expect(Offset(text: "24h")?.isCalendar == false)
+    }
+
+    @Test func badAnalysesAreNamedByCode() {
+        var s = study()
+        s.endpoints[1].analysis?.lab = "NOPE"
+        s.endpoints[0].analysis?.anchor = "elsewhere"
+        s.endpoints[0].analysis?.forms = [FormEventRule(form: "tox", event: "tox.grade")]
+        s.safety.ctcaeVersion = "banana"
+        let paths = Set(StudyValidator.problems(in: s).map(\.path))
+        #expect(paths.isSuperset(of: [
+            "endpoints[alt].analysis.lab", "endpoints[tox].analysis.anchor", "endpoints[tox].analysis.forms[0].event", "safety.ctcaeVersion",
+        ]))
+    }
+
+    @Test func operatingStatusIsTheSponsorsNotTheRegistrys() {
+        var s = study()
+        #expect(s.lifecycle.operatingStatus == .planning)
+        s.lifecycle.history.append(StatusChange(status: .withdrawn, date: "2026-02-01", reason: "registry"))
+        s.lifecycle.operating = [OperatingChange(status: .recruiting, date: "2026-01-01")]
+        #expect(s.lifecycle.operatingStatus == .recruiting)
+        s.lifecycle.operating?.append(OperatingChange(status: .suspended, date: "2026-03-01"))
+        #expect(StudyValidator.problems(in: s).map(\.path).contains("lifecycle.operating[1].reason"))
+    }
+}

@@ -1,0 +1,108 @@
+import FluentKit
+import Foundation
+import TestSupport
+import Testing
+import TrialDomain
+import TrialStandards
+@testable import TrialStore
+
+private let now = Date(timeIntervalSince1970: 1_790_000_000)
+
+/// Another study than the built-in one: its own code and site.
+private func otherStudy() throws -> StudyDefinition {
+    var study = try StudyFile.builtIn()
+    study.code = "OTHER-STUDY"
+    study.sites = [SiteDefinition(code: "OTH1", name: "Other site")]
+    return study
+}
+
+@Suite struct StudyInitTests {
+    @Test(arguments: TestDatabase.available)
+    func anEmptyDatabaseTakesAnyStudy(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let studies = FluentStudyRepository(store: store)
+            let other = try otherStudy()
+            #expect(try await studies.initialize(other, actor: "cli:dm", now: now).version == 1)
+            #expect(try await studies.current()?.code == "OTHER-STUDY")
+            #expect(try await FluentAccountRepository(store: store).site(code: "OTH1") != nil)
+            // The built-in study's seeding does nothing once a study is in force.
+            #expect(try await !studies.seedIfEmpty(try StudyFile.builtIn(), now: now))
+        }
+    }
+
+    @Test(arguments: TestDatabase.available)
+    func theUnusedBuiltInStudyGivesWayAndTheTrailSaysSo(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let studies = FluentStudyRepository(store: store)
+            _ = try await studies.seedIfEmpty(try StudyFile.builtIn(), now: now)
+            _ = try await studies.initialize(try otherStudy(), actor: "cli:dm", now: now)
+            #expect(try await studies.current()?.code == "OTHER-STUDY")
+            #expect(try await studies.versions().map(\.version) == [1])
+            let trail = try await AuditChain.history(on: store.database, entity: "study", entityID: "MSC-EV-ACLF-LT")
+            #expect(trail.last?.action == .delete)
+            #expect(try await AuditChain.verify(on: store.database).isIntact)
+        }
+    }
+
+    /// Once the study in force has a participant (or an amendment), init is refused and names it.
+    @Test(arguments: TestDatabase.available)
+    func aStudyInUseIsNeverReplaced(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let studies = FluentStudyRepository(store: store)
+            _ = try await studies.seedIfEmpty(try StudyFile.builtIn(), now: now)
+            let site = try #require(try await FluentAccountRepository(store: store).site(code: "SYSU3"))
+            _ = try await FluentParticipantRepository(store: store).create(
+                siteID: site.id, screeningNumber: "P-001", scope: AccessScope(actor: "ana", siteIDs: [site.id]), now: now)
+            do {
+                _ = try await studies.initialize(try otherStudy(), actor: "cli:dm", now: now)
+                Issue.record("init replaced a study in use")
+            } catch let StoreError.conflict(field, rule) {
+                #expect(field == "study")
+                #expect(rule.contains("MSC-EV-ACLF-LT"))
+                #expect(rule.contains("1 participants") || rule.contains("1 participant"))
+            }
+            #expect(try await studies.current()?.code == "MSC-EV-ACLF-LT")
+        }
+    }
+
+    @Test(arguments: TestDatabase.available)
+    func aStudyInitialisedByHandIsNotReplacedEither(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let studies = FluentStudyRepository(store: store)
+            _ = try await studies.initialize(try otherStudy(), actor: "cli:dm", now: now)
+            await #expect(throws: StoreError.self) { try await studies.initialize(try StudyFile.builtIn(), actor: "cli:dm", now: now) }
+        }
+    }
+}
+
+@Suite struct OperatingStatusTests {
+    /// The registry says withdrawn, the sponsor says recruiting: participants are enrolled. Suspended: refused, with 409's error.
+    @Test(arguments: TestDatabase.available)
+    func onlyARecruitingStudyEnrolsAndAllocates(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let studies = FluentStudyRepository(store: store)
+            var study = try StudyFile.builtIn()
+            #expect(study.lifecycle.status == .withdrawn)
+            #expect(study.lifecycle.operatingStatus == .recruiting)
+            _ = try await studies.seedIfEmpty(study, now: now)
+            let site = try #require(try await FluentAccountRepository(store: store).site(code: "SYSU3"))
+            let scope = AccessScope(actor: "ana", siteIDs: [site.id])
+            let participants = FluentParticipantRepository(store: store)
+            let p = try await participants.create(siteID: site.id, screeningNumber: "P-001", scope: scope, now: now)
+
+            study.version = 2
+            study.lifecycle.operating?.append(OperatingChange(status: .suspended, date: "2026-09-01", reason: "safety review"))
+            _ = try await studies.publish(study, actor: "dm", reason: "suspended for a safety review", now: now)
+            await #expect(throws: StoreError.conflict(field: "study", rule: "participants are enrolled only while the study is recruiting; study MSC-EV-ACLF-LT is suspended")) {
+                try await participants.create(siteID: site.id, screeningNumber: "P-002", scope: scope, now: now)
+            }
+            do {
+                _ = try await FluentScreeningRepository(store: store).allocate(participantID: p.id, scope: scope, now: now)
+                Issue.record("a suspended study allocated")
+            } catch let StoreError.conflict(field, _) {
+                #expect(field == "study")
+            }
+            #expect(try await participants.list(scope: scope).count == 1)
+        }
+    }
+}
