@@ -83,7 +83,7 @@ class ScreeningToInfusion(unittest.TestCase):
             "collected_at": day(-6) + "T08:00", "total_bilirubin": "260", "inr": "2.3", "pt_activity": "31", "meld_na": self.meld_na})
         self.fill_form(url, "transplant", "transplant", {"transplant_date": day(-2), "donor": "deceased"})
 
-        self.assertEqual(d.find_element(By.ID, "eligibility-outcome").text, "Outcome: met")
+        self.assertEqual(d.find_element(By.ID, "eligibility-outcome").text, "Outcome: eligible")
         # The jaundice criterion shows the ULN it used.
         self.assertIn("17.1 umol/L (site SYSU3 value)", d.find_element(By.ID, "eligibility").text)
         submit(d, d.find_element(By.ID, "decide-eligibility"))

@@ -84,9 +84,10 @@ public enum AllocationList {
     /// The stratum a participant falls in: their site and the level of each factor.
     public static func stratum(study: StudyDefinition, site: String, values: [String: String]) throws -> String {
         var stratum = study.randomization.stratifyBySite ? site : "all"
-        let evaluator = Evaluator(study: study, site: site, values: values)
+        let scope = ExpressionScope(study: study)
+        let evaluator = Evaluator(study: study, site: site, values: values, scope: scope)
         for factor in study.randomization.factors {
-            let value = try evaluator.evaluate(try ExpressionParser.parse(factor.expression))
+            let value = try evaluator.evaluate(try scope.checkNumber(factor.expression))
             guard case .number(let number) = value else {
                 throw RandomizationError.missingStratumValue(field: factor.expression)
             }

@@ -11,24 +11,25 @@ public struct LabTest: Codable, Equatable, Sendable {
     /// What no living patient's sample shows: values outside are refused as entry errors.
     public var plausible: ClosedRange<Double>
     public var ctcae: String?
-    /// The study form field that holds it, for reading baselines from screening data.
-    public var field: String
 }
 
 public enum LabCatalogue {
     public static let tests: [LabTest] = [
-        LabTest(code: "ALT", name: "Alanine aminotransferase", loinc: "1742-6", analyte: "enzyme", unit: "U/L", plausible: 0...50_000, ctcae: "ALT", field: "alt"),
-        LabTest(code: "AST", name: "Aspartate aminotransferase", loinc: "1920-8", analyte: "enzyme", unit: "U/L", plausible: 0...50_000, ctcae: "AST", field: "ast"),
-        LabTest(code: "BILI", name: "Bilirubin, total", loinc: "14631-6", analyte: "bilirubin", unit: "umol/L", plausible: 0...2_000, ctcae: "BILI", field: "total_bilirubin"),
-        LabTest(code: "INR", name: "International normalized ratio", loinc: "6301-6", analyte: "ratio", unit: "ratio", plausible: 0.5...25, ctcae: "INR", field: "inr"),
-        LabTest(code: "GGT", name: "Gamma-glutamyl transferase", loinc: "2324-2", analyte: "enzyme", unit: "U/L", plausible: 0...20_000, ctcae: "GGT", field: "ggt"),
-        LabTest(code: "PTACT", name: "Prothrombin activity", loinc: nil, analyte: "percent", unit: "%", plausible: 0...200, ctcae: nil, field: "pt_activity"),
-        LabTest(code: "CREAT", name: "Creatinine", loinc: "14682-9", analyte: "creatinine", unit: "umol/L", plausible: 0...5_000, ctcae: "CREAT", field: "creatinine"),
-        LabTest(code: "SODIUM", name: "Sodium", loinc: "2951-2", analyte: "sodium", unit: "mmol/L", plausible: 80...220, ctcae: nil, field: "sodium"),
-        LabTest(code: "ALB", name: "Albumin", loinc: "1751-7", analyte: "albumin", unit: "g/L", plausible: 0...100, ctcae: nil, field: "albumin"),
-        LabTest(code: "PLAT", name: "Platelets", loinc: "777-3", analyte: "count", unit: "10^9/L", plausible: 0...5_000, ctcae: "PLAT", field: "platelets"),
-        LabTest(code: "WBC", name: "White blood cells", loinc: nil, analyte: "count", unit: "10^9/L", plausible: 0...1_000, ctcae: "WBC", field: "wbc"),
-        LabTest(code: "LACTATE", name: "Lactate", loinc: nil, analyte: "lactate", unit: "mmol/L", plausible: 0...40, ctcae: nil, field: "lactate"),
+        LabTest(code: "ALT", name: "Alanine aminotransferase", loinc: "1742-6", analyte: "enzyme", unit: "U/L", plausible: 0...50_000, ctcae: "ALT"),
+        LabTest(code: "AST", name: "Aspartate aminotransferase", loinc: "1920-8", analyte: "enzyme", unit: "U/L", plausible: 0...50_000, ctcae: "AST"),
+        LabTest(code: "BILI", name: "Bilirubin, total", loinc: "14631-6", analyte: "bilirubin", unit: "umol/L", plausible: 0...2_000, ctcae: "BILI"),
+        LabTest(code: "INR", name: "International normalized ratio", loinc: "6301-6", analyte: "ratio", unit: "ratio", plausible: 0.5...25, ctcae: "INR"),
+        LabTest(code: "GGT", name: "Gamma-glutamyl transferase", loinc: "2324-2", analyte: "enzyme", unit: "U/L", plausible: 0...20_000, ctcae: "GGT"),
+        LabTest(code: "PTACT", name: "Prothrombin activity", loinc: nil, analyte: "percent", unit: "%", plausible: 0...200, ctcae: nil),
+        LabTest(code: "CREAT", name: "Creatinine", loinc: "14682-9", analyte: "creatinine", unit: "umol/L", plausible: 0...5_000, ctcae: "CREAT"),
+        LabTest(code: "SODIUM", name: "Sodium", loinc: "2951-2", analyte: "sodium", unit: "mmol/L", plausible: 80...220, ctcae: nil),
+        LabTest(code: "ALB", name: "Albumin", loinc: "1751-7", analyte: "albumin", unit: "g/L", plausible: 0...100, ctcae: nil),
+        LabTest(code: "PLAT", name: "Platelets", loinc: "777-3", analyte: "count", unit: "10^9/L", plausible: 0...5_000, ctcae: "PLAT"),
+        LabTest(code: "WBC", name: "White blood cells", loinc: nil, analyte: "count", unit: "10^9/L", plausible: 0...1_000, ctcae: "WBC"),
+        LabTest(code: "LACTATE", name: "Lactate", loinc: nil, analyte: "lactate", unit: "mmol/L", plausible: 0...40, ctcae: nil),
+        LabTest(code: "ALP", name: "Alkaline phosphatase", loinc: nil, analyte: "enzyme", unit: "U/L", plausible: 0...20_000, ctcae: nil),
+        LabTest(code: "AFP", name: "Alpha-fetoprotein", loinc: nil, analyte: "afp", unit: "ng/mL", plausible: 0...1_000_000, ctcae: nil),
+        LabTest(code: "NH3", name: "Ammonia", loinc: nil, analyte: "ammonia", unit: "umol/L", plausible: 0...2_000, ctcae: nil),
     ]
 
     public static func test(_ code: String) -> LabTest? { tests.first { $0.code == code.uppercased() } }

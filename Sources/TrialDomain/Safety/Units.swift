@@ -12,6 +12,7 @@ public enum Units {
         "bilirubin": 584.66,  // C33H36N4O6
         "creatinine": 113.12,  // C4H7N3O
         "lactate": 90.08,  // C3H6O3 (lactic acid)
+        "ammonia": 17.031,  // NH3
     ]
 
     /// Lower case, micro signs as "u", "×" as "x", no spaces: one pass, as every lab save goes through it.
@@ -45,6 +46,16 @@ public enum Units {
             case "umol/l" where analyte == "lactate": return 0.001
             default: return nil
             }
+        case "ammonia":
+            // 1 µg/dL = 10 µg/L = 10 / M µmol/L.
+            switch u {
+            case "umol/l": return 1
+            case "ug/dl": return 10 / molarMass["ammonia"]!
+            default: return nil
+            }
+        case "afp":
+            // A mass concentration: 1 ng/mL = 1 µg/L.
+            return ["ng/ml", "ug/l"].contains(u) ? 1 : nil
         case "enzyme":
             // 1 U = 1 µmol/min, so 1 µkat/L = 60 U/L.
             switch u {
@@ -82,7 +93,7 @@ public enum Units {
 
     public static let canonical: [String: String] = [
         "bilirubin": "umol/L", "creatinine": "umol/L", "lactate": "mmol/L", "enzyme": "U/L", "albumin": "g/L", "count": "10^9/L",
-        "sodium": "mmol/L", "ratio": "ratio", "percent": "%",
+        "sodium": "mmol/L", "ratio": "ratio", "percent": "%", "ammonia": "umol/L", "afp": "ng/mL",
     ]
 
     /// The value in the analyte's canonical unit.

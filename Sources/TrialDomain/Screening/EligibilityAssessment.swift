@@ -16,8 +16,21 @@ public struct CriterionAssessment: Codable, Equatable, Sendable {
     public var text: String
     public var expression: String
     public var result: CriterionResult
+    /// The result in words a clinician reads without a key: "met" / "not met" for an inclusion,
+    /// "applies" / "does not apply" for an exclusion, "cannot tell: … missing" for the unknown.
+    public var verdict: String
     public var evidence: [Evidence]
     public var missing: [String]
+
+    static func verdict(kind: String, result: CriterionResult, missing: [String]) -> String {
+        switch (result, kind) {
+        case (.met, "exclusion"): "does not apply"
+        case (.notMet, "exclusion"): "applies"
+        case (.met, _): "met"
+        case (.notMet, _): "not met"
+        case (.cannotTell, _): missing.isEmpty ? "cannot tell" : "cannot tell: \(EligibilityAssessment.list(missing)) missing"
+        }
+    }
 }
 
 public struct EligibilityAssessment: Codable, Equatable, Sendable {
@@ -32,13 +45,33 @@ public struct EligibilityAssessment: Codable, Equatable, Sendable {
 
     public var failed: [CriterionAssessment] { criteria.filter { $0.result == .notMet } }
 
+    /// The outcome in words: eligible, not eligible (naming how many criteria), or cannot tell yet.
+    public var verdict: String {
+        switch outcome {
+        case .met: return "eligible"
+        case .notMet:
+            let n = failed.count
+            return "not eligible: \(n) \(n == 1 ? "criterion excludes" : "criteria exclude")"
+        case .cannotTell:
+            let n = criteria.filter { $0.result == .cannotTell }.count
+            return "cannot tell yet: \(n) \(n == 1 ? "criterion needs" : "criteria need") data"
+        }
+    }
+
+    /// "A", "A and B", "A, B and C".
+    static func list(_ items: [String]) -> String {
+        guard items.count > 1 else { return items.first ?? "" }
+        return items.dropLast().joined(separator: ", ") + " and " + items.last!
+    }
+
     /// Every inclusion and exclusion criterion of the study, evaluated on one participant's data.
     public static func assess(study: StudyDefinition, site: String?, values: [String: String]) throws -> EligibilityAssessment {
-        let evaluator = Evaluator(study: study, site: site, values: values)
+        let scope = ExpressionScope(study: study)
+        let evaluator = Evaluator(study: study, site: site, values: values, scope: scope)
         var results: [CriterionAssessment] = []
         for (kind, criteria) in [("inclusion", study.eligibility.inclusion), ("exclusion", study.eligibility.exclusion)] {
             for criterion in criteria {
-                let expression = try ExpressionParser.parse(criterion.expression)
+                let expression = try scope.checkCondition(criterion.expression)
                 let value = try evaluator.evaluate(expression)
                 let result: CriterionResult
                 var missing: [String] = []
@@ -51,10 +84,12 @@ public struct EligibilityAssessment: Codable, Equatable, Sendable {
                 default:
                     throw ExpressionError("criterion \(criterion.code) does not give yes or no")
                 }
+                let evidence = evaluator.evidence(for: expression)
+                let missingLabels = missing.map { name in evidence.first { $0.name == name }?.label ?? name }
                 results.append(
                     CriterionAssessment(
                         code: criterion.code, kind: kind, text: criterion.text, expression: criterion.expression, result: result,
-                        evidence: evaluator.evidence(for: expression), missing: missing))
+                        verdict: CriterionAssessment.verdict(kind: kind, result: result, missing: missingLabels), evidence: evidence, missing: missing))
             }
         }
         return EligibilityAssessment(studyVersion: study.version, criteria: results)

@@ -53,12 +53,33 @@ public struct Evaluator: Sendable {
     public func evaluate(_ expression: Expression) throws -> EvaluatedValue {
         switch expression {
         case .number(let v): return .number(v)
+        case .quantity(let v, _): return .number(v)
         case .text(let s): return .text(s)
         case .boolean(let b): return .boolean(b)
         case .reference(let name): return try lookup(name)
+        case .convert(let inner, let from, let to, let analyte):
+            let value = try evaluate(inner)
+            guard case .number(let n) = value else { return value }
+            guard let factor = scope.conversions.factor(from: from, to: to, analyte: analyte) else {
+                throw ExpressionError("no conversion from \(from) to \(to)")
+            }
+            return .number(n * factor)
+        case .score(let name, let arguments):
+            var values: [String: EvaluatedValue] = [:]
+            for argument in arguments { values[argument.label] = try evaluate(argument.value) }
+            return ScoreFunctions.evaluate(name, values)
+        case .within(let first, let span, let before, let second):
+            let values = [try evaluate(first), try evaluate(span), try evaluate(second)]
+            if let missing = Self.missing(values) { return .unknown(missing) }
+            guard case .date(let a) = values[0], case .number(let days) = values[1], case .date(let b) = values[2] else {
+                throw ExpressionError("within needs two dates and a span")
+            }
+            let apart = before ? Self.wholeDays(from: a, to: b) : Self.wholeDays(from: b, to: a)
+            return .boolean(apart >= 0 && Double(apart) <= days + 1e-9)
         case .call(let name, let arguments):
             let values = try arguments.map(evaluate)
             if let missing = Self.missing(values) { return .unknown(missing) }
+            if ExpressionScope.mathFunctions.contains(name) { return try math(name, values) }
             guard case .date(let a) = values[0], case .date(let b) = values[1] else { throw ExpressionError("\(name) needs two dates") }
             switch name {
             case "days_between": return .number(Double(Self.wholeDays(from: a, to: b)))
@@ -110,6 +131,27 @@ public struct Evaluator: Sendable {
             return .boolean(op == .equal ? a == b : a != b)
         default:
             throw ExpressionError("cannot apply '\(op.rawValue)' to these values")
+        }
+    }
+
+    func math(_ name: String, _ values: [EvaluatedValue]) throws -> EvaluatedValue {
+        let numbers = try values.map { value -> Double in
+            guard case .number(let n) = value else { throw ExpressionError("\(name) needs numbers") }
+            return n
+        }
+        switch name {
+        // The logarithm of nothing or less is undefined: cannot tell rather than a number.
+        case "ln": return numbers[0] > 0 ? .number(log(numbers[0])) : .unknown([])
+        case "log10": return numbers[0] > 0 ? .number(log10(numbers[0])) : .unknown([])
+        case "exp": return .number(exp(numbers[0]))
+        case "abs": return .number(abs(numbers[0]))
+        case "min": return .number(numbers.min()!)
+        case "max": return .number(numbers.max()!)
+        case "round":
+            // Half away from zero, as clinicians round by hand.
+            let scale = pow(10, numbers.count > 1 ? numbers[1].rounded() : 0)
+            return .number((numbers[0] * scale).rounded(.toNearestOrAwayFromZero) / scale)
+        default: throw ExpressionError("unknown function '\(name)'")
         }
     }
 
@@ -179,8 +221,10 @@ public struct Evaluator: Sendable {
             switch e {
             case .reference(let n): if !names.contains(n) { names.append(n) }
             case .call(_, let args): args.forEach(walk)
-            case .negate(let x), .not(let x): walk(x)
+            case .score(_, let args): args.forEach { walk($0.value) }
+            case .negate(let x), .not(let x), .convert(let x, _, _, _): walk(x)
             case .binary(_, let l, let r): walk(l); walk(r)
+            case .within(let a, let span, _, let b): walk(a); walk(span); walk(b)
             default: break
             }
         }

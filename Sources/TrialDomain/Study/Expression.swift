@@ -3,14 +3,31 @@ import Foundation
 /// A criterion written the way a protocol reads: `screening_labs.inr >= 1.5 or screening_labs.pt_activity < 40`.
 public indirect enum Expression: Equatable, Sendable {
     case number(Double)
+    /// A number with its unit, as a protocol writes a threshold: `5 mg/dL`, `4w`.
+    case quantity(Double, String)
     case text(String)
     case boolean(Bool)
     /// `form.field`, or a parameter's code.
     case reference(String)
     case call(String, [Expression])
+    /// A score by name with named inputs: `child_pugh(bilirubin: labs.bilirubin, albumin: …)`.
+    case score(String, [NamedArgument])
     case negate(Expression)
     case not(Expression)
     case binary(BinaryOperator, Expression, Expression)
+    /// `date within 4w before other`: the first date is at most that long before (or after) the second, the same day included.
+    case within(Expression, Expression, before: Bool, Expression)
+    /// A value converted between two units of one analyte or of time; put in by the scope, never written.
+    case convert(Expression, from: String, to: String, analyte: String?)
+}
+
+public struct NamedArgument: Equatable, Sendable {
+    public var label: String
+    public var value: Expression
+    public init(_ label: String, _ value: Expression) {
+        self.label = label
+        self.value = value
+    }
 }
 
 public enum BinaryOperator: String, Equatable, Sendable {
@@ -31,7 +48,30 @@ public struct ExpressionError: Error, Equatable, Sendable, CustomStringConvertib
 // MARK: - Parsing
 
 enum Token: Equatable {
-    case number(Double), identifier(String), text(String), symbol(String), end
+    case number(Double), quantity(Double, String), identifier(String), text(String), symbol(String), end
+}
+
+/// Units a number may carry in an expression: time, and the lab units sites report.
+enum QuantityUnits {
+    static let time: [String: Double] = ["h": 1.0 / 24, "d": 1, "w": 7]
+    /// Longest first, so that mg/dL is not read as mg.
+    static let all: [String] = [
+        "mg/dL", "umol/L", "µmol/L", "μmol/L", "mmol/L", "g/dL", "g/L", "IU/L", "U/L", "ukat/L", "µkat/L", "mEq/L", "10^9/L", "mm[Hg]",
+        "w", "d", "h",
+    ].sorted { $0.count > $1.count }
+
+    /// The unit at `at`, if one starts there and ends the word; time units only when written against the number (4w).
+    static func longest(in chars: [Character], at: Int, attached: Bool) -> (text: String, length: Int)? {
+        for unit in all {
+            let u = Array(unit)
+            guard at + u.count <= chars.count, Array(chars[at..<(at + u.count)]) == u else { continue }
+            if time[unit] != nil && !attached { continue }
+            let end = at + u.count
+            if end < chars.count, chars[end].isLetter || chars[end].isNumber || chars[end] == "_" || chars[end] == "." { continue }
+            return (unit, u.count)
+        }
+        return nil
+    }
 }
 
 struct Lexer {
@@ -49,8 +89,16 @@ struct Lexer {
                 var j = i
                 while j < chars.count, chars[j].isNumber || chars[j] == "." { j += 1 }
                 guard let value = Double(String(chars[i..<j])) else { throw ExpressionError("'\(String(chars[i..<j]))' is not a number") }
-                result.append(.number(value))
-                i = j
+                // A unit right after a number makes it a quantity: 5 mg/dL, 4w, 24h.
+                var k = j
+                while k < chars.count, chars[k] == " " { k += 1 }
+                if let unit = QuantityUnits.longest(in: chars, at: k, attached: k == j) {
+                    result.append(.quantity(value, unit.text))
+                    i = k + unit.length
+                } else {
+                    result.append(.number(value))
+                    i = j
+                }
                 continue
             }
             if c.isLetter || c == "_" {
@@ -74,7 +122,7 @@ struct Lexer {
                 i += 2
                 continue
             }
-            if "<>=+-*/(),%".contains(c) {
+            if "<>=+-*/(),%:".contains(c) {
                 result.append(.symbol(String(c)))
                 i += 1
                 continue
@@ -108,6 +156,7 @@ struct Parser {
     func describe(_ token: Token) -> String {
         switch token {
         case .number(let v): "number \(v)"
+        case .quantity(let v, let u): "\(v) \(u)"
         case .identifier(let s): "'\(s)'"
         case .text(let s): "\"\(s)\""
         case .symbol(let s): "'\(s)'"
@@ -148,11 +197,26 @@ struct Parser {
 
     mutating func comparison() throws -> Expression {
         let left = try sum()
-        if case .symbol(let s) = peek, let op = BinaryOperator(rawValue: s), op.isComparison {
+        if isWord("within") {
             _ = advance()
-            return .binary(op, left, try sum())
+            let span = try sum()
+            guard isWord("before") || isWord("after") else { throw ExpressionError("'before' or 'after' expected after within \(render(span))") }
+            let before = isWord("before")
+            _ = advance()
+            return .within(left, span, before: before, try sum())
         }
-        return left
+        guard case .symbol(let s) = peek, let op = BinaryOperator(rawValue: s), op.isComparison else { return left }
+        _ = advance()
+        var right = try sum()
+        var result: Expression = .binary(op, left, right)
+        // 18 <= age <= 60 reads as both comparisons, the middle shared.
+        while case .symbol(let s) = peek, let next = BinaryOperator(rawValue: s), next.isComparison {
+            _ = advance()
+            let third = try sum()
+            result = .binary(.and, result, .binary(next, right, third))
+            right = third
+        }
+        return result
     }
 
     mutating func sum() throws -> Expression {
@@ -188,6 +252,8 @@ struct Parser {
             // "40 %" reads as the number 40 in a percent field.
             if case .symbol("%") = peek { _ = advance() }
             return .number(value)
+        case .quantity(let value, let unit):
+            return .quantity(value, unit)
         case .text(let s):
             return .text(s)
         case .identifier(let name):
@@ -195,6 +261,20 @@ struct Parser {
             case "yes", "true": return .boolean(true)
             case "no", "false": return .boolean(false)
             default: break
+            }
+            if case .symbol("(") = peek, position + 2 < tokens.count, case .identifier = tokens[position + 1], tokens[position + 2] == .symbol(":") {
+                _ = advance()
+                var arguments = [NamedArgument]()
+                while true {
+                    guard case .identifier(let label) = advance(), advance() == .symbol(":") else {
+                        throw ExpressionError("\(name)( takes named inputs like bilirubin: labs.total_bilirubin")
+                    }
+                    arguments.append(NamedArgument(label, try or()))
+                    if case .symbol(",") = peek { _ = advance(); continue }
+                    break
+                }
+                guard advance() == .symbol(")") else { throw ExpressionError("')' expected to close \(name)(") }
+                return .score(name, arguments)
             }
             if case .symbol("(") = peek {
                 _ = advance()
@@ -241,12 +321,16 @@ public enum ValueType: Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Resolves names in expressions against a study definition.
+/// Resolves names in expressions against a study definition, checks types and units, and puts in unit conversions.
 public struct ExpressionScope: Sendable {
     public var fields: [String: (label: String, type: ValueType)]
+    /// The analyte of a number field linked to a lab of the catalogue (`lab: BILI`), for converting its units.
+    public var analytes: [String: String]
+    public let conversions: UnitConversions
 
     public init(study: StudyDefinition) {
         var fields: [String: (String, ValueType)] = [:]
+        var analytes: [String: String] = [:]
         for form in study.forms {
             for field in form.fields {
                 let type: ValueType =
@@ -258,12 +342,15 @@ public struct ExpressionScope: Sendable {
                     case .choice: .choice(codes: field.choices?.map(\.code) ?? [])
                     }
                 fields["\(form.code).\(field.code)"] = (field.label, type)
+                if let lab = field.lab.flatMap(LabCatalogue.test) { analytes["\(form.code).\(field.code)"] = lab.analyte }
             }
         }
         for parameter in study.parameters {
             fields[parameter.code] = (parameter.label, .number(unit: parameter.unit))
         }
         self.fields = fields
+        self.analytes = analytes
+        self.conversions = UnitConversions(study: study)
     }
 
     /// Functions: their argument types and result.
@@ -274,56 +361,83 @@ public struct ExpressionScope: Sendable {
         "age_years": ([.date, .date], .number(unit: "a")),
     ]
 
-    public func typeOf(_ expression: Expression) throws -> ValueType {
+    /// Arithmetic on numbers: the logarithms and exp give a plain number; the others keep their argument's unit.
+    static let mathFunctions: Set<String> = ["ln", "log10", "exp", "min", "max", "abs", "round"]
+
+    public func typeOf(_ expression: Expression) throws -> ValueType { try check(expression).type }
+
+    /// The expression with units made to agree (thresholds converted, conversions put in) and its type.
+    public func check(_ expression: Expression) throws -> (expression: Expression, type: ValueType) {
         switch expression {
-        case .number: return .number(unit: nil)
-        case .text: return .text
-        case .boolean: return .boolean
+        case .number: return (expression, .number(unit: nil))
+        case .quantity(_, let unit): return (expression, .number(unit: unit))
+        case .text: return (expression, .text)
+        case .boolean: return (expression, .boolean)
+        case .convert(_, _, let to, _): return (expression, .number(unit: to))
         case .reference(let name):
             guard let field = fields[name] else { throw ExpressionError("unknown field '\(name)'") }
-            return field.type
+            return (expression, field.type)
         case .call(let name, let arguments):
+            if Self.mathFunctions.contains(name) { return try checkMath(name, arguments) }
             guard let function = Self.functions[name] else {
-                throw ExpressionError("unknown function '\(name)' (known: \(Self.functions.keys.sorted().joined(separator: ", ")))")
+                let known = (Array(Self.functions.keys) + Array(Self.mathFunctions) + ScoreFunctions.names).sorted()
+                throw ExpressionError("unknown function '\(name)' (known: \(known.joined(separator: ", ")))")
             }
             guard arguments.count == function.arguments.count else {
                 throw ExpressionError("\(name) takes \(function.arguments.count) arguments, not \(arguments.count)")
             }
-            for (argument, expected) in zip(arguments, function.arguments) where try typeOf(argument) != expected {
-                throw ExpressionError("\(name) needs \(expected) for \(render(argument))")
+            var checked: [Expression] = []
+            for (argument, expected) in zip(arguments, function.arguments) {
+                let (e, type) = try check(argument)
+                guard type == expected else { throw ExpressionError("\(name) needs \(expected) for \(render(argument))") }
+                checked.append(e)
             }
-            return function.result
+            return (.call(name, checked), function.result)
+        case .score(let name, let arguments):
+            return (try ScoreFunctions.check(name, arguments, scope: self), .number(unit: "1"))
+        case .within(let first, let span, let before, let second):
+            let (a, at) = try check(first), (b, bt) = try check(second)
+            guard at == .date, bt == .date else { throw ExpressionError("within compares two dates: \(render(expression))") }
+            let (d, dt) = try check(span)
+            guard case .number(let unit) = dt else { throw ExpressionError("within needs a span of time such as 4w, not \(render(span))") }
+            return (.within(a, try fit(d, unit, to: "d", analyte: nil, context: expression), before: before, b), .boolean)
         case .negate(let inner):
-            guard case .number = try typeOf(inner) else { throw ExpressionError("'-' needs a number, not \(render(inner))") }
-            return try typeOf(inner)
+            let (e, type) = try check(inner)
+            guard case .number = type else { throw ExpressionError("'-' needs a number, not \(render(inner))") }
+            return (.negate(e), type)
         case .not(let inner):
-            guard try typeOf(inner) == .boolean else { throw ExpressionError("'not' needs yes/no, not \(render(inner))") }
-            return .boolean
+            let (e, type) = try check(inner)
+            guard type == .boolean else { throw ExpressionError("'not' needs yes/no, not \(render(inner))") }
+            return (.not(e), .boolean)
         case .binary(let op, let left, let right):
-            let l = try typeOf(left), r = try typeOf(right)
+            var (l, lt) = try check(left)
+            var (r, rt) = try check(right)
             if op == .and || op == .or {
-                guard l == .boolean, r == .boolean else {
-                    throw ExpressionError("'\(op.rawValue)' joins yes/no conditions; \(render(l == .boolean ? right : left)) is \(l == .boolean ? r : l)")
+                guard lt == .boolean, rt == .boolean else {
+                    throw ExpressionError("'\(op.rawValue)' joins yes/no conditions; \(render(lt == .boolean ? right : left)) is \(lt == .boolean ? rt : lt)")
                 }
-                return .boolean
+                return (.binary(op, l, r), .boolean)
             }
             if op.isArithmetic {
-                guard case .number(let lu) = l, case .number(let ru) = r else {
+                guard case .number(let lu) = lt, case .number(let ru) = rt else {
                     throw ExpressionError("'\(op.rawValue)' needs numbers in \(render(expression))")
                 }
                 switch op {
                 case .add, .subtract:
-                    if let lu, let ru, lu != ru { throw unitMismatch(left, lu, right, ru) }
-                    return .number(unit: lu ?? ru)
+                    if let lu, let ru, lu != ru {
+                        (l, r) = try agree(l, lu, r, ru, context: expression)
+                        return (.binary(op, l, r), .number(unit: lu))
+                    }
+                    return (.binary(op, l, r), .number(unit: lu ?? ru))
                 default:
                     // Scaling by a bare number keeps the unit: 10 × ULN is still µmol/L.
                     if lu != nil && ru != nil { throw ExpressionError("cannot multiply or divide \(render(left)) by \(render(right)): both carry units") }
-                    return .number(unit: lu ?? ru)
+                    return (.binary(op, l, r), .number(unit: lu ?? ru))
                 }
             }
-            switch (l, r) {
+            switch (lt, rt) {
             case (.number(let lu), .number(let ru)):
-                if let lu, let ru, lu != ru { throw unitMismatch(left, lu, right, ru) }
+                if let lu, let ru, lu != ru { (l, r) = try agree(l, lu, r, ru, context: expression) }
             case (.date, .date):
                 break
             case (.boolean, .boolean), (.text, .text):
@@ -335,22 +449,118 @@ public struct ExpressionScope: Sendable {
                     throw ExpressionError("'\(literal)' is not one of the choices (\(codes.joined(separator: ", ")))")
                 }
             default:
-                throw ExpressionError("cannot compare \(render(left)) (\(l)) with \(render(right)) (\(r))")
+                throw ExpressionError("cannot compare \(render(left)) (\(lt)) with \(render(right)) (\(rt))")
             }
-            return .boolean
+            return (.binary(op, l, r), .boolean)
         }
     }
 
-    func unitMismatch(_ left: Expression, _ lu: String, _ right: Expression, _ ru: String) -> ExpressionError {
-        ExpressionError("cannot compare \(render(left)) in \(lu) with \(render(right)) in \(ru)")
+    func checkMath(_ name: String, _ arguments: [Expression]) throws -> (expression: Expression, type: ValueType) {
+        var checked: [(Expression, String?)] = []
+        for argument in arguments {
+            let (e, type) = try check(argument)
+            guard case .number(let unit) = type else { throw ExpressionError("\(name) needs numbers, not \(render(argument))") }
+            checked.append((e, unit))
+        }
+        switch name {
+        case "ln", "log10", "exp", "abs":
+            guard checked.count == 1 else { throw ExpressionError("\(name) takes 1 argument, not \(checked.count)") }
+            // The logarithm of a value is taken in the unit it is stored in; the result is a plain number.
+            return (.call(name, [checked[0].0]), .number(unit: name == "abs" ? checked[0].1 : "1"))
+        case "round":
+            guard (1...2).contains(checked.count) else { throw ExpressionError("round takes a number and optionally its decimals") }
+            return (.call(name, checked.map(\.0)), .number(unit: checked[0].1))
+        default:  // min, max
+            guard checked.count >= 2 else { throw ExpressionError("\(name) takes 2 or more numbers") }
+            // The unit of the first argument that is not a written threshold, so thresholds convert to the field's unit.
+            let unit = (checked.first { !isQuantity($0.0) && $0.1 != nil } ?? checked.first { $0.1 != nil })?.1
+            let shared = checked.compactMap { analyte(of: $0.0) }.first
+            var out: [Expression] = []
+            for (e, u) in checked {
+                if let unit, let u, u != unit { out.append(try fit(e, u, to: unit, analyte: shared, context: .call(name, arguments))) } else { out.append(e) }
+            }
+            return (.call(name, out), .number(unit: unit))
+        }
     }
 
-    /// Parses and checks that the expression is a yes/no condition.
+    /// The analyte an expression's number measures, when it comes straight from a linked lab field.
+    func analyte(of expression: Expression) -> String? {
+        switch expression {
+        case .reference(let name): analytes[name]
+        case .convert(_, _, _, let analyte): analyte
+        case .negate(let e): analyte(of: e)
+        case .binary(let op, let l, let r) where op == .multiply || op == .divide || op == .add || op == .subtract: analyte(of: l) ?? analyte(of: r)
+        default: nil
+        }
+    }
+
+    /// Makes two numbers in different units comparable: a written threshold is converted to the field's unit,
+    /// otherwise the right side is converted to the left's. Refused when no conversion is known.
+    func agree(_ l: Expression, _ lu: String, _ r: Expression, _ ru: String, context: Expression) throws -> (Expression, Expression) {
+        do {
+            if case .quantity = l, !isQuantity(r) { return (try fit(l, lu, to: ru, analyte: analyte(of: r), context: context), r) }
+            return (l, try fit(r, ru, to: lu, analyte: analyte(of: l) ?? analyte(of: r), context: context))
+        } catch {
+            func side(_ e: Expression, _ unit: String) -> String { isQuantity(e) ? render(e) : "\(render(e)) in \(unit)" }
+            throw ExpressionError("cannot compare \(side(l, lu)) with \(side(r, ru))")
+        }
+    }
+
+    func isQuantity(_ e: Expression) -> Bool { if case .quantity = e { return true } else { return false } }
+
+    /// `e`, measured in `from`, as a value in `to`.
+    func fit(_ e: Expression, _ from: String?, to: String, analyte: String?, context: Expression) throws -> Expression {
+        guard let from, from != to else {
+            if case .quantity(let v, _) = e { return .number(v) }
+            return e
+        }
+        guard let factor = conversions.factor(from: from, to: to, analyte: analyte) else {
+            throw ExpressionError("cannot compare \(render(context)): no conversion from \(from) to \(to)" + (analyte.map { " for \($0)" } ?? ""))
+        }
+        if case .quantity(let v, _) = e { return .number(v * factor) }
+        return .convert(e, from: from, to: to, analyte: analyte)
+    }
+
+    /// Parses, checks and converts: the expression ready to evaluate, which must be a yes/no condition.
     public func checkCondition(_ source: String) throws -> Expression {
-        let expression = try ExpressionParser.parse(source)
-        let type = try typeOf(expression)
+        let (expression, type) = try check(try ExpressionParser.parse(source))
         guard type == .boolean else { throw ExpressionError("must be a yes/no condition, but gives \(type)") }
         return expression
+    }
+
+    /// Parses, checks and converts an expression that must give a number.
+    public func checkNumber(_ source: String) throws -> Expression {
+        let (expression, type) = try check(try ExpressionParser.parse(source))
+        guard case .number = type else { throw ExpressionError("must give a number, but gives \(type)") }
+        return expression
+    }
+}
+
+/// Factors between units: time units among themselves, and a lab's units through its analyte
+/// (the study's own factor first, where its definition states one, then the catalogue's).
+public struct UnitConversions: Sendable {
+    let overrides: [String: [String: Double]]
+
+    public init(study: StudyDefinition) {
+        var overrides: [String: [String: Double]] = [:]
+        for lab in study.labs ?? [] {
+            guard let analyte = LabCatalogue.test(lab.code)?.analyte else { continue }
+            for conversion in lab.conversions ?? [] { overrides[analyte, default: [:]][Units.normal(conversion.unit)] = conversion.factor }
+        }
+        self.overrides = overrides
+    }
+
+    /// The factor to canonical unit of one analyte, the study's where it states one.
+    public func toCanonical(analyte: String, unit: String) -> Double? {
+        overrides[analyte]?[Units.normal(unit)] ?? Units.factor(analyte: analyte, unit: unit)
+    }
+
+    /// What a value in `from` is multiplied by to read in `to`.
+    public func factor(from: String, to: String, analyte: String?) -> Double? {
+        if Units.normal(from) == Units.normal(to) { return 1 }
+        if let f = QuantityUnits.time[from], let t = QuantityUnits.time[to] { return f / t }
+        guard let analyte, let f = toCanonical(analyte: analyte, unit: from), let t = toCanonical(analyte: analyte, unit: to) else { return nil }
+        return f / t
     }
 }
 
@@ -358,6 +568,10 @@ public struct ExpressionScope: Sendable {
 public func render(_ expression: Expression) -> String {
     switch expression {
     case .number(let v): FormValidator.format(v)
+    case .quantity(let v, let u): QuantityUnits.time[u] != nil ? "\(FormValidator.format(v))\(u)" : "\(FormValidator.format(v)) \(u)"
+    case .score(let name, let args): "\(name)(\(args.map { "\($0.label): \(render($0.value))" }.joined(separator: ", ")))"
+    case .within(let a, let span, let before, let b): "\(render(a)) within \(render(span)) \(before ? "before" : "after") \(render(b))"
+    case .convert(let e, _, let to, _): "\(render(e)) in \(to)"
     case .text(let s): "\"\(s)\""
     case .boolean(let b): b ? "yes" : "no"
     case .reference(let name): name

@@ -19,8 +19,10 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
     public var randomization: RandomizationSettings
     public var consent: ConsentSettings
     public var safety: SafetySettings
+    /// The study's own settings for labs of the catalogue, such as a conversion factor its protocol states.
+    public var labs: [StudyLab]?
 
-    public init(schemaVersion: Int, code: String, version: Int, identity: StudyIdentity, lifecycle: Lifecycle, sites: [SiteDefinition], parameters: [Parameter], arms: [Arm], interventions: [Intervention], anchors: [Anchor], visits: [Visit], forms: [Form], eligibility: Eligibility, endpoints: [Endpoint], randomization: RandomizationSettings, consent: ConsentSettings, safety: SafetySettings) {
+    public init(schemaVersion: Int, code: String, version: Int, identity: StudyIdentity, lifecycle: Lifecycle, sites: [SiteDefinition], parameters: [Parameter], arms: [Arm], interventions: [Intervention], anchors: [Anchor], visits: [Visit], forms: [Form], eligibility: Eligibility, endpoints: [Endpoint], randomization: RandomizationSettings, consent: ConsentSettings, safety: SafetySettings, labs: [StudyLab]? = nil) {
         self.schemaVersion = schemaVersion
         self.code = code
         self.version = version
@@ -38,6 +40,7 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
         self.randomization = randomization
         self.consent = consent
         self.safety = safety
+        self.labs = labs
     }
 
     public static let currentSchemaVersion = 1
@@ -223,6 +226,33 @@ public struct SiteDefinition: Codable, Equatable, Sendable {
     }
 }
 
+/// A study's own setting for one lab of the catalogue.
+public struct StudyLab: Codable, Equatable, Sendable {
+    /// The catalogue code, such as BILI.
+    public var code: String
+    /// Factors to the lab's canonical unit that the protocol states, which win over the catalogue's.
+    public var conversions: [LabConversion]?
+
+    public init(code: String, conversions: [LabConversion]? = nil) {
+        self.code = code
+        self.conversions = conversions
+    }
+}
+
+public struct LabConversion: Codable, Equatable, Sendable {
+    public var unit: String
+    /// One `unit` is this many of the canonical unit (1 mg/dL bilirubin = 17.1 µmol/L).
+    public var factor: Double
+    /// Where the factor comes from.
+    public var source: String?
+
+    public init(unit: String, factor: Double, source: String? = nil) {
+        self.unit = unit
+        self.factor = factor
+        self.source = source
+    }
+}
+
 /// A named value such as an upper limit of normal; sites may override it.
 public struct Parameter: Codable, Equatable, Sendable {
     public var code: String
@@ -392,8 +422,10 @@ public struct Field: Codable, Equatable, Sendable {
     public var required: Bool?
     public var choices: [Choice]?
     public var loinc: String?
+    /// The catalogue lab this field holds (`BILI`), so that its units convert and scores read it.
+    public var lab: String?
 
-    public init(code: String, label: String, type: FieldType, unit: String? = nil, range: NumberRange? = nil, required: Bool? = nil, choices: [Choice]? = nil, loinc: String? = nil) {
+    public init(code: String, label: String, type: FieldType, unit: String? = nil, range: NumberRange? = nil, required: Bool? = nil, choices: [Choice]? = nil, loinc: String? = nil, lab: String? = nil) {
         self.code = code
         self.label = label
         self.type = type
@@ -402,6 +434,7 @@ public struct Field: Codable, Equatable, Sendable {
         self.required = required
         self.choices = choices
         self.loinc = loinc
+        self.lab = lab
     }
 
     public var isRequired: Bool { required ?? false }

@@ -224,8 +224,7 @@ public enum StudyValidator {
                 add("\(path).cutoffs", "must be one or more cut points in ascending order")
             }
             do {
-                let expression = try ExpressionParser.parse(factor.expression)
-                if case .number = try scope.typeOf(expression) {} else { add("\(path).expression", "must give a number") }
+                _ = try scope.checkNumber(factor.expression)
             } catch {
                 add("\(path).expression", "\(error)")
             }
@@ -235,6 +234,30 @@ public enum StudyValidator {
             add("consent.current", "names unknown consent version '\(study.consent.current)'")
         }
         unique(study.consent.versions.map(\.version), "consent.versions")
+        for (i, lab) in (study.labs ?? []).enumerated() {
+            let path = "labs[\(lab.code)]"
+            guard let test = LabCatalogue.test(lab.code) else {
+                add("labs[\(i)].code", "names unknown lab '\(lab.code)' (known: \(LabCatalogue.tests.map(\.code).joined(separator: ", ")))")
+                continue
+            }
+            for conversion in lab.conversions ?? [] where !(conversion.factor > 0 && conversion.factor.isFinite) {
+                add("\(path).conversions[\(conversion.unit)].factor", "must be more than 0")
+            }
+            for conversion in lab.conversions ?? [] where Units.normal(conversion.unit) == Units.normal(test.unit) && conversion.factor != 1 {
+                add("\(path).conversions[\(conversion.unit)]", "\(conversion.unit) is the canonical unit of \(test.code); its factor is 1")
+            }
+        }
+        for form in study.forms {
+            for field in form.fields {
+                guard let lab = field.lab else { continue }
+                let path = "forms[\(form.code)].fields[\(field.code)].lab"
+                guard let test = LabCatalogue.test(lab) else { add(path, "names unknown lab '\(lab)'"); continue }
+                if field.type != .number && field.type != .integer { add(path, "only a number field holds a lab") }
+                if let unit = field.unit, UnitConversions(study: study).toCanonical(analyte: test.analyte, unit: unit) == nil {
+                    add("forms[\(form.code)].fields[\(field.code)].unit", "'\(unit)' does not convert to \(test.code)'s \(test.unit)")
+                }
+            }
+        }
         if study.safety.saeReportingHours < 1 { add("safety.saeReportingHours", "must be 1 or more") }
         if !SafetySettings.ctcaeVersions.contains(study.safety.ctcaeVersion) {
             add("safety.ctcaeVersion", "must be one of \(SafetySettings.ctcaeVersions.joined(separator: ", "))")

@@ -144,14 +144,6 @@ public struct FluentSafetyRepository: Sendable {
         guard let test = LabCatalogue.test(code) else {
             throw StoreError.invalid(field: "test", rule: "must be one of \(LabCatalogue.tests.map(\.code).joined(separator: ", "))")
         }
-        let canonical: Double
-        do { canonical = try Units.toCanonical(value, analyte: test.analyte, unit: unit) } catch let e as Units.Problem {
-            throw StoreError.invalid(field: "unit", rule: e.message)
-        }
-        guard test.plausible.contains(canonical) else {
-            throw StoreError.invalid(
-                field: "value", rule: "\(FormValidator.format(canonical)) \(test.unit) is not a plausible \(test.name) (\(FormValidator.format(test.plausible.lowerBound))–\(FormValidator.format(test.plausible.upperBound)) \(test.unit))")
-        }
         if collectedAt > now.addingTimeInterval(300) { throw StoreError.invalid(field: "collectedAt", rule: "must not be in the future") }
         // The checks that need the participant's file run inside the write, against the file kept for the revision
         // the write reads there (with the baseline, in one statement shared by the batch), so they hold at the commit.
@@ -175,7 +167,7 @@ public struct FluentSafetyRepository: Sendable {
                         try row.decode(column: "study_hash", as: String?.self) == state.studyHash
                     else { throw StaleFile() }
                     return try labRows(
-                        participantID: participantID, file: state.file, visit: visit, test: test, value: value, unit: unit, canonical: canonical,
+                        participantID: participantID, file: state.file, visit: visit, test: test, value: value, unit: unit,
                         collectedAt: collectedAt, baseline: try row.decode(column: "baseline", as: Double?.self), scope: scope, now: now)
                 }
             } catch is StaleFile {
@@ -206,9 +198,18 @@ public struct FluentSafetyRepository: Sendable {
 
     /// The checks that need the file, the grades, and the rows of one result.
     func labRows(
-        participantID: UUID, file: ParticipantFile, visit: String, test: LabTest, value: Double, unit: String, canonical: Double,
+        participantID: UUID, file: ParticipantFile, visit: String, test: LabTest, value: Double, unit: String,
         collectedAt: Date, baseline: Double?, scope: AccessScope, now: Date
     ) throws -> CheckedRows<LabResult> {
+        // The study's own conversion factor where its definition states one, else the catalogue's.
+        guard let factor = UnitConversions(study: file.study).toCanonical(analyte: test.analyte, unit: unit) else {
+            throw StoreError.invalid(field: "unit", rule: "unit '\(unit)' does not fit \(test.analyte) (canonical \(test.unit))")
+        }
+        let canonical = value * factor
+        guard test.plausible.contains(canonical) else {
+            throw StoreError.invalid(
+                field: "value", rule: "\(FormValidator.format(canonical)) \(test.unit) is not a plausible \(test.name) (\(FormValidator.format(test.plausible.lowerBound))–\(FormValidator.format(test.plausible.upperBound)) \(test.unit))")
+        }
         guard file.study.visit(visit) != nil else { throw StoreError.invalid(field: "visit", rule: "names unknown visit '\(visit)'") }
         if let first = file.study.anchors.first, let start = file.anchors[first.code], AnchorTimes.day(collectedAt) < AnchorTimes.day(start) {
             throw StoreError.invalid(field: "collectedAt", rule: "cannot be before \(first.label) (\(AnchorTimes.dayText(start)))")

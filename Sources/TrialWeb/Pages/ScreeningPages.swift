@@ -39,13 +39,13 @@ enum ScreeningPages {
         return .group(
             .div(.class("card"), .id("eligibility"),
                 .h2(.text("Eligibility")),
-                .p(.id("eligibility-outcome"), .text("Outcome: \(outcomeText(assessment.outcome))" + (file.lastDecision.map { "; decision recorded: \($0)" } ?? ""))),
+                .p(.id("eligibility-outcome"), .text("Outcome: \(assessment.verdict)" + (file.lastDecision.map { "; decision recorded: \($0)" } ?? ""))),
                 .table(
                     .thead(.tr(.th(.text("Criterion")), .th(.text("Result")), .th(.text("Evidence")))),
                     .tbody(.forEach(assessment.criteria) { c in
                         .tr(
-                            .td(.text("\(c.kind == "inclusion" ? "Include" : "Exclude"): \(c.text)")), .td(.class(c.result.rawValue), .text(outcomeText(c.result))),
-                            .td(.text(c.evidence.map { e in "\(e.label): \(e.value ?? "missing")\(e.unit.map { " \($0)" } ?? "")\(e.note.map { " (\($0))" } ?? "")" }.joined(separator: "; "))))
+                            .td(.text("\(c.kind == "inclusion" ? "Include" : "Exclude"): \(c.text)")), .td(.class(c.result.rawValue), .text(c.verdict)),
+                            .td(.text(c.evidence.map { e in "\(e.label): " + (e.value.map { v in v + (e.unit.map { " \($0)" } ?? "") } ?? "missing") + (e.note.map { " (\($0))" } ?? "") }.joined(separator: "; "))))
                     })),
                 .if(user.account.role == .investigator && file.lastDecision == nil && assessment.outcome != .cannotTell,
                     .form(.method(.post), .action("\(base)/eligibility/decision"), Layout.csrfField(user),
@@ -94,14 +94,6 @@ enum ScreeningPages {
                             .td(.text([v.windowStart, v.windowEnd].compactMap { $0.map(iso) }.joined(separator: " – "))),
                             .td(.text(v.doneAt.map(iso) ?? "")), .td(.class(v.state.rawValue), .text(v.state.rawValue.replacingOccurrences(of: "_", with: " "))))
                     }))))
-    }
-
-    static func outcomeText(_ r: CriterionResult) -> String {
-        switch r {
-        case .met: "met"
-        case .notMet: "not met"
-        case .cannotTell: "cannot tell"
-        }
     }
 
     static func armName(_ study: StudyDefinition, _ code: String) -> String { study.arms.first { $0.code == code }?.name ?? code }
