@@ -67,7 +67,7 @@ func routes(_ app: Application) {
     signedIn.post("participants", ":id", "eligibility", "decision", use: ScreeningPages.decide)
     signedIn.post("participants", ":id", "consents", use: ScreeningPages.consent)
     signedIn.post("participants", ":id", "allocation", use: ScreeningPages.allocate)
-    signedIn.post("participants", ":id", "infusion", use: ScreeningPages.infusion)
+    signedIn.post("participants", ":id", "doses", use: ScreeningPages.dose)
     signedIn.get("screening-log", use: ScreeningPages.screeningLog)
     signedIn.post("participants", ":id", "labs", use: SafetyPages.recordLab)
     signedIn.post("participants", ":id", "adverse-events", use: SafetyPages.recordAdverseEvent)

@@ -7,7 +7,7 @@ import TrialStore
 /// `casebook demo`: a synthetic ACLF-LT trial entered through the same repositories, rules and audit trail as real entry.
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Fill the database with a synthetic trial: screening, consent, allocation, infusions, labs to month 6, adverse events.")
+        abstract: "Fill the database with a synthetic trial: screening, consent, allocation, doses, labs to month 6, adverse events.")
     @Option(help: "How many patients to screen.") var participants: Int = 50
     @Option(help: "Same seed, same trial.") var seed: UInt64 = 1
 
@@ -191,19 +191,20 @@ struct DemoTrial: Sendable {
         return Screened(index: index, participantID: participant.id, transplant: transplant, screeningDay: screeningDay, bilirubin: bilirubin, inr: inr, random: random)
     }
 
-    /// Infusion (MSC-EV arm), the 24-hour assessment, labs to month 6 and adverse events.
+    /// The first dose (for an arm with doses), the 24-hour assessment, labs to month 6 and adverse events.
     func followUp(_ p: Screened, _ allocation: Allocation, _ c: Context) async throws -> Tally {
         var random = p.random
         var tally = Tally()
         let forms = FluentFormRecordRepository(store: store)
         let screening = FluentScreeningRepository(store: store)
         var timeZero = allocation.allocatedAt
-        if allocation.arm == "msc_ev" {
+        let plan = DoseRules.plan(study: c.study, arm: allocation.arm)
+        if let first = plan.first {
             let start = allocation.allocatedAt.addingTimeInterval(3600)
-            _ = try await screening.recordInfusion(
+            _ = try await screening.recordDose(
                 participantID: p.participantID,
-                input: InfusionInput(productLot: String(format: "EV-%04d", 1 + p.index / 10), particles: 1e10, volumeML: 100, startedAt: start, stoppedAt: start.addingTimeInterval(1800),
-                                     rateMLPerHour: 200, interruptions: []),
+                record: DoseRecord(dose: first.code, given: true, startedAt: start, endedAt: start.addingTimeInterval(1800), lot: String(format: "LOT-%04d", 1 + p.index / 10),
+                                   recordedBy: "", recordedAt: start),
                 scope: c.scope, now: start.addingTimeInterval(2 * 3600))
             timeZero = start
             if random.chance(0.15) {
@@ -216,7 +217,7 @@ struct DemoTrial: Sendable {
             }
         }
         let assessedAt = timeZero.addingTimeInterval(24 * 3600)
-        let toxic = allocation.arm == "msc_ev" && random.chance(0.1)
+        let toxic = !plan.isEmpty && random.chance(0.1)
         _ = try await forms.save(
             participantID: p.participantID, visit: "safety_24h", form: "toxicity_24h",
             values: ["assessed_at": Self.minute(assessedAt), "any_toxicity": toxic ? "yes" : "no", "worst_grade": toxic ? "1" : "0"],

@@ -68,19 +68,27 @@ private struct Trial {
             // Asking again returns the same allocation.
             #expect(try await trial.screening.allocate(participantID: p.id, scope: trial.scope, now: now.addingTimeInterval(60)) == allocation)
 
-            let infusion = InfusionInput(
-                productLot: "EV-2026-001", particles: 1e10, volumeML: 100, startedAt: now.addingTimeInterval(3600), stoppedAt: now.addingTimeInterval(5400),
-                rateMLPerHour: 200, interruptions: [Interruption(at: now.addingTimeInterval(4000), minutes: 5, reason: "line occlusion")])
+            let dose = DoseRecord(
+                dose: "infusion", given: true, startedAt: now.addingTimeInterval(3600), endedAt: now.addingTimeInterval(5400), lot: "EV-2026-001", expiry: "2026-06-30",
+                recordedBy: "", recordedAt: now)
             if allocation.arm == "control" {
-                await #expect(throws: StoreError.invalid(field: "arm", rule: "the control arm receives no infusion")) {
-                    try await trial.screening.recordInfusion(participantID: p.id, input: infusion, scope: trial.scope, now: now.addingTimeInterval(7200))
+                // The control arm's plan has no doses; the answer does not say which arm the participant is in.
+                await #expect(throws: StoreError.invalid(field: "dose", rule: "no such dose for this participant: 'infusion'")) {
+                    try await trial.screening.recordDose(participantID: p.id, record: dose, scope: trial.scope, now: now.addingTimeInterval(7200))
                 }
             } else {
-                _ = try await trial.screening.recordInfusion(participantID: p.id, input: infusion, scope: trial.scope, now: now.addingTimeInterval(7200))
+                let saved = try await trial.screening.recordDose(participantID: p.id, record: dose, scope: trial.scope, now: now.addingTimeInterval(7200))
+                // 1×10^10 particles, a fixed dose.
+                #expect(saved.amount == 1e10)
+                #expect(saved.unit == "particles")
+                #expect(saved.recordedBy == "ana")
+                await #expect(throws: StoreError.duplicate(field: "dose", value: "infusion")) {
+                    try await trial.screening.recordDose(participantID: p.id, record: dose, scope: trial.scope, now: now.addingTimeInterval(7200))
+                }
             }
             let file = try await trial.screening.file(participantID: p.id, scope: trial.scope)
             // Time zero: the infusion start, or for control the allocation (PROTOCOL.md).
-            #expect(file.anchors["time_zero"] == (allocation.arm == "control" ? allocation.allocatedAt : infusion.startedAt))
+            #expect(file.anchors["time_zero"] == (allocation.arm == "control" ? allocation.allocatedAt : dose.startedAt))
             let schedule = try await trial.screening.schedule(participantID: p.id, scope: trial.scope, now: now.addingTimeInterval(7200))
             #expect(schedule.first { $0.visit == "screening" }?.state == .done)
             #expect(schedule.first { $0.visit == "day_7" }?.state == .upcoming)
@@ -100,10 +108,10 @@ private struct Trial {
                 if allocation.arm == "msc_ev" { infused = (p, allocation) }
             }
             let (p, allocation) = try #require(infused)
-            let input = InfusionInput(
-                productLot: "EV-7", particles: 2e10, volumeML: 90, startedAt: now.addingTimeInterval(600), stoppedAt: now.addingTimeInterval(2400),
-                rateMLPerHour: 180, interruptions: [Interruption(at: now.addingTimeInterval(1200), minutes: 4, reason: "line occlusion")])
-            _ = try await trial.screening.recordInfusion(participantID: p.id, input: input, scope: trial.scope, now: now.addingTimeInterval(3000))
+            let input = DoseRecord(
+                dose: "infusion", given: true, startedAt: now.addingTimeInterval(600), endedAt: now.addingTimeInterval(2400), lot: "EV-7", expiry: "2026-04-01",
+                recordedBy: "", recordedAt: now)
+            _ = try await trial.screening.recordDose(participantID: p.id, record: input, scope: trial.scope, now: now.addingTimeInterval(3000))
             let file = try await FluentScreeningRepository.file(participantID: p.id, scope: trial.scope, on: store.database)
             #expect(file.participant.screeningNumber == p.screeningNumber)
             #expect(file.participant.status == .randomized)
@@ -113,7 +121,11 @@ private struct Trial {
             #expect(file.consents.first?.signedAt == DateParsing.instant("2026-03-01T09:00"))
             #expect(file.validConsent != nil)
             #expect(file.allocation == allocation)
-            #expect(file.infusion == input)
+            #expect(file.doses.map(\.dose) == ["infusion"])
+            #expect(file.doses.first?.lot == "EV-7")
+            #expect(file.doses.first?.expiry == "2026-04-01")
+            #expect(file.doses.first?.startedAt == input.startedAt)
+            #expect(file.doses.first?.deviation == false)
             #expect(file.eligibilityValues["labs.meld_na"] == "32")
             #expect(file.values["transplant.donor"] == "deceased")
             #expect(file.visitDates["transplant"] == DateParsing.day("2026-03-08"))
@@ -164,7 +176,7 @@ private struct Trial {
     }
 
     @Test(arguments: TestDatabase.available)
-    func theControlArmGetsNoInfusionAndTheMSCEVArmDoes(database: TestDatabase) async throws {
+    func theControlArmGetsNoDoseAndTheMSCEVArmDoes(database: TestDatabase) async throws {
         try await database.withStore { store in
             let trial = try await Trial.make(store)
             var arms: Set<String> = []
@@ -172,19 +184,49 @@ private struct Trial {
                 let p = try await trial.ready("P-\(i)")
                 let allocation = try await trial.screening.allocate(participantID: p.id, scope: trial.scope, now: now)
                 arms.insert(allocation.arm)
-                let input = InfusionInput(
-                    productLot: "L1", particles: 1e10, volumeML: 100, startedAt: now.addingTimeInterval(600), stoppedAt: now.addingTimeInterval(2400),
-                    rateMLPerHour: 200, interruptions: [])
-                if allocation.arm == "control" {
-                    await #expect(throws: StoreError.invalid(field: "arm", rule: "the control arm receives no infusion")) {
-                        try await trial.screening.recordInfusion(participantID: p.id, input: input, scope: trial.scope, now: now.addingTimeInterval(3600))
-                    }
-                } else {
-                    _ = try await trial.screening.recordInfusion(participantID: p.id, input: input, scope: trial.scope, now: now.addingTimeInterval(3600))
-                }
+                let plan = try await trial.screening.doses(participantID: p.id, scope: trial.scope, now: now)
+                #expect(plan.map(\.dose.code) == (allocation.arm == "control" ? [] : ["infusion"]))
+                #expect(plan.first?.state == (allocation.arm == "control" ? nil : .due))
             }
             // Six allocations in blocks of 2 and 4 always reach both arms.
             #expect(arms == ["msc_ev", "control"])
+        }
+    }
+
+    /// A dose the day after its window is kept only with the deviation's reason, and flagged as a deviation; a skipped
+    /// dose needs its reason; times in the future are refused.
+    @Test(arguments: TestDatabase.available)
+    func dosesOutsideTheirWindowAreDeviationsAndSkippedDosesHaveReasons(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let trial = try await Trial.make(store)
+            var mscEV: Participant?
+            for i in 1...8 where mscEV == nil {
+                let p = try await trial.ready("D-\(i)")
+                if try await trial.screening.allocate(participantID: p.id, scope: trial.scope, now: now).arm == "msc_ev" { mscEV = p }
+            }
+            let p = try #require(mscEV)
+            let late = DoseRecord(dose: "infusion", given: true, startedAt: now.addingTimeInterval(86_400), lot: "L1", recordedBy: "", recordedAt: now)
+            let later = now.addingTimeInterval(2 * 86_400)
+            await #expect {
+                try await trial.screening.recordDose(participantID: p.id, record: late, scope: trial.scope, now: later)
+            } throws: { error in
+                guard case StoreError.invalid(field: "deviationReason", let rule) = error else { return false }
+                return rule.contains("a dose outside its window needs the reason for the deviation")
+            }
+            let future = DoseRecord(dose: "infusion", given: true, startedAt: later.addingTimeInterval(3600), lot: "L1", recordedBy: "", recordedAt: now)
+            await #expect(throws: StoreError.invalid(field: "startedAt", rule: "must not be in the future")) {
+                try await trial.screening.recordDose(participantID: p.id, record: future, scope: trial.scope, now: later)
+            }
+            await #expect(throws: StoreError.invalid(field: "reason", rule: "a dose not given is recorded with the reason")) {
+                try await trial.screening.recordDose(participantID: p.id, record: DoseRecord(dose: "infusion", given: false, recordedBy: "", recordedAt: now), scope: trial.scope, now: later)
+            }
+            var excused = late
+            excused.deviationReason = "pump failure on the day"
+            let saved = try await trial.screening.recordDose(participantID: p.id, record: excused, scope: trial.scope, now: later)
+            #expect(saved.deviation)
+            let plan = try await trial.screening.doses(participantID: p.id, scope: trial.scope, now: later)
+            #expect(plan.first?.state == .given)
+            #expect(try await AuditChain.verify(on: store.database).isIntact)
         }
     }
 
@@ -238,21 +280,18 @@ private struct Trial {
             await #expect(throws: StoreError.invalid(field: "signedAt", rule: "consent cannot be dated after the allocation (\(AuditEntry.timestamp(allocation.allocatedAt)))")) {
                 try await trial.screening.recordConsent(participantID: p.id, formVersion: "1", signedAt: now.addingTimeInterval(60), scope: trial.scope, now: now.addingTimeInterval(120))
             }
-            // An infusion before the transplant (and so before the allocation).
-            let early = InfusionInput(
-                productLot: "L1", particles: 1e10, volumeML: 100, startedAt: DateParsing.instant("2026-03-07T10:00")!, stoppedAt: DateParsing.instant("2026-03-07T11:00")!,
-                rateMLPerHour: 100, interruptions: [])
-            await #expect(throws: StoreError.self) {
-                try await trial.screening.recordInfusion(participantID: p.id, input: early, scope: trial.scope, now: now)
-            }
-            let implausible = InfusionInput(
-                productLot: "L1", particles: 1e10, volumeML: 5000, startedAt: now, stoppedAt: now.addingTimeInterval(60), rateMLPerHour: 100, interruptions: [])
+            // A dose before the allocation.
             if allocation.arm == "msc_ev" {
-                await #expect(throws: StoreError.invalid(field: "volumeML", rule: "must be more than 0 and at most 1000 mL")) {
-                    try await trial.screening.recordInfusion(participantID: p.id, input: implausible, scope: trial.scope, now: now.addingTimeInterval(120))
+                let early = DoseRecord(dose: "infusion", given: true, startedAt: DateParsing.instant("2026-03-07T10:00")!, recordedBy: "", recordedAt: now)
+                await #expect(throws: StoreError.self) {
+                    try await trial.screening.recordDose(participantID: p.id, record: early, scope: trial.scope, now: now)
+                }
+                let expired = DoseRecord(dose: "infusion", given: true, startedAt: now, lot: "L1", expiry: "2026-03-09", recordedBy: "", recordedAt: now)
+                await #expect(throws: StoreError.invalid(field: "expiry", rule: "the product had expired when the dose started")) {
+                    try await trial.screening.recordDose(participantID: p.id, record: expired, scope: trial.scope, now: now.addingTimeInterval(120))
                 }
             }
-            #expect(try await trial.screening.file(participantID: p.id, scope: trial.scope).infusion == nil)
+            #expect(try await trial.screening.file(participantID: p.id, scope: trial.scope).doses.isEmpty)
         }
     }
 

@@ -72,13 +72,18 @@ private func enterScreening(_ t: TestApp, token: String, id: String) async throw
             #expect(list.slots.filter { $0.participantId != nil }.map(\.arm) == [arm])
 
             let now = Date()
-            let infusion = #"{"productLot":"EV-1","particles":1e10,"volumeML":100,"startedAt":"\#(iso(now.addingTimeInterval(30)))","stoppedAt":"\#(iso(now.addingTimeInterval(120)))","rateMLPerHour":200}"#
-            let recorded = try await t.send(.POST, "api/v1/participants/\(id)/infusion", headers: bearer(cora), body: json(infusion))
+            let dose = #"{"dose":"infusion","startedAt":"\#(iso(now.addingTimeInterval(30)))","endedAt":"\#(iso(now.addingTimeInterval(120)))","lot":"EV-1","expiry":"2030-01-01"}"#
+            let recorded = try await t.send(.POST, "api/v1/participants/\(id)/doses", headers: bearer(cora), body: json(dose))
+            let plan = try await t.send(.GET, "api/v1/participants/\(id)/doses", headers: bearer(cora)).content.decode([ScheduledDoseDTO].self)
             if arm == "msc_ev" {
-                #expect(recorded.status == .created)
+                #expect(recorded.status == .created, "\(errorMessage(recorded))")
+                #expect(plan.map(\.state) == ["given"])
+                // Open label: the site sees the product and amount.
+                #expect(plan.first?.amount == 1e10)
             } else {
                 #expect(recorded.status == .unprocessableEntity)
-                #expect(errorMessage(recorded).contains("the control arm receives no infusion"))
+                #expect(errorMessage(recorded) == "dose: no such dose for this participant: 'infusion'")
+                #expect(plan.isEmpty)
             }
             let schedule = try await t.send(.GET, "api/v1/participants/\(id)/schedule", headers: bearer(cora)).content.decode([ScheduledVisitDTO].self)
             #expect(schedule.first { $0.visit == "screening" }?.state == "done")
@@ -100,7 +105,9 @@ private func enterScreening(_ t: TestApp, token: String, id: String) async throw
                 ("consents", #"{"formVersion":"1","signedAt":"yesterday"}"#, "signedAt: must be a date and time"),
                 ("consents", #"{"formVersion":"1"}"#, "signedAt: is required"),
                 ("consents/withdrawal", #"{"withdrawnAt":"2026-01-01T09:00","scope":"everything"}"#, "scope: must be one of no_further_data, no_further_contact"),
-                ("infusion", #"{"productLot":"L","particles":"many","volumeML":100,"startedAt":"2026-01-01T09:00","stoppedAt":"2026-01-01T10:00","rateMLPerHour":100}"#, "particles: must be a number"),
+                ("doses", #"{"dose":"infusion","startedAt":"2026-01-01T09:00","weightKg":"heavy"}"#, "weightKg: must be a number"),
+                ("doses", #"{"dose":"infusion","skipped":true,"reason":"fever","lot":"L1"}"#, "lot: a skipped dose has no lot"),
+                ("doses", #"{"dose":"infusion","startedAt":"2026-01-01T09:00","colour":"red"}"#, "colour: unknown field"),
             ]
             for (path, body, message) in cases {
                 let response = try await t.send(.POST, "api/v1/participants/\(id)/\(path)", headers: bearer(cora), body: json(body))

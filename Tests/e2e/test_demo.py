@@ -33,9 +33,10 @@ class DemoTrial(unittest.TestCase):
                     self.assertEqual(scalar(casebook, "SELECT COUNT(*) FROM lab_results"), counts["labs"])
                     self.assertGreater(counts["randomized"], 10)
                     self.assertGreater(counts["failed"], 0)
-                    # Every randomized participant has a 24-hour assessment; infusions only in the MSC-EV arm.
+                    # Every randomized participant has a 24-hour assessment; doses only in the MSC-EV arm, and every one of its participants has one.
                     self.assertEqual(scalar(casebook, "SELECT COUNT(*) FROM form_records WHERE form_code = 'toxicity_24h'"), counts["randomized"])
-                    self.assertEqual(scalar(casebook, "SELECT COUNT(*) FROM infusions i JOIN randomization_slots s ON s.participant_id = i.participant_id WHERE s.arm <> 'msc_ev'"), 0)
+                    self.assertEqual(scalar(casebook, "SELECT COUNT(*) FROM doses i JOIN randomization_slots s ON s.participant_id = i.participant_id WHERE s.arm <> 'msc_ev'"), 0)
+                    self.assertEqual(scalar(casebook, "SELECT COUNT(*) FROM doses"), scalar(casebook, "SELECT COUNT(*) FROM randomization_slots WHERE arm = 'msc_ev' AND participant_id IS NOT NULL"))
                     self.assertIn("intact", casebook.cli("audit", "verify").stdout)
                 finally:
                     casebook.stop()

@@ -97,12 +97,13 @@ class ScreeningToInfusion(unittest.TestCase):
         arm = WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "allocated-arm")))
         self.assertIn("Allocated to MSC-EV", arm.text)
 
-        for field, value in {"productLot": "EV-2026-007", "particles": "10000000000", "volumeML": "100",
-                             "startedAt": now_text(1), "stoppedAt": now_text(3), "rateMLPerHour": "200"}.items():
+        for field, value in {"startedAt": now_text(1), "endedAt": now_text(3), "lot": "EV-2026-007", "expiry": "2030-01-31"}.items():
             d.find_element(By.ID, field).send_keys(value)
-        submit(d, d.find_element(By.ID, "record-infusion"))
-        record = WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "infusion-record")))
-        self.assertIn("Lot EV-2026-007: 1×10^10 particles in 100 mL", record.text)
+        submit(d, d.find_element(By.ID, "record-dose"))
+        record = WebDriverWait(d, 10).until(EC.text_to_be_present_in_element((By.ID, "dose-infusion"), "given"))
+        self.assertTrue(record)
+        text = d.find_element(By.ID, "dose-infusion").text
+        self.assertIn("lot EV-2026-007, expiry 2030-01-31, 1×10^10 particles", text)
         schedule = d.find_element(By.ID, "visit-schedule").text
         self.assertIn("Safety 24 h", schedule)
         self.assertIn("upcoming", schedule)

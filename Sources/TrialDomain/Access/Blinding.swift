@@ -3,8 +3,9 @@ import Foundation
 /// Who may see allocations. In an open-label study (registry masking NONE) everyone who reads participants does;
 /// in a masked one only the unblinded roles do.
 public enum Blinding {
-    /// Roles that see arms in a masked study: the data monitoring committee's viewer.
-    public static let unblindedRoles: Set<Role> = [.dsmbViewer]
+    /// Roles that see arms in a masked study: the pharmacist who prepares the product, the independent statistician
+    /// and the data monitoring committee's viewer.
+    public static let unblindedRoles: Set<Role> = [.dsmbViewer, .pharmacist, .independentStatistician]
 
     public static func isMasked(_ study: StudyDefinition) -> Bool {
         study.identity.masking.uppercased() != "NONE"

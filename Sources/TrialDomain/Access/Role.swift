@@ -9,6 +9,10 @@ public enum Role: String, CaseIterable, Codable, Sendable {
     case dataManager = "data-manager"
     case statistician
     case dsmbViewer = "dsmb-viewer"
+    /// Unblinded: prepares the product and records doses with their lot and expiry.
+    case pharmacist
+    /// Unblinded: analyses by arm for the data monitoring committee.
+    case independentStatistician = "independent-statistician"
 
     public var title: String {
         switch self {
@@ -19,6 +23,8 @@ public enum Role: String, CaseIterable, Codable, Sendable {
         case .dataManager: "Data manager"
         case .statistician: "Statistician"
         case .dsmbViewer: "DSMB viewer"
+        case .pharmacist: "Pharmacist"
+        case .independentStatistician: "Independent statistician"
         }
     }
 
@@ -40,6 +46,8 @@ public enum Permission: String, CaseIterable, Sendable {
     case readAudit
     case viewRandomizationList
     case manageStudy
+    /// Record a dose given or skipped.
+    case recordDoses
 }
 
 public enum AccessPolicy {
@@ -47,10 +55,11 @@ public enum AccessPolicy {
         switch role {
         case .admin: [.manageUsers, .manageSites, .readAudit, .manageStudy]
         case .dataManager: [.readParticipants, .writeParticipants, .readAudit, .manageStudy]
-        case .investigator, .coordinator: [.readParticipants, .writeParticipants, .readAudit]
+        case .investigator, .coordinator: [.readParticipants, .writeParticipants, .readAudit, .recordDoses]
         case .monitor: [.readParticipants, .readAudit]
         case .statistician: [.readParticipants, .viewRandomizationList]
-        case .dsmbViewer: [.readParticipants]
+        case .dsmbViewer, .independentStatistician: [.readParticipants]
+        case .pharmacist: [.readParticipants, .recordDoses]
         }
     }
 

@@ -2,14 +2,20 @@ import Foundation
 
 /// When each of a participant's anchors happened, from their data, allocation and infusion.
 public enum AnchorTimes {
+    /// `doses`: when each dose was given, by dose code. `armHasDoses`: whether the participant's arm has a dose plan
+    /// (nil before allocation).
     public static func resolve(
-        study: StudyDefinition, values: [String: String], allocatedAt: Date?, infusionStart: Date?, armHasIntervention: Bool?
+        study: StudyDefinition, values: [String: String], allocatedAt: Date?, doses: [String: Date] = [:], armHasDoses: Bool?
     ) -> [String: Date] {
-        var times: [String: Date] = [:]
+        var times: [String: Date] = doses
         for anchor in study.anchors {
             switch anchor.source {
             case "allocation"?: times[anchor.code] = allocatedAt
-            case "infusion"?: times[anchor.code] = armHasIntervention == false ? allocatedAt : infusionStart
+            case "first_dose"?, "infusion"?: times[anchor.code] = armHasDoses == false ? allocatedAt : doses.values.min()
+            case let source? where source.hasPrefix("dose:"):
+                let code = String(source.dropFirst(5))
+                let planned = study.arms.contains { ($0.doses ?? []).contains { $0.code == code } }
+                times[anchor.code] = doses[code] ?? (armHasDoses == false || !planned ? allocatedAt : nil)
             case let field?:
                 if let raw = values[field] { times[anchor.code] = DateParsing.instant(raw) ?? DateParsing.day(raw) }
             case nil: break

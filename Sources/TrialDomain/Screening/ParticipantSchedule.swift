@@ -26,10 +26,11 @@ public struct ScheduledVisit: Codable, Equatable, Sendable {
 
 /// One participant's expected visits, from their anchor times and the visits they have data for.
 public enum ParticipantSchedule {
+    /// `arm`: the participant's arm; visits limited to other arms are left out (none are before allocation).
     public static func build(
-        study: StudyDefinition, anchors: [String: Date], done: [String: Date], now: Date
+        study: StudyDefinition, anchors: [String: Date], done: [String: Date], now: Date, arm: String? = nil
     ) -> [ScheduledVisit] {
-        study.visits.map { visit in
+        study.visits.filter { v in v.arms.map { arms in arm.map(arms.contains) ?? false } ?? true }.map { visit in
             var target: Date?, start: Date?, end: Date?
             if let anchor = visit.anchor, let offset = visit.target, let base = anchors[anchor] {
                 target = base.addingTimeInterval(offset.seconds)

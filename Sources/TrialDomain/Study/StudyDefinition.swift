@@ -276,14 +276,17 @@ public struct Arm: Codable, Equatable, Sendable {
     public var ratio: Int
     public var interventions: [String]
     public var description: String?
+    /// The doses this arm receives, in order; none for an arm without intervention.
+    public var doses: [PlannedDose]?
 
-    public init(code: String, name: String, type: String, ratio: Int, interventions: [String], description: String? = nil) {
+    public init(code: String, name: String, type: String, ratio: Int, interventions: [String], description: String? = nil, doses: [PlannedDose]? = nil) {
         self.code = code
         self.name = name
         self.type = type
         self.ratio = ratio
         self.interventions = interventions
         self.description = description
+        self.doses = doses
     }
 }
 
@@ -347,7 +350,9 @@ public struct Anchor: Codable, Equatable, Sendable {
     public var label: String
     public var description: String?
     /// Where a participant's time for this anchor comes from: a date field (`form.field`), `allocation`,
-    /// or `infusion` (the infusion start; for an arm that receives no intervention, the allocation).
+    /// `first_dose` (the first dose given; for an arm without doses, the allocation), or `dose:CODE` (that dose;
+    /// the allocation for an arm whose plan lacks it). `infusion` is read as `first_dose`.
+    /// Every dose code is an anchor too, without being listed.
     /// Anchors are listed in the order they must happen.
     public var source: String?
 
@@ -378,14 +383,17 @@ public struct Visit: Codable, Equatable, Sendable {
     public var window: VisitWindow?
     /// For visits that define an anchor when they happen (transplant, allocation, infusion).
     public var defines: String?
+    /// The arms whose participants have this visit; all arms when absent.
+    public var arms: [String]?
 
-    public init(code: String, name: String, anchor: String? = nil, target: Offset? = nil, window: VisitWindow? = nil, defines: String? = nil) {
+    public init(code: String, name: String, anchor: String? = nil, target: Offset? = nil, window: VisitWindow? = nil, defines: String? = nil, arms: [String]? = nil) {
         self.code = code
         self.name = name
         self.anchor = anchor
         self.target = target
         self.window = window
         self.defines = defines
+        self.arms = arms
     }
 }
 

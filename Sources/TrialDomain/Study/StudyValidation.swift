@@ -94,20 +94,46 @@ public enum StudyValidator {
 
         unique(study.anchors.map(\.code), "anchors")
         let anchors = Set(study.anchors.map(\.code))
+        let doseCodes = DoseRules.codes(of: study)
         for anchor in study.anchors {
-            guard let source = anchor.source, source != "allocation", source != "infusion" else { continue }
+            guard let source = anchor.source, !["allocation", "infusion", "first_dose"].contains(source) else { continue }
+            if source.hasPrefix("dose:") {
+                if !doseCodes.contains(String(source.dropFirst(5))) { add("anchors[\(anchor.code)].source", "names unknown dose '\(source.dropFirst(5))'") }
+                continue
+            }
             let parts = source.split(separator: ".").map(String.init)
             let field = parts.count == 2 ? study.form(parts[0])?.field(parts[1]) : nil
             if field == nil {
-                add("anchors[\(anchor.code)].source", "must be allocation, infusion or a form.field; '\(source)' is none of these")
+                add("anchors[\(anchor.code)].source", "must be allocation, first_dose, dose:CODE or a form.field; '\(source)' is none of these")
             } else if field?.type != .date && field?.type != .datetime {
                 add("anchors[\(anchor.code)].source", "'\(source)' is not a date field")
+            }
+        }
+        for code in doseCodes where anchors.contains(code) { add("arms", "dose code '\(code)' is also an anchor's code; a dose is an anchor of its own") }
+        let armCodes = Set(study.arms.map(\.code))
+        let timeCodes = anchors.union(doseCodes)
+        for arm in study.arms {
+            let doses = arm.doses ?? []
+            unique(doses.map(\.code), "arms[\(arm.code)].doses")
+            for dose in doses {
+                let path = "arms[\(arm.code)].doses[\(dose.code)]"
+                if !study.interventions.contains(where: { $0.code == dose.product }) { add("\(path).product", "names unknown intervention '\(dose.product)'") }
+                if !(dose.amount > 0 && dose.amount.isFinite) { add("\(path).amount", "must be more than 0") }
+                if dose.unit.trimmingCharacters(in: .whitespaces).isEmpty { add("\(path).unit", "must not be empty") }
+                if !timeCodes.contains(dose.anchor) { add("\(path).anchor", "names unknown anchor or dose '\(dose.anchor)'") }
+                if dose.anchor == dose.code { add("\(path).anchor", "a dose cannot be timed from itself") }
+                if let window = dose.window, window.before.value < 0 || window.after.value < 0 { add("\(path).window", "must not be negative") }
+                if let visit = dose.visit, study.visit(visit) == nil { add("\(path).visit", "names unknown visit '\(visit)'") }
+                if let check = dose.check {
+                    do { _ = try ExpressionScope(study: study).checkCondition(check) } catch { add("\(path).check", "\(error)") }
+                }
             }
         }
         unique(study.visits.map(\.code), "visits")
         for visit in study.visits {
             let path = "visits[\(visit.code)]"
-            if let anchor = visit.anchor, !anchors.contains(anchor) { add("\(path).anchor", "names unknown anchor '\(anchor)'") }
+            if let anchor = visit.anchor, !timeCodes.contains(anchor) { add("\(path).anchor", "names unknown anchor '\(anchor)'") }
+            for arm in visit.arms ?? [] where !armCodes.contains(arm) { add("\(path).arms", "names unknown arm '\(arm)'") }
             if let defines = visit.defines, !anchors.contains(defines) { add("\(path).defines", "names unknown anchor '\(defines)'") }
             if visit.anchor == nil && visit.defines == nil { add(path, "needs an anchor, or must define one") }
             if visit.anchor != nil && visit.target == nil { add("\(path).target", "a visit timed from an anchor needs a target") }

@@ -1,11 +1,12 @@
 import FluentKit
 import FluentSQL
 import Foundation
+import TrialDomain
 
 /// Every migration, in order. A shipped migration never changes: add a new one.
 public enum StoreMigrations {
     public static var all: [any AsyncMigration] {
-        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes(), M009AddListIndexes()]
+        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes(), M009AddListIndexes(), M010CreateDoses()]
     }
 }
 
@@ -350,5 +351,58 @@ struct M009AddListIndexes: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await (database as! any SQLDatabase).raw("DROP INDEX participants_number").run()
+    }
+}
+
+/// Doses as the study's arms plan them, each given (with lot, expiry and the amount worked out) or skipped with a reason.
+/// Infusions recorded before are copied as the first dose of their arm's plan in the definition in force.
+struct M010CreateDoses: AsyncMigration {
+    var name: String { "010-create-doses" }
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema("doses")
+            .id()
+            .field("participant_id", .uuid, .required, .references("participants", "id"))
+            .field("site_id", .uuid, .required, .references("sites", "id"))
+            .field("dose_code", .string, .required)
+            .field("given", .bool, .required)
+            .field("started_at", .datetime)
+            .field("ended_at", .datetime)
+            .field("lot", .string)
+            .field("expiry", .string)
+            .field("weight_kg", .double)
+            .field("amount", .double)
+            .field("unit", .string)
+            .field("deviation_reason", .string)
+            .field("deviation", .bool, .required)
+            .field("skip_reason", .string)
+            .field("recorded_by", .string, .required)
+            .field("created_at", .datetime, .required)
+            .unique(on: "participant_id", "dose_code")
+            .create()
+        let sql = database as! any SQLDatabase
+        try await sql.create(index: "doses_site").on("doses").column("site_id").run()
+        guard let definition = try await sql.raw("SELECT definition FROM study_versions ORDER BY version DESC LIMIT 1").first()?
+            .decode(column: "definition", as: String.self),
+            let study = try? JSONDecoder().decode(StudyDefinition.self, from: Data(definition.utf8))
+        else { return }
+        for row in try await sql.raw("""
+            SELECT i.participant_id, p.site_id, sl.arm, i.product_lot, i.particles, i.started_at, i.stopped_at, i.recorded_by, i.created_at
+            FROM infusions i JOIN participants p ON p.id = i.participant_id JOIN randomization_slots sl ON sl.participant_id = i.participant_id
+            """).all()
+        {
+            guard let first = DoseRules.plan(study: study, arm: try row.decode(column: "arm", as: String.self)).first else { continue }
+            try await sql.raw("""
+                INSERT INTO doses (id, participant_id, site_id, dose_code, given, started_at, ended_at, lot, amount, unit, deviation, recorded_by, created_at)
+                VALUES (\(bind: UUID.timeOrdered()), \(bind: try row.decode(column: "participant_id", as: UUID.self)), \(bind: try row.decode(column: "site_id", as: UUID.self)),
+                  \(bind: first.code), \(bind: true), \(bind: try row.decode(column: "started_at", as: Date.self)), \(bind: try row.decode(column: "stopped_at", as: Date.self)),
+                  \(bind: try row.decode(column: "product_lot", as: String.self)), \(bind: try row.decode(column: "particles", as: Double.self)), \(bind: first.unit),
+                  \(bind: false), \(bind: try row.decode(column: "recorded_by", as: String.self)), \(bind: try row.decode(column: "created_at", as: Date.self)))
+                """).run()
+        }
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema("doses").delete()
     }
 }

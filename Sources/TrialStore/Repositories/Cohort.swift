@@ -40,12 +40,11 @@ public struct FluentCohortRepository: Sendable {
         let sites: [any Encodable & Sendable] = scope.siteIDs.sorted { $0.uuidString < $1.uuidString }
         var records: [UUID: ParticipantRecord] = [:]
         var order: [UUID] = []
-        var infusionStarts: [UUID: Date] = [:]
+        var doseTimes: [UUID: [String: Date]] = [:]
         for row in try await sql.raw("""
-            SELECT p.id, p.screening_number, s.code AS site_code, sl.arm, sl.allocated_at, i.started_at
+            SELECT p.id, p.screening_number, s.code AS site_code, sl.arm, sl.allocated_at
             FROM participants p JOIN sites s ON s.id = p.site_id
             LEFT JOIN randomization_slots sl ON sl.participant_id = p.id
-            LEFT JOIN infusions i ON i.participant_id = p.id
             WHERE p.deleted_at IS NULL AND p.site_id IN (\(binds: sites))
             ORDER BY p.screening_number
             """).all()
@@ -54,11 +53,17 @@ public struct FluentCohortRepository: Sendable {
             let record = ParticipantRecord(
                 id: id, screeningNumber: try row.decode(column: "screening_number", as: String.self), site: try row.decode(column: "site_code", as: String.self),
                 arm: try row.decode(column: "arm", as: String?.self), allocatedAt: try row.decode(column: "allocated_at", as: Date?.self))
-            infusionStarts[id] = try row.decode(column: "started_at", as: Date?.self)
             records[id] = record
             order.append(id)
         }
         guard !records.isEmpty else { return [] }
+        for row in try await sql.raw("""
+            SELECT participant_id, dose_code, started_at FROM doses WHERE site_id IN (\(binds: sites)) AND given = \(bind: true)
+            """).all()
+        {
+            guard let started = try row.decode(column: "started_at", as: Date?.self) else { continue }
+            doseTimes[try row.decode(column: "participant_id", as: UUID.self), default: [:]][try row.decode(column: "dose_code", as: String.self)] = started
+        }
 
         let anchorForms = study.anchors.compactMap { $0.source?.split(separator: ".").first.map(String.init) }
         let forms = needs.forms.union(anchorForms)
@@ -111,15 +116,14 @@ public struct FluentCohortRepository: Sendable {
         let eligibilityVisit = study.eligibilityVisit
         return order.map { id in
             var record = records[id]!
-            let infusionStart = infusionStarts[id]
             // The eligibility visit's values take precedence, as in a participant's file.
             var values: [String: String] = [:]
             for entry in record.forms.sorted(by: { ($0.visit == eligibilityVisit ? 1 : 0, $0.recordedAt) < ($1.visit == eligibilityVisit ? 1 : 0, $1.recordedAt) }) {
                 for (key, value) in entry.values { values["\(entry.form).\(key)"] = value }
             }
-            let armHasIntervention = record.arm.map { arm in !(study.arms.first { $0.code == arm }?.interventions.isEmpty ?? true) }
+            let armHasDoses = record.arm.map { !DoseRules.plan(study: study, arm: $0).isEmpty }
             record.anchors = AnchorTimes.resolve(
-                study: study, values: values, allocatedAt: record.allocatedAt, infusionStart: infusionStart, armHasIntervention: armHasIntervention)
+                study: study, values: values, allocatedAt: record.allocatedAt, doses: doseTimes[id] ?? [:], armHasDoses: armHasDoses)
             return record
         }
     }

@@ -153,8 +153,7 @@ public struct FluentFormRecordRepository: FormRecordRepository {
             for (key, value) in clean { values["\(form.code).\(key)"] = value }
         }
         let anchors = AnchorTimes.resolve(
-            study: file.study, values: values, allocatedAt: file.allocation?.allocatedAt, infusionStart: file.infusion?.startedAt,
-            armHasIntervention: file.armHasIntervention)
+            study: file.study, values: values, allocatedAt: file.allocation?.allocatedAt, doses: file.doseTimes, armHasDoses: file.armHasDoses)
         if let problem = AnchorTimes.firstOutOfOrder(study: file.study, times: anchors) {
             let sources = [problem.later.source, problem.earlier.source].compactMap { $0 }
             let field = forms.lazy.compactMap { form in

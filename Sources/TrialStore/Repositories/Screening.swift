@@ -26,36 +26,6 @@ public struct Allocation: Codable, Equatable, Sendable {
     public var allocatedBy: String
 }
 
-public struct Interruption: Codable, Equatable, Sendable {
-    public var at: Date
-    public var minutes: Double
-    public var reason: String
-    public init(at: Date, minutes: Double, reason: String) {
-        self.at = at
-        self.minutes = minutes
-        self.reason = reason
-    }
-}
-
-public struct InfusionInput: Codable, Equatable, Sendable {
-    public var productLot: String
-    public var particles: Double
-    public var volumeML: Double
-    public var startedAt: Date
-    public var stoppedAt: Date
-    public var rateMLPerHour: Double
-    public var interruptions: [Interruption]
-    public init(productLot: String, particles: Double, volumeML: Double, startedAt: Date, stoppedAt: Date, rateMLPerHour: Double, interruptions: [Interruption]) {
-        self.productLot = productLot
-        self.particles = particles
-        self.volumeML = volumeML
-        self.startedAt = startedAt
-        self.stoppedAt = stoppedAt
-        self.rateMLPerHour = rateMLPerHour
-        self.interruptions = interruptions
-    }
-}
-
 public struct ScreeningLog: Codable, Equatable, Sendable {
     public struct Failure: Codable, Equatable, Sendable {
         public var screeningNumber: String
@@ -81,21 +51,34 @@ public struct ParticipantFile: Sendable {
     public var consents: [ConsentRecord]
     public var lastDecision: String?
     public var allocation: Allocation?
-    public var infusion: InfusionInput?
+    /// Doses given or skipped, in the order recorded.
+    public var doses: [DoseRecord]
     public var visitDates: [String: Date]
+    /// Each visit's form values, `form.field`, for rules that read one visit first (a dose's pre-dose check).
+    public var visitValues: [String: [String: String]]
 
     public var validConsent: ConsentRecord? {
         consents.last { $0.withdrawnAt == nil && $0.formVersion == study.consent.current }
     }
 
-    public var armHasIntervention: Bool? {
-        allocation.map { a in !(study.arms.first { $0.code == a.arm }?.interventions.isEmpty ?? true) }
+    /// The participant's dose plan: their arm's, empty before allocation.
+    public var dosePlan: [PlannedDose] { DoseRules.plan(study: study, arm: allocation?.arm) }
+
+    public var armHasDoses: Bool? { allocation.map { _ in !dosePlan.isEmpty } }
+
+    /// When each dose was given, by dose code.
+    public var doseTimes: [String: Date] {
+        Dictionary(doses.compactMap { d in d.startedAt.map { (d.dose, $0) } }, uniquingKeysWith: { a, _ in a })
     }
 
     public var anchors: [String: Date] {
-        AnchorTimes.resolve(
-            study: study, values: values, allocatedAt: allocation?.allocatedAt, infusionStart: infusion?.startedAt,
-            armHasIntervention: armHasIntervention)
+        AnchorTimes.resolve(study: study, values: values, allocatedAt: allocation?.allocatedAt, doses: doseTimes, armHasDoses: armHasDoses)
+    }
+
+    /// Values with one visit's own taking precedence.
+    public func values(atVisit visit: String?) -> [String: String] {
+        guard let visit, let own = visitValues[visit] else { return values }
+        return values.merging(own) { _, new in new }
     }
 }
 
@@ -168,11 +151,9 @@ public struct FluentScreeningRepository: Sendable {
         guard let row = try await sql.raw("""
             SELECT p.site_id, p.screening_number, p.status, p.created_at, p.updated_at, s.code AS site_code,
               (SELECT outcome FROM eligibility_reviews WHERE participant_id = p.id ORDER BY decided_at DESC LIMIT 1) AS decision,
-              sl.arm, sl.stratum, sl.position, sl.allocated_at, sl.allocated_by,
-              i.product_lot, i.particles, i.volume_ml, i.started_at, i.stopped_at, i.rate_ml_per_hour, i.interruptions
+              sl.arm, sl.stratum, sl.position, sl.allocated_at, sl.allocated_by
             FROM participants p JOIN sites s ON s.id = p.site_id
             LEFT JOIN randomization_slots sl ON sl.participant_id = p.id
-            LEFT JOIN infusions i ON i.participant_id = p.id
             WHERE p.id = \(bind: participantID) AND p.deleted_at IS NULL
             """).first(), scope.siteIDs.contains(try row.decode(column: "site_id", as: UUID.self))
         else { throw StoreError.notFound(entity: "participant", id: participantID.uuidString) }
@@ -187,6 +168,7 @@ public struct FluentScreeningRepository: Sendable {
         guard let study = current else { throw StoreError.notFound(entity: "study", id: "current") }
         let eligibilityVisit = study.eligibilityVisit
         var values: [String: String] = [:], eligibilityValues: [String: String] = [:], visitDates: [String: Date] = [:]
+        var visitValues: [String: [String: String]] = [:]
         var versions: [Int: StudyDefinition] = [study.version: study]
         let records = try await sql.raw("""
             SELECT visit_code, form_code, study_version, data, created_at FROM form_records WHERE participant_id = \(bind: participantID) ORDER BY created_at
@@ -199,6 +181,7 @@ public struct FluentScreeningRepository: Sendable {
             let form = versions[studyVersion]?.form(formCode)
             for (key, value) in data {
                 let name = "\(formCode).\(key)"
+                visitValues[visitCode, default: [:]][name] = value
                 if visitCode == eligibilityVisit { eligibilityValues[name] = value; values[name] = value }
                 else if values[name] == nil || eligibilityValues[name] == nil { values[name] = value }
             }
@@ -217,18 +200,25 @@ public struct FluentScreeningRepository: Sendable {
                 withdrawalScope: try $0.decode(column: "withdrawal_scope", as: String?.self).flatMap(WithdrawalScope.init(rawValue:)))
         }
         let allocation = try Self.allocation(row, participantID: participantID)
-        var infusion: InfusionInput?
-        if let lot = try row.decode(column: "product_lot", as: String?.self) {
-            infusion = InfusionInput(
-                productLot: lot, particles: try row.decode(column: "particles", as: Double.self), volumeML: try row.decode(column: "volume_ml", as: Double.self),
-                startedAt: try row.decode(column: "started_at", as: Date.self), stoppedAt: try row.decode(column: "stopped_at", as: Date.self),
-                rateMLPerHour: try row.decode(column: "rate_ml_per_hour", as: Double.self),
-                interruptions: (try? JSONDecoder.iso.decode([Interruption].self, from: Data(try row.decode(column: "interruptions", as: String.self).utf8))) ?? [])
-        }
+        let doses = try await sql.raw("""
+            SELECT dose_code, given, started_at, ended_at, lot, expiry, weight_kg, amount, unit, deviation_reason, deviation, skip_reason, recorded_by, created_at
+            FROM doses WHERE participant_id = \(bind: participantID) ORDER BY created_at
+            """).all().map(Self.dose)
         return ParticipantFile(
             participant: participant, siteCode: try row.decode(column: "site_code", as: String.self), study: study, values: values,
             eligibilityValues: eligibilityValues, consents: consents, lastDecision: try row.decode(column: "decision", as: String?.self),
-            allocation: allocation, infusion: infusion, visitDates: visitDates)
+            allocation: allocation, doses: doses, visitDates: visitDates, visitValues: visitValues)
+    }
+
+    static func dose(_ row: any SQLRow) throws -> DoseRecord {
+        DoseRecord(
+            dose: try row.decode(column: "dose_code", as: String.self), given: try row.decode(column: "given", as: Bool.self),
+            startedAt: try row.decode(column: "started_at", as: Date?.self), endedAt: try row.decode(column: "ended_at", as: Date?.self),
+            lot: try row.decode(column: "lot", as: String?.self), expiry: try row.decode(column: "expiry", as: String?.self),
+            weightKg: try row.decode(column: "weight_kg", as: Double?.self), amount: try row.decode(column: "amount", as: Double?.self),
+            unit: try row.decode(column: "unit", as: String?.self), deviationReason: try row.decode(column: "deviation_reason", as: String?.self),
+            deviation: try row.decode(column: "deviation", as: Bool.self), skipReason: try row.decode(column: "skip_reason", as: String?.self),
+            recordedBy: try row.decode(column: "recorded_by", as: String.self), recordedAt: try row.decode(column: "created_at", as: Date.self))
     }
 
     /// A slot's allocation from a row with its `arm`, `stratum`, `position`, `allocated_at` and `allocated_by`; nil if
@@ -586,72 +576,76 @@ public struct FluentScreeningRepository: Sendable {
             """
     }
 
-    // MARK: Infusion
+    // MARK: Doses
 
-    public func recordInfusion(participantID: UUID, input: InfusionInput, scope: AccessScope, now: Date) async throws -> InfusionInput {
+    /// Records a dose of the participant's plan as given or skipped, in one audited write. A dose the plan does not
+    /// hold is refused without naming the arm; one outside its window needs the deviation's reason.
+    public func recordDose(participantID: UUID, record input: DoseRecord, scope: AccessScope, now: Date) async throws -> DoseRecord {
         let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
         return try await store.write { tx in
             let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, on: tx)
             guard let allocation = file.allocation else { throw StoreError.invalid(field: "allocation", rule: "the participant has not been allocated") }
-            guard let arm = file.study.arms.first(where: { $0.code == allocation.arm }), !arm.interventions.isEmpty else {
-                throw StoreError.invalid(field: "arm", rule: "the \(allocation.arm) arm receives no infusion")
-            }
-            if file.infusion != nil { throw StoreError.duplicate(field: "infusion", value: file.participant.screeningNumber) }
-            let lot = input.productLot.trimmingCharacters(in: .whitespaces)
-            if lot.isEmpty || lot.count > 64 { throw StoreError.invalid(field: "productLot", rule: "1–64 characters") }
-            if !(input.particles > 0 && input.particles.isFinite) { throw StoreError.invalid(field: "particles", rule: "must be more than 0") }
-            // A single intravenous dose: more than a litre is not a plausible entry.
-            if !(input.volumeML > 0 && input.volumeML <= 1000) { throw StoreError.invalid(field: "volumeML", rule: "must be more than 0 and at most 1000 mL") }
-            if !(input.rateMLPerHour > 0 && input.rateMLPerHour <= 2000) { throw StoreError.invalid(field: "rateMLPerHour", rule: "must be more than 0 and at most 2000 mL/h") }
-            if input.stoppedAt < input.startedAt { throw StoreError.invalid(field: "stoppedAt", rule: "must not be before startedAt") }
-            if input.startedAt > now.addingTimeInterval(300) { throw StoreError.invalid(field: "startedAt", rule: "must not be in the future") }
-            if input.startedAt < allocation.allocatedAt {
-                throw StoreError.invalid(field: "startedAt", rule: "the infusion cannot start before the allocation (\(AuditEntry.timestamp(allocation.allocatedAt)))")
-            }
-            var anchors = file.anchors
-            anchors[file.study.anchors.first { $0.source == "infusion" }?.code ?? ""] = input.startedAt
-            if let problem = AnchorTimes.firstOutOfOrder(study: file.study, times: anchors) {
-                throw StoreError.invalid(field: "startedAt", rule: "\(problem.later.label) cannot be before \(problem.earlier.label) (\(AnchorTimes.dayText(problem.date)))")
-            }
-            for (i, interruption) in input.interruptions.enumerated() {
-                if interruption.reason.trimmingCharacters(in: .whitespaces).isEmpty {
-                    throw StoreError.invalid(field: "interruptions[\(i)].reason", rule: "every interruption needs its reason")
+            var record = input
+            record.recordedBy = scope.actor
+            record.recordedAt = now
+            do {
+                if record.given {
+                    let checked = try DoseRules.checkGiven(record, plan: file.dosePlan, anchors: file.anchors, existing: file.doses, allocatedAt: allocation.allocatedAt, now: now)
+                    try DoseRules.checkBefore(checked.dose, study: file.study, site: file.siteCode, values: file.values(atVisit: checked.dose.visit))
+                    record.amount = checked.amount
+                    record.unit = checked.dose.unit
+                    record.deviation = checked.deviation
+                    var anchors = file.anchors
+                    anchors[checked.dose.code] = record.startedAt
+                    for anchor in file.study.anchors where anchor.source == "first_dose" || anchor.source == "infusion" || anchor.source == "dose:\(checked.dose.code)" {
+                        if anchors[anchor.code] == nil { anchors[anchor.code] = record.startedAt }
+                    }
+                    if let problem = AnchorTimes.firstOutOfOrder(study: file.study, times: anchors) {
+                        throw StoreError.invalid(field: "startedAt", rule: "\(problem.later.label) cannot be before \(problem.earlier.label) (\(AnchorTimes.dayText(problem.date)))")
+                    }
+                } else {
+                    _ = try DoseRules.checkSkipped(record, plan: file.dosePlan, existing: file.doses)
                 }
-                if interruption.at < input.startedAt || interruption.at > input.stoppedAt || interruption.minutes <= 0 {
-                    throw StoreError.invalid(field: "interruptions[\(i)]", rule: "must fall between start and stop and last more than 0 minutes")
+            } catch let problem as DoseRules.Problem {
+                switch problem {
+                case .noSuchDose: throw StoreError.invalid(field: "dose", rule: "no such dose for this participant: '\(record.dose)'")
+                case .alreadyRecorded(let code): throw StoreError.duplicate(field: "dose", value: code)
+                case .invalid(let field, let rule): throw StoreError.invalid(field: field, rule: rule)
                 }
             }
-            let model = InfusionModel()
-            model.id = UUID.timeOrdered()
-            model.participantID = participantID
-            model.productLot = lot
-            model.particles = input.particles
-            model.volumeML = input.volumeML
-            model.startedAt = input.startedAt
-            model.stoppedAt = input.stoppedAt
-            model.rateMLPerHour = input.rateMLPerHour
-            model.interruptions = String(decoding: try JSONEncoder.iso.encode(input.interruptions), as: UTF8.self)
-            model.recordedBy = scope.actor
-            model.createdAt = now
-            try await model.create(on: tx)
+            let id = UUID.timeOrdered()
+            try await (tx as! any SQLDatabase).raw("""
+                INSERT INTO doses (id, participant_id, site_id, dose_code, given, started_at, ended_at, lot, expiry, weight_kg, amount, unit,
+                  deviation_reason, deviation, skip_reason, recorded_by, created_at)
+                VALUES (\(bind: id), \(bind: participantID), \(bind: file.participant.siteID), \(bind: record.dose), \(bind: record.given),
+                  \(bind: record.startedAt), \(bind: record.endedAt), \(bind: record.lot), \(bind: record.expiry), \(bind: record.weightKg),
+                  \(bind: record.amount), \(bind: record.unit), \(bind: record.deviationReason), \(bind: record.deviation), \(bind: record.skipReason),
+                  \(bind: scope.actor), \(bind: now))
+                """).run()
+            // The audit trail names the dose and what happened, not the product or amount, which a blinded reader must not see.
+            var changes: [FieldChange] = [.init(field: "dose", old: nil, new: record.dose), .init(field: "given", old: nil, new: record.given ? "yes" : "no")]
+            if let started = record.startedAt { changes.append(.init(field: "started_at", old: nil, new: AuditEntry.timestamp(started))) }
+            if let lot = record.lot { changes.append(.init(field: "lot", old: nil, new: lot)) }
+            if record.deviation { changes.append(.init(field: "deviation", old: nil, new: record.deviationReason)) }
+            if let reason = record.skipReason { changes.append(.init(field: "skip_reason", old: nil, new: reason)) }
             try await AuditChain.append(
-                on: tx, actor: scope.actor, action: .create, entity: "infusion", entityID: model.id!.uuidString, siteID: file.participant.siteID.uuidString,
-                reason: nil,
-                changes: [
-                    .init(field: "product_lot", old: nil, new: lot), .init(field: "particles", old: nil, new: String(input.particles)),
-                    .init(field: "volume_ml", old: nil, new: String(input.volumeML)), .init(field: "started_at", old: nil, new: AuditEntry.timestamp(input.startedAt)),
-                    .init(field: "stopped_at", old: nil, new: AuditEntry.timestamp(input.stoppedAt)),
-                    .init(field: "interruptions", old: nil, new: String(input.interruptions.count)),
-                ], now: now)
-            return input
+                on: tx, actor: scope.actor, action: .create, entity: "dose", entityID: id.uuidString, siteID: file.participant.siteID.uuidString,
+                reason: nil, changes: changes, now: now)
+            return record
         }
+    }
+
+    /// The participant's dose plan with each dose's state.
+    public func doses(participantID: UUID, scope: AccessScope, now: Date) async throws -> [ScheduledDose] {
+        let file = try await file(participantID: participantID, scope: scope)
+        return DoseRules.schedule(study: file.study, arm: file.allocation?.arm, anchors: file.anchors, records: file.doses, now: now)
     }
 
     // MARK: Schedule and screening log
 
     public func schedule(participantID: UUID, scope: AccessScope, now: Date) async throws -> [ScheduledVisit] {
         let file = try await file(participantID: participantID, scope: scope)
-        return ParticipantSchedule.build(study: file.study, anchors: file.anchors, done: file.visitDates, now: now)
+        return ParticipantSchedule.build(study: file.study, anchors: file.anchors, done: file.visitDates, now: now, arm: file.allocation?.arm)
     }
 
     /// The numbers a CONSORT diagram starts from, for the scope's sites: a few grouped queries, whatever the cohort's size.

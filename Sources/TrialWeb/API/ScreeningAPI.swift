@@ -25,21 +25,18 @@ struct WithdrawalBody: StrictBody {
     var reason: String?
 }
 
-struct InterruptionBody: Decodable, Sendable {
-    var at: String
-    var minutes: Double
-    var reason: String
-}
-
-struct InfusionBody: StrictBody {
-    static let fields: Set<String> = ["productLot", "particles", "volumeML", "startedAt", "stoppedAt", "rateMLPerHour", "interruptions"]
-    var productLot: String
-    var particles: Double
-    var volumeML: Double
-    var startedAt: String
-    var stoppedAt: String
-    var rateMLPerHour: Double
-    var interruptions: [InterruptionBody]?
+/// A dose given (`startedAt` …) or skipped (`skipped: true` with its `reason`).
+struct DoseBody: StrictBody {
+    static let fields: Set<String> = ["dose", "startedAt", "endedAt", "lot", "expiry", "weightKg", "deviationReason", "skipped", "reason"]
+    var dose: String
+    var startedAt: String?
+    var endedAt: String?
+    var lot: String?
+    var expiry: String?
+    var weightKg: Double?
+    var deviationReason: String?
+    var skipped: Bool?
+    var reason: String?
 }
 
 struct GenerateListBody: StrictBody {
@@ -76,27 +73,72 @@ struct AllocationDTO: Content {
     }
 }
 
-struct InfusionDTO: Content {
-    struct Stop: Content {
-        var at: String
-        var minutes: Double
-        var reason: String
+/// A dose as recorded. Product and amount only for those who may see arms.
+struct DoseRecordDTO: Content {
+    var dose: String
+    var given: Bool
+    var startedAt: String?
+    var endedAt: String?
+    var lot: String?
+    var expiry: String?
+    var weightKg: Double?
+    var amount: Double?
+    var unit: String?
+    var deviation: Bool
+    var deviationReason: String?
+    var skipReason: String?
+    var recordedBy: String
+    var recordedAt: String
+
+    init(_ r: DoseRecord, blind: Bool) {
+        dose = r.dose
+        given = r.given
+        startedAt = r.startedAt.map(iso)
+        endedAt = r.endedAt.map(iso)
+        lot = r.lot
+        expiry = r.expiry
+        weightKg = r.weightKg
+        amount = blind ? nil : r.amount
+        unit = blind ? nil : r.unit
+        deviation = r.deviation
+        deviationReason = r.deviationReason
+        skipReason = r.skipReason
+        recordedBy = r.recordedBy
+        recordedAt = iso(r.recordedAt)
     }
-    var productLot: String
-    var particles: Double
-    var volumeML: Double
-    var startedAt: String
-    var stoppedAt: String
-    var rateMLPerHour: Double
-    var interruptions: [Stop]
-    init(_ i: InfusionInput) {
-        productLot = i.productLot
-        particles = i.particles
-        volumeML = i.volumeML
-        startedAt = iso(i.startedAt)
-        stoppedAt = iso(i.stoppedAt)
-        rateMLPerHour = i.rateMLPerHour
-        interruptions = i.interruptions.map { Stop(at: iso($0.at), minutes: $0.minutes, reason: $0.reason) }
+}
+
+/// One dose of the participant's plan: when it is due and its state. In a masked study a blinded user sees the
+/// dose's code, name, timing and state, never the product, amount or whether it is a placebo.
+struct ScheduledDoseDTO: Content {
+    var dose: String
+    var name: String?
+    var product: String?
+    var amount: Double?
+    var unit: String?
+    var perKg: Bool?
+    var placebo: Bool?
+    var route: String?
+    var target: String?
+    var windowStart: String?
+    var windowEnd: String?
+    var state: String
+    var record: DoseRecordDTO?
+
+    init(_ d: ScheduledDose, blind: Bool) {
+        dose = d.dose.code
+        name = d.dose.name
+        product = blind ? nil : d.dose.product
+        amount = blind ? nil : d.dose.amount
+        unit = blind ? nil : d.dose.unit
+        perKg = blind ? nil : d.dose.perKg
+        placebo = blind ? nil : d.dose.placebo
+        route = d.dose.route
+        target = d.target.map(iso)
+        windowStart = d.windowStart.map(iso)
+        windowEnd = d.windowEnd.map(iso)
+        state = d.state.rawValue
+        record = d.record.map { DoseRecordDTO($0, blind: blind) }
     }
 }
 
@@ -162,8 +204,8 @@ enum ScreeningAPI {
         api.post("participants", ":id", "consents", "withdrawal", use: withdraw)
         api.get("participants", ":id", "allocation", use: allocation)
         api.post("participants", ":id", "allocation", use: allocate)
-        api.get("participants", ":id", "infusion", use: infusion)
-        api.post("participants", ":id", "infusion", use: recordInfusion)
+        api.get("participants", ":id", "doses", use: doses)
+        api.post("participants", ":id", "doses", use: recordDose)
         api.get("participants", ":id", "schedule", use: schedule)
         api.get("screening-log", use: screeningLog)
         api.get("randomization", "list", use: list)
@@ -230,27 +272,35 @@ enum ScreeningAPI {
         return AllocationDTO(try await req.screening.allocate(participantID: try APIController.participantID(req), scope: user.scope, now: Date()))
     }
 
-    static func infusion(req: Request) async throws -> InfusionDTO {
+    static func doses(req: Request) async throws -> [ScheduledDoseDTO] {
         let user = try req.user
         try user.require(.readParticipants)
-        guard let infusion = try await req.screening.file(participantID: try APIController.participantID(req), scope: user.scope).infusion else {
-            throw StoreError.notFound(entity: "infusion", id: "of this participant")
-        }
-        return InfusionDTO(infusion)
+        let id = try APIController.participantID(req)
+        let blind = !Blinding.seesArms(user.account.role, study: try await req.currentStudy())
+        return try await req.screening.doses(participantID: id, scope: user.scope, now: Date()).map { ScheduledDoseDTO($0, blind: blind) }
     }
 
-    static func recordInfusion(req: Request) async throws -> Response {
+    static func doseRecord(_ body: DoseBody) throws -> DoseRecord {
+        if body.skipped == true {
+            for (field, value) in [("startedAt", body.startedAt), ("endedAt", body.endedAt), ("lot", body.lot), ("expiry", body.expiry)] where value != nil {
+                throw StoreError.invalid(field: field, rule: "a skipped dose has no \(field); give only dose, skipped and reason")
+            }
+            return DoseRecord(dose: body.dose, given: false, skipReason: body.reason, recordedBy: "", recordedAt: Date())
+        }
+        if body.reason != nil { throw StoreError.invalid(field: "reason", rule: "only a skipped dose has a reason; a dose outside its window takes deviationReason") }
+        guard let started = body.startedAt else { throw StoreError.invalid(field: "startedAt", rule: "is required for a dose given (or send skipped: true with a reason)") }
+        return DoseRecord(
+            dose: body.dose, given: true, startedAt: try instant(started, field: "startedAt"), endedAt: try body.endedAt.map { try instant($0, field: "endedAt") },
+            lot: body.lot, expiry: body.expiry, weightKg: body.weightKg, deviationReason: body.deviationReason, recordedBy: "", recordedAt: Date())
+    }
+
+    static func recordDose(req: Request) async throws -> Response {
         let user = try req.user
-        try user.require(.writeParticipants)
-        let body = try req.strictBody(InfusionBody.self)
-        let input = InfusionInput(
-            productLot: body.productLot, particles: body.particles, volumeML: body.volumeML, startedAt: try instant(body.startedAt, field: "startedAt"),
-            stoppedAt: try instant(body.stoppedAt, field: "stoppedAt"), rateMLPerHour: body.rateMLPerHour,
-            interruptions: try (body.interruptions ?? []).enumerated().map { i, stop in
-                Interruption(at: try instant(stop.at, field: "interruptions[\(i)].at"), minutes: stop.minutes, reason: stop.reason)
-            })
-        let saved = try await req.screening.recordInfusion(participantID: try APIController.participantID(req), input: input, scope: user.scope, now: Date())
-        return try await InfusionDTO(saved).encodeResponse(status: .created, for: req)
+        try user.require(.recordDoses)
+        let record = try doseRecord(try req.strictBody(DoseBody.self))
+        let saved = try await req.screening.recordDose(participantID: try APIController.participantID(req), record: record, scope: user.scope, now: Date())
+        let blind = !Blinding.seesArms(user.account.role, study: try await req.currentStudy())
+        return try await DoseRecordDTO(saved, blind: blind).encodeResponse(status: .created, for: req)
     }
 
     static func schedule(req: Request) async throws -> [ScheduledVisitDTO] {

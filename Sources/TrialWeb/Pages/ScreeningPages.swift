@@ -15,25 +15,24 @@ struct WithdrawalForm: Content {
     var reason: String?
 }
 
-struct InfusionForm: Content {
-    var productLot: String
-    var particles: String
-    var volumeML: String
-    var startedAt: String
-    var stoppedAt: String
-    var rateMLPerHour: String
-    var interruptionAt: String?
-    var interruptionMinutes: String?
-    var interruptionReason: String?
+struct DoseForm: Content {
+    var dose: String
+    var startedAt: String?
+    var endedAt: String?
+    var lot: String?
+    var expiry: String?
+    var weightKg: String?
+    var deviationReason: String?
+    var skipReason: String?
 }
 
-/// The steps from screening to infusion on a participant's page, and the trial-level screening log and list.
+/// The steps from screening to the doses on a participant's page, and the trial-level screening log and list.
 enum ScreeningPages {
-    /// Panels for the participant page: eligibility, consent, allocation, infusion and schedule.
+    /// Panels for the participant page: eligibility, consent, allocation, doses and schedule.
     static func panels(req: Request, user: CurrentUser, file: ParticipantFile) async throws -> Node<HTML.BodyContext> {
         let participant = file.participant
         let assessment = try EligibilityAssessment.assess(study: file.study, site: file.siteCode, values: file.eligibilityValues)
-        let schedule = ParticipantSchedule.build(study: file.study, anchors: file.anchors, done: file.visitDates, now: Date())
+        let schedule = ParticipantSchedule.build(study: file.study, anchors: file.anchors, done: file.visitDates, now: Date(), arm: file.allocation?.arm)
         let canWrite = AccessPolicy.allows(user.account.role, .writeParticipants)
         let base = "/participants/\(participant.id.uuidString)"
         return .group(
@@ -69,21 +68,7 @@ enum ScreeningPages {
                             .form(.method(.post), .action("\(base)/allocation"), Layout.csrfField(user),
                                 .button(.type(.submit), .id("allocate"), .text("Allocate")))))))
             ,
-            .if(file.allocation != nil,
-                .div(.class("card"), .id("infusion"),
-                    .h2(.text("Infusion")),
-                    .unwrap(file.infusion, { i in
-                        .p(.id("infusion-record"), .text("Lot \(i.productLot): \(Dose(amount: i.particles, unit: "particles", volume: i.volumeML, volumeUnit: "mL").summary), \(iso(i.startedAt)) to \(iso(i.stoppedAt)) at \(FormValidator.format(i.rateMLPerHour)) mL/h; \(i.interruptions.count) interruptions."))
-                    }, else: .if(file.armHasIntervention == true && canWrite,
-                        .form(.method(.post), .action("\(base)/infusion"), Layout.csrfField(user),
-                            Layout.field("Product lot", id: "productLot"), Layout.field("Particles", id: "particles"), Layout.field("Volume (mL)", id: "volumeML"),
-                            Layout.field("Started at (UTC)", id: "startedAt"), Layout.field("Stopped at (UTC)", id: "stoppedAt"),
-                            Layout.field("Rate (mL/h)", id: "rateMLPerHour"),
-                            Layout.field("Interruption at (optional)", id: "interruptionAt", required: false),
-                            Layout.field("Interruption minutes", id: "interruptionMinutes", required: false),
-                            Layout.field("Interruption reason", id: "interruptionReason", required: false),
-                            .button(.type(.submit), .id("record-infusion"), .text("Record infusion"))),
-                        else: .p(.id("no-infusion"), .text(file.armHasIntervention == false ? "The \(armName(file.study, file.allocation?.arm ?? "")) arm receives no infusion; time zero is the allocation." : "")))))),
+            .if(file.allocation != nil, dosePanel(file: file, user: user, canRecord: AccessPolicy.allows(user.account.role, .recordDoses), base: base)),
             .div(.class("card"),
                 .h2(.text("Visit schedule")),
                 .table(.id("visit-schedule"),
@@ -94,6 +79,44 @@ enum ScreeningPages {
                             .td(.text([v.windowStart, v.windowEnd].compactMap { $0.map(iso) }.joined(separator: " – "))),
                             .td(.text(v.doneAt.map(iso) ?? "")), .td(.class(v.state.rawValue), .text(v.state.rawValue.replacingOccurrences(of: "_", with: " "))))
                     }))))
+    }
+
+    /// The participant's doses: each with its window and state, and a form to record one given or skipped.
+    static func dosePanel(file: ParticipantFile, user: CurrentUser, canRecord: Bool, base: String) -> Node<HTML.BodyContext> {
+        let doses = DoseRules.schedule(study: file.study, arm: file.allocation?.arm, anchors: file.anchors, records: file.doses, now: Date())
+        let blind = !Blinding.seesArms(user.account.role, study: file.study)
+        let open = doses.filter { $0.record == nil }
+        func describe(_ d: ScheduledDose) -> String {
+            guard let r = d.record else { return d.state.rawValue.replacingOccurrences(of: "_", with: " ") }
+            if !r.given { return "skipped: \(r.skipReason ?? "")" }
+            var text = "given \(r.startedAt.map(iso) ?? "")" + (r.lot.map { ", lot \($0)" } ?? "") + (r.expiry.map { ", expiry \($0)" } ?? "")
+            if !blind, let amount = r.amount { text += ", \(Dose.number(amount)) \(r.unit ?? "")" }
+            if r.deviation { text += "; out of window: \(r.deviationReason ?? "")" }
+            return text
+        }
+        return .div(.class("card"), .id("doses"),
+            .h2(.text("Doses")),
+            .if(doses.isEmpty, .p(.id("no-doses"), .text("This participant's plan has no doses; time zero is the allocation."))),
+            .if(!doses.isEmpty,
+                .table(.id("dose-table"),
+                    .thead(.tr(.th(.text("Dose")), .th(.text("Target")), .th(.text("Window")), .th(.text("State")))),
+                    .tbody(.forEach(doses) { d in
+                        .tr(.id("dose-\(Layout.escape(d.dose.code))"),
+                            .td(.text(d.dose.name ?? d.dose.code)), .td(.text(d.target.map(iso) ?? "")),
+                            .td(.text([d.windowStart, d.windowEnd].compactMap { $0.map(iso) }.joined(separator: " – "))),
+                            .td(.class(d.state.rawValue), .text(describe(d))))
+                    }))),
+            .if(canRecord && !open.isEmpty,
+                .form(.method(.post), .action("\(base)/doses"), .id("dose-form"), Layout.csrfField(user),
+                    Layout.select("Dose", id: "dose", options: open.map { ($0.dose.code, $0.dose.name ?? $0.dose.code, false) }),
+                    Layout.field("Started at (yyyy-MM-ddTHH:mm, UTC)", id: "startedAt", required: false),
+                    Layout.field("Ended at (UTC)", id: "endedAt", required: false),
+                    Layout.field("Product lot", id: "lot", required: false),
+                    Layout.field("Expiry (yyyy-MM-dd)", id: "expiry", required: false),
+                    Layout.field("Weight (kg), for a dose per kg", id: "weightKg", required: false),
+                    Layout.field("Reason for giving it outside its window", id: "deviationReason", required: false),
+                    Layout.field("Not given: why (leave the times empty)", id: "skipReason", required: false),
+                    .button(.type(.submit), .id("record-dose"), .text("Record dose")))))
     }
 
     static func armName(_ study: StudyDefinition, _ code: String) -> String { study.arms.first { $0.code == code }?.name ?? code }
@@ -126,27 +149,25 @@ enum ScreeningPages {
         return back(req, id)
     }
 
-    static func infusion(req: Request) async throws -> Response {
+    static func dose(req: Request) async throws -> Response {
         let user = try req.user
-        try user.require(.writeParticipants)
+        try user.require(.recordDoses)
         let id = try APIController.participantID(req)
-        let form = try req.content.decode(InfusionForm.self)
-        func number(_ text: String, _ field: String) throws -> Double {
-            guard let value = Double(text.trimmingCharacters(in: .whitespaces)) else { throw StoreError.invalid(field: field, rule: "must be a number") }
-            return value
+        let form = try req.content.decode(DoseForm.self)
+        func text(_ value: String?) -> String? {
+            let t = value?.trimmingCharacters(in: .whitespaces) ?? ""
+            return t.isEmpty ? nil : t
         }
-        var interruptions: [Interruption] = []
-        if let at = form.interruptionAt, !at.trimmingCharacters(in: .whitespaces).isEmpty {
-            interruptions.append(
-                Interruption(
-                    at: try instant(at, field: "interruptionAt"), minutes: try number(form.interruptionMinutes ?? "", "interruptionMinutes"),
-                    reason: form.interruptionReason ?? ""))
+        var weight: Double?
+        if let w = text(form.weightKg) {
+            guard let value = Double(w) else { throw StoreError.invalid(field: "weightKg", rule: "must be a number") }
+            weight = value
         }
-        let input = InfusionInput(
-            productLot: form.productLot, particles: try number(form.particles, "particles"), volumeML: try number(form.volumeML, "volumeML"),
-            startedAt: try instant(form.startedAt, field: "startedAt"), stoppedAt: try instant(form.stoppedAt, field: "stoppedAt"),
-            rateMLPerHour: try number(form.rateMLPerHour, "rateMLPerHour"), interruptions: interruptions)
-        _ = try await req.screening.recordInfusion(participantID: id, input: input, scope: user.scope, now: Date())
+        let skipped = text(form.skipReason) != nil && text(form.startedAt) == nil
+        let body = DoseBody(
+            dose: form.dose, startedAt: text(form.startedAt), endedAt: text(form.endedAt), lot: text(form.lot), expiry: text(form.expiry), weightKg: weight,
+            deviationReason: text(form.deviationReason), skipped: skipped ? true : nil, reason: skipped ? text(form.skipReason) : nil)
+        _ = try await req.screening.recordDose(participantID: id, record: try ScreeningAPI.doseRecord(body), scope: user.scope, now: Date())
         return back(req, id)
     }
 
