@@ -340,17 +340,21 @@ struct M008AddLookupIndexes: AsyncMigration {
     }
 }
 
-/// Participant lists are read a page at a time in screening-number order, across a user's sites.
+/// Participant lists are read a page at a time in screening-number order, across a user's sites; analyses read one
+/// lab at one visit, or one form, for the whole cohort.
 struct M009AddListIndexes: AsyncMigration {
     var name: String { "009-add-list-indexes" }
 
     func prepare(on database: any Database) async throws {
         let sql = database as! any SQLDatabase
         try await sql.create(index: "participants_number").on("participants").column("screening_number").column("id").run()
+        try await sql.create(index: "lab_results_test_visit").on("lab_results").column("test_code").column("visit_code").run()
+        try await sql.create(index: "form_records_form").on("form_records").column("form_code").run()
     }
 
     func revert(on database: any Database) async throws {
-        try await (database as! any SQLDatabase).raw("DROP INDEX participants_number").run()
+        let sql = database as! any SQLDatabase
+        for index in ["form_records_form", "lab_results_test_visit", "participants_number"] { try await sql.raw("DROP INDEX \(ident: index)").run() }
     }
 }
 

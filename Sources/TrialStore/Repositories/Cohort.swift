@@ -5,27 +5,46 @@ import TrialDomain
 
 /// What of each participant an analysis needs; less read is less time at 10,000 participants.
 public struct CohortNeeds: Sendable, Equatable {
-    /// Form codes whose records are read (the anchors' source forms are always added).
+    /// Form codes whose records are read.
     public var forms: Set<String>
-    /// Lab codes whose results are read.
-    public var labs: Set<String>
+    /// Anchors whose times are needed (their source forms are read too).
+    public var anchors: Set<String>
+    /// Lab codes whose results are read, each at the visits given (nil: every visit).
+    public var labs: [String: Set<String>?]
     public var adverseEvents: Bool
 
-    public init(forms: Set<String> = [], labs: Set<String> = [], adverseEvents: Bool = false) {
+    public init(forms: Set<String> = [], anchors: Set<String> = [], labs: [String: Set<String>?] = [:], adverseEvents: Bool = false) {
         self.forms = forms
+        self.anchors = anchors
         self.labs = labs
         self.adverseEvents = adverseEvents
     }
 
     /// What computing these endpoints reads.
-    public static func endpoints(_ endpoints: [Endpoint]) -> CohortNeeds {
+    public static func endpoints(_ endpoints: [Endpoint], study: StudyDefinition) -> CohortNeeds {
         var needs = CohortNeeds()
         for analysis in endpoints.compactMap(\.analysis) {
             needs.forms.formUnion((analysis.forms ?? []).map(\.form))
-            if let lab = analysis.lab { needs.labs.insert(lab.uppercased()) }
+            if let anchor = analysis.anchor { needs.anchors.insert(anchor) }
+            if let lab = analysis.lab?.uppercased() {
+                var visits: Set<String>? = analysis.visit.map { [$0] }
+                if analysis.method == .changeFromBaseline { visits?.formUnion(Baseline.visits(of: study)) }
+                if let existing = needs.labs[lab] {
+                    needs.labs[lab] = existing.flatMap { e in visits.map { e.union($0) } }
+                } else {
+                    needs.labs[lab] = visits
+                }
+            }
             if analysis.adverseEvents != nil || analysis.method == .adverseEvents { needs.adverseEvents = true }
         }
         return needs
+    }
+
+    /// The forms an anchor's time is read from.
+    func anchorForms(_ study: StudyDefinition) -> Set<String> {
+        Set(study.anchors.filter { anchors.contains($0.code) }.compactMap { anchor in
+            anchor.source.flatMap { $0.contains(".") && !$0.hasPrefix("dose:") ? $0.split(separator: ".").first.map(String.init) : nil }
+        })
     }
 }
 
@@ -65,8 +84,7 @@ public struct FluentCohortRepository: Sendable {
             doseTimes[try row.decode(column: "participant_id", as: UUID.self), default: [:]][try row.decode(column: "dose_code", as: String.self)] = started
         }
 
-        let anchorForms = study.anchors.compactMap { $0.source?.split(separator: ".").first.map(String.init) }
-        let forms = needs.forms.union(anchorForms)
+        let forms = needs.forms.union(needs.anchorForms(study))
         if !forms.isEmpty {
             let codes: [any Encodable & Sendable] = forms.sorted()
             for row in try await sql.raw("""
@@ -83,13 +101,18 @@ public struct FluentCohortRepository: Sendable {
                         recordedAt: try row.decode(column: "created_at", as: Date.self)))
             }
         }
-        if !needs.labs.isEmpty {
-            let codes: [any Encodable & Sendable] = needs.labs.sorted()
-            for row in try await sql.raw("""
+        for (test, visits) in needs.labs.sorted(by: { $0.key < $1.key }) {
+            var query: SQLQueryString = """
                 SELECT participant_id, test_code, visit_code, collected_at, value FROM lab_results
-                WHERE site_id IN (\(binds: sites)) AND test_code IN (\(binds: codes))
-                """).all()
-            {
+                WHERE site_id IN (\(binds: sites)) AND test_code = \(bind: test)
+                """
+            if let visits {
+                let codes: [any Encodable & Sendable] = visits.sorted()
+                query.appendInterpolation(unsafeRaw: " AND visit_code IN (")
+                query.appendInterpolation(binds: codes)
+                query.appendInterpolation(unsafeRaw: ")")
+            }
+            for row in try await sql.raw(query).all() {
                 let id = try row.decode(column: "participant_id", as: UUID.self)
                 guard records[id] != nil else { continue }
                 records[id]!.labs.append(
@@ -134,7 +157,7 @@ extension FluentCohortRepository {
     public func endpoints(scope: AccessScope, study: StudyDefinition, byArm: Bool, only code: String? = nil) async throws -> [EndpointResult] {
         let chosen = study.endpoints.filter { code == nil || $0.code == code }
         if let code, chosen.isEmpty { throw StoreError.notFound(entity: "endpoint", id: code) }
-        let records = try await records(scope: scope, study: study, needs: .endpoints(chosen))
+        let records = try await records(scope: scope, study: study, needs: .endpoints(chosen, study: study))
         do {
             return try chosen.map { try EndpointCalculator.compute($0, study: study, records: records, byArm: byArm) }
         } catch let error as EndpointError {
