@@ -160,3 +160,72 @@ private func event(_ meddra: String, at: Date, grade: Int = 1, attribution: Attr
         #expect(StudyValidator.problems(in: s).map(\.path).contains("lifecycle.operating[1].reason"))
     }
 }
+
+@Suite struct SurvivalAndPerDoseTests {
+    /// Worked by hand from Kaplan & Meier (1958) and Greenwood (1926): events at days 3, 5, 5, 8, censored at 4 and 10.
+    /// S(3) = 5/6; S(5) = 5/6 × (1 − 2/4) = 0.41667; S(8) = 0.41667 × (1 − 1/2) = 0.20833, read at day 9.
+    /// Greenwood: S² × (1/(6·5) + 2/(4·2) + 1/(2·1)) = 0.0434028 × 0.783333, SE 0.184388.
+    @Test func kaplanMeierAgainstAHandWorkedExample() {
+        let times: [(days: Double, event: Bool)] = [(3, true), (4, false), (5, true), (5, true), (8, true), (10, false)]
+        let s = KaplanMeier.estimate(times, at: 9)
+        #expect(abs(s.estimate - 0.208_333) < 1e-6)
+        #expect(abs((s.standardError ?? 0) - 0.184_388) < 1e-6)
+        #expect((s.events, s.censored, s.atRisk) == (4, 1, 1))
+        // Before the first event nothing has happened.
+        #expect(KaplanMeier.estimate(times, at: 2).estimate == 1)
+        // A tie of an event and a censoring: the event counts first (n = 2 at day 5, then S = 1/2).
+        #expect(KaplanMeier.estimate([(5, true), (5, false)], at: 6).estimate == 0.5)
+    }
+
+    /// Death or transplantation ends the time; others are censored at their last observation.
+    @Test func timeToEventFromForms() throws {
+        var s = study()
+        s.forms.append(Form(code: "outcome", name: "Outcome", visits: ["w4"], fields: [
+            Field(code: "died", label: "Died", type: .yesno), Field(code: "transplanted", label: "Transplanted", type: .yesno),
+            Field(code: "on", label: "Date", type: .date),
+        ]))
+        s.endpoints.append(Endpoint(
+            code: "tfs", kind: .primary, measure: "Transplant-free survival", timeFrame: "week 12",
+            analysis: EndpointAnalysis(
+                method: .timeToEvent, anchor: "zero", events: [TimedEventRule(form: "outcome", event: "outcome.died = yes or outcome.transplanted = yes", date: "outcome.on")],
+                horizon: Offset(12, .weeks))))
+        #expect(StudyValidator.problems(in: s) == [])
+        func outcome(_ values: [String: String]) -> [FormEntry] { [FormEntry(visit: "w4", form: "outcome", values: values, recordedAt: t0)] }
+        let day = { (n: Double) in t0.addingTimeInterval(n * 86_400) }
+        // t0 falls on 2026-03-08: the event dates are 3 to 4 and 5 to 6 days after it.
+        var records = [
+            ParticipantRecord(id: UUID(), screeningNumber: "1", site: "S1", arm: "a", anchors: ["zero": t0], forms: outcome(["died": "yes", "on": "2026-03-12"])),
+            ParticipantRecord(id: UUID(), screeningNumber: "2", site: "S1", arm: "a", anchors: ["zero": t0], forms: outcome(["transplanted": "yes", "died": "no", "on": "2026-03-14"])),
+            ParticipantRecord(id: UUID(), screeningNumber: "3", site: "S1", arm: "b", anchors: ["zero": t0], forms: outcome(["died": "no", "on": "2026-03-20"])),
+        ]
+        records[2].lastObservation = day(60)
+        let result = try EndpointCalculator.compute(s.endpoints.last!, study: s, records: records, byArm: false)
+        let survival = try #require(result.groups[0].survival)
+        // Two events among three before day 84, the third censored at day 60: S = 2/3 × 1/2 = 1/3.
+        #expect(abs(survival.estimate - 1.0 / 3) < 1e-9)
+        #expect((survival.events, survival.censored) == (2, 1))
+    }
+
+    /// Per dose: each dose given opens its own 24-hour window.
+    @Test func eventsAfterEachDose() throws {
+        var s = study()
+        s.endpoints[0].analysis = EndpointAnalysis(method: .proportion, window: Offset(24, .hours), adverseEvents: AdverseEventRule(related: true), perDose: true)
+        #expect(StudyValidator.problems(in: s) == [])
+        let d1 = t0, d2 = hours(24 * 7)
+        let records = [
+            // A related event 23 h after the second dose: one of two doses.
+            ParticipantRecord(id: UUID(), screeningNumber: "1", site: "S1", arm: "a", doses: ["d1": d1, "d2": d2], adverseEvents: [event("10016558", at: d2.addingTimeInterval(23 * 3600))]),
+            // An unrelated event does not count; nor does a related one 2 days after a dose.
+            ParticipantRecord(id: UUID(), screeningNumber: "2", site: "S1", arm: "a", doses: ["d1": d1, "d2": d2], adverseEvents: [
+                event("10016558", at: d1.addingTimeInterval(3600), attribution: .unrelated), event("10016558", at: d1.addingTimeInterval(48 * 3600)),
+            ]),
+            // No dose given: not followed per dose.
+            ParticipantRecord(id: UUID(), screeningNumber: "3", site: "S1", arm: "b"),
+        ]
+        let result = try EndpointCalculator.compute(s.endpoints[0], study: s, records: records, byArm: false)
+        #expect(result.groups[0].n == 2)
+        #expect(result.groups[0].events == 1)
+        #expect(result.groups[0].doses == 4)
+        #expect(result.groups[0].doseEvents == 1)
+    }
+}

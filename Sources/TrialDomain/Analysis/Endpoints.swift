@@ -11,6 +11,8 @@ public struct EndpointAnalysis: Codable, Equatable, Sendable {
         case valueAtVisit = "value_at_visit"
         /// A lab's value at a visit minus its baseline.
         case changeFromBaseline = "change_from_baseline"
+        /// Time from `anchor` to the first event (`events`), censored at the last observation; Kaplan–Meier at `horizon`.
+        case timeToEvent = "time_to_event"
     }
 
     public var method: Method
@@ -25,10 +27,16 @@ public struct EndpointAnalysis: Codable, Equatable, Sendable {
     /// `value_at_visit`, `change_from_baseline`: a lab code of the catalogue and a visit code.
     public var lab: String?
     public var visit: String?
+    /// Adverse events counted within the window after each dose given, per dose as well as per participant.
+    public var perDose: Bool?
+    /// `time_to_event`: what ends the time, each with the date field it happened on.
+    public var events: [TimedEventRule]?
+    /// `time_to_event`: when the survival estimate is read.
+    public var horizon: Offset?
 
     public init(
         method: Method, anchor: String? = nil, window: Offset? = nil, forms: [FormEventRule]? = nil, adverseEvents: AdverseEventRule? = nil,
-        lab: String? = nil, visit: String? = nil
+        lab: String? = nil, visit: String? = nil, perDose: Bool? = nil, events: [TimedEventRule]? = nil, horizon: Offset? = nil
     ) {
         self.method = method
         self.anchor = anchor
@@ -37,6 +45,24 @@ public struct EndpointAnalysis: Codable, Equatable, Sendable {
         self.adverseEvents = adverseEvents
         self.lab = lab
         self.visit = visit
+        self.perDose = perDose
+        self.events = events
+        self.horizon = horizon
+    }
+}
+
+/// An event that ends a participant's time: a form whose condition holds, dated by one of its fields.
+public struct TimedEventRule: Codable, Equatable, Sendable {
+    public var form: String
+    /// A yes/no condition over the form's fields; the event happened when it holds.
+    public var event: String
+    /// The `form.field` holding the event's date.
+    public var date: String
+
+    public init(form: String, event: String, date: String) {
+        self.form = form
+        self.event = event
+        self.date = date
     }
 }
 
@@ -88,8 +114,17 @@ public struct EndpointGroup: Codable, Equatable, Sendable {
     public var summary: Summary?
     /// Participants by their worst grade ("1"…"5").
     public var worstGrades: [String: Int]?
+    /// Per dose (`perDose`): doses given with their window in the data, and those with the event.
+    public var doses: Int?
+    public var doseEvents: Int?
+    /// `time_to_event`: the Kaplan–Meier estimate at the horizon, its Greenwood standard error, events and censored.
+    public var survival: SurvivalEstimate?
 
-    public init(arm: String?, n: Int, events: Int? = nil, proportion: Double? = nil, lower: Double? = nil, upper: Double? = nil, summary: Summary? = nil, worstGrades: [String: Int]? = nil) {
+    public init(
+        arm: String?, n: Int, events: Int? = nil, proportion: Double? = nil, lower: Double? = nil, upper: Double? = nil, summary: Summary? = nil,
+        worstGrades: [String: Int]? = nil, survival: SurvivalEstimate? = nil
+    ) {
+        self.survival = survival
         self.arm = arm
         self.n = n
         self.events = events
@@ -139,18 +174,48 @@ public enum EndpointCalculator {
         case .proportion, .adverseEvents:
             let outcome = try eventOutcome(analysis, study: study)
             result.groups = groups.map { group in
-                var assessed = 0, events = 0
+                var assessed = 0, events = 0, doses = 0, doseEvents = 0
                 var worst: [String: Int] = [:]
                 for record in group.records {
                     guard let answer = outcome(record) else { continue }
                     assessed += 1
                     if answer.event { events += 1 }
+                    doses += answer.doses
+                    doseEvents += answer.doseEvents
                     if analysis.method == .adverseEvents, let grade = answer.worstGrade { worst[String(grade), default: 0] += 1 }
                 }
                 let ci = ClopperPearson.interval(successes: events, trials: assessed)
-                return EndpointGroup(
+                var g = EndpointGroup(
                     arm: group.arm, n: assessed, events: events, proportion: assessed > 0 ? Double(events) / Double(assessed) : nil, lower: ci?.lower,
                     upper: ci?.upper, worstGrades: analysis.method == .adverseEvents ? worst : nil)
+                if analysis.perDose == true {
+                    g.doses = doses
+                    g.doseEvents = doseEvents
+                }
+                return g
+            }
+        case .timeToEvent:
+            guard let anchor = analysis.anchor, let horizon = analysis.horizon else { throw EndpointError.invalid("\(endpoint.code): needs an anchor and a horizon") }
+            let scope = ExpressionScope(study: study)
+            let rules = try (analysis.events ?? []).map { rule in (rule, try scope.checkCondition(rule.event)) }
+            result.groups = groups.map { group in
+                let times = group.records.compactMap { record -> (days: Double, event: Bool)? in
+                    guard let start = record.anchors[anchor] else { return nil }
+                    var eventAt: Date?
+                    for (rule, condition) in rules {
+                        guard let values = record.values(ofForm: rule.form),
+                            (try? Evaluator(study: study, site: record.site, values: values, scope: scope).evaluate(condition)) == .boolean(true),
+                            let raw = values[rule.date], let at = DateParsing.instant(raw) ?? DateParsing.day(raw)
+                        else { continue }
+                        eventAt = min(eventAt ?? at, at)
+                    }
+                    if let eventAt { return eventAt < start ? nil : (eventAt.timeIntervalSince(start) / 86_400, true) }
+                    // Censored at the last observation: a lab sample, a dose or an adverse event's onset.
+                    let last = ([record.lastObservation].compactMap { $0 } + record.doses.values + record.adverseEvents.map(\.onsetAt)).max() ?? start
+                    return (max(0, last.timeIntervalSince(start) / 86_400), false)
+                }
+                let estimate = KaplanMeier.estimate(times, at: horizon.seconds / 86_400)
+                return EndpointGroup(arm: group.arm, n: times.count, events: estimate.events, survival: estimate)
             }
         case .valueAtVisit, .changeFromBaseline:
             guard let lab = analysis.lab, let visit = analysis.visit else { throw EndpointError.invalid("\(endpoint.code): needs a lab and a visit") }
@@ -170,7 +235,9 @@ public enum EndpointCalculator {
     }
 
     /// For one participant: nil when not assessed, else whether the event happened (and the worst matching grade).
-    static func eventOutcome(_ analysis: EndpointAnalysis, study: StudyDefinition) throws -> (ParticipantRecord) -> (event: Bool, worstGrade: Int?)? {
+    static func eventOutcome(
+        _ analysis: EndpointAnalysis, study: StudyDefinition
+    ) throws -> (ParticipantRecord) -> (event: Bool, worstGrade: Int?, doses: Int, doseEvents: Int)? {
         let scope = ExpressionScope(study: study)
         let rules = try (analysis.forms ?? []).map { rule in (rule.form, try scope.checkCondition(rule.event)) }
         let aeRule = analysis.adverseEvents ?? (analysis.method == .adverseEvents ? AdverseEventRule() : nil)
@@ -184,6 +251,24 @@ public enum EndpointCalculator {
                 if (try? evaluator.evaluate(condition)) == .boolean(true) { event = true }
             }
             var worst: Int?
+            var doses = 0, doseEvents = 0
+            if analysis.perDose == true, let aeRule {
+                // Each dose given opens its own window; a participant with a dose given is followed.
+                let given = record.doses.values.sorted()
+                for start in given {
+                    doses += 1
+                    let matching = record.adverseEvents.filter { e in
+                        aeRule.matches(e) && e.onsetAt >= start && (window.map { e.onsetAt <= start.addingTimeInterval($0) } ?? true)
+                    }
+                    if !matching.isEmpty {
+                        doseEvents += 1
+                        event = true
+                        worst = max(worst ?? 0, matching.map(\.grade).max() ?? 0)
+                    }
+                }
+                if !given.isEmpty { assessed = true }
+                return assessed ? (event, worst, doses, doseEvents) : nil
+            }
             if let aeRule {
                 let start = analysis.anchor.flatMap { record.anchors[$0] }
                 // Without the anchor's time no event can be placed in the window.
@@ -200,7 +285,7 @@ public enum EndpointCalculator {
                 // Every allocated participant is followed for adverse events; a form-based endpoint needs its form or an event.
                 if (analysis.method == .adverseEvents && timed) || !matching.isEmpty { assessed = true }
             }
-            return assessed ? (event, worst) : nil
+            return assessed ? (event, worst, doses, doseEvents) : nil
         }
     }
 }
@@ -224,5 +309,44 @@ public struct Summary: Codable, Equatable, Sendable {
         median = n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
         min = sorted[0]
         max = sorted[n - 1]
+    }
+}
+
+/// The Kaplan–Meier product-limit estimate (Kaplan EL, Meier P. J Am Stat Assoc 1958;53:457-481) at one time, with
+/// Greenwood's standard error (Greenwood M. Reports on Public Health and Medical Subjects 1926;33). At a tie an event
+/// counts before a censoring.
+public struct SurvivalEstimate: Codable, Equatable, Sendable {
+    /// Days from the anchor at which it is read.
+    public var at: Double
+    public var estimate: Double
+    public var standardError: Double?
+    public var atRisk: Int
+    /// Events and censorings up to `at`.
+    public var events: Int
+    public var censored: Int
+}
+
+public enum KaplanMeier {
+    public static func estimate(_ times: [(days: Double, event: Bool)], at horizon: Double) -> SurvivalEstimate {
+        let sorted = times.sorted { ($0.days, $0.event ? 0 : 1) < ($1.days, $1.event ? 0 : 1) }
+        var survival = 1.0, greenwood = 0.0, atRisk = sorted.count, events = 0, censored = 0
+        var i = 0
+        while i < sorted.count, sorted[i].days <= horizon {
+            let t = sorted[i].days
+            var d = 0, c = 0
+            while i < sorted.count, sorted[i].days == t {
+                if sorted[i].event { d += 1 } else { c += 1 }
+                i += 1
+            }
+            if d > 0 {
+                survival *= 1 - Double(d) / Double(atRisk)
+                if atRisk > d { greenwood += Double(d) / Double(atRisk * (atRisk - d)) }
+            }
+            events += d
+            censored += c
+            atRisk -= d + c
+        }
+        let se = survival > 0 ? survival * greenwood.squareRoot() : nil
+        return SurvivalEstimate(at: horizon, estimate: survival, standardError: sorted.isEmpty ? nil : se, atRisk: atRisk, events: events, censored: censored)
     }
 }

@@ -11,13 +11,17 @@ public struct ParticipantRecord: Sendable, Equatable {
     public var allocatedAt: Date?
     /// When each of the study's anchors happened (see `AnchorTimes`).
     public var anchors: [String: Date]
+    /// When each dose was given, by dose code.
+    public var doses: [String: Date]
     public var forms: [FormEntry]
     public var labs: [LabValue]
     public var adverseEvents: [AdverseEventEntry]
+    /// The latest lab sample, when an analysis asked for it (censoring at last contact).
+    public var lastObservation: Date?
 
     public init(
         id: UUID, screeningNumber: String, site: String, arm: String? = nil, allocatedAt: Date? = nil, anchors: [String: Date] = [:],
-        forms: [FormEntry] = [], labs: [LabValue] = [], adverseEvents: [AdverseEventEntry] = []
+        doses: [String: Date] = [:], forms: [FormEntry] = [], labs: [LabValue] = [], adverseEvents: [AdverseEventEntry] = []
     ) {
         self.id = id
         self.screeningNumber = screeningNumber
@@ -25,6 +29,7 @@ public struct ParticipantRecord: Sendable, Equatable {
         self.arm = arm
         self.allocatedAt = allocatedAt
         self.anchors = anchors
+        self.doses = doses
         self.forms = forms
         self.labs = labs
         self.adverseEvents = adverseEvents

@@ -197,7 +197,7 @@ public enum StudyValidator {
             let path = "endpoints[\(endpoint.code)].analysis"
             if let anchor = analysis.anchor, !anchors.contains(anchor) { add("\(path).anchor", "names unknown anchor '\(anchor)'") }
             if let window = analysis.window, window.value < 0 { add("\(path).window", "must not be negative") }
-            if analysis.window != nil && analysis.anchor == nil { add("\(path).window", "a window counts from an anchor: give one") }
+            if analysis.window != nil && analysis.anchor == nil && analysis.perDose != true { add("\(path).window", "a window counts from an anchor (or from each dose, with perDose): give one") }
             switch analysis.method {
             case .proportion:
                 if (analysis.forms ?? []).isEmpty && analysis.adverseEvents == nil {
@@ -205,6 +205,10 @@ public enum StudyValidator {
                 }
             case .adverseEvents:
                 break
+            case .timeToEvent:
+                if analysis.anchor == nil { add("\(path).anchor", "time to event counts from an anchor: give one") }
+                if analysis.horizon == nil { add("\(path).horizon", "time to event is read at a horizon such as 12w: give one") }
+                if (analysis.events ?? []).isEmpty { add("\(path).events", "time to event needs the events that end the time") }
             case .valueAtVisit, .changeFromBaseline:
                 if analysis.lab == nil { add("\(path).lab", "\(analysis.method.rawValue) needs a lab code") }
                 if analysis.visit == nil { add("\(path).visit", "\(analysis.method.rawValue) needs a visit code") }
@@ -224,6 +228,17 @@ public enum StudyValidator {
                     add("\(path).forms[\(i)].event", "\(error)")
                 }
             }
+            for (i, rule) in (analysis.events ?? []).enumerated() {
+                guard let form = study.form(rule.form) else {
+                    add("\(path).events[\(i)].form", "names unknown form '\(rule.form)'")
+                    continue
+                }
+                do { _ = try scope.checkCondition(rule.event) } catch { add("\(path).events[\(i)].event", "\(error)") }
+                let parts = rule.date.split(separator: ".").map(String.init)
+                let field = parts.count == 2 && parts[0] == form.code ? form.field(parts[1]) : nil
+                if field?.type != .date && field?.type != .datetime { add("\(path).events[\(i)].date", "must be a date field of form \(form.code), as \(form.code).field") }
+            }
+            if analysis.perDose == true && analysis.adverseEvents == nil { add("\(path).perDose", "per dose counts adverse events: give adverseEvents") }
             if let minGrade = analysis.adverseEvents?.minGrade, !(1...5).contains(minGrade) {
                 add("\(path).adverseEvents.minGrade", "must be a CTCAE grade from 1 to 5")
             }

@@ -12,6 +12,8 @@ public struct CohortNeeds: Sendable, Equatable {
     /// Lab codes whose results are read, each at the visits given (nil: every visit).
     public var labs: [String: Set<String>?]
     public var adverseEvents: Bool
+    /// Each participant's latest lab sample.
+    public var lastObservation: Bool = false
 
     public init(forms: Set<String> = [], anchors: Set<String> = [], labs: [String: Set<String>?] = [:], adverseEvents: Bool = false) {
         self.forms = forms
@@ -25,6 +27,12 @@ public struct CohortNeeds: Sendable, Equatable {
         var needs = CohortNeeds()
         for analysis in endpoints.compactMap(\.analysis) {
             needs.forms.formUnion((analysis.forms ?? []).map(\.form))
+            needs.forms.formUnion((analysis.events ?? []).map(\.form))
+            // Censoring reads the last observation: the latest lab sample, dose or adverse event.
+            if analysis.method == .timeToEvent {
+                needs.adverseEvents = true
+                needs.lastObservation = true
+            }
             if let anchor = analysis.anchor { needs.anchors.insert(anchor) }
             if let lab = analysis.lab?.uppercased() {
                 var visits: Set<String>? = analysis.visit.map { [$0] }
@@ -121,6 +129,15 @@ public struct FluentCohortRepository: Sendable {
                         collectedAt: try row.decode(column: "collected_at", as: Date.self), value: try row.decode(column: "value", as: Double.self)))
             }
         }
+        if needs.lastObservation {
+            for row in try await sql.raw("""
+                SELECT participant_id, MAX(collected_at) AS last FROM lab_results WHERE site_id IN (\(binds: sites)) GROUP BY participant_id
+                """).all()
+            {
+                let id = try row.decode(column: "participant_id", as: UUID.self)
+                if records[id] != nil { records[id]!.lastObservation = try row.decode(column: "last", as: Date?.self) }
+            }
+        }
         if needs.adverseEvents {
             for row in try await sql.raw("""
                 SELECT participant_id, meddra, grade, onset_at, serious, attribution FROM adverse_events WHERE site_id IN (\(binds: sites))
@@ -145,6 +162,7 @@ public struct FluentCohortRepository: Sendable {
                 for (key, value) in entry.values { values["\(entry.form).\(key)"] = value }
             }
             let armHasDoses = record.arm.map { !DoseRules.plan(study: study, arm: $0).isEmpty }
+            record.doses = doseTimes[id] ?? [:]
             record.anchors = AnchorTimes.resolve(
                 study: study, values: values, allocatedAt: record.allocatedAt, doses: doseTimes[id] ?? [:], armHasDoses: armHasDoses)
             return record
