@@ -36,7 +36,7 @@ let package = Package(
         .target(
             name: "TrialStandards",
             dependencies: ["TrialDomain", .product(name: "Yams", package: "Yams")],
-            resources: [.copy("Studies"), .copy("Grading")],
+            resources: [.copy("Studies"), .copy("Grading"), .copy("Schema")],
             swiftSettings: strict
         ),
         .target(

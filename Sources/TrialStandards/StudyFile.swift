@@ -19,6 +19,15 @@ public enum StudyFile {
 
     /// Decodes without the semantic checks, refusing keys the format does not know.
     public static func decode(_ text: String) throws -> StudyDefinition {
+        let (tree, isJSON) = try parse(text)
+        // The schema first: every structural problem at once, addressed by codes, before the decoder stops at its first.
+        let structural = try StudySchema.problems(in: tree)
+        if !structural.isEmpty { throw ReadError(problems: structural) }
+        return try decodeChecked(text, tree: tree, isJSON: isJSON)
+    }
+
+    /// The file's tree of settings, read as YAML, or JSON when the text starts with '{'.
+    static func parse(_ text: String) throws -> (tree: [String: Any], isJSON: Bool) {
         let isJSON = text.drop { $0.isWhitespace }.first == "{"
         let raw: Any?
         do {
@@ -31,6 +40,12 @@ public enum StudyFile {
         guard let tree = raw as? [String: Any] else {
             throw ReadError(problems: [StudyProblem("(file)", "must be a mapping of study settings")])
         }
+        return (tree, isJSON)
+    }
+
+    /// The decoder's own checks without the schema: types as Codable reads them and unknown keys. The schema test holds
+    /// the two in agreement.
+    static func decodeChecked(_ text: String, tree: [String: Any], isJSON: Bool) throws -> StudyDefinition {
         let study: StudyDefinition
         do {
             study = try isJSON ? JSONDecoder().decode(StudyDefinition.self, from: Data(text.utf8)) : YAMLDecoder().decode(StudyDefinition.self, from: text)

@@ -22,6 +22,11 @@ import VaporTesting
             #expect(schedule.rows.first { $0.visit == "safety_24h" }?.forms == ["vitals", "toxicity_24h"])
             #expect(schedule.rows.first { $0.visit == "safety_24h" }?.timing == "time_zero +24h ±2h")
             #expect(try await t.send(.GET, "api/v1/study", headers: [:]).status == .unauthorized)
+            // The format's JSON Schema, the same document docs/ links.
+            let schema = try await t.send(.GET, "api/v1/study/schema", headers: bearer(token))
+            #expect(schema.status == .ok)
+            #expect(Data(schema.body.readableBytesView) == (try StudySchema.text()))
+            #expect(try schema.content.get(String.self, at: "$schema") == "https://json-schema.org/draft/2020-12/schema")
         }
     }
 

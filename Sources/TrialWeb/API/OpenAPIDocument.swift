@@ -28,6 +28,7 @@ enum OpenAPIDocument {
         .init(method: "delete", path: "/api/v1/tokens/{id}", summary: "Revoke one of the user's API tokens", success: ("204", nil), errors: ["401", "404", "422"]),
         .init(method: "get", path: "/api/v1/audit/verify", summary: "Recompute the audit chain", success: ("200", "Verify"), errors: ["401", "403"]),
         .init(method: "get", path: "/api/v1/study", summary: "The study definition in force", success: ("200", "StudyDefinition"), errors: ["401", "404"]),
+        .init(method: "get", path: "/api/v1/study/schema", summary: "The JSON Schema (2020-12) of the study-definition format", success: ("200", "JSONSchema"), errors: ["401"]),
         .init(method: "get", path: "/api/v1/study/schedule", summary: "Schedule of assessments: visits × forms", success: ("200", "Schedule"), errors: ["401", "404"]),
         .init(method: "get", path: "/api/v1/study/versions", summary: "Published versions of the definition", success: ("200", "StudyVersionList"), errors: ["401"]),
         .init(method: "post", path: "/api/v1/study/versions", summary: "Publish the next version (an amendment); a reason is required after version 1", body: "Publish", success: ("201", "StudyVersion"), errors: ["400", "401", "403", "415", "422"]),
@@ -191,6 +192,7 @@ enum OpenAPIDocument {
                     "method": string(nullable: true), "unit": string(nullable: true), "groups": list("EndpointGroup"),
                 ], required: ["code", "kind", "measure", "timeFrame", "groups"]),
             "EndpointResultList": list("EndpointResult"),
+            "JSONSchema": ["type": "object", "description": "A JSON Schema document"],
             "Verify": object(
                 ["intact": ["type": "boolean"], "checked": ["type": "integer"], "brokenSequence": ["type": ["integer", "null"]], "problem": string(nullable: true)],
                 required: ["intact", "checked"]),

@@ -87,6 +87,7 @@ enum StudyAPI {
     static func register(_ api: any RoutesBuilder) {
         api.get("study", use: study)
         api.get("study", "schedule", use: schedule)
+        api.get("study", "schema", use: schema)
         api.get("study", "versions", use: versions)
         api.post("study", "versions", use: publish)
         api.get("study", "versions", ":version", use: version)
@@ -136,6 +137,12 @@ enum StudyAPI {
     }
 
     /// Publishes the next version. The definition is read as a study file is, so unknown settings are refused too.
+    /// The JSON Schema of the definition format; needs no sign-in beyond the API's, and names no study.
+    static func schema(req: Request) async throws -> Response {
+        _ = try req.user
+        return Response(status: .ok, headers: ["Content-Type": "application/json"], body: .init(data: try StudySchema.text()))
+    }
+
     static func publish(req: Request) async throws -> Response {
         let user = try req.user
         try user.require(.manageStudy)
