@@ -394,3 +394,23 @@ extension GroupedLabSaveTests {
         }
     }
 }
+
+@Suite struct LabVisitCompletionTests {
+    /// Labs entered through the API (not a form) complete their visit in the schedule, dated by the sample.
+    @Test(arguments: TestDatabase.available)
+    func aLabResultCompletesItsVisit(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (safety, scope, p) = try await safetyTrial(store)
+            _ = try await FluentFormRecordRepository(store: store).save(
+                participantID: p.id, visit: "transplant", form: "transplant", values: ["transplant_date": "2026-03-03", "donor": "deceased"],
+                reason: nil, scope: scope, now: now)
+            let screening = FluentScreeningRepository(store: store)
+            #expect(try await screening.schedule(participantID: p.id, scope: scope, now: now).first { $0.visit == "day_7" }?.state == .due)
+            let collected = DateParsing.instant("2026-03-10T08:00")!
+            _ = try await safety.recordLab(participantID: p.id, visit: "day_7", test: "ALT", value: 55, unit: "U/L", collectedAt: collected, scope: scope, now: now)
+            let day7 = try #require(try await screening.schedule(participantID: p.id, scope: scope, now: now).first { $0.visit == "day_7" })
+            #expect(day7.state == .done)
+            #expect(day7.doneAt == collected)
+        }
+    }
+}

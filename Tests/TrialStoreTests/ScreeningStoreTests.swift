@@ -397,7 +397,8 @@ private struct Trial {
                 let toxic = i % 3 == 0
                 _ = try await trial.forms.save(
                     participantID: p.id, visit: "safety_24h", form: "toxicity_24h",
-                    values: ["assessed_at": "2026-03-11T12:00", "any_toxicity": toxic ? "yes" : "no"], reason: nil, scope: trial.scope, now: now)
+                    values: ["assessed_at": "2026-03-11T12:00", "any_toxicity": toxic ? "yes" : "no"], reason: nil, scope: trial.scope,
+                    now: now.addingTimeInterval(86_400))
                 expected[allocation.arm, default: (0, 0)].assessed += 1
                 if toxic { expected[allocation.arm, default: (0, 0)].toxic += 1 }
             }

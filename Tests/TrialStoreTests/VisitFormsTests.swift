@@ -50,6 +50,30 @@ private let screeningPages: [(form: String, values: [String: String])] = [
         }
     }
 
+    /// An observed date after today (or a time ahead of the clock) is refused, naming the field; nothing is saved.
+    @Test(arguments: TestDatabase.available)
+    func observedDatesInTheFutureAreRefused(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let (p, scope) = try await setUp(store)
+            let forms = FluentFormRecordRepository(store: store)
+            await #expect(throws: StoreError.invalid(field: "screening_date", rule: "must not be in the future (today is 2026-03-10)")) {
+                try await forms.save(
+                    participantID: p.id, visit: "screening", form: "demographics", values: ["screening_date": "2026-03-11", "birth_date": "1980-01-01", "sex": "F"],
+                    reason: nil, scope: scope, now: now)
+            }
+            await #expect(throws: StoreError.invalid(field: "signed_at", rule: "must not be in the future")) {
+                try await forms.save(
+                    participantID: p.id, visit: "screening", form: "consent", values: ["obtained": "yes", "signed_at": "2026-03-10T12:10", "form_version": "1"],
+                    reason: nil, scope: scope, now: now)
+            }
+            // Today's date, and a time within the five minutes clocks may differ, are taken.
+            _ = try await forms.save(
+                participantID: p.id, visit: "screening", form: "consent", values: ["obtained": "yes", "signed_at": "2026-03-10T12:04", "form_version": "1"],
+                reason: nil, scope: scope, now: now)
+            #expect(try await count("SELECT COUNT(*) AS n FROM form_records", store) == 1)
+        }
+    }
+
     @Test(arguments: TestDatabase.available)
     func oneBadPageSavesNoneAndNamesTheFormAndField(database: TestDatabase) async throws {
         try await database.withStore { store in

@@ -19,7 +19,9 @@ public struct FormValidationError: Error, Equatable, Sendable, CustomStringConve
 /// Checks values typed into a form against its field definitions. Values travel as text, as typed.
 public enum FormValidator {
     /// Returns the values in canonical form (trimmed numbers, yes/no), or throws every problem at once.
-    public static func validate(_ values: [String: String], form: Form) throws -> [String: String] {
+    /// `now`: observed dates and times (every date field not marked `planned`) may not lie after it; a date in the
+    /// future is at most today.
+    public static func validate(_ values: [String: String], form: Form, now: Date? = nil) throws -> [String: String] {
         var problems: [FieldProblem] = []
         var clean: [String: String] = [:]
         for key in values.keys.sorted() where form.field(key) == nil {
@@ -32,7 +34,8 @@ public enum FormValidator {
                 continue
             }
             switch check(raw, field: field) {
-            case .success(let value): clean[field.code] = value
+            case .success(let value):
+                if let now, field.planned != true, let problem = future(value, field: field, now: now) { problems.append(problem) } else { clean[field.code] = value }
             case .failure(let problem): problems.append(problem)
             }
         }
@@ -77,6 +80,20 @@ public enum FormValidator {
         case .text:
             guard raw.count <= 2000 else { return fail("must be at most 2000 characters") }
             return .success(raw)
+        }
+    }
+
+    /// An observed date after today, or an observed time more than five minutes ahead (clocks differ that much).
+    static func future(_ value: String, field: Field, now: Date) -> FieldProblem? {
+        switch field.type {
+        case .date:
+            guard let day = DateParsing.day(value), AnchorTimes.day(day) > AnchorTimes.day(now) else { return nil }
+            return FieldProblem(field.code, "must not be in the future (today is \(AnchorTimes.dayText(now)))")
+        case .datetime:
+            guard let instant = DateParsing.instant(value), instant > now.addingTimeInterval(300) else { return nil }
+            return FieldProblem(field.code, "must not be in the future")
+        default:
+            return nil
         }
     }
 

@@ -432,8 +432,10 @@ public struct Field: Codable, Equatable, Sendable {
     public var loinc: String?
     /// The catalogue lab this field holds (`BILI`), so that its units convert and scores read it.
     public var lab: String?
+    /// A date or time that is planned rather than observed, and so may lie in the future.
+    public var planned: Bool?
 
-    public init(code: String, label: String, type: FieldType, unit: String? = nil, range: NumberRange? = nil, required: Bool? = nil, choices: [Choice]? = nil, loinc: String? = nil, lab: String? = nil) {
+    public init(code: String, label: String, type: FieldType, unit: String? = nil, range: NumberRange? = nil, required: Bool? = nil, choices: [Choice]? = nil, loinc: String? = nil, lab: String? = nil, planned: Bool? = nil) {
         self.code = code
         self.label = label
         self.type = type
@@ -443,6 +445,7 @@ public struct Field: Codable, Equatable, Sendable {
         self.choices = choices
         self.loinc = loinc
         self.lab = lab
+        self.planned = planned
     }
 
     public var isRequired: Bool { required ?? false }

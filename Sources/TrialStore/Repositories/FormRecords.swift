@@ -78,7 +78,7 @@ public struct FluentFormRecordRepository: FormRecordRepository {
                     throw StoreError.invalid(field: "visit", rule: "form '\(formCode)' is not collected at visit '\(visit)' (it is at \(form.visits.joined(separator: ", ")))")
                 }
                 do {
-                    prepared.append((form, study, try FormValidator.validate(values, form: form), found))
+                    prepared.append((form, study, try FormValidator.validate(values, form: form, now: now), found))
                 } catch let error as FormValidationError {
                     let first = error.problems[0]
                     let more = error.problems.dropFirst().map(\.description)

@@ -645,7 +645,22 @@ public struct FluentScreeningRepository: Sendable {
 
     public func schedule(participantID: UUID, scope: AccessScope, now: Date) async throws -> [ScheduledVisit] {
         let file = try await file(participantID: participantID, scope: scope)
-        return ParticipantSchedule.build(study: file.study, anchors: file.anchors, done: file.visitDates, now: now, arm: file.allocation?.arm)
+        return ParticipantSchedule.build(
+            study: file.study, anchors: file.anchors, done: try await visitDates(file), now: now, arm: file.allocation?.arm)
+    }
+
+    /// When each visit happened: its forms' first date, or its first lab sample, however the data were entered.
+    public func visitDates(_ file: ParticipantFile) async throws -> [String: Date] {
+        var dates = file.visitDates
+        for row in try await (store.database as! any SQLDatabase).raw("""
+            SELECT visit_code, MIN(collected_at) AS first FROM lab_results WHERE participant_id = \(bind: file.participant.id) GROUP BY visit_code
+            """).all()
+        {
+            guard let first = try row.decode(column: "first", as: Date?.self) else { continue }
+            let visit = try row.decode(column: "visit_code", as: String.self)
+            dates[visit] = min(dates[visit] ?? first, first)
+        }
+        return dates
     }
 
     /// The numbers a CONSORT diagram starts from, for the scope's sites: a few grouped queries, whatever the cohort's size.

@@ -32,7 +32,7 @@ enum ScreeningPages {
     static func panels(req: Request, user: CurrentUser, file: ParticipantFile) async throws -> Node<HTML.BodyContext> {
         let participant = file.participant
         let assessment = try EligibilityAssessment.assess(study: file.study, site: file.siteCode, values: file.eligibilityValues)
-        let schedule = ParticipantSchedule.build(study: file.study, anchors: file.anchors, done: file.visitDates, now: Date(), arm: file.allocation?.arm)
+        let schedule = ParticipantSchedule.build(study: file.study, anchors: file.anchors, done: try await req.screening.visitDates(file), now: Date(), arm: file.allocation?.arm)
         let canWrite = AccessPolicy.allows(user.account.role, .writeParticipants)
         let base = "/participants/\(participant.id.uuidString)"
         return .group(
