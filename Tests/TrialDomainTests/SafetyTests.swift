@@ -126,3 +126,54 @@ import Testing
         #expect(ReferenceRange.pick(ranges, test: "AST", sex: "M", age: 70) == nil)
     }
 }
+
+@Suite struct LabEvaluatorTests {
+    private func tables() throws -> [GradingTable] {
+        // The two CTCAE tables the product ships are read in TrialStandards; here the same rules are written by hand for one term.
+        let rule = { (grade: Int, low: Double, high: Double?) in
+            GradeRule(grade: grade, text: "> \(low) × ULN", when: [[GradeCondition(of: .uln, min: low, minInclusive: false, max: high, maxInclusive: true)]], baseline: nil)
+        }
+        let v4 = GradingTable(version: "4.03", source: "CTCAE v4.03, ALT increased", terms: [GradedTerm(code: "ALT", term: "Alanine aminotransferase increased", meddra: "10001551", unit: "U/L", rules: [
+            rule(1, 1, 3), rule(2, 3, 5), rule(3, 5, 20), rule(4, 20, nil),
+        ])])
+        return [v4]
+    }
+
+    /// CTCAE v4.03 ALT increased: > ULN–3.0 × ULN is grade 1, > 5.0–20.0 × ULN grade 3. ALT 100 U/L against ULN 40 is 2.5 × ULN,
+    /// grade 1; 240 U/L is 6 × ULN, grade 3; from a baseline of 100 (grade 1) that is treatment-emergent.
+    @Test func gradesAgainstTheSitesRangeAndTheBaseline() throws {
+        var study = miniStudy()
+        study.sites[0].referenceRanges = [ReferenceRange(test: "ALT", high: 40), ReferenceRange(test: "ALT", high: 35, sex: "F")]
+        let alt = try #require(LabCatalogue.test("ALT"))
+        let at = DateParsing.instant("2026-03-10T08:00")!
+        let first = try LabEvaluator.evaluate(
+            test: alt, value: 100, unit: "U/L", collectedAt: at, study: study, site: "S1", sex: "M", birthDate: nil, baseline: nil, tables: try tables())
+        #expect(first.gradeV4?.grade == 1)
+        #expect(first.range?.high == 40)
+        #expect(first.treatmentEmergent == false)
+        let later = try LabEvaluator.evaluate(
+            test: alt, value: 240, unit: "U/L", collectedAt: at, study: study, site: "S1", sex: "M", birthDate: nil, baseline: 100, tables: try tables())
+        #expect(later.gradeV4?.grade == 3)
+        #expect(later.baselineGrade == 1)
+        #expect(later.treatmentEmergent)
+        // A woman's range at this site is 35: 100 U/L is 2.86 × ULN, still grade 1, but against 35.
+        let woman = try LabEvaluator.evaluate(
+            test: alt, value: 100, unit: "U/L", collectedAt: at, study: study, site: "S1", sex: "F", birthDate: nil, baseline: nil, tables: try tables())
+        #expect(woman.range?.high == 35)
+        // 1 µkat/L is 60 U/L (1 U = 1 µmol/min): 4 µkat/L = 240 U/L.
+        #expect(try LabEvaluator.evaluate(
+            test: alt, value: 4, unit: "ukat/L", collectedAt: at, study: study, site: "S1", sex: nil, birthDate: nil, baseline: nil, tables: try tables()).canonical == 240)
+        #expect(throws: LabEvaluationError.self) {
+            try LabEvaluator.evaluate(test: alt, value: 4, unit: "mg/dL", collectedAt: at, study: study, site: "S1", sex: nil, birthDate: nil, baseline: nil, tables: try tables())
+        }
+    }
+
+    @Test func withoutARangeItSaysSoRatherThanGuessing() throws {
+        let study = miniStudy()
+        let alt = try #require(LabCatalogue.test("ALT"))
+        let e = try LabEvaluator.evaluate(
+            test: alt, value: 100, unit: "U/L", collectedAt: Date(), study: study, site: "S1", sex: nil, birthDate: nil, baseline: nil, tables: try tables())
+        #expect(e.gradeV4 == nil)
+        #expect(e.basisV4 == "not graded: no reference range for ALT at site S1; add it to the site's definition")
+    }
+}

@@ -98,7 +98,7 @@ private func moveScreeningDateByHand(of participantID: UUID, on sql: any SQLData
             }
             let unranged = try await safety.recordLab(participantID: p.id, visit: "day_7", test: "GGT", value: 90, unit: "U/L", collectedAt: at, scope: scope, now: now)
             #expect(unranged.gradeV4 == nil)
-            #expect(unranged.basisV4 == "no reference range for GGT at site SYSU3: add it to the site's definition")
+            #expect(unranged.basisV4 == "not graded: no reference range for GGT at site SYSU3; add it to the site's definition")
         }
     }
 }

@@ -21,8 +21,10 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
     public var safety: SafetySettings
     /// The study's own settings for labs of the catalogue, such as a conversion factor its protocol states.
     public var labs: [StudyLab]?
+    /// Where a participant's sex and date of birth are recorded, for reference ranges, scores and age.
+    public var participant: ParticipantFields?
 
-    public init(schemaVersion: Int, code: String, version: Int, identity: StudyIdentity, lifecycle: Lifecycle, sites: [SiteDefinition], parameters: [Parameter], arms: [Arm], interventions: [Intervention], anchors: [Anchor], visits: [Visit], forms: [Form], eligibility: Eligibility, endpoints: [Endpoint], randomization: RandomizationSettings, consent: ConsentSettings, safety: SafetySettings, labs: [StudyLab]? = nil) {
+    public init(schemaVersion: Int, code: String, version: Int, identity: StudyIdentity, lifecycle: Lifecycle, sites: [SiteDefinition], parameters: [Parameter], arms: [Arm], interventions: [Intervention], anchors: [Anchor], visits: [Visit], forms: [Form], eligibility: Eligibility, endpoints: [Endpoint], randomization: RandomizationSettings, consent: ConsentSettings, safety: SafetySettings, labs: [StudyLab]? = nil, participant: ParticipantFields? = nil) {
         self.schemaVersion = schemaVersion
         self.code = code
         self.version = version
@@ -41,9 +43,18 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
         self.consent = consent
         self.safety = safety
         self.labs = labs
+        self.participant = participant
     }
 
     public static let currentSchemaVersion = 1
+
+    /// The participant's sex code, from the field the study names.
+    public func sex(in values: [String: String]) -> String? { participant?.sex.flatMap { values[$0] } }
+    public func isFemale(in values: [String: String]) -> Bool? {
+        guard let code = sex(in: values), let female = participant?.female else { return nil }
+        return code == female
+    }
+    public func birthDate(in values: [String: String]) -> Date? { participant?.birthDate.flatMap { values[$0] }.flatMap(DateParsing.day) }
 
     public func form(_ code: String) -> Form? { forms.first { $0.code == code } }
     public var eligibilityVisit: String? { eligibility.visit ?? visits.first?.code }
@@ -223,6 +234,21 @@ public struct SiteDefinition: Codable, Equatable, Sendable {
         self.name = name
         self.parameters = parameters
         self.referenceRanges = referenceRanges
+    }
+}
+
+/// The fields that say who the participant is, as `form.field`.
+public struct ParticipantFields: Codable, Equatable, Sendable {
+    /// A choice field; its codes are the ones reference ranges use for sex.
+    public var sex: String?
+    /// The choice code that means female, for the scores that weigh sex.
+    public var female: String?
+    public var birthDate: String?
+
+    public init(sex: String? = nil, female: String? = nil, birthDate: String? = nil) {
+        self.sex = sex
+        self.female = female
+        self.birthDate = birthDate
     }
 }
 

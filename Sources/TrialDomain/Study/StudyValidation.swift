@@ -275,6 +275,20 @@ public enum StudyValidator {
             add("consent.current", "names unknown consent version '\(study.consent.current)'")
         }
         unique(study.consent.versions.map(\.version), "consent.versions")
+        if let participant = study.participant {
+            for (key, reference, types) in [("sex", participant.sex, [FieldType.choice]), ("birthDate", participant.birthDate, [.date])] {
+                guard let reference else { continue }
+                let parts = reference.split(separator: ".").map(String.init)
+                let field = parts.count == 2 ? study.form(parts[0])?.field(parts[1]) : nil
+                if let field, !types.contains(field.type) { add("participant.\(key)", "'\(reference)' must be a \(types[0].rawValue) field") }
+                if field == nil { add("participant.\(key)", "names unknown field '\(reference)'") }
+            }
+            if let female = participant.female, let sex = participant.sex {
+                let parts = sex.split(separator: ".").map(String.init)
+                let codes = parts.count == 2 ? study.form(parts[0])?.field(parts[1])?.choices?.map(\.code) ?? [] : []
+                if !codes.contains(female) { add("participant.female", "'\(female)' is not one of \(sex)'s choices") }
+            }
+        }
         for (i, lab) in (study.labs ?? []).enumerated() {
             let path = "labs[\(lab.code)]"
             guard let test = LabCatalogue.test(lab.code) else {

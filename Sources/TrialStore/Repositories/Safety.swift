@@ -201,39 +201,27 @@ public struct FluentSafetyRepository: Sendable {
         participantID: UUID, file: ParticipantFile, visit: String, test: LabTest, value: Double, unit: String,
         collectedAt: Date, baseline: Double?, scope: AccessScope, now: Date
     ) throws -> CheckedRows<LabResult> {
-        // The study's own conversion factor where its definition states one, else the catalogue's.
-        guard let factor = UnitConversions(study: file.study).toCanonical(analyte: test.analyte, unit: unit) else {
-            throw StoreError.invalid(field: "unit", rule: "unit '\(unit)' does not fit \(test.analyte) (canonical \(test.unit))")
-        }
-        let canonical = value * factor
-        guard test.plausible.contains(canonical) else {
-            throw StoreError.invalid(
-                field: "value", rule: "\(FormValidator.format(canonical)) \(test.unit) is not a plausible \(test.name) (\(FormValidator.format(test.plausible.lowerBound))–\(FormValidator.format(test.plausible.upperBound)) \(test.unit))")
-        }
         guard file.study.visit(visit) != nil else { throw StoreError.invalid(field: "visit", rule: "names unknown visit '\(visit)'") }
         if let first = file.study.anchors.first, let start = file.anchors[first.code], AnchorTimes.day(collectedAt) < AnchorTimes.day(start) {
             throw StoreError.invalid(field: "collectedAt", rule: "cannot be before \(first.label) (\(AnchorTimes.dayText(start)))")
         }
-        let site = file.study.sites.first { $0.code == file.siteCode }
-        let age = file.values["demographics.birth_date"].flatMap(DateParsing.day).map { Double(Evaluator.completedYears(born: $0, on: collectedAt)) }
-        let range = ReferenceRange.pick(site?.referenceRanges ?? [], test: test.code, sex: file.values["demographics.sex"], age: age)
-        var gradeV4: LabGrade?, gradeV5: LabGrade?, baselineGrade: Int?
-        if let term = test.ctcae, range?.high != nil || range?.low != nil {
-            for table in tables {
-                let g = try? LabGrader.grade(table: table, term: term, value: canonical, uln: range?.high, lln: range?.low, baseline: baseline)
-                if table.version == "4.03" { gradeV4 = g } else if table.version == "5.0" { gradeV5 = g }
-            }
-            if let baseline, let v4 = tables.first(where: { $0.version == "4.03" }) {
-                baselineGrade = (try? LabGrader.grade(table: v4, term: term, value: baseline, uln: range?.high, lln: range?.low, baseline: nil))?.grade
+        let evaluation: LabEvaluation
+        do {
+            evaluation = try LabEvaluator.evaluate(
+                test: test, value: value, unit: unit, collectedAt: collectedAt, study: file.study, site: file.siteCode, sex: file.study.sex(in: file.values),
+                birthDate: file.study.birthDate(in: file.values), baseline: baseline, tables: tables)
+        } catch let error as LabEvaluationError {
+            switch error {
+            case .unit(let rule): throw StoreError.invalid(field: "unit", rule: rule)
+            case .implausible(let rule): throw StoreError.invalid(field: "value", rule: rule)
             }
         }
-        let missingRange = test.ctcae != nil && range == nil ? "no reference range for \(test.code) at site \(file.siteCode): add it to the site's definition" : nil
-        // Treatment-emergent: worse than baseline.
+        let range = evaluation.range, gradeV4 = evaluation.gradeV4, gradeV5 = evaluation.gradeV5
         let record = LabResult(
-            id: UUID.timeOrdered(), visit: visit, test: test.code, collectedAt: collectedAt, value: canonical, unit: test.unit,
+            id: UUID.timeOrdered(), visit: visit, test: test.code, collectedAt: collectedAt, value: evaluation.canonical, unit: test.unit,
             enteredValue: value, enteredUnit: unit, uln: range?.high, lln: range?.low, baseline: baseline,
-            gradeV4: gradeV4?.grade, gradeV5: gradeV5?.grade, basisV4: gradeV4?.basis ?? missingRange, basisV5: gradeV5?.basis ?? missingRange,
-            baselineGrade: baselineGrade, treatmentEmergent: (gradeV4?.grade).map { g in baselineGrade.map { g > $0 } ?? false } ?? false)
+            gradeV4: gradeV4?.grade, gradeV5: gradeV5?.grade, basisV4: evaluation.basisV4, basisV5: evaluation.basisV5,
+            baselineGrade: evaluation.baselineGrade, treatmentEmergent: evaluation.treatmentEmergent)
         let changes: [FieldChange] = [
             .init(field: "test", old: nil, new: test.code), .init(field: "visit", old: nil, new: visit),
             .init(field: "value", old: nil, new: "\(FormValidator.format(value)) \(unit)"),

@@ -157,9 +157,9 @@ enum SafetyAPI {
         var records: [FormRecord]
         if let known { records = known } else { records = try await req.formRecords.records(participantID: id, scope: scope) }
         records = records.filter { $0.form == "clinical" }
-        let age = file.values["demographics.birth_date"].flatMap(DateParsing.day).map { Double(Evaluator.completedYears(born: $0, on: Date())) }
+        let age = file.study.birthDate(in: file.values).map { Double(Evaluator.completedYears(born: $0, on: Date())) }
         return visitScores(
-            labs: labs, female: file.values["demographics.sex"].map { $0 == "F" }, age: age,
+            labs: labs, female: file.study.isFemale(in: file.values), age: age,
             clinical: Dictionary(records.map { ($0.visit, $0.values) }, uniquingKeysWith: { a, _ in a }))
     }
 

@@ -151,18 +151,24 @@ enum SafetyPages {
         guard let test = LabCatalogue.test(code), let value = (try? req.query.get(String.self, at: "value")).flatMap(Double.init),
             let participantID = (try? req.query.get(String.self, at: "participant")).flatMap(UUID.init(uuidString:))
         else { return GradePreview(test: code, canonicalValue: nil, unit: nil, gradeV4: nil, gradeV5: nil, basis: "") }
-        guard let canonical = try? Units.toCanonical(value, analyte: test.analyte, unit: unit.isEmpty ? test.unit : unit) else {
-            return GradePreview(test: test.code, canonicalValue: nil, unit: nil, gradeV4: nil, gradeV5: nil, basis: "unit '\(unit)' does not fit \(test.name)")
-        }
         let file = try await req.screening.file(participantID: participantID, scope: user.scope)
-        let range = ReferenceRange.pick(file.study.sites.first { $0.code == file.siteCode }?.referenceRanges ?? [], test: test.code, sex: file.values["demographics.sex"], age: nil)
-        guard let term = test.ctcae, let range else {
-            return GradePreview(test: test.code, canonicalValue: canonical, unit: test.unit, gradeV4: nil, gradeV5: nil, basis: "not graded: no CTCAE term or no site range")
+        // The same evaluation a save makes: the participant's range by sex and age, and their baseline.
+        let now = Date()
+        let labs = try await req.safety.labs(participantID: participantID, scope: user.scope).map {
+            LabValue(test: $0.test, visit: $0.visit, collectedAt: $0.collectedAt, value: $0.value)
         }
-        let tables = try GradingTables.builtIn()
-        let grades = tables.map { try? LabGrader.grade(table: $0, term: term, value: canonical, uln: range.high, lln: range.low, baseline: nil) }
+        let baseline = Baseline.value(of: test.code, in: labs, visits: Baseline.visits(of: file.study), before: now)?.value
+        let evaluation: LabEvaluation
+        do {
+            evaluation = try LabEvaluator.evaluate(
+                test: test, value: value, unit: unit.isEmpty ? test.unit : unit, collectedAt: now, study: file.study, site: file.siteCode,
+                sex: file.study.sex(in: file.values), birthDate: file.study.birthDate(in: file.values), baseline: baseline, tables: try GradingTables.builtIn())
+        } catch let error as LabEvaluationError {
+            return GradePreview(test: test.code, canonicalValue: nil, unit: nil, gradeV4: nil, gradeV5: nil, basis: error.description)
+        }
         return GradePreview(
-            test: test.code, canonicalValue: canonical, unit: test.unit, gradeV4: grades.first??.grade, gradeV5: grades.last??.grade, basis: grades.first??.basis ?? "")
+            test: test.code, canonicalValue: evaluation.canonical, unit: test.unit, gradeV4: evaluation.gradeV4?.grade, gradeV5: evaluation.gradeV5?.grade,
+            basis: evaluation.basisV4 ?? "not graded: no CTCAE term for \(test.code)")
     }
 
     static func terms(req: Request) async throws -> [CTCAETerm] {
