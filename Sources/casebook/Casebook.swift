@@ -411,11 +411,18 @@ struct Randomization: AsyncParsableCommand {
     struct Generate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Generate the allocation list once; prints the seed that reproduces it.")
         @Option(help: "64 hexadecimal digits; drawn from the system's generator when absent.") var seed: String?
+        @Option(help: "A later randomization's code (the one at enrolment when absent).") var randomization: String?
 
         func run() async throws {
             try await Runtime.withStore { store, _ in
                 do {
-                    let result = try await FluentScreeningRepository(store: store).generateList(seedHex: seed, actor: Runtime.actor, now: Date())
+                    let repository = FluentScreeningRepository(store: store)
+                    let result =
+                        if let randomization {
+                            try await repository.generateStageList(randomization: randomization, seedHex: seed, actor: Runtime.actor, now: Date())
+                        } else {
+                            try await repository.generateList(seedHex: seed, actor: Runtime.actor, now: Date())
+                        }
                     print("Generated \(result.slots) positions. Seed (keep it with the statistician): \(result.seed)")
                 } catch let error as StoreError {
                     throw Runtime.fail(error.description)

@@ -419,3 +419,78 @@ private struct Trial {
         }
     }
 }
+
+@Suite struct StageRandomizationTests {
+    /// The built-in study with a second randomization at day 28: MSC-EV participants draw a boost or not; control
+    /// participants draw too (a dummy that keeps them in control), as a double-dummy design has everyone do.
+    static func twoStageStudy() throws -> StudyDefinition {
+        var study = try StudyFile.builtIn()
+        let infusion = try #require(study.arms[0].doses?.first)
+        var boost = infusion
+        boost.code = "boost"
+        boost.anchor = "infusion"
+        boost.target = Offset(4, .weeks)
+        boost.window = VisitWindow(before: Offset(1, .days), after: Offset(3, .days))
+        boost.visit = nil
+        study.arms += [
+            Arm(code: "msc_ev_boost", name: "MSC-EV with a boost", type: "EXPERIMENTAL", ratio: 0, interventions: ["msc_ev"], doses: [infusion, boost]),
+            Arm(code: "msc_ev_single", name: "MSC-EV once", type: "EXPERIMENTAL", ratio: 0, interventions: ["msc_ev"], doses: [infusion]),
+        ]
+        study.randomizations = [
+            StageRandomization(
+                code: "day28", visit: "day_28", options: [RandomizationOption(code: "boost", ratio: 1), RandomizationOption(code: "single", ratio: 1)],
+                assigns: ["msc_ev": ["boost": "msc_ev_boost", "single": "msc_ev_single"], "control": ["boost": "control", "single": "control"]],
+                blockSizes: [2], stratifyBySite: true)
+        ]
+        return study
+    }
+
+    @Test func theTwoStageDefinitionIsValidAndItsMistakesAreNamed() throws {
+        var study = try Self.twoStageStudy()
+        #expect(StudyValidator.problems(in: study) == [])
+        study.randomizations![0].assigns["control"] = ["boost": "control"]
+        study.randomizations![0].blockSizes = [3]
+        let paths = Set(StudyValidator.problems(in: study).map(\.path))
+        #expect(paths.isSuperset(of: ["randomizations[day28].assigns.control", "randomizations[day28].blockSizes"]))
+    }
+
+    @Test(arguments: TestDatabase.available)
+    func aSecondDrawAtItsVisitMovesTheArmAndItsDosePlan(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            _ = try await FluentStudyRepository(store: store).seedIfEmpty(try Self.twoStageStudy(), now: now)
+            let trial = try await Trial.make(store)
+            _ = try await trial.screening.generateStageList(randomization: "day28", seedHex: String(repeating: "5a", count: 32), actor: "stat", now: now)
+            var seen: [String: Set<String>] = [:]
+            var mscCount = 0
+            for i in 1...8 {
+                let p = try await trial.ready("S-\(i)")
+                let first = try await trial.screening.allocate(participantID: p.id, scope: trial.scope, now: now)
+                // Enrolment allocates only among the arms with a ratio.
+                #expect(["msc_ev", "control"].contains(first.arm))
+                // Day 28 after the transplant of 2026-03-08, ±3 days: 2026-04-02 to 2026-04-08.
+                await #expect {
+                    try await trial.screening.allocateStage(participantID: p.id, randomization: "day28", scope: trial.scope, now: now)
+                } throws: { error in
+                    guard case StoreError.conflict(field: "randomization", let rule) = error else { return false }
+                    return rule.contains("happens at visit day_28, from 2026-04-02")
+                }
+                let at = DateParsing.instant("2026-04-05T10:00")!
+                let second = try await trial.screening.allocateStage(participantID: p.id, randomization: "day28", scope: trial.scope, now: at)
+                #expect(second.armBefore == first.arm)
+                #expect(try await trial.screening.allocateStage(participantID: p.id, randomization: "day28", scope: trial.scope, now: at) == second)
+                seen[first.arm, default: []].insert(second.armAfter)
+                if first.arm == "msc_ev" { mscCount += 1 }
+                let file = try await trial.screening.file(participantID: p.id, scope: trial.scope)
+                #expect(file.arm == second.armAfter)
+                #expect(file.allocation?.arm == first.arm)
+                #expect(file.dosePlan.map(\.code) == (second.armAfter == "msc_ev_boost" ? ["infusion", "boost"] : (second.armAfter == "control" ? [] : ["infusion"])))
+            }
+            // The dummy keeps control in control; MSC-EV participants reach both arms (blocks of 2 within the stratum).
+            #expect(seen["control"].map { $0 == ["control"] } ?? true)
+            // The first two MSC-EV participants fill the stratum's first block of two: one each.
+            #expect(mscCount >= 2)
+            #expect(seen["msc_ev"] == ["msc_ev_boost", "msc_ev_single"])
+            #expect(try await AuditChain.verify(on: store.database).isIntact)
+        }
+    }
+}

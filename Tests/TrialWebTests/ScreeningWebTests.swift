@@ -2,6 +2,7 @@ import Foundation
 import TestSupport
 import Testing
 import TrialDomain
+import TrialStandards
 import TrialStore
 @testable import TrialWeb
 import Vapor
@@ -114,6 +115,39 @@ private func enterScreening(_ t: TestApp, token: String, id: String) async throw
                 #expect(response.status.code >= 400 && response.status.code < 500)
                 #expect(errorMessage(response).contains(message), "\(errorMessage(response))")
             }
+        }
+    }
+}
+
+@Suite struct BlindedAllocationTests {
+    /// In a masked study the coordinator allocates, doses and reads the plan without ever seeing the arm, product or
+    /// amount; the DSMB viewer sees the arm.
+    @Test(arguments: TestDatabase.available)
+    func aBlindedCoordinatorNeverSeesTheArm(database: TestDatabase) async throws {
+        try await TestApp.run(database) { t in
+            var masked = try StudyFile.builtIn()
+            masked.version = 2
+            masked.identity.masking = "DOUBLE"
+            _ = try await FluentStudyRepository(store: t.store).publish(masked, actor: "dm", reason: "masked", now: Date())
+            try await t.user("ines", role: .investigator, sites: ["SYSU3"])
+            try await t.user("cora", role: .coordinator, sites: ["SYSU3"])
+            try await t.user("dave", role: .dsmbViewer, sites: ["SYSU3"])
+            let ines = try await t.token("ines"), cora = try await t.token("cora"), dave = try await t.token("dave")
+            _ = try await FluentScreeningRepository(store: t.store).generateList(seedHex: String(repeating: "5a", count: 32), actor: "stat", now: Date())
+            let id = try await t.send(.POST, "api/v1/participants", headers: bearer(cora), body: json(#"{"siteCode":"SYSU3","screeningNumber":"B-001"}"#))
+                .content.get(String.self, at: "id")
+            try await enterScreening(t, token: cora, id: id)
+            #expect(try await t.send(.POST, "api/v1/participants/\(id)/eligibility/decision", headers: bearer(ines)).status == .ok)
+            _ = try await t.send(.POST, "api/v1/participants/\(id)/consents", headers: bearer(cora), body: json(#"{"formVersion":"1","signedAt":"\#(day(-5))T09:00"}"#))
+            let allocated = try await t.send(.POST, "api/v1/participants/\(id)/allocation", headers: bearer(cora))
+            #expect(allocated.status == .ok, "\(errorMessage(allocated))")
+            for arm in ["msc_ev", "control", "\"arm\""] { #expect(!allocated.body.string.contains(arm)) }
+            let read = try await t.send(.GET, "api/v1/participants/\(id)/allocation", headers: bearer(cora))
+            #expect(!read.body.string.contains("\"arm\""))
+            let plan = try await t.send(.GET, "api/v1/participants/\(id)/doses", headers: bearer(cora))
+            for hidden in ["product", "amount", "placebo", "particles"] { #expect(!plan.body.string.contains(hidden)) }
+            let unblinded = try await t.send(.GET, "api/v1/participants/\(id)/allocation", headers: bearer(dave)).content.decode(AllocationDTO.self)
+            #expect(["msc_ev", "control"].contains(unblinded.arm ?? ""))
         }
     }
 }

@@ -23,8 +23,10 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
     public var labs: [StudyLab]?
     /// Where a participant's sex and date of birth are recorded, for reference ranges, scores and age.
     public var participant: ParticipantFields?
+    /// Randomizations after enrolment, each at a named visit (the one at enrolment is `randomization`).
+    public var randomizations: [StageRandomization]?
 
-    public init(schemaVersion: Int, code: String, version: Int, identity: StudyIdentity, lifecycle: Lifecycle, sites: [SiteDefinition], parameters: [Parameter], arms: [Arm], interventions: [Intervention], anchors: [Anchor], visits: [Visit], forms: [Form], eligibility: Eligibility, endpoints: [Endpoint], randomization: RandomizationSettings, consent: ConsentSettings, safety: SafetySettings, labs: [StudyLab]? = nil, participant: ParticipantFields? = nil) {
+    public init(schemaVersion: Int, code: String, version: Int, identity: StudyIdentity, lifecycle: Lifecycle, sites: [SiteDefinition], parameters: [Parameter], arms: [Arm], interventions: [Intervention], anchors: [Anchor], visits: [Visit], forms: [Form], eligibility: Eligibility, endpoints: [Endpoint], randomization: RandomizationSettings, consent: ConsentSettings, safety: SafetySettings, labs: [StudyLab]? = nil, participant: ParticipantFields? = nil, randomizations: [StageRandomization]? = nil) {
         self.schemaVersion = schemaVersion
         self.code = code
         self.version = version
@@ -44,6 +46,7 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
         self.safety = safety
         self.labs = labs
         self.participant = participant
+        self.randomizations = randomizations
     }
 
     public static let currentSchemaVersion = 1

@@ -82,8 +82,13 @@ public enum StudyValidator {
         unique(study.interventions.map(\.code), "interventions")
         unique(study.arms.map(\.code), "arms")
         if study.arms.isEmpty { add("arms", "a study needs at least one arm") }
+        if !study.arms.isEmpty && !study.arms.contains(where: { $0.ratio > 0 }) { add("arms", "at least one arm must be allocated at enrolment (ratio 1 or more)") }
         for arm in study.arms {
-            if arm.ratio < 1 { add("arms[\(arm.code)].ratio", "must be 1 or more") }
+            // 0: not allocated at enrolment, reached only through a later randomization.
+            if arm.ratio < 0 { add("arms[\(arm.code)].ratio", "must be 0 or more") }
+            if arm.ratio == 0 && !(study.randomizations ?? []).contains(where: { $0.assigns.values.contains { $0.values.contains(arm.code) } }) {
+                add("arms[\(arm.code)].ratio", "an arm with ratio 0 is reached only through a later randomization, and none leads to it")
+            }
             for code in arm.interventions where !study.interventions.contains(where: { $0.code == code }) {
                 add("arms[\(arm.code)].interventions", "names unknown intervention '\(code)'")
             }
@@ -313,6 +318,7 @@ public enum StudyValidator {
                 }
             }
         }
+        problems += StageRules.problems(in: study)
         if study.safety.saeReportingHours < 1 { add("safety.saeReportingHours", "must be 1 or more") }
         if !SafetySettings.ctcaeVersions.contains(study.safety.ctcaeVersion) {
             add("safety.ctcaeVersion", "must be one of \(SafetySettings.ctcaeVersions.joined(separator: ", "))")

@@ -6,7 +6,7 @@ import TrialDomain
 /// Every migration, in order. A shipped migration never changes: add a new one.
 public enum StoreMigrations {
     public static var all: [any AsyncMigration] {
-        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes(), M009AddListIndexes(), M010CreateDoses()]
+        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes(), M009AddListIndexes(), M010CreateDoses(), M011CreateStageRandomizations()]
     }
 }
 
@@ -408,5 +408,46 @@ struct M010CreateDoses: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema("doses").delete()
+    }
+}
+
+/// Randomizations after enrolment: one concealed list per stage, whose positions carry the option drawn and, once
+/// allocated, the arm it led to.
+struct M011CreateStageRandomizations: AsyncMigration {
+    var name: String { "011-create-stage-randomizations" }
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema("stage_lists")
+            .id()
+            .field("study_code", .string, .required)
+            .field("randomization", .string, .required)
+            .field("seed", .string, .required)
+            .field("generated_by", .string, .required)
+            .field("generated_at", .datetime, .required)
+            .unique(on: "study_code", "randomization")
+            .create()
+        try await database.schema("stage_slots")
+            .id()
+            .field("list_id", .uuid, .required, .references("stage_lists", "id"))
+            .field("stratum", .string, .required)
+            .field("position", .int, .required)
+            .field("block", .int, .required)
+            .field("block_size", .int, .required)
+            .field("option", .string, .required)
+            .field("participant_id", .uuid, .references("participants", "id"))
+            .field("arm_before", .string)
+            .field("arm_after", .string)
+            .field("allocated_at", .datetime)
+            .field("allocated_by", .string)
+            .unique(on: "list_id", "stratum", "position")
+            .unique(on: "list_id", "participant_id")
+            .create()
+        let sql = database as! any SQLDatabase
+        try await sql.create(index: "stage_slots_participant").on("stage_slots").column("participant_id").run()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema("stage_slots").delete()
+        try await database.schema("stage_lists").delete()
     }
 }

@@ -69,7 +69,7 @@ public struct FluentCohortRepository: Sendable {
         var order: [UUID] = []
         var doseTimes: [UUID: [String: Date]] = [:]
         for row in try await sql.raw("""
-            SELECT p.id, p.screening_number, s.code AS site_code, sl.arm, sl.allocated_at
+            SELECT p.id, p.screening_number, s.code AS site_code, \(unsafeRaw: CurrentArm.column(slot: "sl", participant: "p.id")) AS arm, sl.allocated_at
             FROM participants p JOIN sites s ON s.id = p.site_id
             LEFT JOIN randomization_slots sl ON sl.participant_id = p.id
             WHERE p.deleted_at IS NULL AND p.site_id IN (\(binds: sites))

@@ -411,7 +411,7 @@ public struct FluentSafetyRepository: Sendable {
         guard !scope.siteIDs.isEmpty else { return [] }
         let sites: [any Encodable & Sendable] = scope.siteIDs.sorted { $0.uuidString < $1.uuidString }
         return try await (store.database as! any SQLDatabase).raw("""
-            SELECT p.screening_number, sl.arm,
+            SELECT p.screening_number, \(unsafeRaw: CurrentArm.column(slot: "sl", participant: "p.id")) AS arm,
               MAX(CASE WHEN l.test_code = 'ALT' THEN l.value / l.uln END) AS alt,
               MAX(CASE WHEN l.test_code = 'BILI' THEN l.value / l.uln END) AS bili
             FROM lab_results l JOIN participants p ON p.id = l.participant_id AND p.deleted_at IS NULL

@@ -50,7 +50,10 @@ public struct ParticipantFile: Sendable {
     public var eligibilityValues: [String: String]
     public var consents: [ConsentRecord]
     public var lastDecision: String?
+    /// The allocation at enrolment.
     public var allocation: Allocation?
+    /// Draws in later randomizations, in the order they happened.
+    public var stages: [StageAllocation]
     /// Doses given or skipped, in the order recorded.
     public var doses: [DoseRecord]
     public var visitDates: [String: Date]
@@ -62,7 +65,10 @@ public struct ParticipantFile: Sendable {
     }
 
     /// The participant's dose plan: their arm's, empty before allocation.
-    public var dosePlan: [PlannedDose] { DoseRules.plan(study: study, arm: allocation?.arm) }
+    /// The arm the participant is in now: where their last stage draw led, else their arm at enrolment.
+    public var arm: String? { stages.last?.armAfter ?? allocation?.arm }
+
+    public var dosePlan: [PlannedDose] { DoseRules.plan(study: study, arm: arm) }
 
     public var armHasDoses: Bool? { allocation.map { _ in !dosePlan.isEmpty } }
 
@@ -204,10 +210,11 @@ public struct FluentScreeningRepository: Sendable {
             SELECT dose_code, given, started_at, ended_at, lot, expiry, weight_kg, amount, unit, deviation_reason, deviation, skip_reason, recorded_by, created_at
             FROM doses WHERE participant_id = \(bind: participantID) ORDER BY created_at
             """).all().map(Self.dose)
+        let stages = allocation == nil ? [] : try await Self.stages(participantID, on: sql)
         return ParticipantFile(
             participant: participant, siteCode: try row.decode(column: "site_code", as: String.self), study: study, values: values,
             eligibilityValues: eligibilityValues, consents: consents, lastDecision: try row.decode(column: "decision", as: String?.self),
-            allocation: allocation, doses: doses, visitDates: visitDates, visitValues: visitValues)
+            allocation: allocation, stages: stages, doses: doses, visitDates: visitDates, visitValues: visitValues)
     }
 
     static func dose(_ row: any SQLRow) throws -> DoseRecord {
@@ -393,7 +400,7 @@ public struct FluentScreeningRepository: Sendable {
                 let slots: [AllocationSlot]
                 do {
                     slots = try AllocationList.generate(
-                        arms: study.arms.map { ($0.code, $0.ratio) }, blockSizes: study.randomization.blockSizes, strata: AllocationList.strata(study: study),
+                        arms: study.arms.filter { $0.ratio > 0 }.map { ($0.code, $0.ratio) }, blockSizes: study.randomization.blockSizes, strata: AllocationList.strata(study: study),
                         perStratum: length, using: &rng)
                 } catch let error as RandomizationError {
                     throw StoreError.invalid(field: "randomization", rule: error.description)
@@ -531,7 +538,7 @@ public struct FluentScreeningRepository: Sendable {
             }
             var rng = ChaCha20Generator(seed: ChaCha20Generator.seed(hex: try listRow.decode(column: "seed", as: String.self))!, stream: UInt64(taken.count))
             let arm = Minimization.choose(
-                arms: study.arms.map { ($0.code, $0.ratio) }, counts: counts, probability: study.randomization.minimizationProbability ?? 0.8, using: &rng)
+                arms: study.arms.filter { $0.ratio > 0 }.map { ($0.code, $0.ratio) }, counts: counts, probability: study.randomization.minimizationProbability ?? 0.8, using: &rng)
             let slot = RandomizationSlotModel()
             slot.id = UUID.timeOrdered()
             slot.listID = listID
@@ -638,7 +645,7 @@ public struct FluentScreeningRepository: Sendable {
     /// The participant's dose plan with each dose's state.
     public func doses(participantID: UUID, scope: AccessScope, now: Date) async throws -> [ScheduledDose] {
         let file = try await file(participantID: participantID, scope: scope)
-        return DoseRules.schedule(study: file.study, arm: file.allocation?.arm, anchors: file.anchors, records: file.doses, now: now)
+        return DoseRules.schedule(study: file.study, arm: file.arm, anchors: file.anchors, records: file.doses, now: now)
     }
 
     // MARK: Schedule and screening log
@@ -646,7 +653,7 @@ public struct FluentScreeningRepository: Sendable {
     public func schedule(participantID: UUID, scope: AccessScope, now: Date) async throws -> [ScheduledVisit] {
         let file = try await file(participantID: participantID, scope: scope)
         return ParticipantSchedule.build(
-            study: file.study, anchors: file.anchors, done: try await visitDates(file), now: now, arm: file.allocation?.arm)
+            study: file.study, anchors: file.anchors, done: try await visitDates(file), now: now, arm: file.arm)
     }
 
     /// When each visit happened: its forms' first date, or its first lab sample, however the data were entered.

@@ -41,7 +41,7 @@ enum OpenAPIDocument {
         .init(method: "post", path: "/api/v1/participants/{id}/consents", summary: "Record informed consent to a form version", body: "NewConsent", success: ("201", "Consent"), errors: ["400", "401", "403", "404", "415", "422"]),
         .init(method: "post", path: "/api/v1/participants/{id}/consents/withdrawal", summary: "Withdraw consent: no further data, or no further contact", body: "Withdrawal", success: ("204", nil), errors: ["400", "401", "403", "404", "415", "422"]),
         .init(method: "get", path: "/api/v1/participants/{id}/allocation", summary: "The participant's arm, once allocated", success: ("200", "Allocation")),
-        .init(method: "post", path: "/api/v1/participants/{id}/allocation", summary: "Allocate an eligible, consented participant; repeating returns the same allocation", success: ("200", "Allocation")),
+        .init(method: "post", path: "/api/v1/participants/{id}/allocation", summary: "Allocate an eligible, consented participant; with {\"randomization\": CODE}, draw in a later randomization at its visit; repeating returns the same allocation; the arm only for those who may see arms", body: "AllocationRequest", success: ("200", "Allocation"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
         .init(method: "get", path: "/api/v1/participants/{id}/doses", summary: "The participant's dose plan, each dose with its window and state (given, skipped, due, overdue, upcoming)", success: ("200", "ScheduledDoseList")),
         .init(method: "post", path: "/api/v1/participants/{id}/doses", summary: "Record a dose given (startedAt, endedAt, lot, expiry, weightKg, deviationReason when out of its window) or skipped (skipped: true, reason)", body: "NewDose", success: ("201", "DoseRecord"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
         .init(method: "get", path: "/api/v1/participants/{id}/schedule", summary: "Expected visits with windows: done, due, overdue, out of window", success: ("200", "ScheduledVisitList")),
@@ -147,7 +147,11 @@ enum OpenAPIDocument {
                 required: ["id", "formVersion", "signedAt", "takenBy"]),
             "ConsentList": list("Consent"),
             "Withdrawal": object(["withdrawnAt": string(), "scope": string(values: ["no_further_data", "no_further_contact"]), "reason": string(nullable: true)], required: ["withdrawnAt", "scope"]),
-            "Allocation": object(["arm": string(), "allocatedAt": string(format: "date-time"), "allocatedBy": string()], required: ["arm", "allocatedAt", "allocatedBy"]),
+            "Allocation": object(
+                [
+                    "randomization": string("The later randomization's code; absent for the one at enrolment", nullable: true),
+                    "arm": string("Absent for a blinded user in a masked study", nullable: true), "allocatedAt": string(format: "date-time"), "allocatedBy": string(),
+                ], required: ["allocatedAt", "allocatedBy"]),
             "NewDose": object(
                 [
                     "dose": string("A dose code of the participant's plan"), "startedAt": string(format: "date-time"), "endedAt": string(format: "date-time"),
@@ -192,6 +196,7 @@ enum OpenAPIDocument {
                     "method": string(nullable: true), "unit": string(nullable: true), "groups": list("EndpointGroup"),
                 ], required: ["code", "kind", "measure", "timeFrame", "groups"]),
             "EndpointResultList": list("EndpointResult"),
+            "AllocationRequest": object(["randomization": string("A later randomization's code; absent for the one at enrolment")], required: []),
             "JSONSchema": ["type": "object", "description": "A JSON Schema document"],
             "Verify": object(
                 ["intact": ["type": "boolean"], "checked": ["type": "integer"], "brokenSequence": ["type": ["integer", "null"]], "problem": string(nullable: true)],

@@ -62,15 +62,30 @@ struct ConsentDTO: Content {
 }
 
 /// What a site sees of an allocation: the arm, once allocated. Strata and positions stay with the statistician.
+/// An allocation. The arm only for those who may see arms: in a masked study a blinded user learns that, when and by
+/// whom, never to what.
 struct AllocationDTO: Content {
-    var arm: String
+    /// Absent for the randomization at enrolment.
+    var randomization: String?
+    var arm: String?
     var allocatedAt: String
     var allocatedBy: String
-    init(_ a: Allocation) {
-        arm = a.arm
+    init(_ a: Allocation, blind: Bool) {
+        arm = blind ? nil : a.arm
         allocatedAt = iso(a.allocatedAt)
         allocatedBy = a.allocatedBy
     }
+    init(_ s: StageAllocation, blind: Bool) {
+        randomization = s.randomization
+        arm = blind ? nil : s.armAfter
+        allocatedAt = iso(s.allocatedAt)
+        allocatedBy = s.allocatedBy
+    }
+}
+
+struct AllocationBody: StrictBody {
+    static let fields: Set<String> = ["randomization"]
+    var randomization: String?
 }
 
 /// A dose as recorded. Product and amount only for those who may see arms.
@@ -257,19 +272,28 @@ enum ScreeningAPI {
         return .noContent
     }
 
+    /// The allocation at enrolment, with the arm the participant is in now (for those who may see it).
     static func allocation(req: Request) async throws -> AllocationDTO {
         let user = try req.user
         try user.require(.readParticipants)
-        guard let allocation = try await req.screening.file(participantID: try APIController.participantID(req), scope: user.scope).allocation else {
-            throw StoreError.notFound(entity: "allocation", id: "of this participant")
-        }
-        return AllocationDTO(allocation)
+        let file = try await req.screening.file(participantID: try APIController.participantID(req), scope: user.scope)
+        guard let allocation = file.allocation else { throw StoreError.notFound(entity: "allocation", id: "of this participant") }
+        var dto = AllocationDTO(allocation, blind: !Blinding.seesArms(user.account.role, study: file.study))
+        if dto.arm != nil { dto.arm = file.arm }
+        return dto
     }
 
+    /// The randomization at enrolment, or with `{"randomization": CODE}` a later one at its visit.
     static func allocate(req: Request) async throws -> AllocationDTO {
         let user = try req.user
         try user.require(.writeParticipants)
-        return AllocationDTO(try await req.screening.allocate(participantID: try APIController.participantID(req), scope: user.scope, now: Date()))
+        let id = try APIController.participantID(req)
+        let body: AllocationBody? = (req.body.data?.readableBytes ?? 0) > 0 ? try req.strictBody(AllocationBody.self) : nil
+        let blind = !Blinding.seesArms(user.account.role, study: try await req.currentStudy())
+        if let code = body?.randomization {
+            return AllocationDTO(try await req.screening.allocateStage(participantID: id, randomization: code, scope: user.scope, now: Date()), blind: blind)
+        }
+        return AllocationDTO(try await req.screening.allocate(participantID: id, scope: user.scope, now: Date()), blind: blind)
     }
 
     static func doses(req: Request) async throws -> [ScheduledDoseDTO] {

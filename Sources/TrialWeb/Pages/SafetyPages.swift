@@ -107,7 +107,7 @@ enum SafetyPages {
                             "<label><input type=\"checkbox\" name=\"seriousness[]\" value=\"\($0.rawValue)\"> \($0.rawValue.replacingOccurrences(of: "_", with: " "))</label>"
                         }.joined() + "</fieldset>"),
                         Layout.field("Site aware at (serious events)", id: "awareAt", required: false),
-                        Layout.select("Attribution to MSC-EV", id: "attribution", options: Attribution.allCases.map { ($0.rawValue, $0.rawValue, false) }),
+                        Layout.select("Attribution to the study treatment", id: "attribution", options: Attribution.allCases.map { ($0.rawValue, $0.rawValue, false) }),
                         Layout.select("Expected", id: "expected", options: [("no", "no", true), ("yes", "yes", false)]),
                         Layout.field("Action taken", id: "actionTaken"), Layout.field("Outcome", id: "outcome"),
                         .button(.type(.submit), .id("save-ae"), .text("Save adverse event"))))),

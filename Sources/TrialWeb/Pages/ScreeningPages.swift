@@ -32,7 +32,7 @@ enum ScreeningPages {
     static func panels(req: Request, user: CurrentUser, file: ParticipantFile) async throws -> Node<HTML.BodyContext> {
         let participant = file.participant
         let assessment = try EligibilityAssessment.assess(study: file.study, site: file.siteCode, values: file.eligibilityValues)
-        let schedule = ParticipantSchedule.build(study: file.study, anchors: file.anchors, done: try await req.screening.visitDates(file), now: Date(), arm: file.allocation?.arm)
+        let schedule = ParticipantSchedule.build(study: file.study, anchors: file.anchors, done: try await req.screening.visitDates(file), now: Date(), arm: file.arm)
         let canWrite = AccessPolicy.allows(user.account.role, .writeParticipants)
         let base = "/participants/\(participant.id.uuidString)"
         return .group(
@@ -61,7 +61,20 @@ enum ScreeningPages {
                         .button(.type(.submit), .id("record-consent"), .text("Record consent"))))),
             .div(.class("card"), .id("allocation"),
                 .h2(.text("Allocation")),
-                .unwrap(file.allocation, { a in .p(.id("allocated-arm"), .text("Allocated to \(armName(file.study, a.arm)) on \(iso(a.allocatedAt)) by \(a.allocatedBy).")) },
+                .unwrap(file.allocation, { a in
+                    .group(
+                        .p(.id("allocated-arm"), .text(
+                            (Blinding.seesArms(user.account.role, study: file.study) ? "Allocated to \(armName(file.study, file.arm ?? a.arm))" : "Allocated (blinded)")
+                                + " on \(iso(a.allocatedAt)) by \(a.allocatedBy).")),
+                        .forEach(file.study.randomizations ?? []) { stage in
+                            .unwrap(file.stages.first { $0.randomization == stage.code }, { done in
+                                .p(.id("stage-\(Layout.escape(stage.code))"), .text("\(stage.name ?? stage.code): randomized on \(iso(done.allocatedAt)) by \(done.allocatedBy)."))
+                            }, else: .if(canWrite,
+                                .form(.method(.post), .action("\(base)/allocation"), Layout.csrfField(user),
+                                    .input(.type(.hidden), .name("randomization"), .value(Layout.escape(stage.code))),
+                                    .button(.type(.submit), .id("randomize-\(Layout.escape(stage.code))"), .text("Randomize: \(stage.name ?? stage.code) (at \(file.study.visit(stage.visit)?.name ?? stage.visit))")))))
+                        })
+                },
                     else: .group(
                         .p(.text("Not allocated. Allocation needs a confirmed eligibility and consent to version \(file.study.consent.current).")),
                         .if(canWrite,
@@ -83,7 +96,7 @@ enum ScreeningPages {
 
     /// The participant's doses: each with its window and state, and a form to record one given or skipped.
     static func dosePanel(file: ParticipantFile, user: CurrentUser, canRecord: Bool, base: String) -> Node<HTML.BodyContext> {
-        let doses = DoseRules.schedule(study: file.study, arm: file.allocation?.arm, anchors: file.anchors, records: file.doses, now: Date())
+        let doses = DoseRules.schedule(study: file.study, arm: file.arm, anchors: file.anchors, records: file.doses, now: Date())
         let blind = !Blinding.seesArms(user.account.role, study: file.study)
         let open = doses.filter { $0.record == nil }
         func describe(_ d: ScheduledDose) -> String {
@@ -145,7 +158,11 @@ enum ScreeningPages {
         let user = try req.user
         try user.require(.writeParticipants)
         let id = try APIController.participantID(req)
-        _ = try await req.screening.allocate(participantID: id, scope: user.scope, now: Date())
+        if let code = try? req.content.get(String.self, at: "randomization"), !code.isEmpty {
+            _ = try await req.screening.allocateStage(participantID: id, randomization: code, scope: user.scope, now: Date())
+        } else {
+            _ = try await req.screening.allocate(participantID: id, scope: user.scope, now: Date())
+        }
         return back(req, id)
     }
 
