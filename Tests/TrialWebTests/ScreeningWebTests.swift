@@ -148,6 +148,19 @@ private func enterScreening(_ t: TestApp, token: String, id: String) async throw
             for hidden in ["product", "amount", "placebo", "particles"] { #expect(!plan.body.string.contains(hidden)) }
             let unblinded = try await t.send(.GET, "api/v1/participants/\(id)/allocation", headers: bearer(dave)).content.decode(AllocationDTO.self)
             #expect(["msc_ev", "control"].contains(unblinded.arm ?? ""))
+
+            // Emergency unblinding: only an investigator, only with a reason; then that investigator alone sees the arm.
+            #expect(try await t.send(.POST, "api/v1/participants/\(id)/unblinding", headers: bearer(cora), body: json(#"{"reason":"anaphylaxis"}"#)).status == .forbidden)
+            let noReason = try await t.send(.POST, "api/v1/participants/\(id)/unblinding", headers: bearer(ines), body: json(#"{"reason":"  "}"#))
+            #expect(errorMessage(noReason) == "reason: an emergency unblinding needs its reason")
+            #expect(!(try await t.send(.GET, "api/v1/participants/\(id)/allocation", headers: bearer(ines)).body.string.contains("\"arm\"")))
+            let broken = try await t.send(.POST, "api/v1/participants/\(id)/unblinding", headers: bearer(ines), body: json(#"{"reason":"anaphylaxis after the infusion"}"#))
+            #expect(try broken.content.get(String.self, at: "arm") == unblinded.arm)
+            #expect(try await t.send(.GET, "api/v1/participants/\(id)/allocation", headers: bearer(ines)).content.decode(AllocationDTO.self).arm == unblinded.arm)
+            #expect(!(try await t.send(.GET, "api/v1/participants/\(id)/allocation", headers: bearer(cora)).body.string.contains("\"arm\"")))
+            let trail = try await AuditChain.history(on: t.store.database, entity: "unblinding", entityID: id.uppercased())
+            #expect(trail.first?.reason == "anaphylaxis after the infusion")
+            #expect(trail.first?.actor == "ines")
         }
     }
 }

@@ -1,17 +1,31 @@
 import Foundation
 
 /// Who may see allocations. In an open-label study (registry masking NONE) everyone who reads participants does;
-/// in a masked one only the unblinded roles do.
+/// in a masked one only the roles the definition unblinds (by default the pharmacist who prepares the product, the
+/// independent statistician and the data monitoring committee's viewer), and a user an emergency unblinding names
+/// for that one participant.
 public enum Blinding {
-    /// Roles that see arms in a masked study: the pharmacist who prepares the product, the independent statistician
-    /// and the data monitoring committee's viewer.
-    public static let unblindedRoles: Set<Role> = [.dsmbViewer, .pharmacist, .independentStatistician]
+    public static let defaultUnblindedRoles: Set<Role> = [.dsmbViewer, .pharmacist, .independentStatistician]
 
     public static func isMasked(_ study: StudyDefinition) -> Bool {
         study.identity.masking.uppercased() != "NONE"
     }
 
+    public static func unblindedRoles(_ study: StudyDefinition) -> Set<Role> {
+        guard let names = study.blinding?.unblindedRoles else { return defaultUnblindedRoles }
+        return Set(names.compactMap(Role.init(parsing:)))
+    }
+
     public static func seesArms(_ role: Role, study: StudyDefinition) -> Bool {
-        !isMasked(study) || unblindedRoles.contains(role)
+        !isMasked(study) || unblindedRoles(study).contains(role)
+    }
+}
+
+public struct BlindingSettings: Codable, Equatable, Sendable {
+    /// The roles that see arms, products and dose amounts in a masked study.
+    public var unblindedRoles: [String]
+
+    public init(unblindedRoles: [String]) {
+        self.unblindedRoles = unblindedRoles
     }
 }

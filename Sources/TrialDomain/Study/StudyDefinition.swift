@@ -25,8 +25,10 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
     public var participant: ParticipantFields?
     /// Randomizations after enrolment, each at a named visit (the one at enrolment is `randomization`).
     public var randomizations: [StageRandomization]?
+    /// Which roles see arms in a masked study.
+    public var blinding: BlindingSettings?
 
-    public init(schemaVersion: Int, code: String, version: Int, identity: StudyIdentity, lifecycle: Lifecycle, sites: [SiteDefinition], parameters: [Parameter], arms: [Arm], interventions: [Intervention], anchors: [Anchor], visits: [Visit], forms: [Form], eligibility: Eligibility, endpoints: [Endpoint], randomization: RandomizationSettings, consent: ConsentSettings, safety: SafetySettings, labs: [StudyLab]? = nil, participant: ParticipantFields? = nil, randomizations: [StageRandomization]? = nil) {
+    public init(schemaVersion: Int, code: String, version: Int, identity: StudyIdentity, lifecycle: Lifecycle, sites: [SiteDefinition], parameters: [Parameter], arms: [Arm], interventions: [Intervention], anchors: [Anchor], visits: [Visit], forms: [Form], eligibility: Eligibility, endpoints: [Endpoint], randomization: RandomizationSettings, consent: ConsentSettings, safety: SafetySettings, labs: [StudyLab]? = nil, participant: ParticipantFields? = nil, randomizations: [StageRandomization]? = nil, blinding: BlindingSettings? = nil) {
         self.schemaVersion = schemaVersion
         self.code = code
         self.version = version
@@ -47,6 +49,7 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
         self.labs = labs
         self.participant = participant
         self.randomizations = randomizations
+        self.blinding = blinding
     }
 
     public static let currentSchemaVersion = 1

@@ -319,6 +319,9 @@ public enum StudyValidator {
             }
         }
         problems += StageRules.problems(in: study)
+        for role in study.blinding?.unblindedRoles ?? [] where Role(parsing: role) == nil {
+            add("blinding.unblindedRoles", "'\(role)' is not a role (roles: \(Role.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
         if study.safety.saeReportingHours < 1 { add("safety.saeReportingHours", "must be 1 or more") }
         if !SafetySettings.ctcaeVersions.contains(study.safety.ctcaeVersion) {
             add("safety.ctcaeVersion", "must be one of \(SafetySettings.ctcaeVersions.joined(separator: ", "))")

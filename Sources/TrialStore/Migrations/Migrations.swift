@@ -6,7 +6,7 @@ import TrialDomain
 /// Every migration, in order. A shipped migration never changes: add a new one.
 public enum StoreMigrations {
     public static var all: [any AsyncMigration] {
-        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes(), M009AddListIndexes(), M010CreateDoses(), M011CreateStageRandomizations()]
+        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes(), M009AddListIndexes(), M010CreateDoses(), M011CreateStageRandomizations(), M012CreateUnblindings()]
     }
 }
 
@@ -449,5 +449,25 @@ struct M011CreateStageRandomizations: AsyncMigration {
     func revert(on database: any Database) async throws {
         try await database.schema("stage_slots").delete()
         try await database.schema("stage_lists").delete()
+    }
+}
+
+/// Emergency unblindings: who asked to see one participant's arm, when and why.
+struct M012CreateUnblindings: AsyncMigration {
+    var name: String { "012-create-unblindings" }
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema("unblindings")
+            .id()
+            .field("participant_id", .uuid, .required, .references("participants", "id"))
+            .field("username", .string, .required)
+            .field("reason", .custom("TEXT"), .required)
+            .field("unblinded_at", .datetime, .required)
+            .unique(on: "participant_id", "username")
+            .create()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema("unblindings").delete()
     }
 }

@@ -160,3 +160,37 @@ enum CurrentArm {
         "COALESCE((SELECT ss.arm_after FROM stage_slots ss WHERE ss.participant_id = \(participant) ORDER BY ss.allocated_at DESC LIMIT 1), \(slot).arm)"
     }
 }
+
+extension FluentScreeningRepository {
+    /// An emergency unblinding: an investigator asks, with a reason, to see one participant's arm in a masked study.
+    /// Audited; from then on that user, and only that user, sees that participant's arm. Returns the arm.
+    public func unblind(participantID: UUID, reason: String, scope: AccessScope, now: Date) async throws -> String {
+        let why = reason.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !why.isEmpty else { throw StoreError.invalid(field: "reason", rule: "an emergency unblinding needs its reason") }
+        let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
+        return try await store.write { tx in
+            let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, on: tx)
+            guard Blinding.isMasked(file.study) else { throw StoreError.conflict(field: "study", rule: "the study is open label: arms are not blinded") }
+            guard let arm = file.arm else { throw StoreError.conflict(field: "allocation", rule: "the participant has not been allocated") }
+            let sql = tx as! any SQLDatabase
+            if try await sql.raw("SELECT id FROM unblindings WHERE participant_id = \(bind: participantID) AND username = \(bind: scope.actor)").first() == nil {
+                try await sql.raw("""
+                    INSERT INTO unblindings (id, participant_id, username, reason, unblinded_at)
+                    VALUES (\(bind: UUID.timeOrdered()), \(bind: participantID), \(bind: scope.actor), \(bind: why), \(bind: now))
+                    """).run()
+            }
+            // The trail records that the blind was broken, by whom and why; never the arm itself.
+            try await AuditChain.append(
+                on: tx, actor: scope.actor, action: .create, entity: "unblinding", entityID: participantID.uuidString,
+                siteID: file.participant.siteID.uuidString, reason: why, changes: [.init(field: "unblinded_for", old: nil, new: scope.actor)], now: now)
+            return arm
+        }
+    }
+
+    /// Whether `actor` broke the blind for this participant.
+    public func isUnblinded(participantID: UUID, actor: String) async throws -> Bool {
+        try await (store.database as! any SQLDatabase).raw(
+            "SELECT id FROM unblindings WHERE participant_id = \(bind: participantID) AND username = \(bind: actor)"
+        ).first() != nil
+    }
+}

@@ -42,6 +42,7 @@ enum OpenAPIDocument {
         .init(method: "post", path: "/api/v1/participants/{id}/consents/withdrawal", summary: "Withdraw consent: no further data, or no further contact", body: "Withdrawal", success: ("204", nil), errors: ["400", "401", "403", "404", "415", "422"]),
         .init(method: "get", path: "/api/v1/participants/{id}/allocation", summary: "The participant's arm, once allocated", success: ("200", "Allocation")),
         .init(method: "post", path: "/api/v1/participants/{id}/allocation", summary: "Allocate an eligible, consented participant; with {\"randomization\": CODE}, draw in a later randomization at its visit; repeating returns the same allocation; the arm only for those who may see arms", body: "AllocationRequest", success: ("200", "Allocation"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
+        .init(method: "post", path: "/api/v1/participants/{id}/unblinding", summary: "Emergency unblinding (investigator): with a reason, audited, shows this user alone this participant's arm", body: "Unblinding", success: ("200", "Unblinded"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
         .init(method: "get", path: "/api/v1/participants/{id}/doses", summary: "The participant's dose plan, each dose with its window and state (given, skipped, due, overdue, upcoming)", success: ("200", "ScheduledDoseList")),
         .init(method: "post", path: "/api/v1/participants/{id}/doses", summary: "Record a dose given (startedAt, endedAt, lot, expiry, weightKg, deviationReason when out of its window) or skipped (skipped: true, reason)", body: "NewDose", success: ("201", "DoseRecord"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
         .init(method: "get", path: "/api/v1/participants/{id}/schedule", summary: "Expected visits with windows: done, due, overdue, out of window", success: ("200", "ScheduledVisitList")),
@@ -196,6 +197,8 @@ enum OpenAPIDocument {
                     "method": string(nullable: true), "unit": string(nullable: true), "groups": list("EndpointGroup"),
                 ], required: ["code", "kind", "measure", "timeFrame", "groups"]),
             "EndpointResultList": list("EndpointResult"),
+            "Unblinding": object(["reason": string("Why the blind must be broken for this participant")], required: ["reason"]),
+            "Unblinded": object(["arm": string(), "unblindedFor": string()], required: ["arm", "unblindedFor"]),
             "AllocationRequest": object(["randomization": string("A later randomization's code; absent for the one at enrolment")], required: []),
             "JSONSchema": ["type": "object", "description": "A JSON Schema document"],
             "Verify": object(

@@ -83,6 +83,16 @@ struct AllocationDTO: Content {
     }
 }
 
+struct UnblindingBody: StrictBody {
+    static let fields: Set<String> = ["reason"]
+    var reason: String
+}
+
+struct UnblindingDTO: Content {
+    var arm: String
+    var unblindedFor: String
+}
+
 struct AllocationBody: StrictBody {
     static let fields: Set<String> = ["randomization"]
     var randomization: String?
@@ -219,6 +229,7 @@ enum ScreeningAPI {
         api.post("participants", ":id", "consents", "withdrawal", use: withdraw)
         api.get("participants", ":id", "allocation", use: allocation)
         api.post("participants", ":id", "allocation", use: allocate)
+        api.post("participants", ":id", "unblinding", use: unblind)
         api.get("participants", ":id", "doses", use: doses)
         api.post("participants", ":id", "doses", use: recordDose)
         api.get("participants", ":id", "schedule", use: schedule)
@@ -272,13 +283,30 @@ enum ScreeningAPI {
         return .noContent
     }
 
+    /// Whether this user must not see this participant's arm: a blinded role in a masked study, unless they broke the
+    /// blind for this participant.
+    static func isBlind(_ req: Request, user: CurrentUser, study: StudyDefinition, participantID: UUID) async throws -> Bool {
+        if Blinding.seesArms(user.account.role, study: study) { return false }
+        return try await !req.screening.isUnblinded(participantID: participantID, actor: user.account.username)
+    }
+
+    /// Emergency unblinding: an investigator, with a reason, sees one participant's arm; audited.
+    static func unblind(req: Request) async throws -> UnblindingDTO {
+        let user = try req.user
+        guard user.account.role == .investigator else { throw Abort(.forbidden, reason: "only an investigator may break the blind for a participant") }
+        let body = try req.strictBody(UnblindingBody.self)
+        let arm = try await req.screening.unblind(participantID: try APIController.participantID(req), reason: body.reason, scope: user.scope, now: Date())
+        return UnblindingDTO(arm: arm, unblindedFor: user.account.username)
+    }
+
     /// The allocation at enrolment, with the arm the participant is in now (for those who may see it).
     static func allocation(req: Request) async throws -> AllocationDTO {
         let user = try req.user
         try user.require(.readParticipants)
-        let file = try await req.screening.file(participantID: try APIController.participantID(req), scope: user.scope)
+        let id = try APIController.participantID(req)
+        let file = try await req.screening.file(participantID: id, scope: user.scope)
         guard let allocation = file.allocation else { throw StoreError.notFound(entity: "allocation", id: "of this participant") }
-        var dto = AllocationDTO(allocation, blind: !Blinding.seesArms(user.account.role, study: file.study))
+        var dto = AllocationDTO(allocation, blind: try await isBlind(req, user: user, study: file.study, participantID: id))
         if dto.arm != nil { dto.arm = file.arm }
         return dto
     }
@@ -300,7 +328,7 @@ enum ScreeningAPI {
         let user = try req.user
         try user.require(.readParticipants)
         let id = try APIController.participantID(req)
-        let blind = !Blinding.seesArms(user.account.role, study: try await req.currentStudy())
+        let blind = try await isBlind(req, user: user, study: try await req.currentStudy(), participantID: id)
         return try await req.screening.doses(participantID: id, scope: user.scope, now: Date()).map { ScheduledDoseDTO($0, blind: blind) }
     }
 

@@ -35,6 +35,7 @@ enum ScreeningPages {
         let schedule = ParticipantSchedule.build(study: file.study, anchors: file.anchors, done: try await req.screening.visitDates(file), now: Date(), arm: file.arm)
         let canWrite = AccessPolicy.allows(user.account.role, .writeParticipants)
         let base = "/participants/\(participant.id.uuidString)"
+        let blind = try await ScreeningAPI.isBlind(req, user: user, study: file.study, participantID: participant.id)
         return .group(
             .div(.class("card"), .id("eligibility"),
                 .h2(.text("Eligibility")),
@@ -64,7 +65,7 @@ enum ScreeningPages {
                 .unwrap(file.allocation, { a in
                     .group(
                         .p(.id("allocated-arm"), .text(
-                            (Blinding.seesArms(user.account.role, study: file.study) ? "Allocated to \(armName(file.study, file.arm ?? a.arm))" : "Allocated (blinded)")
+                            (!blind ? "Allocated to \(armName(file.study, file.arm ?? a.arm))" : "Allocated (blinded)")
                                 + " on \(iso(a.allocatedAt)) by \(a.allocatedBy).")),
                         .forEach(file.study.randomizations ?? []) { stage in
                             .unwrap(file.stages.first { $0.randomization == stage.code }, { done in
@@ -81,7 +82,7 @@ enum ScreeningPages {
                             .form(.method(.post), .action("\(base)/allocation"), Layout.csrfField(user),
                                 .button(.type(.submit), .id("allocate"), .text("Allocate")))))))
             ,
-            .if(file.allocation != nil, dosePanel(file: file, user: user, canRecord: AccessPolicy.allows(user.account.role, .recordDoses), base: base)),
+            .if(file.allocation != nil, dosePanel(file: file, user: user, blind: blind, canRecord: AccessPolicy.allows(user.account.role, .recordDoses), base: base)),
             .div(.class("card"),
                 .h2(.text("Visit schedule")),
                 .table(.id("visit-schedule"),
@@ -95,9 +96,8 @@ enum ScreeningPages {
     }
 
     /// The participant's doses: each with its window and state, and a form to record one given or skipped.
-    static func dosePanel(file: ParticipantFile, user: CurrentUser, canRecord: Bool, base: String) -> Node<HTML.BodyContext> {
+    static func dosePanel(file: ParticipantFile, user: CurrentUser, blind: Bool, canRecord: Bool, base: String) -> Node<HTML.BodyContext> {
         let doses = DoseRules.schedule(study: file.study, arm: file.arm, anchors: file.anchors, records: file.doses, now: Date())
-        let blind = !Blinding.seesArms(user.account.role, study: file.study)
         let open = doses.filter { $0.record == nil }
         func describe(_ d: ScheduledDose) -> String {
             guard let r = d.record else { return d.state.rawValue.replacingOccurrences(of: "_", with: " ") }
