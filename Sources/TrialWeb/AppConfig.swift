@@ -14,6 +14,9 @@ public struct AppConfig: Sendable {
     public var bcryptCost: Int
     public var maxBodyBytes: Int
     public var logLevel: Logger.Level
+    /// The time clinical rules take as now (windows, "not in the future", allocation). Always the system clock for
+    /// `casebook serve`; tests put in their own to move time. Sign-in and sessions keep the system clock.
+    public var clock: @Sendable () -> Date = { Date() }
 
     public static let variables: [(name: String, meaning: String)] = [
         ("DATABASE_URL", "postgres://user:password@host:port/database; when set, Casebook uses PostgreSQL"),

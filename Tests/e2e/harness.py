@@ -59,10 +59,13 @@ class Casebook:
             args += ["--site", site]
         self.cli(*args, stdin=PASSWORD + "\n")
 
-    def start(self):
+    def start(self, clock_file=None):
+        """`casebook serve`; with `clock_file`, the hidden test server whose clinical clock reads that file."""
         self.log = open(os.path.join(self.dir.name, "server.log"), "w")
-        self.process = subprocess.Popen(
-            [self.binary, "serve", "--port", str(self.port)], env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        command = [self.binary, "serve", "--port", str(self.port)]
+        if clock_file:
+            command = [self.binary, "serve-test-clock", "--port", str(self.port), "--clock-file", clock_file]
+        self.process = subprocess.Popen(command, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline:
             try:

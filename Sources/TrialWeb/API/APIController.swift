@@ -168,7 +168,7 @@ enum APIController {
         let user = try req.user
         try user.require(.manageSites)
         let body = try req.strictBody(CreateSiteBody.self)
-        let site = try await req.accounts.createSite(code: body.code, name: body.name, actor: user.account.username, now: Date())
+        let site = try await req.accounts.createSite(code: body.code, name: body.name, actor: user.account.username, now: req.now)
         return try await SiteDTO(site).encodeResponse(status: .created, for: req)
     }
 
@@ -195,7 +195,7 @@ enum APIController {
             throw StoreError.notFound(entity: "siteCode", id: "'\(body.siteCode)' among your sites")
         }
         let participant = try await req.participants.create(
-            siteID: site.id, screeningNumber: body.screeningNumber, scope: user.scope, now: Date())
+            siteID: site.id, screeningNumber: body.screeningNumber, scope: user.scope, now: req.now)
         return try await ParticipantDTO(participant).encodeResponse(status: .created, for: req)
     }
 
@@ -215,7 +215,7 @@ enum APIController {
                 field: "status", rule: "must be one of \(ParticipantStatus.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         return ParticipantDTO(
-            try await req.participants.updateStatus(id: id, status: status, reason: body.reason, scope: user.scope, now: Date()))
+            try await req.participants.updateStatus(id: id, status: status, reason: body.reason, scope: user.scope, now: req.now))
     }
 
     static func deleteParticipant(req: Request) async throws -> HTTPStatus {
@@ -223,7 +223,7 @@ enum APIController {
         try user.require(.writeParticipants)
         let id = try participantID(req)
         let body = try req.strictBody(ReasonBody.self)
-        try await req.participants.delete(id: id, reason: body.reason, scope: user.scope, now: Date())
+        try await req.participants.delete(id: id, reason: body.reason, scope: user.scope, now: req.now)
         return .noContent
     }
 
@@ -240,7 +240,7 @@ enum APIController {
     static func createToken(req: Request) async throws -> Response {
         let user = try req.user
         let body = try req.strictBody(CreateTokenBody.self)
-        let issued = try await TokenIssuer.issue(for: user.account, name: body.name, accounts: req.accounts, now: Date())
+        let issued = try await TokenIssuer.issue(for: user.account, name: body.name, accounts: req.accounts, now: req.now)
         return try await TokenDTO(issued.record, token: issued.token).encodeResponse(status: .created, for: req)
     }
 
@@ -249,7 +249,7 @@ enum APIController {
         guard let id = req.parameters.get("id", as: UUID.self) else {
             throw StoreError.invalid(field: "id", rule: "must be a UUID")
         }
-        try await req.accounts.revokeToken(id: id, userID: user.account.id, actor: user.account.username, now: Date())
+        try await req.accounts.revokeToken(id: id, userID: user.account.id, actor: user.account.username, now: req.now)
         return .noContent
     }
 

@@ -101,7 +101,7 @@ enum SafetyAPI {
         let body = try req.strictBody(LabBody.self)
         let lab = try await req.safety.recordLab(
             participantID: try APIController.participantID(req), visit: body.visit, test: body.test, value: body.value, unit: body.unit,
-            collectedAt: try instant(body.collectedAt, field: "collectedAt"), scope: user.scope, now: Date())
+            collectedAt: try instant(body.collectedAt, field: "collectedAt"), scope: user.scope, now: req.now)
         return try await LabJSON.created(lab, for: req)
     }
 
@@ -157,7 +157,7 @@ enum SafetyAPI {
         var records: [FormRecord]
         if let known { records = known } else { records = try await req.formRecords.records(participantID: id, scope: scope) }
         records = records.filter { $0.form == "clinical" }
-        let age = file.study.birthDate(in: file.values).map { Double(Evaluator.completedYears(born: $0, on: Date())) }
+        let age = file.study.birthDate(in: file.values).map { Double(Evaluator.completedYears(born: $0, on: req.now)) }
         return visitScores(
             labs: labs, female: file.study.isFemale(in: file.values), age: age,
             clinical: Dictionary(records.map { ($0.visit, $0.values) }, uniquingKeysWith: { a, _ in a }))
@@ -199,7 +199,7 @@ enum SafetyAPI {
         let user = try req.user
         try user.require(.writeParticipants)
         let input = try adverseEventInput(try req.strictBody(AdverseEventBody.self))
-        let event = try await req.safety.recordAdverseEvent(participantID: try APIController.participantID(req), input: input, scope: user.scope, now: Date())
+        let event = try await req.safety.recordAdverseEvent(participantID: try APIController.participantID(req), input: input, scope: user.scope, now: req.now)
         return try await event.encodeResponse(status: .created, for: req)
     }
 
@@ -208,11 +208,11 @@ enum SafetyAPI {
         try user.require(.writeParticipants)
         guard let id = req.parameters.get("id", as: UUID.self) else { throw StoreError.invalid(field: "id", rule: "must be an adverse-event UUID") }
         let body = try req.strictBody(ReportBody.self)
-        return try await req.safety.reportToSponsor(eventID: id, reportedAt: try instant(body.reportedAt, field: "reportedAt"), scope: user.scope, now: Date())
+        return try await req.safety.reportToSponsor(eventID: id, reportedAt: try instant(body.reportedAt, field: "reportedAt"), scope: user.scope, now: req.now)
     }
 
     static func seriousList(_ req: Request, user: CurrentUser) async throws -> [SAEDTO] {
-        let now = Date()
+        let now = req.now
         return try await req.safety.adverseEvents(participantID: nil, scope: user.scope, seriousOnly: true).compactMap { e in
             guard let clock = e.clock else { return nil }
             return SAEDTO(

@@ -250,7 +250,7 @@ enum ScreeningAPI {
         guard user.account.role == .investigator else {
             throw Abort(.forbidden, reason: "only an investigator may confirm eligibility; your role is \(user.account.role.rawValue)")
         }
-        let assessment = try await req.screening.decideEligibility(participantID: try APIController.participantID(req), scope: user.scope, now: Date())
+        let assessment = try await req.screening.decideEligibility(participantID: try APIController.participantID(req), scope: user.scope, now: req.now)
         return OutcomeDTO(outcome: assessment.outcome == .met ? "eligible" : "screen_failed", assessment: assessment)
     }
 
@@ -266,7 +266,7 @@ enum ScreeningAPI {
         let body = try req.strictBody(ConsentBody.self)
         let record = try await req.screening.recordConsent(
             participantID: try APIController.participantID(req), formVersion: body.formVersion, signedAt: try instant(body.signedAt, field: "signedAt"),
-            scope: user.scope, now: Date())
+            scope: user.scope, now: req.now)
         return try await ConsentDTO(record).encodeResponse(status: .created, for: req)
     }
 
@@ -279,7 +279,7 @@ enum ScreeningAPI {
         }
         try await req.screening.withdrawConsent(
             participantID: try APIController.participantID(req), withdrawnAt: try instant(body.withdrawnAt, field: "withdrawnAt"), withdrawal: scope,
-            reason: body.reason, scope: user.scope, now: Date())
+            reason: body.reason, scope: user.scope, now: req.now)
         return .noContent
     }
 
@@ -295,7 +295,7 @@ enum ScreeningAPI {
         let user = try req.user
         guard user.account.role == .investigator else { throw Abort(.forbidden, reason: "only an investigator may break the blind for a participant") }
         let body = try req.strictBody(UnblindingBody.self)
-        let arm = try await req.screening.unblind(participantID: try APIController.participantID(req), reason: body.reason, scope: user.scope, now: Date())
+        let arm = try await req.screening.unblind(participantID: try APIController.participantID(req), reason: body.reason, scope: user.scope, now: req.now)
         return UnblindingDTO(arm: arm, unblindedFor: user.account.username)
     }
 
@@ -319,9 +319,9 @@ enum ScreeningAPI {
         let body: AllocationBody? = (req.body.data?.readableBytes ?? 0) > 0 ? try req.strictBody(AllocationBody.self) : nil
         let blind = !Blinding.seesArms(user.account.role, study: try await req.currentStudy())
         if let code = body?.randomization {
-            return AllocationDTO(try await req.screening.allocateStage(participantID: id, randomization: code, scope: user.scope, now: Date()), blind: blind)
+            return AllocationDTO(try await req.screening.allocateStage(participantID: id, randomization: code, scope: user.scope, now: req.now), blind: blind)
         }
-        return AllocationDTO(try await req.screening.allocate(participantID: id, scope: user.scope, now: Date()), blind: blind)
+        return AllocationDTO(try await req.screening.allocate(participantID: id, scope: user.scope, now: req.now), blind: blind)
     }
 
     static func doses(req: Request) async throws -> [ScheduledDoseDTO] {
@@ -329,7 +329,7 @@ enum ScreeningAPI {
         try user.require(.readParticipants)
         let id = try APIController.participantID(req)
         let blind = try await isBlind(req, user: user, study: try await req.currentStudy(), participantID: id)
-        return try await req.screening.doses(participantID: id, scope: user.scope, now: Date()).map { ScheduledDoseDTO($0, blind: blind) }
+        return try await req.screening.doses(participantID: id, scope: user.scope, now: req.now).map { ScheduledDoseDTO($0, blind: blind) }
     }
 
     static func doseRecord(_ body: DoseBody) throws -> DoseRecord {
@@ -350,7 +350,7 @@ enum ScreeningAPI {
         let user = try req.user
         try user.require(.recordDoses)
         let record = try doseRecord(try req.strictBody(DoseBody.self))
-        let saved = try await req.screening.recordDose(participantID: try APIController.participantID(req), record: record, scope: user.scope, now: Date())
+        let saved = try await req.screening.recordDose(participantID: try APIController.participantID(req), record: record, scope: user.scope, now: req.now)
         let blind = !Blinding.seesArms(user.account.role, study: try await req.currentStudy())
         return try await DoseRecordDTO(saved, blind: blind).encodeResponse(status: .created, for: req)
     }
@@ -358,13 +358,16 @@ enum ScreeningAPI {
     static func schedule(req: Request) async throws -> [ScheduledVisitDTO] {
         let user = try req.user
         try user.require(.readParticipants)
-        return try await req.screening.schedule(participantID: try APIController.participantID(req), scope: user.scope, now: Date()).map(ScheduledVisitDTO.init)
+        return try await req.screening.schedule(participantID: try APIController.participantID(req), scope: user.scope, now: req.now).map(ScheduledVisitDTO.init)
     }
 
+    /// The CONSORT counts; by arm only for those who may see arms.
     static func screeningLog(req: Request) async throws -> ScreeningLog {
         let user = try req.user
         try user.require(.readParticipants)
-        return try await req.screening.screeningLog(scope: user.scope)
+        var log = try await req.screening.screeningLog(scope: user.scope)
+        if !Blinding.seesArms(user.account.role, study: try await req.currentStudy()) { log.randomizedByArm = [:] }
+        return log
     }
 
     static func list(req: Request) async throws -> ListDTO {
@@ -381,7 +384,7 @@ enum ScreeningAPI {
         let user = try req.user
         try user.require(.viewRandomizationList)
         let body = try req.strictBody(GenerateListBody.self)
-        let generated = try await req.screening.generateList(seedHex: body.seed, actor: user.account.username, now: Date())
+        let generated = try await req.screening.generateList(seedHex: body.seed, actor: user.account.username, now: req.now)
         return try await GeneratedDTO(seed: generated.seed, positions: generated.slots).encodeResponse(status: .created, for: req)
     }
 }

@@ -156,7 +156,7 @@ enum StudyAPI {
         } catch let error as StudyFile.ReadError {
             throw BodyError(status: .unprocessableEntity, message: error.problems.map { "definition.\($0.path): \($0.rule)" }.joined(separator: "; "))
         }
-        let info = try await req.studies.publish(study, actor: user.account.username, reason: body.reason, now: Date())
+        let info = try await req.studies.publish(study, actor: user.account.username, reason: body.reason, now: req.now)
         return try await StudyVersionDTO(info).encodeResponse(status: .created, for: req)
     }
 
@@ -173,7 +173,7 @@ enum StudyAPI {
         let body = try req.strictBody(SaveFormBody.self)
         let record = try await req.formRecords.save(
             participantID: id, visit: req.parameters.get("visit") ?? "", form: req.parameters.get("form") ?? "",
-            values: body.values.mapValues(\.text), reason: body.reason, scope: user.scope, now: Date())
+            values: body.values.mapValues(\.text), reason: body.reason, scope: user.scope, now: req.now)
         return FormRecordDTO(record)
     }
 }

@@ -75,7 +75,7 @@ enum ParticipantPages {
         guard let site = try await req.accounts.site(code: form.siteCode), user.account.siteIDs.contains(site.id) else {
             throw StoreError.notFound(entity: "siteCode", id: "'\(form.siteCode)' among your sites")
         }
-        let p = try await req.participants.create(siteID: site.id, screeningNumber: form.screeningNumber, scope: user.scope, now: Date())
+        let p = try await req.participants.create(siteID: site.id, screeningNumber: form.screeningNumber, scope: user.scope, now: req.now)
         return req.redirect(to: "/participants/\(p.id.uuidString)", redirectType: .normal)
     }
 
@@ -122,7 +122,7 @@ enum ParticipantPages {
         guard let status = ParticipantStatus(rawValue: form.status) else {
             throw StoreError.invalid(field: "status", rule: "must be one of \(ParticipantStatus.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        _ = try await req.participants.updateStatus(id: id, status: status, reason: form.reason, scope: user.scope, now: Date())
+        _ = try await req.participants.updateStatus(id: id, status: status, reason: form.reason, scope: user.scope, now: req.now)
         return req.redirect(to: "/participants/\(id.uuidString)", redirectType: .normal)
     }
 
@@ -193,14 +193,14 @@ enum TokenPages {
     static func create(req: Request) async throws -> Response {
         let user = try req.user
         let form = try req.content.decode(NewTokenForm.self)
-        let issued = try await TokenIssuer.issue(for: user.account, name: form.name, accounts: req.accounts, now: Date())
+        let issued = try await TokenIssuer.issue(for: user.account, name: form.name, accounts: req.accounts, now: req.now)
         return try await list(req: req, newToken: issued.token)
     }
 
     static func revoke(req: Request) async throws -> Response {
         let user = try req.user
         guard let id = req.parameters.get("id", as: UUID.self) else { throw StoreError.invalid(field: "id", rule: "must be a UUID") }
-        try await req.accounts.revokeToken(id: id, userID: user.account.id, actor: user.account.username, now: Date())
+        try await req.accounts.revokeToken(id: id, userID: user.account.id, actor: user.account.username, now: req.now)
         return req.redirect(to: "/account/tokens", redirectType: .normal)
     }
 }

@@ -124,7 +124,7 @@ enum SafetyPages {
         guard let value = Double(form.value.trimmingCharacters(in: .whitespaces)) else { throw StoreError.invalid(field: "value", rule: "must be a number") }
         _ = try await req.safety.recordLab(
             participantID: id, visit: form.visit, test: form.test, value: value, unit: form.unit, collectedAt: try instant(form.collectedAt, field: "collectedAt"),
-            scope: user.scope, now: Date())
+            scope: user.scope, now: req.now)
         return back(req, id)
     }
 
@@ -138,7 +138,7 @@ enum SafetyPages {
             meddra: form.meddra.trimmingCharacters(in: .whitespaces), grade: grade, onsetAt: form.onsetAt,
             resolvedAt: form.resolvedAt.flatMap { $0.isEmpty ? nil : $0 }, seriousness: form.seriousness, attribution: form.attribution,
             expected: form.expected == "yes", actionTaken: form.actionTaken, outcome: form.outcome, awareAt: form.awareAt.flatMap { $0.isEmpty ? nil : $0 })
-        _ = try await req.safety.recordAdverseEvent(participantID: id, input: try SafetyAPI.adverseEventInput(body), scope: user.scope, now: Date())
+        _ = try await req.safety.recordAdverseEvent(participantID: id, input: try SafetyAPI.adverseEventInput(body), scope: user.scope, now: req.now)
         return back(req, id)
     }
 
@@ -153,7 +153,7 @@ enum SafetyPages {
         else { return GradePreview(test: code, canonicalValue: nil, unit: nil, gradeV4: nil, gradeV5: nil, basis: "") }
         let file = try await req.screening.file(participantID: participantID, scope: user.scope)
         // The same evaluation a save makes: the participant's range by sex and age, and their baseline.
-        let now = Date()
+        let now = req.now
         let labs = try await req.safety.labs(participantID: participantID, scope: user.scope).map {
             LabValue(test: $0.test, visit: $0.visit, collectedAt: $0.collectedAt, value: $0.value)
         }

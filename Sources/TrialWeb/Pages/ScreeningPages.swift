@@ -32,7 +32,7 @@ enum ScreeningPages {
     static func panels(req: Request, user: CurrentUser, file: ParticipantFile) async throws -> Node<HTML.BodyContext> {
         let participant = file.participant
         let assessment = try EligibilityAssessment.assess(study: file.study, site: file.siteCode, values: file.eligibilityValues)
-        let schedule = ParticipantSchedule.build(study: file.study, anchors: file.anchors, done: try await req.screening.visitDates(file), now: Date(), arm: file.arm)
+        let schedule = ParticipantSchedule.build(study: file.study, anchors: file.anchors, done: try await req.screening.visitDates(file), now: req.now, arm: file.arm)
         let canWrite = AccessPolicy.allows(user.account.role, .writeParticipants)
         let base = "/participants/\(participant.id.uuidString)"
         let blind = try await ScreeningAPI.isBlind(req, user: user, study: file.study, participantID: participant.id)
@@ -82,7 +82,7 @@ enum ScreeningPages {
                             .form(.method(.post), .action("\(base)/allocation"), Layout.csrfField(user),
                                 .button(.type(.submit), .id("allocate"), .text("Allocate")))))))
             ,
-            .if(file.allocation != nil, dosePanel(file: file, user: user, blind: blind, canRecord: AccessPolicy.allows(user.account.role, .recordDoses), base: base)),
+            .if(file.allocation != nil, dosePanel(file: file, user: user, blind: blind, canRecord: AccessPolicy.allows(user.account.role, .recordDoses), base: base, now: req.now)),
             .div(.class("card"),
                 .h2(.text("Visit schedule")),
                 .table(.id("visit-schedule"),
@@ -96,8 +96,8 @@ enum ScreeningPages {
     }
 
     /// The participant's doses: each with its window and state, and a form to record one given or skipped.
-    static func dosePanel(file: ParticipantFile, user: CurrentUser, blind: Bool, canRecord: Bool, base: String) -> Node<HTML.BodyContext> {
-        let doses = DoseRules.schedule(study: file.study, arm: file.arm, anchors: file.anchors, records: file.doses, now: Date())
+    static func dosePanel(file: ParticipantFile, user: CurrentUser, blind: Bool, canRecord: Bool, base: String, now: Date) -> Node<HTML.BodyContext> {
+        let doses = DoseRules.schedule(study: file.study, arm: file.arm, anchors: file.anchors, records: file.doses, now: now)
         let open = doses.filter { $0.record == nil }
         func describe(_ d: ScheduledDose) -> String {
             guard let r = d.record else { return d.state.rawValue.replacingOccurrences(of: "_", with: " ") }
@@ -140,7 +140,7 @@ enum ScreeningPages {
         let user = try req.user
         guard user.account.role == .investigator else { throw Abort(.forbidden, reason: "only an investigator may confirm eligibility") }
         let id = try APIController.participantID(req)
-        _ = try await req.screening.decideEligibility(participantID: id, scope: user.scope, now: Date())
+        _ = try await req.screening.decideEligibility(participantID: id, scope: user.scope, now: req.now)
         return back(req, id)
     }
 
@@ -150,7 +150,7 @@ enum ScreeningPages {
         let id = try APIController.participantID(req)
         let form = try req.content.decode(ConsentForm.self)
         _ = try await req.screening.recordConsent(
-            participantID: id, formVersion: form.formVersion, signedAt: try instant(form.signedAt, field: "signedAt"), scope: user.scope, now: Date())
+            participantID: id, formVersion: form.formVersion, signedAt: try instant(form.signedAt, field: "signedAt"), scope: user.scope, now: req.now)
         return back(req, id)
     }
 
@@ -159,9 +159,9 @@ enum ScreeningPages {
         try user.require(.writeParticipants)
         let id = try APIController.participantID(req)
         if let code = try? req.content.get(String.self, at: "randomization"), !code.isEmpty {
-            _ = try await req.screening.allocateStage(participantID: id, randomization: code, scope: user.scope, now: Date())
+            _ = try await req.screening.allocateStage(participantID: id, randomization: code, scope: user.scope, now: req.now)
         } else {
-            _ = try await req.screening.allocate(participantID: id, scope: user.scope, now: Date())
+            _ = try await req.screening.allocate(participantID: id, scope: user.scope, now: req.now)
         }
         return back(req, id)
     }
@@ -184,14 +184,14 @@ enum ScreeningPages {
         let body = DoseBody(
             dose: form.dose, startedAt: text(form.startedAt), endedAt: text(form.endedAt), lot: text(form.lot), expiry: text(form.expiry), weightKg: weight,
             deviationReason: text(form.deviationReason), skipped: skipped ? true : nil, reason: skipped ? text(form.skipReason) : nil)
-        _ = try await req.screening.recordDose(participantID: id, record: try ScreeningAPI.doseRecord(body), scope: user.scope, now: Date())
+        _ = try await req.screening.recordDose(participantID: id, record: try ScreeningAPI.doseRecord(body), scope: user.scope, now: req.now)
         return back(req, id)
     }
 
     static func screeningLog(req: Request) async throws -> Response {
         let user = try req.user
         try user.require(.readParticipants)
-        let log = try await req.screening.screeningLog(scope: user.scope)
+        let log = try await ScreeningAPI.screeningLog(req: req)
         return Layout.page(
             title: "Screening log", user: user,
             .table(.id("screening-log"),
@@ -228,7 +228,7 @@ enum ScreeningPages {
     static func generate(req: Request) async throws -> Response {
         let user = try req.user
         try user.require(.viewRandomizationList)
-        _ = try await req.screening.generateList(seedHex: nil, actor: user.account.username, now: Date())
+        _ = try await req.screening.generateList(seedHex: nil, actor: user.account.username, now: req.now)
         return req.redirect(to: "/randomization", redirectType: .normal)
     }
 }

@@ -149,7 +149,7 @@ enum FormPages {
         for field in form.fields { if let v = posted[field.code] { values[field.code] = v } }
         do {
             _ = try await req.formRecords.save(
-                participantID: participant.id, visit: visit, form: form.code, values: values, reason: posted["reason"], scope: user.scope, now: Date())
+                participantID: participant.id, visit: visit, form: form.code, values: values, reason: posted["reason"], scope: user.scope, now: req.now)
         } catch let error as StoreError {
             // Show the form again with what was typed, so nothing entered is lost.
             return render(user: user, participant: participant, study: study, form: form, visit: visit, values: values, record: record, error: error.description)

@@ -50,6 +50,8 @@ final class StoreCache: StorageKey, @unchecked Sendable {
 
 extension Request {
     var config: AppConfig { application.casebookConfig }
+    /// Now, for clinical rules: the application's clock.
+    var now: Date { application.casebookConfig.clock() }
     var store: Store { application.store(on: eventLoop) }
     var accounts: any AccountRepository { FluentAccountRepository(store: store) }
     var participants: any ParticipantRepository { FluentParticipantRepository(store: store) }
