@@ -229,3 +229,28 @@ private func event(_ meddra: String, at: Date, grade: Int = 1, attribution: Attr
         #expect(result.groups[0].doseEvents == 1)
     }
 }
+
+@Suite struct ScoreEndpointTests {
+    /// MELD (Kamath 2001 with the UNOS bounds) from each visit's labs: at baseline bilirubin 5 mg/dL, INR 2.0, creatinine 1.0
+    /// gives 10 × (0.957 ln 1 + 0.378 ln 5 + 1.120 ln 2 + 0.643) = 20.27; at week 4 bilirubin 2, INR 1.5, creatinine 1.0 gives
+    /// 10 × (0.378 ln 2 + 1.120 ln 1.5 + 0.643) = 13.59: a change of −6.68.
+    @Test func changeFromBaselineOfAScore() throws {
+        var s = study()
+        s.forms.append(Form(code: "lab", name: "Labs", visits: ["screening", "w4"], fields: [
+            Field(code: "bili", label: "Bilirubin", type: .number, unit: "mg/dL", lab: "BILI"),
+            Field(code: "inr", label: "INR", type: .number, unit: "ratio", lab: "INR"),
+            Field(code: "creat", label: "Creatinine", type: .number, unit: "mg/dL", lab: "CREAT"),
+        ]))
+        s.endpoints.append(Endpoint(
+            code: "meld", kind: .secondary, measure: "MELD change", timeFrame: "week 4",
+            analysis: EndpointAnalysis(method: .changeFromBaseline, expression: "meld(bilirubin: lab.bili, inr: lab.inr, creatinine: lab.creat)", visit: "w4")))
+        #expect(StudyValidator.problems(in: s) == [])
+        let record = ParticipantRecord(id: UUID(), screeningNumber: "1", site: "S1", arm: "a", anchors: ["zero": t0], forms: [
+            FormEntry(visit: "screening", form: "lab", values: ["bili": "5", "inr": "2.0", "creat": "1.0"], recordedAt: t0),
+            FormEntry(visit: "w4", form: "lab", values: ["bili": "2", "inr": "1.5", "creat": "1.0"], recordedAt: t0.addingTimeInterval(28 * 86_400)),
+        ])
+        let result = try EndpointCalculator.compute(s.endpoints.last!, study: s, records: [record], byArm: false)
+        let change = try #require(result.groups[0].summary?.mean)
+        #expect(abs(change - (-6.68)) < 0.01)
+    }
+}

@@ -177,3 +177,14 @@ import Testing
         #expect(e.basisV4 == "not graded: no reference range for ALT at site S1; add it to the site's definition")
     }
 }
+
+@Suite struct ReferenceRangeInForceTests {
+    /// The laboratory changed its ALT range from ULN 40 to 35 on 2026-03-01: a sample is read against the range of its day.
+    @Test func theRangeOfTheSamplingDay() {
+        let ranges = [ReferenceRange(test: "ALT", high: 40), ReferenceRange(test: "ALT", high: 35, from: "2026-03-01"), ReferenceRange(test: "ALT", high: 30, sex: "F")]
+        #expect(ReferenceRange.pick(ranges, test: "ALT", sex: "M", age: nil, on: DateParsing.instant("2026-02-28T23:59")!)?.high == 40)
+        #expect(ReferenceRange.pick(ranges, test: "ALT", sex: "M", age: nil, on: DateParsing.instant("2026-03-01T00:00")!)?.high == 35)
+        // A range for her sex is more specific than any general one, whenever it took effect.
+        #expect(ReferenceRange.pick(ranges, test: "ALT", sex: "F", age: nil, on: DateParsing.instant("2026-03-05T08:00")!)?.high == 30)
+    }
+}

@@ -24,8 +24,10 @@ public struct EndpointAnalysis: Codable, Equatable, Sendable {
     public var forms: [FormEventRule]?
     /// Adverse events that count as the event (or, for `adverse_events`, which events count at all).
     public var adverseEvents: AdverseEventRule?
-    /// `value_at_visit`, `change_from_baseline`: a lab code of the catalogue and a visit code.
+    /// `value_at_visit`, `change_from_baseline`: a lab code of the catalogue, or a number computed from the visit's
+    /// forms (`expression`, such as a score), and a visit code.
     public var lab: String?
+    public var expression: String?
     public var visit: String?
     /// Adverse events counted within the window after each dose given, per dose as well as per participant.
     public var perDose: Bool?
@@ -36,8 +38,9 @@ public struct EndpointAnalysis: Codable, Equatable, Sendable {
 
     public init(
         method: Method, anchor: String? = nil, window: Offset? = nil, forms: [FormEventRule]? = nil, adverseEvents: AdverseEventRule? = nil,
-        lab: String? = nil, visit: String? = nil, perDose: Bool? = nil, events: [TimedEventRule]? = nil, horizon: Offset? = nil
+        lab: String? = nil, expression: String? = nil, visit: String? = nil, perDose: Bool? = nil, events: [TimedEventRule]? = nil, horizon: Offset? = nil
     ) {
+        self.expression = expression
         self.method = method
         self.anchor = anchor
         self.window = window
@@ -216,6 +219,30 @@ public enum EndpointCalculator {
                 }
                 let estimate = KaplanMeier.estimate(times, at: horizon.seconds / 86_400)
                 return EndpointGroup(arm: group.arm, n: times.count, events: estimate.events, survival: estimate)
+            }
+        case .valueAtVisit where analysis.expression != nil, .changeFromBaseline where analysis.expression != nil:
+            guard let source = analysis.expression, let visit = analysis.visit else { throw EndpointError.invalid("\(endpoint.code): needs an expression and a visit") }
+            let scope = ExpressionScope(study: study)
+            let expression = try scope.checkNumber(source)
+            if case .number(let unit) = try scope.typeOf(try ExpressionParser.parse(source)), unit != "1" { result.unit = unit }
+            let baselineVisits = Baseline.visits(of: study)
+            func value(_ record: ParticipantRecord, at visit: String) -> Double? {
+                let entries = record.forms.filter { $0.visit == visit }.sorted { $0.recordedAt < $1.recordedAt }
+                guard !entries.isEmpty else { return nil }
+                var values: [String: String] = [:]
+                for entry in entries { for (key, v) in entry.values { values["\(entry.form).\(key)"] = v } }
+                guard case .number(let n)? = try? Evaluator(study: study, site: record.site, values: values, scope: scope).evaluate(expression) else { return nil }
+                return n
+            }
+            result.groups = groups.map { group in
+                let values = group.records.compactMap { record -> Double? in
+                    guard let at = value(record, at: visit) else { return nil }
+                    guard analysis.method == .changeFromBaseline else { return at }
+                    // The later baseline visit's value, else the earlier's.
+                    guard let baseline = baselineVisits.reversed().lazy.compactMap({ value(record, at: $0) }).first else { return nil }
+                    return at - baseline
+                }
+                return EndpointGroup(arm: group.arm, n: values.count, summary: Summary(values))
             }
         case .valueAtVisit, .changeFromBaseline:
             guard let lab = analysis.lab, let visit = analysis.visit else { throw EndpointError.invalid("\(endpoint.code): needs a lab and a visit") }

@@ -44,23 +44,37 @@ public struct ReferenceRange: Codable, Equatable, Sendable {
     public var sex: String?
     public var ageMin: Double?
     public var ageMax: Double?
+    /// The day (yyyy-MM-dd) the laboratory started using this range; in force until a later one for the same test,
+    /// sex and ages. Absent: in force from the start.
+    public var from: String?
 
-    public init(test: String, low: Double? = nil, high: Double? = nil, sex: String? = nil, ageMin: Double? = nil, ageMax: Double? = nil) {
+    public init(
+        test: String, low: Double? = nil, high: Double? = nil, sex: String? = nil, ageMin: Double? = nil, ageMax: Double? = nil, from: String? = nil
+    ) {
         self.test = test
         self.low = low
         self.high = high
         self.sex = sex
         self.ageMin = ageMin
         self.ageMax = ageMax
+        self.from = from
     }
 
-    /// The most specific range that fits the participant: one for their sex and age before a general one.
-    public static func pick(_ ranges: [ReferenceRange], test: String, sex: String?, age: Double?) -> ReferenceRange? {
+    /// The range in force on the day of sampling that fits the participant: one for their sex and age before a
+    /// general one, and of those the one that took effect last.
+    public static func pick(_ ranges: [ReferenceRange], test: String, sex: String?, age: Double?, on day: Date? = nil) -> ReferenceRange? {
         let fitting = ranges.filter { r in
             r.test == test && (r.sex == nil || r.sex == sex) && (r.ageMin.map { a in age.map { $0 >= a } ?? false } ?? true)
                 && (r.ageMax.map { a in age.map { $0 <= a } ?? false } ?? true)
+                && inForce(r, on: day)
         }
-        return fitting.max { specificity($0) < specificity($1) }
+        return fitting.max { (specificity($0), $0.from ?? "") < (specificity($1), $1.from ?? "") }
+    }
+
+    static func inForce(_ range: ReferenceRange, on day: Date?) -> Bool {
+        guard let from = range.from, let start = DateParsing.day(from) else { return true }
+        guard let day else { return true }
+        return AnchorTimes.day(day) >= AnchorTimes.day(start)
     }
 
     static func specificity(_ r: ReferenceRange) -> Int { (r.sex == nil ? 0 : 2) + (r.ageMin == nil && r.ageMax == nil ? 0 : 1) }

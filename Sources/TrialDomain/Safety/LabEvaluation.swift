@@ -46,7 +46,7 @@ public enum LabEvaluator {
         }
         let age = birthDate.map { Double(Evaluator.completedYears(born: $0, on: collectedAt)) }
         let ranges = study.sites.first { $0.code == site }?.referenceRanges ?? []
-        let range = ReferenceRange.pick(ranges, test: test.code, sex: sex, age: age)
+        let range = ReferenceRange.pick(ranges, test: test.code, sex: sex, age: age, on: collectedAt)
         var result = LabEvaluation(test: test, canonical: canonical, range: range, treatmentEmergent: false)
         guard let term = test.ctcae else { return result }
         guard let range, range.high != nil || range.low != nil else {

@@ -73,6 +73,7 @@ public enum StudyValidator {
             for (i, range) in (site.referenceRanges ?? []).enumerated() {
                 if LabCatalogue.test(range.test) == nil { add("sites[\(site.code)].referenceRanges[\(i)].test", "names unknown test '\(range.test)'") }
                 if let low = range.low, let high = range.high, low > high { add("sites[\(site.code)].referenceRanges[\(i)]", "low \(low) is above high \(high)") }
+                if let from = range.from, !isDate(from) { add("sites[\(site.code)].referenceRanges[\(i)].from", "must be a date as yyyy-MM-dd") }
             }
             for code in (site.parameters ?? [:]).keys.sorted() where study.parameter(code) == nil {
                 add("sites[\(site.code)].parameters.\(code)", "names unknown parameter '\(code)'")
@@ -215,8 +216,11 @@ public enum StudyValidator {
                 if analysis.horizon == nil { add("\(path).horizon", "time to event is read at a horizon such as 12w: give one") }
                 if (analysis.events ?? []).isEmpty { add("\(path).events", "time to event needs the events that end the time") }
             case .valueAtVisit, .changeFromBaseline:
-                if analysis.lab == nil { add("\(path).lab", "\(analysis.method.rawValue) needs a lab code") }
+                if (analysis.lab == nil) == (analysis.expression == nil) { add("\(path).lab", "\(analysis.method.rawValue) needs either a lab code or an expression") }
                 if analysis.visit == nil { add("\(path).visit", "\(analysis.method.rawValue) needs a visit code") }
+                if let source = analysis.expression {
+                    do { _ = try scope.checkNumber(source) } catch { add("\(path).expression", "\(error)") }
+                }
             }
             if let lab = analysis.lab, LabCatalogue.test(lab) == nil {
                 add("\(path).lab", "names unknown lab '\(lab)' (known: \(LabCatalogue.tests.map(\.code).joined(separator: ", ")))")

@@ -28,6 +28,10 @@ public struct CohortNeeds: Sendable, Equatable {
         for analysis in endpoints.compactMap(\.analysis) {
             needs.forms.formUnion((analysis.forms ?? []).map(\.form))
             needs.forms.formUnion((analysis.events ?? []).map(\.form))
+            // The forms an endpoint's expression reads, by the form part of each name.
+            if let source = analysis.expression, let parsed = try? ExpressionParser.parse(source) {
+                needs.forms.formUnion(CohortNeeds.references(parsed).compactMap { $0.split(separator: ".").first.map(String.init) })
+            }
             // Censoring reads the last observation: the latest lab sample, dose or adverse event.
             if analysis.method == .timeToEvent {
                 needs.adverseEvents = true
@@ -46,6 +50,18 @@ public struct CohortNeeds: Sendable, Equatable {
             if analysis.adverseEvents != nil || analysis.method == .adverseEvents { needs.adverseEvents = true }
         }
         return needs
+    }
+
+    static func references(_ e: TrialDomain.Expression) -> [String] {
+        switch e {
+        case .reference(let name): [name]
+        case .call(_, let args): args.flatMap(references)
+        case .score(_, let args): args.flatMap { references($0.value) }
+        case .negate(let x), .not(let x), .convert(let x, _, _, _): references(x)
+        case .binary(_, let l, let r): references(l) + references(r)
+        case .within(let a, let b, _, let c): references(a) + references(b) + references(c)
+        default: []
+        }
     }
 
     /// The forms an anchor's time is read from.
