@@ -221,3 +221,39 @@ func miniStudy() -> StudyDefinition {
         #expect(DateParsing.instant(text)?.timeIntervalSince1970 == seconds)
     }
 }
+
+@Suite struct SiteCalendarTests {
+    let newYork = TimeZone(identifier: "America/New_York")!
+
+    /// New York changed from EST (UTC−5) to EDT (UTC−4) at 02:00 on Sunday 2026-03-08 (tz database). A transplant on
+    /// 2026-03-08 is that day's local midnight, 05:00 UTC; day 7 ±1 d then runs from local midnight on 2026-03-14
+    /// (04:00 UTC, daylight time) to the end of 2026-03-16 (03:59:59.999 UTC on the 17th).
+    @Test func windowsAreTheSitesCalendarDaysAcrossDaylightSaving() throws {
+        let transplant = try #require(DateParsing.day("2026-03-08", in: newYork))
+        #expect(transplant == DateParsing.instant("2026-03-08T05:00Z"))
+        let visits = ParticipantSchedule.build(
+            study: miniStudy(), anchors: ["transplant": transplant], done: [:], now: DateParsing.instant("2026-03-14T03:30Z")!,
+            calendar: SiteCalendar(zone: newYork))
+        let day7 = try #require(visits.first { $0.visit == "day_7" })
+        #expect(day7.windowStart == DateParsing.instant("2026-03-14T04:00Z"))
+        #expect(day7.windowEnd == DateParsing.instant("2026-03-17T03:59:59.999Z"))
+        // 23:30 on 2026-03-13 in New York is before the window, though it is already the 14th in UTC.
+        #expect(day7.state == .upcoming)
+    }
+
+    /// At 17:00 UTC on 2026-03-10 it is already 2026-03-11 in Shanghai (UTC+8): a date of the 11th is today there, not the future.
+    @Test func todayIsTheSitesToday() throws {
+        let form = Form(code: "f", name: "F", visits: [], fields: [Field(code: "seen", label: "Seen", type: .date)])
+        let now = DateParsing.instant("2026-03-10T17:00Z")!
+        #expect(try FormValidator.validate(["seen": "2026-03-11"], form: form, now: now, zone: TimeZone(identifier: "Asia/Shanghai")!) == ["seen": "2026-03-11"])
+        #expect(throws: FormValidationError.self) { try FormValidator.validate(["seen": "2026-03-11"], form: form, now: now) }
+    }
+
+    @Test func anUnknownZoneIsNamed() {
+        var study = miniStudy()
+        study.sites[0].timeZone = "Mars/Olympus_Mons"
+        #expect(StudyValidator.problems(in: study).map(\.path).contains("sites[S1].timeZone"))
+        study.sites[0].timeZone = "Asia/Shanghai"
+        #expect(StudyValidator.problems(in: study) == [])
+    }
+}

@@ -28,7 +28,7 @@ public struct ScheduledVisit: Codable, Equatable, Sendable {
 public enum ParticipantSchedule {
     /// `arm`: the participant's arm; visits limited to other arms are left out (none are before allocation).
     public static func build(
-        study: StudyDefinition, anchors: [String: Date], done: [String: Date], now: Date, arm: String? = nil
+        study: StudyDefinition, anchors: [String: Date], done: [String: Date], now: Date, arm: String? = nil, calendar: SiteCalendar = SiteCalendar(zone: SiteCalendar.utc)
     ) -> [ScheduledVisit] {
         study.visits.filter { v in v.arms.map { arms in arm.map(arms.contains) ?? false } ?? true }.map { visit in
             var target: Date?, start: Date?, end: Date?
@@ -38,7 +38,11 @@ public enum ParticipantSchedule {
                 let dayBased = offset.isCalendar
                 let before = visit.window?.before.seconds ?? 0, after = visit.window?.after.seconds ?? 0
                 start = target!.addingTimeInterval(-before)
-                end = target!.addingTimeInterval(after + (dayBased ? 86_400 - 0.001 : 0))
+                end = target!.addingTimeInterval(after)
+                if dayBased {
+                    start = calendar.startOfDay(start!)
+                    end = calendar.endOfDay(end!)
+                }
             } else if let defined = visit.defines, let time = anchors[defined] {
                 target = time
                 start = time

@@ -125,22 +125,26 @@ public enum DoseRules {
     }
 
     /// When a planned dose is due, from the anchor times known so far (day-based windows cover whole UTC days).
-    public static func window(of dose: PlannedDose, anchors: [String: Date]) -> (target: Date, start: Date, end: Date)? {
+    public static func window(
+        of dose: PlannedDose, anchors: [String: Date], calendar: SiteCalendar = SiteCalendar(zone: SiteCalendar.utc)
+    ) -> (target: Date, start: Date, end: Date)? {
         guard let base = anchors[dose.anchor] else { return nil }
         let target = base.addingTimeInterval(dose.target.seconds)
         let before = dose.window?.before.seconds ?? 0, after = dose.window?.after.seconds ?? 0
         var start = target.addingTimeInterval(-before), end = target.addingTimeInterval(after)
         if dose.target.isCalendar {
-            start = Date(timeIntervalSince1970: Double(AnchorTimes.day(start)) * 86_400)
-            end = Date(timeIntervalSince1970: Double(AnchorTimes.day(end) + 1) * 86_400 - 0.001)
+            start = calendar.startOfDay(start)
+            end = calendar.endOfDay(end)
         }
         return (target, start, end)
     }
 
-    public static func schedule(study: StudyDefinition, arm: String?, anchors: [String: Date], records: [DoseRecord], now: Date) -> [ScheduledDose] {
+    public static func schedule(
+        study: StudyDefinition, arm: String?, anchors: [String: Date], records: [DoseRecord], now: Date, calendar: SiteCalendar = SiteCalendar(zone: SiteCalendar.utc)
+    ) -> [ScheduledDose] {
         plan(study: study, arm: arm).map { dose in
             let record = records.first { $0.dose == dose.code }
-            let window = window(of: dose, anchors: anchors)
+            let window = window(of: dose, anchors: anchors, calendar: calendar)
             let state: DoseState =
                 if let record { record.given ? .given : .skipped } else if let window {
                     now < window.start ? .upcoming : (now > window.end ? .overdue : .due)
@@ -151,7 +155,8 @@ public enum DoseRules {
 
     /// Checks a given dose against the plan, its window, the times and the product record; returns the amount given.
     public static func checkGiven(
-        _ record: DoseRecord, plan: [PlannedDose], anchors: [String: Date], existing: [DoseRecord], allocatedAt: Date, now: Date
+        _ record: DoseRecord, plan: [PlannedDose], anchors: [String: Date], existing: [DoseRecord], allocatedAt: Date, now: Date,
+        calendar: SiteCalendar = SiteCalendar(zone: SiteCalendar.utc)
     ) throws -> (dose: PlannedDose, amount: Double, deviation: Bool) {
         guard let dose = plan.first(where: { $0.code == record.dose }) else { throw Problem.noSuchDose }
         if existing.contains(where: { $0.dose == record.dose }) { throw Problem.alreadyRecorded(record.dose) }
@@ -179,7 +184,7 @@ public enum DoseRules {
             throw Problem.invalid(field: "weightKg", rule: "must be more than 0 and at most 400 kg")
         }
         let reason = record.deviationReason?.trimmingCharacters(in: .whitespaces) ?? ""
-        guard let window = window(of: dose, anchors: anchors) else {
+        guard let window = window(of: dose, anchors: anchors, calendar: calendar) else {
             throw Problem.invalid(field: "dose", rule: "\(dose.code) is timed from \(dose.anchor), which has not happened yet")
         }
         let outside = started < window.start || started > window.end

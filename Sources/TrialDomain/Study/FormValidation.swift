@@ -21,7 +21,7 @@ public enum FormValidator {
     /// Returns the values in canonical form (trimmed numbers, yes/no), or throws every problem at once.
     /// `now`: observed dates and times (every date field not marked `planned`) may not lie after it; a date in the
     /// future is at most today.
-    public static func validate(_ values: [String: String], form: Form, now: Date? = nil) throws -> [String: String] {
+    public static func validate(_ values: [String: String], form: Form, now: Date? = nil, zone: TimeZone = SiteCalendar.utc) throws -> [String: String] {
         var problems: [FieldProblem] = []
         var clean: [String: String] = [:]
         for key in values.keys.sorted() where form.field(key) == nil {
@@ -35,7 +35,7 @@ public enum FormValidator {
             }
             switch check(raw, field: field) {
             case .success(let value):
-                if let now, field.planned != true, let problem = future(value, field: field, now: now) { problems.append(problem) } else { clean[field.code] = value }
+                if let now, field.planned != true, let problem = future(value, field: field, now: now, zone: zone) { problems.append(problem) } else { clean[field.code] = value }
             case .failure(let problem): problems.append(problem)
             }
         }
@@ -84,11 +84,13 @@ public enum FormValidator {
     }
 
     /// An observed date after today, or an observed time more than five minutes ahead (clocks differ that much).
-    static func future(_ value: String, field: Field, now: Date) -> FieldProblem? {
+    static func future(_ value: String, field: Field, now: Date, zone: TimeZone) -> FieldProblem? {
         switch field.type {
         case .date:
-            guard let day = DateParsing.day(value), AnchorTimes.day(day) > AnchorTimes.day(now) else { return nil }
-            return FieldProblem(field.code, "must not be in the future (today is \(AnchorTimes.dayText(now)))")
+            // Today is the site's today.
+            let today = SiteCalendar(zone: zone).dayText(now)
+            guard value > today else { return nil }
+            return FieldProblem(field.code, "must not be in the future (today is \(today))")
         case .datetime:
             guard let instant = DateParsing.instant(value), instant > now.addingTimeInterval(300) else { return nil }
             return FieldProblem(field.code, "must not be in the future")
@@ -108,6 +110,14 @@ public enum FormValidator {
 
 /// Calendar dates and instants as the forms write them; always UTC so a date means the same day everywhere.
 public enum DateParsing {
+
+    /// "2026-01-02" as midnight in `zone` (the tz database's offset on that day, so daylight saving is counted).
+    public static func day(_ text: String, in zone: TimeZone) -> Date? {
+        guard let utc = day(text) else { return nil }
+        // The offset at local midnight: first guess from UTC midnight, then corrected once for a change between.
+        let first = utc.addingTimeInterval(-Double(zone.secondsFromGMT(for: utc)))
+        return utc.addingTimeInterval(-Double(zone.secondsFromGMT(for: first)))
+    }
 
     /// "2026-01-02" as midnight UTC; nil for a day the calendar does not have (2026-02-29, 2026-04-31).
     public static func day(_ text: String) -> Date? {

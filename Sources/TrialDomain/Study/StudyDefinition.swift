@@ -234,12 +234,15 @@ public struct SiteDefinition: Codable, Equatable, Sendable {
     public var parameters: [String: Double]?
     /// The site laboratory's reference ranges, in each test's canonical unit.
     public var referenceRanges: [ReferenceRange]?
+    /// The site's IANA time zone (Asia/Shanghai): windows in days and weeks, and "today", are the site's. UTC when absent.
+    public var timeZone: String?
 
-    public init(code: String, name: String, parameters: [String: Double]? = nil, referenceRanges: [ReferenceRange]? = nil) {
+    public init(code: String, name: String, parameters: [String: Double]? = nil, referenceRanges: [ReferenceRange]? = nil, timeZone: String? = nil) {
         self.code = code
         self.name = name
         self.parameters = parameters
         self.referenceRanges = referenceRanges
+        self.timeZone = timeZone
     }
 }
 

@@ -75,6 +75,9 @@ public enum StudyValidator {
                 if let low = range.low, let high = range.high, low > high { add("sites[\(site.code)].referenceRanges[\(i)]", "low \(low) is above high \(high)") }
                 if let from = range.from, !isDate(from) { add("sites[\(site.code)].referenceRanges[\(i)].from", "must be a date as yyyy-MM-dd") }
             }
+            if let zone = site.timeZone, TimeZone(identifier: zone) == nil {
+                add("sites[\(site.code)].timeZone", "'\(zone)' is not a time zone of the tz database (such as Asia/Shanghai)")
+            }
             for code in (site.parameters ?? [:]).keys.sorted() where study.parameter(code) == nil {
                 add("sites[\(site.code)].parameters.\(code)", "names unknown parameter '\(code)'")
             }

@@ -180,7 +180,8 @@ public struct FluentCohortRepository: Sendable {
             let armHasDoses = record.arm.map { !DoseRules.plan(study: study, arm: $0).isEmpty }
             record.doses = doseTimes[id] ?? [:]
             record.anchors = AnchorTimes.resolve(
-                study: study, values: values, allocatedAt: record.allocatedAt, doses: doseTimes[id] ?? [:], armHasDoses: armHasDoses)
+                study: study, values: values, allocatedAt: record.allocatedAt, doses: doseTimes[id] ?? [:], armHasDoses: armHasDoses,
+                zone: SiteCalendar(study: study, site: record.site).zone)
             return record
         }
     }

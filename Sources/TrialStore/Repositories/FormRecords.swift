@@ -78,7 +78,7 @@ public struct FluentFormRecordRepository: FormRecordRepository {
                     throw StoreError.invalid(field: "visit", rule: "form '\(formCode)' is not collected at visit '\(visit)' (it is at \(form.visits.joined(separator: ", ")))")
                 }
                 do {
-                    prepared.append((form, study, try FormValidator.validate(values, form: form, now: now), found))
+                    prepared.append((form, study, try FormValidator.validate(values, form: form, now: now, zone: try await Self.zone(siteID, study: study, on: tx)), found))
                 } catch let error as FormValidationError {
                     let first = error.problems[0]
                     let more = error.problems.dropFirst().map(\.description)
@@ -153,22 +153,24 @@ public struct FluentFormRecordRepository: FormRecordRepository {
             for (key, value) in clean { values["\(form.code).\(key)"] = value }
         }
         let anchors = AnchorTimes.resolve(
-            study: file.study, values: values, allocatedAt: file.allocation?.allocatedAt, doses: file.doseTimes, armHasDoses: file.armHasDoses)
-        if let problem = AnchorTimes.firstOutOfOrder(study: file.study, times: anchors) {
+            study: file.study, values: values, allocatedAt: file.allocation?.allocatedAt, doses: file.doseTimes, armHasDoses: file.armHasDoses,
+            zone: file.calendar.zone)
+        let calendar = file.calendar
+        if let problem = AnchorTimes.firstOutOfOrder(study: file.study, times: anchors, calendar: calendar) {
             let sources = [problem.later.source, problem.earlier.source].compactMap { $0 }
             let field = forms.lazy.compactMap { form in
                 sources.first { $0.hasPrefix("\(form.form.code).") }.map { qualified ? $0 : String($0.dropFirst(form.form.code.count + 1)) }
             }.first ?? forms[0].form.code
-            throw StoreError.invalid(field: field, rule: "\(problem.later.label) cannot be before \(problem.earlier.label) (\(AnchorTimes.dayText(problem.date)))")
+            throw StoreError.invalid(field: field, rule: "\(problem.later.label) cannot be before \(problem.earlier.label) (\(calendar.dayText(problem.date)))")
         }
         guard visit != file.study.eligibilityVisit, let first = file.study.anchors.first, let start = anchors[first.code] else { return }
         for (form, clean) in forms {
             for field in form.fields where field.type == .date || field.type == .datetime {
                 guard let raw = clean[field.code], "\(form.code).\(field.code)" != first.source,
-                    let date = DateParsing.instant(raw) ?? DateParsing.day(raw), AnchorTimes.day(date) < AnchorTimes.day(start)
+                    let date = DateParsing.instant(raw) ?? DateParsing.day(raw, in: calendar.zone), calendar.day(date) < calendar.day(start)
                 else { continue }
                 throw StoreError.invalid(
-                    field: qualified ? "\(form.code).\(field.code)" : field.code, rule: "a \(visit) date cannot be before \(first.label) (\(AnchorTimes.dayText(start)))")
+                    field: qualified ? "\(form.code).\(field.code)" : field.code, rule: "a \(visit) date cannot be before \(first.label) (\(calendar.dayText(start)))")
             }
         }
     }
@@ -176,6 +178,13 @@ public struct FluentFormRecordRepository: FormRecordRepository {
 
     static func values(_ text: String) -> [String: String] {
         (try? JSONDecoder().decode([String: String].self, from: Data(text.utf8))) ?? [:]
+    }
+
+    /// The site's time zone, for "today"; one small read, and only when the study gives any site a zone.
+    static func zone(_ siteID: UUID, study: StudyDefinition, on db: any Database) async throws -> TimeZone {
+        guard study.sites.contains(where: { $0.timeZone != nil }) else { return SiteCalendar.utc }
+        let code = try await (db as! any SQLDatabase).raw("SELECT code FROM sites WHERE id = \(bind: siteID)").first()?.decode(column: "code", as: String.self)
+        return SiteCalendar(study: study, site: code).zone
     }
 
     static func encode(_ values: [String: String]) throws -> String {

@@ -202,8 +202,8 @@ public struct FluentSafetyRepository: Sendable {
         collectedAt: Date, baseline: Double?, scope: AccessScope, now: Date
     ) throws -> CheckedRows<LabResult> {
         guard file.study.visit(visit) != nil else { throw StoreError.invalid(field: "visit", rule: "names unknown visit '\(visit)'") }
-        if let first = file.study.anchors.first, let start = file.anchors[first.code], AnchorTimes.day(collectedAt) < AnchorTimes.day(start) {
-            throw StoreError.invalid(field: "collectedAt", rule: "cannot be before \(first.label) (\(AnchorTimes.dayText(start)))")
+        if let first = file.study.anchors.first, let start = file.anchors[first.code], file.calendar.day(collectedAt) < file.calendar.day(start) {
+            throw StoreError.invalid(field: "collectedAt", rule: "cannot be before \(first.label) (\(file.calendar.dayText(start)))")
         }
         let evaluation: LabEvaluation
         do {

@@ -78,8 +78,14 @@ public struct ParticipantFile: Sendable {
     }
 
     public var anchors: [String: Date] {
-        AnchorTimes.resolve(study: study, values: values, allocatedAt: allocation?.allocatedAt, doses: doseTimes, armHasDoses: armHasDoses)
+        AnchorTimes.resolve(
+            study: study, values: values, allocatedAt: allocation?.allocatedAt, doses: doseTimes, armHasDoses: armHasDoses, zone: calendar.zone)
     }
+
+    /// The participant's site's calendar, for windows in days and for "today".
+    public var calendar: SiteCalendar { SiteCalendar(study: study, site: siteCode) }
+
+
 
     /// Values with one visit's own taking precedence.
     public func values(atVisit visit: String?) -> [String: String] {
@@ -320,8 +326,8 @@ public struct FluentScreeningRepository: Sendable {
             if let allocation = file.allocation, signedAt > allocation.allocatedAt {
                 throw StoreError.invalid(field: "signedAt", rule: "consent cannot be dated after the allocation (\(AuditEntry.timestamp(allocation.allocatedAt)))")
             }
-            if let screening = file.anchors[file.study.anchors.first?.code ?? ""], AnchorTimes.day(signedAt) < AnchorTimes.day(screening) - 28 {
-                throw StoreError.invalid(field: "signedAt", rule: "is more than 28 days before screening (\(AnchorTimes.dayText(screening)))")
+            if let screening = file.anchors[file.study.anchors.first?.code ?? ""], file.calendar.day(signedAt) < file.calendar.day(screening) - 28 {
+                throw StoreError.invalid(field: "signedAt", rule: "is more than 28 days before screening (\(file.calendar.dayText(screening)))")
             }
             let consentID = UUID.timeOrdered()
             try await (tx as! any SQLDatabase).raw("""
@@ -513,11 +519,13 @@ public struct FluentScreeningRepository: Sendable {
             guard let anchor = file.anchors[window.anchor] else {
                 throw StoreError.invalid(field: window.anchor, rule: "its date is needed to check the allocation window")
             }
-            let earliest = anchor.addingTimeInterval(window.earliest.seconds)
-            let latest = anchor.addingTimeInterval(window.latest.seconds + (window.latest.isCalendar ? 86_400 - 0.001 : 0))
+            // Days and weeks are the site's calendar days: from the start of the first to the end of the last.
+            var earliest = anchor.addingTimeInterval(window.earliest.seconds), latest = anchor.addingTimeInterval(window.latest.seconds)
+            if window.earliest.isCalendar { earliest = file.calendar.startOfDay(earliest) }
+            if window.latest.isCalendar { latest = file.calendar.endOfDay(latest) }
             guard now >= earliest, now <= latest else {
                 throw StoreError.invalid(
-                    field: "allocation", rule: "must happen from \(window.anchor) \(window.earliest) to \(window.latest) (\(AnchorTimes.dayText(earliest)) to \(AnchorTimes.dayText(latest)))")
+                    field: "allocation", rule: "must happen from \(window.anchor) \(window.earliest) to \(window.latest) (\(file.calendar.dayText(earliest)) to \(file.calendar.dayText(latest)))")
             }
         }
         let stratum: String
@@ -597,7 +605,8 @@ public struct FluentScreeningRepository: Sendable {
             record.recordedAt = now
             do {
                 if record.given {
-                    let checked = try DoseRules.checkGiven(record, plan: file.dosePlan, anchors: file.anchors, existing: file.doses, allocatedAt: allocation.allocatedAt, now: now)
+                    let checked = try DoseRules.checkGiven(
+                        record, plan: file.dosePlan, anchors: file.anchors, existing: file.doses, allocatedAt: allocation.allocatedAt, now: now, calendar: file.calendar)
                     try DoseRules.checkBefore(checked.dose, study: file.study, site: file.siteCode, values: file.values(atVisit: checked.dose.visit))
                     record.amount = checked.amount
                     record.unit = checked.dose.unit
@@ -607,8 +616,8 @@ public struct FluentScreeningRepository: Sendable {
                     for anchor in file.study.anchors where anchor.source == "first_dose" || anchor.source == "infusion" || anchor.source == "dose:\(checked.dose.code)" {
                         if anchors[anchor.code] == nil { anchors[anchor.code] = record.startedAt }
                     }
-                    if let problem = AnchorTimes.firstOutOfOrder(study: file.study, times: anchors) {
-                        throw StoreError.invalid(field: "startedAt", rule: "\(problem.later.label) cannot be before \(problem.earlier.label) (\(AnchorTimes.dayText(problem.date)))")
+                    if let problem = AnchorTimes.firstOutOfOrder(study: file.study, times: anchors, calendar: file.calendar) {
+                        throw StoreError.invalid(field: "startedAt", rule: "\(problem.later.label) cannot be before \(problem.earlier.label) (\(file.calendar.dayText(problem.date)))")
                     }
                 } else {
                     _ = try DoseRules.checkSkipped(record, plan: file.dosePlan, existing: file.doses)
@@ -645,7 +654,7 @@ public struct FluentScreeningRepository: Sendable {
     /// The participant's dose plan with each dose's state.
     public func doses(participantID: UUID, scope: AccessScope, now: Date) async throws -> [ScheduledDose] {
         let file = try await file(participantID: participantID, scope: scope)
-        return DoseRules.schedule(study: file.study, arm: file.arm, anchors: file.anchors, records: file.doses, now: now)
+        return DoseRules.schedule(study: file.study, arm: file.arm, anchors: file.anchors, records: file.doses, now: now, calendar: file.calendar)
     }
 
     // MARK: Schedule and screening log
@@ -653,7 +662,7 @@ public struct FluentScreeningRepository: Sendable {
     public func schedule(participantID: UUID, scope: AccessScope, now: Date) async throws -> [ScheduledVisit] {
         let file = try await file(participantID: participantID, scope: scope)
         return ParticipantSchedule.build(
-            study: file.study, anchors: file.anchors, done: try await visitDates(file), now: now, arm: file.arm)
+            study: file.study, anchors: file.anchors, done: try await visitDates(file), now: now, arm: file.arm, calendar: file.calendar)
     }
 
     /// When each visit happened: its forms' first date, or its first lab sample, however the data were entered.

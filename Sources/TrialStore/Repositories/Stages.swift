@@ -91,13 +91,14 @@ extension FluentScreeningRepository {
             guard let next = stage.assigns[allocation.arm] else {
                 throw StoreError.conflict(field: "randomization", rule: "this participant does not take part in \(code)")
             }
-            let visit = ParticipantSchedule.build(study: study, anchors: file.anchors, done: [:], now: now, arm: allocation.arm).first { $0.visit == stage.visit }
+            let visit = ParticipantSchedule.build(study: study, anchors: file.anchors, done: [:], now: now, arm: allocation.arm, calendar: file.calendar)
+                .first { $0.visit == stage.visit }
             guard let start = visit?.windowStart, let end = visit?.windowEnd else {
                 throw StoreError.conflict(field: "randomization", rule: "\(code) happens at visit \(stage.visit), which cannot be placed yet")
             }
             guard now >= start, now <= end else {
                 throw StoreError.conflict(
-                    field: "randomization", rule: "\(code) happens at visit \(stage.visit), from \(AuditEntry.timestamp(start)) to \(AuditEntry.timestamp(end))")
+                    field: "randomization", rule: "\(code) happens at visit \(stage.visit), from \(file.calendar.dayText(start)) to \(file.calendar.dayText(end)) (the site's days)")
             }
             if let eligible = stage.eligible {
                 let scope = ExpressionScope(study: study)

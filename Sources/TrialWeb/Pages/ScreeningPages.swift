@@ -32,7 +32,7 @@ enum ScreeningPages {
     static func panels(req: Request, user: CurrentUser, file: ParticipantFile) async throws -> Node<HTML.BodyContext> {
         let participant = file.participant
         let assessment = try EligibilityAssessment.assess(study: file.study, site: file.siteCode, values: file.eligibilityValues)
-        let schedule = ParticipantSchedule.build(study: file.study, anchors: file.anchors, done: try await req.screening.visitDates(file), now: req.now, arm: file.arm)
+        let schedule = ParticipantSchedule.build(study: file.study, anchors: file.anchors, done: try await req.screening.visitDates(file), now: req.now, arm: file.arm, calendar: file.calendar)
         let canWrite = AccessPolicy.allows(user.account.role, .writeParticipants)
         let base = "/participants/\(participant.id.uuidString)"
         let blind = try await ScreeningAPI.isBlind(req, user: user, study: file.study, participantID: participant.id)
@@ -97,7 +97,7 @@ enum ScreeningPages {
 
     /// The participant's doses: each with its window and state, and a form to record one given or skipped.
     static func dosePanel(file: ParticipantFile, user: CurrentUser, blind: Bool, canRecord: Bool, base: String, now: Date) -> Node<HTML.BodyContext> {
-        let doses = DoseRules.schedule(study: file.study, arm: file.arm, anchors: file.anchors, records: file.doses, now: now)
+        let doses = DoseRules.schedule(study: file.study, arm: file.arm, anchors: file.anchors, records: file.doses, now: now, calendar: file.calendar)
         let open = doses.filter { $0.record == nil }
         func describe(_ d: ScheduledDose) -> String {
             guard let r = d.record else { return d.state.rawValue.replacingOccurrences(of: "_", with: " ") }
