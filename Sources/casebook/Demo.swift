@@ -4,10 +4,11 @@ import TrialDomain
 import TrialStandards
 import TrialStore
 
-/// `casebook demo`: a synthetic ACLF-LT trial entered through the same repositories, rules and audit trail as real entry.
+/// `casebook demo`: a synthetic trial of whichever study is in force, entered through the same repositories, rules and
+/// audit trail as real entry. The values come from the definition (see `DemoValues`), so any study can be filled.
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Fill the database with a synthetic trial: screening, consent, allocation, doses, labs to month 6, adverse events.")
+        abstract: "Fill the database with a synthetic trial of the study in force: screening, consent, allocations, doses, visits, labs, adverse events.")
     @Option(help: "How many patients to screen.") var participants: Int = 50
     @Option(help: "Same seed, same trial.") var seed: UInt64 = 1
 
@@ -63,16 +64,18 @@ struct DemoTrial: Sendable {
         let today: Date
         let count: Int
         let existing: Int
+        /// The adverse-event terms the catalogue holds for the study's CTCAE version.
+        let terms: [String]
     }
 
     /// A participant who passed screening, with the draws still to come.
     struct Screened: Sendable {
         let index: Int
         let participantID: UUID
-        let transplant: Date
         let screeningDay: Date
-        let bilirubin: Double
-        let inr: Double
+        /// Everything entered so far, `form.field`.
+        let values: [String: String]
+        let allocationAt: Date
         var random: DemoRandom
     }
 
@@ -94,10 +97,23 @@ struct DemoTrial: Sendable {
             // Every demo participant could fall in one stratum, so each stratum gets room for all of them.
             _ = try await screening.generateList(seedHex: seedHex, actor: "demo", now: Date(), length: max(count, 100))
         }
+        // Each later randomization's list too, unless the statistician made it already.
+        for (i, stage) in (study.randomizations ?? []).enumerated() {
+            var draws = DemoRandom(seed: seed, stream: UInt64.max - UInt64(i))
+            let seedHex = AuditChain.hex((0..<32).map { _ in UInt8(truncatingIfNeeded: draws.next()) })
+            do {
+                _ = try await screening.generateStageList(randomization: stage.code, seedHex: seedHex, actor: "demo", now: Date())
+            } catch StoreError.duplicate {
+                continue
+            }
+        }
+        let safety = FluentSafetyRepository(store: store, tables: try GradingTables.builtIn())
+        let version = study.safety.ctcaeVersion.hasPrefix("4") ? "4.03" : study.safety.ctcaeVersion
         let context = Context(
-            study: study, site: site, scope: scope, safety: FluentSafetyRepository(store: store, tables: try GradingTables.builtIn()),
+            study: study, site: site, scope: scope, safety: safety,
             today: DateParsing.day(Self.day(Date()))!, count: count,
-            existing: try await FluentParticipantRepository(store: store).counts(scope: scope).values.reduce(0, +))
+            existing: try await FluentParticipantRepository(store: store).counts(scope: scope).values.reduce(0, +),
+            terms: try await safety.searchTerms("", version: version, limit: 100).map(\.meddra))
         var clock = Date()
         var phases: [String] = []
         func phase(_ name: String) {
@@ -109,10 +125,8 @@ struct DemoTrial: Sendable {
         phase("screening")
         // Allocation one at a time in screening order: the list hands out its slots in the order participants arrive.
         var requests: [(participantID: UUID, now: Date)] = []
-        for index in screened.indices {
-            let at = screened[index].transplant.addingTimeInterval(86_400 * screened[index].random.uniform(1...5).rounded() + 10 * 3600)
-            requests.append((screened[index].participantID, at))
-        }
+        screened = screened.filter { $0.allocationAt < context.today }
+        for participant in screened { requests.append((participant.participantID, participant.allocationAt)) }
         var allocated: [(Screened, Allocation)] = []
         for (participant, result) in zip(screened, try await screening.allocateInOrder(requests, scope: scope)) {
             allocated.append((participant, try result.get()))
@@ -149,106 +163,178 @@ struct DemoTrial: Sendable {
         }
     }
 
-    /// Screening, eligibility, consent and the transplant; nil for a screen failure.
+    /// Screening, eligibility and consent, and the dates of the anchors that come from forms; nil for a screen failure.
     func screen(_ index: Int, _ c: Context) async throws -> Screened? {
         var random = DemoRandom(seed: seed, stream: UInt64(c.existing + index + 1))
         let forms = FluentFormRecordRepository(store: store)
         let screening = FluentScreeningRepository(store: store)
+        let study = c.study
         let number = String(format: "DEMO-%05d", c.existing + index + 1)
-        // Transplants spread over the past 200 days, so most participants have reached month 6.
-        let transplant = c.today.addingTimeInterval(-86_400 * (200 - 190 * Double(index) / Double(max(c.count, 1))).rounded())
-        let screeningDay = transplant.addingTimeInterval(-86_400 * random.uniform(2...20).rounded())
+        // Screening days spread over the past 220 days, so most participants have reached their last visits.
+        let screeningDay = c.today.addingTimeInterval(-86_400 * (220 - 200 * Double(index) / Double(max(c.count, 1))).rounded())
         let participant = try await FluentParticipantRepository(store: store).create(
             siteID: c.site.id, screeningNumber: number, scope: c.scope, now: screeningDay)
-        // About one in six fails screening, each for a reason the protocol names.
-        let failure = random.chance(1.0 / 6) ? Int(random.uniform(0...2.99)) : -1
-        let bilirubin = failure == 0 ? random.uniform(120...165) : random.uniform(180...450)
-        let inr = random.uniform(1.5...3.5)
-        let meldNa = random.uniform(22...38).rounded()
-        let values: [(String, [String: String])] = [
-            ("demographics", ["screening_date": Self.day(screeningDay), "birth_date": Self.day(screeningDay.addingTimeInterval(-86_400 * 365.25 * random.uniform(25...58))), "sex": random.chance(0.3) ? "F" : "M"]),
-            ("aclf", ["chronic_liver_disease": "yes", "ascites": "yes", "ascites_date": Self.day(screeningDay.addingTimeInterval(-86_400 * random.uniform(1...20).rounded())), "encephalopathy": random.chance(0.4) ? "yes" : "no",
-                      "encephalopathy_date": Self.day(screeningDay.addingTimeInterval(-86_400 * 3)), "needs_transplant": "yes"]),
-            ("history", ["malignancy": failure == 1 ? "yes" : "no", "active_infection": "no", "combined_transplant": "no", "retransplant": "no",
-                         "ebv": "positive", "hiv": failure == 2 ? "positive" : "negative", "hcv": "negative"]),
-            ("consent", ["obtained": "yes", "signed_at": Self.minute(screeningDay.addingTimeInterval(9 * 3600)), "form_version": c.study.consent.current]),
-            ("labs", ["collected_at": Self.minute(screeningDay.addingTimeInterval(8 * 3600)), "total_bilirubin": String(format: "%.1f", bilirubin),
-                      "inr": String(format: "%.2f", inr), "pt_activity": String(format: "%.0f", random.uniform(15...38)), "meld_na": String(format: "%.0f", meldNa)]),
-        ]
-        // The screening visit's pages entered together, as a site enters them.
+        let scope = ExpressionScope(study: study)
+        var values = DemoValues(study: study, scope: scope, site: c.site.code, day: screeningDay, random: random)
+        // The anchors read from forms, in their order: the first is the screening day, each later one days after.
+        var anchorDay = screeningDay
+        var anchorForms: [(visit: String, form: Form)] = []
+        for (i, anchor) in study.anchors.enumerated() {
+            guard let source = anchor.source, source.contains("."), !source.hasPrefix("dose:"), let field = values.field(source),
+                let form = study.form(String(source.split(separator: ".")[0]))
+            else { continue }
+            if i > 0 { anchorDay = anchorDay.addingTimeInterval(86_400 * values.random.uniform(2...20).rounded()) }
+            values.set(source, date: anchorDay.addingTimeInterval(field.type == .datetime ? 8 * 3600 : 0))
+            if let visit = form.visits.first, visit != study.eligibilityVisit { anchorForms.append((visit, form)) }
+        }
+        // About one in six fails screening on an exclusion; the others are steered to meet every criterion.
+        let exclusions = study.eligibility.exclusion
+        let failing = !exclusions.isEmpty && values.random.chance(1.0 / 6) ? Int(values.random.uniform(0...Double(exclusions.count) - 0.01)) : -1
+        for criterion in study.eligibility.inclusion { values.want(criterion.expression, true) }
+        for (i, criterion) in exclusions.enumerated() { values.want(criterion.expression, i == failing) }
+        let ranges = study.sites.first { $0.code == c.site.code }?.referenceRanges ?? []
+        let visit = study.eligibilityVisit ?? study.visits.first?.code ?? ""
+        let pages = study.forms.filter { $0.visits.contains(visit) }
+        // Every field a criterion or a stratification factor reads is entered, so nothing is left that cannot be told.
+        let read = (study.eligibility.inclusion + study.eligibility.exclusion).map(\.expression) + study.randomization.factors.map(\.expression)
+        let always = read.reduce(into: Set<String>()) { $0.formUnion(DemoValues.names(in: $1)) }
+        for form in pages { values.fill(form, at: screeningDay.addingTimeInterval(8 * 3600), ranges: ranges, always: always) }
         _ = try await forms.save(
-            participantID: participant.id, visit: "screening", forms: values.map { (form: $0.0, values: $0.1) }, reason: nil, scope: c.scope,
+            participantID: participant.id, visit: visit, forms: pages.map { (form: $0.code, values: values.form($0)) }, reason: nil, scope: c.scope,
             now: screeningDay.addingTimeInterval(10 * 3600))
         let decided = try await screening.decideEligibility(participantID: participant.id, scope: c.scope, now: screeningDay.addingTimeInterval(11 * 3600))
         guard decided.outcome == .met else { return nil }
         _ = try await screening.recordConsent(
-            participantID: participant.id, formVersion: c.study.consent.current, signedAt: screeningDay.addingTimeInterval(9 * 3600), scope: c.scope,
+            participantID: participant.id, formVersion: study.consent.current, signedAt: screeningDay.addingTimeInterval(9 * 3600), scope: c.scope,
             now: screeningDay.addingTimeInterval(12 * 3600))
-        _ = try await forms.save(
-            participantID: participant.id, visit: "transplant", form: "transplant",
-            values: ["transplant_date": Self.day(transplant), "donor": random.chance(0.8) ? "deceased" : "living"],
-            reason: nil, scope: c.scope, now: transplant.addingTimeInterval(20 * 3600))
-        return Screened(index: index, participantID: participant.id, transplant: transplant, screeningDay: screeningDay, bilirubin: bilirubin, inr: inr, random: random)
+        for (visit, form) in anchorForms {
+            values.fill(form, at: anchorDay.addingTimeInterval(8 * 3600), ranges: ranges)
+            _ = try await forms.save(
+                participantID: participant.id, visit: visit, form: form.code, values: values.form(form), reason: nil, scope: c.scope,
+                now: anchorDay.addingTimeInterval(20 * 3600))
+        }
+        // Allocation inside the study's window, else the day after the last anchor.
+        let calendar = SiteCalendar(study: study, site: c.site.code)
+        var allocationAt = anchorDay.addingTimeInterval(86_400 + 10 * 3600)
+        if let window = study.randomization.window,
+            let base = AnchorTimes.resolve(study: study, values: values.values, allocatedAt: nil, armHasDoses: nil, zone: calendar.zone)[window.anchor]
+        {
+            let days = max(0, (window.latest.seconds - window.earliest.seconds) / 86_400)
+            let day = calendar.startOfDay(base.addingTimeInterval(window.earliest.seconds + 86_400 * values.random.uniform(0...max(0, days - 1)).rounded()))
+            allocationAt = day.addingTimeInterval(10 * 3600)
+        }
+        random = values.random
+        return Screened(index: index, participantID: participant.id, screeningDay: screeningDay, values: values.values, allocationAt: allocationAt, random: random)
     }
 
-    /// The first dose (for an arm with doses), the 24-hour assessment, labs to month 6 and adverse events.
+    /// Doses and later randomizations in the order they fall due, then every visit's forms and labs up to today, and
+    /// now and then an adverse event.
     func followUp(_ p: Screened, _ allocation: Allocation, _ c: Context) async throws -> Tally {
-        var random = p.random
         var tally = Tally()
+        let study = c.study
         let forms = FluentFormRecordRepository(store: store)
         let screening = FluentScreeningRepository(store: store)
-        var timeZero = allocation.allocatedAt
-        let plan = DoseRules.plan(study: c.study, arm: allocation.arm)
-        if let first = plan.first {
-            let start = allocation.allocatedAt.addingTimeInterval(3600)
+        let scope = ExpressionScope(study: study)
+        let calendar = SiteCalendar(study: study, site: c.site.code)
+        let ranges = study.sites.first { $0.code == c.site.code }?.referenceRanges ?? []
+        var values = DemoValues(study: study, scope: scope, site: c.site.code, day: p.screeningDay, values: p.values, random: p.random)
+        var arm = allocation.arm
+        var doseTimes: [String: Date] = [:], recorded: Set<String> = [], staged: Set<String> = []
+        var filled: Set<String> = Set(study.forms.filter { $0.visits.contains(study.eligibilityVisit ?? "") }.map { "\(study.eligibilityVisit ?? "")|\($0.code)" })
+        func anchors() -> [String: Date] {
+            AnchorTimes.resolve(
+                study: study, values: values.values, allocatedAt: allocation.allocatedAt, doses: doseTimes,
+                armHasDoses: !DoseRules.plan(study: study, arm: arm).isEmpty, zone: calendar.zone)
+        }
+        func save(_ visit: String, _ form: Form, at time: Date) async throws {
+            guard !filled.contains("\(visit)|\(form.code)") else { return }
+            filled.insert("\(visit)|\(form.code)")
+            let page = values.form(form)
+            guard !page.isEmpty else { return }
+            _ = try await forms.save(participantID: p.participantID, visit: visit, form: form.code, values: page, reason: nil, scope: c.scope, now: time)
+        }
+        // Doses and stage draws, earliest due first.
+        while true {
+            let now = anchors()
+            let dose = DoseRules.plan(study: study, arm: arm).first { !recorded.contains($0.code) }
+            let doseWindow = dose.flatMap { DoseRules.window(of: $0, anchors: now, calendar: calendar) }
+            let stage = (study.randomizations ?? []).first { !staged.contains($0.code) && $0.assigns[arm] != nil }
+            let stageVisit = stage.flatMap { s in
+                ParticipantSchedule.build(study: study, anchors: now, done: [:], now: c.today, arm: arm, calendar: calendar).first { $0.visit == s.visit }
+            }
+            let doseAt = doseWindow.map { max($0.target, allocation.allocatedAt.addingTimeInterval(3600)) }
+            let stageAt = stageVisit?.target
+            if let stage, let stageAt, stageAt < c.today, doseAt.map({ stageAt <= $0 }) ?? true {
+                staged.insert(stage.code)
+                if let eligible = stage.eligible { values.want(eligible, true) }
+                for form in study.forms where form.visits.contains(stage.visit) && !(stage.eligible ?? "").isEmpty {
+                    if (stage.eligible ?? "").contains("\(form.code).") {
+                        values.fill(form, at: stageAt, ranges: ranges)
+                        try await save(stage.visit, form, at: stageAt.addingTimeInterval(-1800))
+                    }
+                }
+                arm = try await screening.allocateStage(participantID: p.participantID, randomization: stage.code, scope: c.scope, now: stageAt).armAfter
+                continue
+            }
+            guard let dose, let doseAt, doseAt.addingTimeInterval(3 * 3600) < c.today else { break }
+            recorded.insert(dose.code)
+            let skip = !doseTimes.isEmpty && values.random.chance(0.1)
+            if skip {
+                _ = try await screening.recordDose(
+                    participantID: p.participantID, record: DoseRecord(dose: dose.code, given: false, skipReason: "demo: not given that day", recordedBy: "", recordedAt: doseAt),
+                    scope: c.scope, now: doseAt)
+                continue
+            }
+            if let check = dose.check, let visit = dose.visit {
+                values = DemoValues(study: study, scope: scope, site: c.site.code, day: doseAt, values: values.values.filter { !check.contains($0.key) }, random: values.random)
+                values.want(check, true)
+                for form in study.forms where form.visits.contains(visit) && check.contains("\(form.code).") {
+                    filled.remove("\(visit)|\(form.code)")
+                    values.fill(form, at: doseAt, ranges: ranges)
+                    try await save(visit, form, at: doseAt.addingTimeInterval(-1800))
+                }
+            }
             _ = try await screening.recordDose(
                 participantID: p.participantID,
-                record: DoseRecord(dose: first.code, given: true, startedAt: start, endedAt: start.addingTimeInterval(1800), lot: String(format: "LOT-%04d", 1 + p.index / 10),
-                                   recordedBy: "", recordedAt: start),
-                scope: c.scope, now: start.addingTimeInterval(2 * 3600))
-            timeZero = start
-            if random.chance(0.15) {
-                _ = try await c.safety.recordAdverseEvent(
+                record: DoseRecord(dose: dose.code, given: true, startedAt: doseAt, endedAt: doseAt.addingTimeInterval(1800), lot: String(format: "LOT-%04d", 1 + p.index / 10),
+                                   recordedBy: "", recordedAt: doseAt),
+                scope: c.scope, now: doseAt.addingTimeInterval(2 * 3600))
+            doseTimes[dose.code] = doseAt
+            // Now and then an adverse event in the day after a dose, from the terms the catalogue holds.
+            if !c.terms.isEmpty && values.random.chance(0.15) {
+                let term = c.terms[Int(values.random.uniform(0...Double(c.terms.count) - 0.01))]
+                let onset = doseAt.addingTimeInterval(4 * 3600)
+                if (try? await c.safety.recordAdverseEvent(
                     participantID: p.participantID,
-                    input: AdverseEventInput(meddra: "10016558", grade: 1, onsetAt: start.addingTimeInterval(4 * 3600), resolvedAt: start.addingTimeInterval(10 * 3600),
-                                             attribution: .possible, expected: true, actionTaken: "paracetamol", outcome: "recovered"),
-                    scope: c.scope, now: start.addingTimeInterval(12 * 3600))
-                tally.events += 1
+                    input: AdverseEventInput(meddra: term, grade: 1, onsetAt: onset, resolvedAt: onset.addingTimeInterval(6 * 3600), attribution: .possible,
+                                             expected: true, actionTaken: "none", outcome: "recovered"),
+                    scope: c.scope, now: onset.addingTimeInterval(8 * 3600))) != nil
+                { tally.events += 1 }
             }
         }
-        let assessedAt = timeZero.addingTimeInterval(24 * 3600)
-        let toxic = !plan.isEmpty && random.chance(0.1)
-        _ = try await forms.save(
-            participantID: p.participantID, visit: "safety_24h", form: "toxicity_24h",
-            values: ["assessed_at": Self.minute(assessedAt), "any_toxicity": toxic ? "yes" : "no", "worst_grade": toxic ? "1" : "0"],
-            reason: nil, scope: c.scope, now: assessedAt)
-        // Post-transplant course: bilirubin and INR fall from ACLF levels; now and then a rejection-like enzyme rise.
-        let rejection = random.chance(0.1)
-        var lastCollected = p.screeningDay
-        for (visit, days) in [("screening", -1.0), ("day_7", 7), ("day_14", 14), ("day_28", 28), ("month_3", 90), ("month_6", 180)] {
-            let collected = visit == "screening" ? p.screeningDay.addingTimeInterval(8 * 3600) : p.transplant.addingTimeInterval(86_400 * days + 8 * 3600)
-            // Up to the start of today, not the hour of the run, so a seed gives the same trial all day.
-            guard collected < c.today, collected >= lastCollected else { continue }
-            lastCollected = collected
-            let t = max(days, 0)
-            let bili = 15 + (p.bilirubin - 15) * exp(-t / 12)
-            let alt = (visit == "day_14" && rejection) ? random.uniform(250...600) : 25 + 60 * exp(-t / 10) + random.uniform(0...15)
-            for (test, value, unit) in [("BILI", bili, "umol/L"), ("INR", 1.0 + (p.inr - 1.0) * exp(-t / 8), "ratio"), ("ALT", alt, "U/L"),
-                                        ("AST", alt * random.uniform(0.8...1.2), "U/L"), ("GGT", random.uniform(40...250), "U/L")] {
-                _ = try await c.safety.recordLab(
-                    participantID: p.participantID, visit: visit, test: test, value: (value * 100).rounded() / 100, unit: unit, collectedAt: collected, scope: c.scope,
-                    now: collected.addingTimeInterval(3 * 3600))
-                tally.labs += 1
+        // Every visit up to today: its forms, and its labs through the lab route in the site's units.
+        let final = anchors()
+        for visit in ParticipantSchedule.build(study: study, anchors: final, done: [:], now: c.today, arm: arm, calendar: calendar) {
+            guard visit.visit != study.eligibilityVisit, let target = visit.target, target.addingTimeInterval(6 * 3600) < c.today else { continue }
+            let at = max(target, allocation.allocatedAt.addingTimeInterval(1800))
+            for form in study.forms where form.visits.contains(visit.visit) && !filled.contains("\(visit.visit)|\(form.code)") {
+                var page = DemoValues(study: study, scope: scope, site: c.site.code, day: at, values: values.values.filter { !$0.key.hasPrefix("\(form.code).") }, random: values.random)
+                page.fill(form, at: at, ranges: ranges)
+                values.random = page.random
+                for field in form.fields where field.lab != nil {
+                    guard let lab = field.lab, let raw = page.values["\(form.code).\(field.code)"], let value = Double(raw) else { continue }
+                    page.values["\(form.code).\(field.code)"] = nil
+                    if (try? await c.safety.recordLab(
+                        participantID: p.participantID, visit: visit.visit, test: lab, value: value, unit: field.unit ?? "", collectedAt: at, scope: c.scope,
+                        now: at.addingTimeInterval(3 * 3600))) != nil
+                    { tally.labs += 1 }
+                }
+                filled.insert("\(visit.visit)|\(form.code)")
+                let entry = page.form(form)
+                if entry.count > form.fields.filter({ $0.lab != nil }).count || form.fields.allSatisfy({ $0.lab == nil }) || form.fields.contains(where: \.isRequired) {
+                    _ = try? await forms.save(participantID: p.participantID, visit: visit.visit, form: form.code, values: entry, reason: nil, scope: c.scope, now: at.addingTimeInterval(3600))
+                }
             }
-        }
-        if rejection && p.transplant.addingTimeInterval(86_400 * 15) < c.today {
-            let onset = p.transplant.addingTimeInterval(86_400 * 14 + 9 * 3600)
-            _ = try await c.safety.recordAdverseEvent(
-                participantID: p.participantID,
-                input: AdverseEventInput(meddra: "10001551", grade: 3, onsetAt: onset, seriousness: [.hospitalization], attribution: .unlikely, expected: false,
-                                         actionTaken: "steroid pulse", outcome: "recovered", awareAt: onset.addingTimeInterval(3600)),
-                scope: c.scope, now: onset.addingTimeInterval(2 * 3600))
-            tally.events += 1
         }
         return tally
     }

@@ -1,4 +1,5 @@
 """`casebook demo` writes a synthetic trial through the real rules: the test run executes it and checks what it wrote."""
+import os
 import re
 import subprocess
 import unittest
@@ -53,6 +54,25 @@ class DemoTrial(unittest.TestCase):
         finally:
             first.stop()
             second.stop()
+
+    def test_the_second_study_fills_from_its_definition_alone(self):
+        second = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "studies", "ucmsc-aclf.yaml")
+        for database in databases():
+            with self.subTest(database=database):
+                casebook = Casebook(database)
+                try:
+                    casebook.cli("study", "init", second)
+                    result = subprocess.run([casebook.binary, "demo", "--participants", "30", "--seed", "5"], env=casebook.env, capture_output=True, text=True)
+                    self.assertEqual(result.returncode, 0, result.stderr)
+                    randomized = scalar(casebook, "SELECT COUNT(*) FROM randomization_slots WHERE participant_id IS NOT NULL")
+                    self.assertGreater(randomized, 15)
+                    # Everyone allocated long enough ago had all five dose visits, given or skipped, and the stage-2 draw.
+                    self.assertEqual(scalar(casebook, "SELECT COUNT(DISTINCT dose_code) FROM doses"), 5)
+                    self.assertGreater(scalar(casebook, "SELECT COUNT(*) FROM stage_slots WHERE participant_id IS NOT NULL"), randomized // 2)
+                    self.assertGreater(scalar(casebook, "SELECT COUNT(*) FROM doses WHERE NOT given"), 0)
+                    self.assertIn("intact", casebook.cli("audit", "verify").stdout)
+                finally:
+                    casebook.stop()
 
 
 if __name__ == "__main__":
