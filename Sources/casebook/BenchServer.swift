@@ -62,7 +62,7 @@ struct BenchAudit: AsyncParsableCommand {
                             on: tx, actor: "bench", action: .create, entity: "lab_result", entityID: UUID.timeOrdered().uuidString,
                             siteID: "6f1c2b1e-0000-4000-8000-000000000001", reason: nil,
                             changes: [
-                                .init(field: "test", old: nil, new: "ALT"), .init(field: "visit", old: nil, new: "day_7"),
+                                .init(field: "test", old: nil, new: "ALT"), .init(field: "visit", old: nil, new: "v1"),
                                 .init(field: "value", old: nil, new: "\(40 + n % 60) U/L"), .init(field: "grade_v4", old: nil, new: "1"),
                                 .init(field: "grade_v5", old: nil, new: nil),
                             ], now: Date())

@@ -10,7 +10,7 @@ enum ScoreFunctions {
     ]
     static var names: [String] { scores.keys.sorted() }
 
-    enum Input {
+    enum Input: Sendable {
         case number(unit: String, analyte: String?)
         case flag
         case choice
@@ -54,6 +54,17 @@ enum ScoreFunctions {
         var missing: Set<String> = []
         for case .unknown(let names) in values.values { missing.formUnion(names) }
         if !missing.isEmpty { return .unknown(missing) }
+        let x = scoreInputs(values)
+        do {
+            return .number(try LiverScores.compute(scores[name] ?? name, x).score)
+        } catch ScoreError.missing(let inputs) {
+            return .unknown(Set(inputs.map { "\(name): \($0)" }))
+        } catch {
+            return .unknown(["\(name): \(error)"])
+        }
+    }
+
+    static func scoreInputs(_ values: [String: EvaluatedValue]) -> ScoreInputs {
         func number(_ key: String) -> Double? { if case .number(let n)? = values[key] { return n } else { return nil } }
         func flag(_ key: String) -> Bool? { if case .boolean(let b)? = values[key] { return b } else { return nil } }
         var x = ScoreInputs()
@@ -73,12 +84,39 @@ enum ScoreFunctions {
         x.dialysis = flag("dialysis") ?? false
         x.vasopressors = flag("vasopressors") ?? false
         if case .text(let t)? = values["ascites"] { x.ascites = t }
-        do {
-            return .number(try LiverScores.compute(scores[name] ?? name, x).score)
-        } catch ScoreError.missing(let inputs) {
-            return .unknown(Set(inputs.map { "\(name): \($0)" }))
-        } catch {
-            return .unknown(["\(name): \(error)"])
+        return x
+    }
+}
+
+/// The scores of one visit, from its lab results (catalogue codes, canonical units) and the findings its forms hold for
+/// the score inputs their fields are tagged with (`score: ascites`): the one home of the mapping to the formulas' units.
+public enum VisitScores {
+    /// The catalogue lab behind each numeric input, and the conventional unit the formulas take.
+    static let labInputs: [(lab: String, input: String)] = [
+        ("BILI", "bilirubin"), ("CREAT", "creatinine"), ("ALB", "albumin"), ("INR", "inr"), ("SODIUM", "sodium"), ("LACTATE", "lactate"), ("WBC", "wbc"),
+    ]
+
+    /// Inputs for the formulas; `labs` by catalogue code in canonical units, `findings` by score input name as entered.
+    public static func inputs(
+        labs: [String: Double], findings: [String: String], female: Bool?, age: Double?, conversions: UnitConversions
+    ) -> ScoreInputs {
+        var values: [String: EvaluatedValue] = [:]
+        for (lab, input) in labInputs {
+            guard let value = labs[lab], let test = LabCatalogue.test(lab), case .number(let unit, _)? = ScoreFunctions.inputs[input],
+                let factor = conversions.factor(from: test.unit, to: unit, analyte: test.analyte)
+            else { continue }
+            values[input] = .number(value * factor)
         }
+        for (input, raw) in findings {
+            switch ScoreFunctions.inputs[input] {
+            case .number?: if let n = Double(raw) { values[input] = .number(n) }
+            case .flag?: values[input] = .boolean(raw == "yes")
+            case .choice?: values[input] = .text(raw)
+            case nil: continue
+            }
+        }
+        if let female { values["female"] = .boolean(female) }
+        if let age { values["age"] = .number(age) }
+        return ScoreFunctions.scoreInputs(values)
     }
 }

@@ -469,8 +469,10 @@ public struct Field: Codable, Equatable, Sendable {
     public var lab: String?
     /// A date or time that is planned rather than observed, and so may lie in the future.
     public var planned: Bool?
+    /// The liver-score input this field holds (`ascites`, `encephalopathy`, `map`, `vasopressors`, `dialysis`, `pao2_fio2`, …).
+    public var score: String?
 
-    public init(code: String, label: String, type: FieldType, unit: String? = nil, range: NumberRange? = nil, required: Bool? = nil, choices: [Choice]? = nil, loinc: String? = nil, lab: String? = nil, planned: Bool? = nil) {
+    public init(code: String, label: String, type: FieldType, unit: String? = nil, range: NumberRange? = nil, required: Bool? = nil, choices: [Choice]? = nil, loinc: String? = nil, lab: String? = nil, planned: Bool? = nil, score: String? = nil) {
         self.code = code
         self.label = label
         self.type = type
@@ -481,6 +483,7 @@ public struct Field: Codable, Equatable, Sendable {
         self.loinc = loinc
         self.lab = lab
         self.planned = planned
+        self.score = score
     }
 
     public var isRequired: Bool { required ?? false }

@@ -316,6 +316,9 @@ public enum StudyValidator {
         }
         for form in study.forms {
             for field in form.fields {
+                if let input = field.score, ScoreFunctions.inputs[input] == nil {
+                    add("forms[\(form.code)].fields[\(field.code)].score", "names unknown score input '\(input)' (inputs: \(ScoreFunctions.inputs.keys.sorted().joined(separator: ", ")))")
+                }
                 guard let lab = field.lab else { continue }
                 let path = "forms[\(form.code)].fields[\(field.code)].lab"
                 guard let test = LabCatalogue.test(lab) else { add(path, "names unknown lab '\(lab)'"); continue }

@@ -105,33 +105,24 @@ enum SafetyAPI {
         return try await LabJSON.created(lab, for: req)
     }
 
-    /// Every liver score whose inputs a visit has: labs from the lab results, clinical findings from the visit's forms.
-    static func visitScores(labs: [LabResult], female: Bool?, age: Double? = nil, clinical: [String: [String: String]] = [:]) -> [VisitScoresDTO] {
+    /// Every liver score whose inputs a visit has: labs from the lab results, findings from the visit's fields tagged with
+    /// a score input. The mapping to the formulas is TrialDomain's (`VisitScores`).
+    static func visitScores(
+        labs: [LabResult], female: Bool?, age: Double? = nil, findings: [String: [String: String]] = [:], conversions: UnitConversions
+    ) -> [VisitScoresDTO] {
         let visits = labs.reduce(into: [String]()) { if !$0.contains($1.visit) { $0.append($1.visit) } }
         return visits.compactMap { visit in
             let at = Dictionary(labs.filter { $0.visit == visit }.map { ($0.test, $0.value) }, uniquingKeysWith: { a, _ in a })
-            var x = ScoreInputs()
-            x.bilirubin = at["BILI"].flatMap { try? Units.convert($0, analyte: "bilirubin", from: "umol/L", to: "mg/dL") }
-            x.creatinine = at["CREAT"].flatMap { try? Units.convert($0, analyte: "creatinine", from: "umol/L", to: "mg/dL") }
-            x.albumin = at["ALB"].map { $0 / 10 }
-            x.inr = at["INR"]
-            x.sodium = at["SODIUM"]
-            x.female = female
-            x.lactate = at["LACTATE"]
-            x.wbc = at["WBC"]
-            x.age = age
-            let findings = clinical[visit] ?? [:]
-            x.ascites = findings["ascites_grade"]
-            x.encephalopathyGrade = findings["he_grade"].flatMap { Double($0) }.map { Int($0) }
-            x.map = findings["map"].flatMap(Double.init)
-            x.vasopressors = findings["vasopressors"] == "yes"
-            x.dialysis = findings["dialysis"] == "yes"
-            x.pao2Fio2 = findings["pao2_fio2"].flatMap(Double.init)
+            let x = VisitScores.inputs(labs: at, findings: findings[visit] ?? [:], female: female, age: age, conversions: conversions)
             var scores: [String: Double] = [:], inputs: [String: Double] = [:]
             for name in LiverScores.names {
-                if let r = try? LiverScores.compute(name, x) {
+                do {
+                    let r = try LiverScores.compute(name, x)
                     scores[name] = r.score
                     inputs.merge(r.inputs) { a, _ in a }
+                } catch {
+                    // A score whose inputs this visit lacks, or holds out of the formula's reach (ScoreError), is not shown.
+                    continue
                 }
             }
             return scores.isEmpty ? nil : VisitScoresDTO(visit: visit, scores: scores, inputs: inputs)
@@ -156,11 +147,17 @@ enum SafetyAPI {
         let id = file.participant.id
         var records: [FormRecord]
         if let known { records = known } else { records = try await req.formRecords.records(participantID: id, scope: scope) }
-        records = records.filter { $0.form == "clinical" }
+        // Each visit's findings for the score inputs, by the fields tagged with one.
+        var findings: [String: [String: String]] = [:]
+        for record in records {
+            guard let form = file.study.form(record.form) else { continue }
+            for field in form.fields {
+                if let input = field.score, let value = record.values[field.code] { findings[record.visit, default: [:]][input] = value }
+            }
+        }
         let age = file.study.birthDate(in: file.values).map { Double(Evaluator.completedYears(born: $0, on: req.now)) }
         return visitScores(
-            labs: labs, female: file.study.isFemale(in: file.values), age: age,
-            clinical: Dictionary(records.map { ($0.visit, $0.values) }, uniquingKeysWith: { a, _ in a }))
+            labs: labs, female: file.study.isFemale(in: file.values), age: age, findings: findings, conversions: UnitConversions(study: file.study))
     }
 
     static func hysLaw(req: Request) async throws -> [HysLawDTO] {

@@ -46,7 +46,9 @@ enum SafetyPages {
         let hysLaw = FluentSafetyRepository.hysLaw(labs: labs, settings: study.safety.hysLaw).filter { $0.check.byULN || $0.check.byBaseline }
         let canWrite = AccessPolicy.allows(user.account.role, .writeParticipants)
         let base = "/participants/\(participant.id.uuidString)"
-        let labVisits = study.forms.first { $0.code == "labs" }?.visits ?? study.visits.map(\.code)
+        // The visits whose forms hold lab fields, in the schedule's order.
+        let labForms = study.forms.filter { $0.fields.contains { $0.lab != nil } }
+        let labVisits = labForms.isEmpty ? study.visits.map(\.code) : study.visits.map(\.code).filter { v in labForms.contains { $0.visits.contains(v) } }
         return .group(
             .div(.class("card"), .id("labs"),
                 .h2(.text("Laboratory results")),
