@@ -494,3 +494,26 @@ private struct Trial {
         }
     }
 }
+
+@Suite struct ReconsentTests {
+    @Test(arguments: TestDatabase.available)
+    func aNewConsentVersionAsksForReconsentAfterAllocation(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let trial = try await Trial.make(store)
+            let p = try await trial.ready("R-1")
+            let allocation = try await trial.screening.allocate(participantID: p.id, scope: trial.scope, now: now)
+            var v2 = try StudyFile.builtIn()
+            v2.version = 2
+            v2.consent.versions.append(ConsentVersion(version: "2", date: "2026-03-11"))
+            v2.consent.current = "2"
+            _ = try await FluentStudyRepository(store: store).publish(v2, actor: "dm", reason: "new consent form", now: now)
+            #expect(try await trial.screening.file(participantID: p.id, scope: trial.scope).needsReconsent)
+            let after = allocation.allocatedAt.addingTimeInterval(86_400)
+            await #expect(throws: StoreError.self) {
+                try await trial.screening.recordConsent(participantID: p.id, formVersion: "1", signedAt: after, scope: trial.scope, now: after)
+            }
+            _ = try await trial.screening.recordConsent(participantID: p.id, formVersion: "2", signedAt: after, scope: trial.scope, now: after)
+            #expect(try await !trial.screening.file(participantID: p.id, scope: trial.scope).needsReconsent)
+        }
+    }
+}

@@ -106,3 +106,46 @@ private func otherStudy() throws -> StudyDefinition {
         }
     }
 }
+
+@Suite struct AmendmentScheduleTests {
+    /// An amendment for new participants only leaves an enrolled participant on the schedule they were enrolled under;
+    /// a later one for everyone moves them. A new consent form version asks an allocated participant for re-consent,
+    /// which alone may be dated after the allocation.
+    @Test(arguments: TestDatabase.available)
+    func enrolledParticipantsKeepTheirScheduleAndReconsent(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let now = DateParsing.instant("2026-03-10T12:00")!
+            let studies = FluentStudyRepository(store: store)
+            let v1 = try StudyFile.builtIn()
+            _ = try await studies.seedIfEmpty(v1, now: now)
+            let site = try #require(try await FluentAccountRepository(store: store).site(code: "SYSU3"))
+            let scope = AccessScope(actor: "ana", siteIDs: [site.id])
+            let screening = FluentScreeningRepository(store: store)
+            let p = try await FluentParticipantRepository(store: store).create(siteID: site.id, screeningNumber: "A-1", scope: scope, now: now)
+            _ = try await screening.recordConsent(participantID: p.id, formVersion: "1", signedAt: now.addingTimeInterval(-3600), scope: scope, now: now)
+
+            var v2 = v1
+            v2.version = 2
+            v2.amendment = AmendmentSettings(appliesTo: .newParticipants)
+            v2.visits[5].window = VisitWindow(before: Offset(3, .days), after: Offset(3, .days))
+            v2.consent.versions.append(ConsentVersion(version: "2", date: "2026-03-09"))
+            v2.consent.current = "2"
+            _ = try await studies.publish(v2, actor: "dm", reason: "wider day-7 window, for new participants", now: now)
+            var file = try await screening.file(participantID: p.id, scope: scope)
+            #expect(file.study.version == 2)
+            #expect(file.schedule.version == 1)
+            #expect(file.schedule.visits[5].window?.before == Offset(1, .days))
+            let later = try await FluentParticipantRepository(store: store).create(siteID: site.id, screeningNumber: "A-2", scope: scope, now: now)
+            #expect(try await screening.file(participantID: later.id, scope: scope).schedule.version == 2)
+
+            var v3 = v2
+            v3.version = 3
+            v3.amendment = AmendmentSettings(appliesTo: .everyone)
+            _ = try await studies.publish(v3, actor: "dm", reason: "for everyone", now: now)
+            file = try await screening.file(participantID: p.id, scope: scope)
+            #expect(file.schedule.version == 3)
+            // Not allocated: no re-consent is asked before allocation, a consent to version 2 simply follows.
+            #expect(!file.needsReconsent)
+        }
+    }
+}

@@ -27,8 +27,10 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
     public var randomizations: [StageRandomization]?
     /// Which roles see arms in a masked study.
     public var blinding: BlindingSettings?
+    /// What this version, as an amendment, changes for participants already enrolled.
+    public var amendment: AmendmentSettings?
 
-    public init(schemaVersion: Int, code: String, version: Int, identity: StudyIdentity, lifecycle: Lifecycle, sites: [SiteDefinition], parameters: [Parameter], arms: [Arm], interventions: [Intervention], anchors: [Anchor], visits: [Visit], forms: [Form], eligibility: Eligibility, endpoints: [Endpoint], randomization: RandomizationSettings, consent: ConsentSettings, safety: SafetySettings, labs: [StudyLab]? = nil, participant: ParticipantFields? = nil, randomizations: [StageRandomization]? = nil, blinding: BlindingSettings? = nil) {
+    public init(schemaVersion: Int, code: String, version: Int, identity: StudyIdentity, lifecycle: Lifecycle, sites: [SiteDefinition], parameters: [Parameter], arms: [Arm], interventions: [Intervention], anchors: [Anchor], visits: [Visit], forms: [Form], eligibility: Eligibility, endpoints: [Endpoint], randomization: RandomizationSettings, consent: ConsentSettings, safety: SafetySettings, labs: [StudyLab]? = nil, participant: ParticipantFields? = nil, randomizations: [StageRandomization]? = nil, blinding: BlindingSettings? = nil, amendment: AmendmentSettings? = nil) {
         self.schemaVersion = schemaVersion
         self.code = code
         self.version = version
@@ -50,6 +52,7 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
         self.participant = participant
         self.randomizations = randomizations
         self.blinding = blinding
+        self.amendment = amendment
     }
 
     public static let currentSchemaVersion = 1
@@ -243,6 +246,20 @@ public struct SiteDefinition: Codable, Equatable, Sendable {
         self.parameters = parameters
         self.referenceRanges = referenceRanges
         self.timeZone = timeZone
+    }
+}
+
+/// Whom an amendment's schedule applies to: everyone (their remaining visits and doses follow it), or only participants
+/// enrolled from this version on (the others keep the schedule of the version they were enrolled under).
+public struct AmendmentSettings: Codable, Equatable, Sendable {
+    public enum AppliesTo: String, Codable, Sendable {
+        case everyone
+        case newParticipants = "new_participants"
+    }
+    public var appliesTo: AppliesTo
+
+    public init(appliesTo: AppliesTo) {
+        self.appliesTo = appliesTo
     }
 }
 

@@ -6,7 +6,7 @@ import TrialDomain
 /// Every migration, in order. A shipped migration never changes: add a new one.
 public enum StoreMigrations {
     public static var all: [any AsyncMigration] {
-        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes(), M009AddListIndexes(), M010CreateDoses(), M011CreateStageRandomizations(), M012CreateUnblindings()]
+        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes(), M009AddListIndexes(), M010CreateDoses(), M011CreateStageRandomizations(), M012CreateUnblindings(), M013AddEnrolmentVersion()]
     }
 }
 
@@ -469,5 +469,18 @@ struct M012CreateUnblindings: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema("unblindings").delete()
+    }
+}
+
+/// The study version each participant was enrolled under, so an amendment for new participants only leaves them theirs.
+struct M013AddEnrolmentVersion: AsyncMigration {
+    var name: String { "013-add-enrolment-version" }
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema("participants").field("study_version", .int).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema("participants").deleteField("study_version").update()
     }
 }

@@ -153,10 +153,10 @@ public struct FluentFormRecordRepository: FormRecordRepository {
             for (key, value) in clean { values["\(form.code).\(key)"] = value }
         }
         let anchors = AnchorTimes.resolve(
-            study: file.study, values: values, allocatedAt: file.allocation?.allocatedAt, doses: file.doseTimes, armHasDoses: file.armHasDoses,
+            study: file.schedule, values: values, allocatedAt: file.allocation?.allocatedAt, doses: file.doseTimes, armHasDoses: file.armHasDoses,
             zone: file.calendar.zone)
         let calendar = file.calendar
-        if let problem = AnchorTimes.firstOutOfOrder(study: file.study, times: anchors, calendar: calendar) {
+        if let problem = AnchorTimes.firstOutOfOrder(study: file.schedule, times: anchors, calendar: calendar) {
             let sources = [problem.later.source, problem.earlier.source].compactMap { $0 }
             let field = forms.lazy.compactMap { form in
                 sources.first { $0.hasPrefix("\(form.form.code).") }.map { qualified ? $0 : String($0.dropFirst(form.form.code.count + 1)) }

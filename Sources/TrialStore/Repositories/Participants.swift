@@ -65,16 +65,15 @@ public struct FluentParticipantRepository: ParticipantRepository {
         guard scope.siteIDs.contains(siteID) else { throw StoreError.notFound(entity: "site", id: siteID.uuidString) }
         return try await store.write { tx in
             let sql = tx as! any SQLDatabase
-            if let study = try await FluentStudyRepository.current(on: tx)?.study {
-                try FluentStudyRepository.requireRecruiting(study, to: "participants are enrolled")
-            }
+            let study = try await FluentStudyRepository.current(on: tx)?.study
+            if let study { try FluentStudyRepository.requireRecruiting(study, to: "participants are enrolled") }
             if try await sql.raw("SELECT id FROM participants WHERE site_id = \(bind: siteID) AND screening_number = \(bind: number)").first() != nil {
                 throw StoreError.duplicate(field: "screeningNumber", value: number)
             }
             let participant = Participant(id: UUID.timeOrdered(), siteID: siteID, screeningNumber: number, status: .screening, createdAt: now, updatedAt: now)
             try await sql.raw("""
-                INSERT INTO participants (id, site_id, screening_number, status, created_at, updated_at)
-                VALUES (\(bind: participant.id), \(bind: siteID), \(bind: number), \(bind: participant.status.rawValue), \(bind: now), \(bind: now))
+                INSERT INTO participants (id, site_id, screening_number, status, created_at, updated_at, study_version)
+                VALUES (\(bind: participant.id), \(bind: siteID), \(bind: number), \(bind: participant.status.rawValue), \(bind: now), \(bind: now), \(bind: study?.version))
                 """).run()
             try await AuditChain.append(
                 on: tx, actor: scope.actor, action: .create, entity: "participant", entityID: participant.id.uuidString,

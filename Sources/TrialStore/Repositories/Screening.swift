@@ -44,7 +44,11 @@ public struct ScreeningLog: Codable, Equatable, Sendable {
 public struct ParticipantFile: Sendable {
     public var participant: Participant
     public var siteCode: String
+    /// The version in force: eligibility, consent and forms follow it.
     public var study: StudyDefinition
+    /// The version whose visits, doses and later randomizations this participant follows: the one in force, unless an
+    /// amendment since their enrolment applies to new participants only.
+    public var schedule: StudyDefinition
     /// All form values, `form.field`, the eligibility visit's taking precedence.
     public var values: [String: String]
     public var eligibilityValues: [String: String]
@@ -64,11 +68,16 @@ public struct ParticipantFile: Sendable {
         consents.last { $0.withdrawnAt == nil && $0.formVersion == study.consent.current }
     }
 
+    /// Allocated, still consenting, but not yet to the consent form version in force: an amendment asks for re-consent.
+    public var needsReconsent: Bool {
+        allocation != nil && validConsent == nil && consents.contains { $0.withdrawnAt == nil }
+    }
+
     /// The participant's dose plan: their arm's, empty before allocation.
     /// The arm the participant is in now: where their last stage draw led, else their arm at enrolment.
     public var arm: String? { stages.last?.armAfter ?? allocation?.arm }
 
-    public var dosePlan: [PlannedDose] { DoseRules.plan(study: study, arm: arm) }
+    public var dosePlan: [PlannedDose] { DoseRules.plan(study: schedule, arm: arm) }
 
     public var armHasDoses: Bool? { allocation.map { _ in !dosePlan.isEmpty } }
 
@@ -79,7 +88,7 @@ public struct ParticipantFile: Sendable {
 
     public var anchors: [String: Date] {
         AnchorTimes.resolve(
-            study: study, values: values, allocatedAt: allocation?.allocatedAt, doses: doseTimes, armHasDoses: armHasDoses, zone: calendar.zone)
+            study: schedule, values: values, allocatedAt: allocation?.allocatedAt, doses: doseTimes, armHasDoses: armHasDoses, zone: calendar.zone)
     }
 
     /// The participant's site's calendar, for windows in days and for "today".
@@ -161,7 +170,7 @@ public struct FluentScreeningRepository: Sendable {
     static func file(participantID: UUID, scope: AccessScope, on db: any Database, studyHash: String? = nil) async throws -> ParticipantFile {
         let sql = db as! any SQLDatabase
         guard let row = try await sql.raw("""
-            SELECT p.site_id, p.screening_number, p.status, p.created_at, p.updated_at, s.code AS site_code,
+            SELECT p.site_id, p.screening_number, p.status, p.created_at, p.updated_at, p.study_version, s.code AS site_code,
               (SELECT outcome FROM eligibility_reviews WHERE participant_id = p.id ORDER BY decided_at DESC LIMIT 1) AS decision,
               sl.arm, sl.stratum, sl.position, sl.allocated_at, sl.allocated_by
             FROM participants p JOIN sites s ON s.id = p.site_id
@@ -217,8 +226,18 @@ public struct FluentScreeningRepository: Sendable {
             FROM doses WHERE participant_id = \(bind: participantID) ORDER BY created_at
             """).all().map(Self.dose)
         let stages = allocation == nil ? [] : try await Self.stages(participantID, on: sql)
+        // The latest version since enrolment whose amendment applies to this participant (all but "new participants only").
+        var schedule = study
+        if let enrolled = try row.decode(column: "study_version", as: Int?.self), enrolled < study.version {
+            var followed = enrolled
+            for version in (enrolled + 1)...study.version {
+                let definition = version == study.version ? study : try await studies.definition(version: version)
+                if definition.amendment?.appliesTo != .newParticipants { followed = version }
+            }
+            if followed != study.version { schedule = try await studies.definition(version: followed) }
+        }
         return ParticipantFile(
-            participant: participant, siteCode: try row.decode(column: "site_code", as: String.self), study: study, values: values,
+            participant: participant, siteCode: try row.decode(column: "site_code", as: String.self), study: study, schedule: schedule, values: values,
             eligibilityValues: eligibilityValues, consents: consents, lastDecision: try row.decode(column: "decision", as: String?.self),
             allocation: allocation, stages: stages, doses: doses, visitDates: visitDates, visitValues: visitValues)
     }
@@ -323,7 +342,9 @@ public struct FluentScreeningRepository: Sendable {
                     field: "formVersion", rule: "must be one of the study's consent versions (\(file.study.consent.versions.map(\.version).joined(separator: ", ")))")
             }
             if signedAt > now.addingTimeInterval(300) { throw StoreError.invalid(field: "signedAt", rule: "must not be in the future") }
-            if let allocation = file.allocation, signedAt > allocation.allocatedAt {
+            // After allocation only a re-consent to a new current version (an amendment's) may be dated later.
+            let reconsent = formVersion == file.study.consent.current && file.needsReconsent
+            if let allocation = file.allocation, signedAt > allocation.allocatedAt, !reconsent {
                 throw StoreError.invalid(field: "signedAt", rule: "consent cannot be dated after the allocation (\(AuditEntry.timestamp(allocation.allocatedAt)))")
             }
             if let screening = file.anchors[file.study.anchors.first?.code ?? ""], file.calendar.day(signedAt) < file.calendar.day(screening) - 28 {
@@ -607,16 +628,16 @@ public struct FluentScreeningRepository: Sendable {
                 if record.given {
                     let checked = try DoseRules.checkGiven(
                         record, plan: file.dosePlan, anchors: file.anchors, existing: file.doses, allocatedAt: allocation.allocatedAt, now: now, calendar: file.calendar)
-                    try DoseRules.checkBefore(checked.dose, study: file.study, site: file.siteCode, values: file.values(atVisit: checked.dose.visit))
+                    try DoseRules.checkBefore(checked.dose, study: file.schedule, site: file.siteCode, values: file.values(atVisit: checked.dose.visit))
                     record.amount = checked.amount
                     record.unit = checked.dose.unit
                     record.deviation = checked.deviation
                     var anchors = file.anchors
                     anchors[checked.dose.code] = record.startedAt
-                    for anchor in file.study.anchors where anchor.source == "first_dose" || anchor.source == "infusion" || anchor.source == "dose:\(checked.dose.code)" {
+                    for anchor in file.schedule.anchors where anchor.source == "first_dose" || anchor.source == "infusion" || anchor.source == "dose:\(checked.dose.code)" {
                         if anchors[anchor.code] == nil { anchors[anchor.code] = record.startedAt }
                     }
-                    if let problem = AnchorTimes.firstOutOfOrder(study: file.study, times: anchors, calendar: file.calendar) {
+                    if let problem = AnchorTimes.firstOutOfOrder(study: file.schedule, times: anchors, calendar: file.calendar) {
                         throw StoreError.invalid(field: "startedAt", rule: "\(problem.later.label) cannot be before \(problem.earlier.label) (\(file.calendar.dayText(problem.date)))")
                     }
                 } else {
@@ -654,7 +675,7 @@ public struct FluentScreeningRepository: Sendable {
     /// The participant's dose plan with each dose's state.
     public func doses(participantID: UUID, scope: AccessScope, now: Date) async throws -> [ScheduledDose] {
         let file = try await file(participantID: participantID, scope: scope)
-        return DoseRules.schedule(study: file.study, arm: file.arm, anchors: file.anchors, records: file.doses, now: now, calendar: file.calendar)
+        return DoseRules.schedule(study: file.schedule, arm: file.arm, anchors: file.anchors, records: file.doses, now: now, calendar: file.calendar)
     }
 
     // MARK: Schedule and screening log
@@ -662,7 +683,7 @@ public struct FluentScreeningRepository: Sendable {
     public func schedule(participantID: UUID, scope: AccessScope, now: Date) async throws -> [ScheduledVisit] {
         let file = try await file(participantID: participantID, scope: scope)
         return ParticipantSchedule.build(
-            study: file.study, anchors: file.anchors, done: try await visitDates(file), now: now, arm: file.arm, calendar: file.calendar)
+            study: file.schedule, anchors: file.anchors, done: try await visitDates(file), now: now, arm: file.arm, calendar: file.calendar)
     }
 
     /// When each visit happened: its forms' first date, or its first lab sample, however the data were entered.

@@ -75,7 +75,7 @@ extension FluentScreeningRepository {
         let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
         return try await store.write { tx in
             let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, on: tx)
-            let study = file.study
+            let study = file.schedule
             guard let stage = study.randomizations?.first(where: { $0.code == code }) else {
                 throw StoreError.notFound(entity: "randomization", id: "'\(code)' in study \(study.code)")
             }

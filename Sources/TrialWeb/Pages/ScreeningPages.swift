@@ -32,7 +32,7 @@ enum ScreeningPages {
     static func panels(req: Request, user: CurrentUser, file: ParticipantFile) async throws -> Node<HTML.BodyContext> {
         let participant = file.participant
         let assessment = try EligibilityAssessment.assess(study: file.study, site: file.siteCode, values: file.eligibilityValues)
-        let schedule = ParticipantSchedule.build(study: file.study, anchors: file.anchors, done: try await req.screening.visitDates(file), now: req.now, arm: file.arm, calendar: file.calendar)
+        let schedule = ParticipantSchedule.build(study: file.schedule, anchors: file.anchors, done: try await req.screening.visitDates(file), now: req.now, arm: file.arm, calendar: file.calendar)
         let canWrite = AccessPolicy.allows(user.account.role, .writeParticipants)
         let base = "/participants/\(participant.id.uuidString)"
         let blind = try await ScreeningAPI.isBlind(req, user: user, study: file.study, participantID: participant.id)
@@ -52,6 +52,7 @@ enum ScreeningPages {
                         .button(.type(.submit), .id("decide-eligibility"), .text(assessment.outcome == .met ? "Confirm eligibility" : "Record screen failure"))))),
             .div(.class("card"), .id("consent"),
                 .h2(.text("Consent")),
+                .if(file.needsReconsent, .p(.class("error"), .id("reconsent"), .text("Re-consent needed: the consent form in force is version \(file.study.consent.current)."))),
                 .ul(.forEach(file.consents) { c in
                     .li(.text("Version \(c.formVersion), signed \(iso(c.signedAt)), taken by \(c.takenBy)" + (c.withdrawnAt.map { "; withdrawn \(iso($0)) (\(c.withdrawalScope?.rawValue ?? ""))" } ?? "")))
                 }),
@@ -67,7 +68,7 @@ enum ScreeningPages {
                         .p(.id("allocated-arm"), .text(
                             (!blind ? "Allocated to \(armName(file.study, file.arm ?? a.arm))" : "Allocated (blinded)")
                                 + " on \(iso(a.allocatedAt)) by \(a.allocatedBy).")),
-                        .forEach(file.study.randomizations ?? []) { stage in
+                        .forEach(file.schedule.randomizations ?? []) { stage in
                             .unwrap(file.stages.first { $0.randomization == stage.code }, { done in
                                 .p(.id("stage-\(Layout.escape(stage.code))"), .text("\(stage.name ?? stage.code): randomized on \(iso(done.allocatedAt)) by \(done.allocatedBy)."))
                             }, else: .if(canWrite,
@@ -97,7 +98,7 @@ enum ScreeningPages {
 
     /// The participant's doses: each with its window and state, and a form to record one given or skipped.
     static func dosePanel(file: ParticipantFile, user: CurrentUser, blind: Bool, canRecord: Bool, base: String, now: Date) -> Node<HTML.BodyContext> {
-        let doses = DoseRules.schedule(study: file.study, arm: file.arm, anchors: file.anchors, records: file.doses, now: now, calendar: file.calendar)
+        let doses = DoseRules.schedule(study: file.schedule, arm: file.arm, anchors: file.anchors, records: file.doses, now: now, calendar: file.calendar)
         let open = doses.filter { $0.record == nil }
         func describe(_ d: ScheduledDose) -> String {
             guard let r = d.record else { return d.state.rawValue.replacingOccurrences(of: "_", with: " ") }
