@@ -222,8 +222,14 @@ private struct Trial {
             }
             var excused = late
             excused.deviationReason = "pump failure on the day"
+            #expect(try await trial.screening.deviations(scope: trial.scope).isEmpty)
             let saved = try await trial.screening.recordDose(participantID: p.id, record: excused, scope: trial.scope, now: later)
             #expect(saved.deviation)
+            // Listed as a protocol deviation, with its reason.
+            let deviations = try await trial.screening.deviations(scope: trial.scope)
+            #expect(deviations.map(\.dose) == ["infusion"])
+            #expect(deviations.first?.reason == "pump failure on the day")
+            #expect(deviations.first?.screeningNumber == p.screeningNumber)
             let plan = try await trial.screening.doses(participantID: p.id, scope: trial.scope, now: later)
             #expect(plan.first?.state == .given)
             #expect(try await AuditChain.verify(on: store.database).isIntact)

@@ -144,6 +144,9 @@ private func enterScreening(_ t: TestApp, token: String, id: String) async throw
             for arm in ["msc_ev", "control", "\"arm\""] { #expect(!allocated.body.string.contains(arm)) }
             let read = try await t.send(.GET, "api/v1/participants/\(id)/allocation", headers: bearer(cora))
             #expect(!read.body.string.contains("\"arm\""))
+            let history = try await t.send(.GET, "api/v1/participants/\(id)/history", headers: bearer(cora))
+            #expect(history.status == .ok)
+            for arm in ["msc_ev", "control"] { #expect(!history.body.string.contains(arm), "history names \(arm)") }
             let plan = try await t.send(.GET, "api/v1/participants/\(id)/doses", headers: bearer(cora))
             for hidden in ["product", "amount", "placebo", "particles"] { #expect(!plan.body.string.contains(hidden)) }
             let unblinded = try await t.send(.GET, "api/v1/participants/\(id)/allocation", headers: bearer(dave)).content.decode(AllocationDTO.self)

@@ -26,6 +26,16 @@ public struct Allocation: Codable, Equatable, Sendable {
     public var allocatedBy: String
 }
 
+/// A dose given outside its window, with the reason recorded.
+public struct DoseDeviation: Codable, Equatable, Sendable {
+    public var participantID: UUID
+    public var screeningNumber: String
+    public var dose: String
+    public var startedAt: Date
+    public var reason: String
+    public var recordedBy: String
+}
+
 public struct ScreeningLog: Codable, Equatable, Sendable {
     public struct Failure: Codable, Equatable, Sendable {
         public var screeningNumber: String
@@ -597,7 +607,8 @@ public struct FluentScreeningRepository: Sendable {
                 .init(field: "position", old: nil, new: String(allocation.position)),
             ],
             now: now)
-        try await Self.setStatus(file.participant, to: .randomized, reason: "allocated to \(allocation.arm)", actor: scope.actor, now: now, on: tx)
+        // The participant's history is read by blinded users too: the arm stays in the allocation's own event.
+        try await Self.setStatus(file.participant, to: .randomized, reason: "allocated", actor: scope.actor, now: now, on: tx)
         return allocation
     }
 
@@ -669,6 +680,22 @@ public struct FluentScreeningRepository: Sendable {
                 on: tx, actor: scope.actor, action: .create, entity: "dose", entityID: id.uuidString, siteID: file.participant.siteID.uuidString,
                 reason: nil, changes: changes, now: now)
             return record
+        }
+    }
+
+    /// Doses given outside their window, for the scope's sites: the protocol deviations a monitor reviews.
+    public func deviations(scope: AccessScope) async throws -> [DoseDeviation] {
+        guard !scope.siteIDs.isEmpty else { return [] }
+        let sites: [any Encodable & Sendable] = scope.siteIDs.sorted { $0.uuidString < $1.uuidString }
+        return try await (store.database as! any SQLDatabase).raw("""
+            SELECT p.id, p.screening_number, d.dose_code, d.started_at, d.deviation_reason, d.recorded_by
+            FROM doses d JOIN participants p ON p.id = d.participant_id AND p.deleted_at IS NULL
+            WHERE d.deviation = \(bind: true) AND d.site_id IN (\(binds: sites)) ORDER BY d.started_at
+            """).all().map {
+            DoseDeviation(
+                participantID: try $0.decode(column: "id", as: UUID.self), screeningNumber: try $0.decode(column: "screening_number", as: String.self),
+                dose: try $0.decode(column: "dose_code", as: String.self), startedAt: try $0.decode(column: "started_at", as: Date.self),
+                reason: try $0.decode(column: "deviation_reason", as: String?.self) ?? "", recordedBy: try $0.decode(column: "recorded_by", as: String.self))
         }
     }
 

@@ -46,6 +46,7 @@ enum OpenAPIDocument {
         .init(method: "get", path: "/api/v1/participants/{id}/doses", summary: "The participant's dose plan, each dose with its window and state (given, skipped, due, overdue, upcoming)", success: ("200", "ScheduledDoseList")),
         .init(method: "post", path: "/api/v1/participants/{id}/doses", summary: "Record a dose given (startedAt, endedAt, lot, expiry, weightKg, deviationReason when out of its window) or skipped (skipped: true, reason)", body: "NewDose", success: ("201", "DoseRecord"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
         .init(method: "get", path: "/api/v1/participants/{id}/schedule", summary: "Expected visits with windows: done, due, overdue, out of window", success: ("200", "ScheduledVisitList")),
+        .init(method: "get", path: "/api/v1/deviations", summary: "Protocol deviations: doses given outside their window, with the reason recorded", success: ("200", "DeviationList"), errors: ["401", "403"]),
         .init(method: "get", path: "/api/v1/screening-log", summary: "Screened, eligible, failed with reasons, consented, randomized", success: ("200", "ScreeningLog"), errors: ["401", "403"]),
         .init(method: "get", path: "/api/v1/randomization/list", summary: "The concealed allocation list (statistician only)", success: ("200", "RandomizationList"), errors: ["401", "403", "404"]),
         .init(method: "post", path: "/api/v1/randomization/list", summary: "Generate the allocation list once, when the study goes live (statistician only)", body: "GenerateList", success: ("201", "GeneratedList"), errors: ["400", "401", "403", "409", "415", "422"]),
@@ -201,6 +202,11 @@ enum OpenAPIDocument {
             "Unblinded": object(["arm": string(), "unblindedFor": string()], required: ["arm", "unblindedFor"]),
             "AllocationRequest": object(["randomization": string("A later randomization's code; absent for the one at enrolment")], required: []),
             "JSONSchema": ["type": "object", "description": "A JSON Schema document"],
+            "DeviationList": ["type": "array", "items": object(
+                [
+                    "participantId": string(format: "uuid"), "screeningNumber": string(), "dose": string(), "startedAt": string(format: "date-time"),
+                    "reason": string(), "recordedBy": string(),
+                ], required: ["participantId", "screeningNumber", "dose", "startedAt", "reason", "recordedBy"])],
             "Verify": object(
                 ["intact": ["type": "boolean"], "checked": ["type": "integer"], "brokenSequence": ["type": ["integer", "null"]], "problem": string(nullable: true)],
                 required: ["intact", "checked"]),

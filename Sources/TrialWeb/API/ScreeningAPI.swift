@@ -83,6 +83,23 @@ struct AllocationDTO: Content {
     }
 }
 
+struct DoseDeviationDTO: Content {
+    var participantId: UUID
+    var screeningNumber: String
+    var dose: String
+    var startedAt: String
+    var reason: String
+    var recordedBy: String
+    init(_ d: DoseDeviation) {
+        participantId = d.participantID
+        screeningNumber = d.screeningNumber
+        dose = d.dose
+        startedAt = iso(d.startedAt)
+        reason = d.reason
+        recordedBy = d.recordedBy
+    }
+}
+
 struct UnblindingBody: StrictBody {
     static let fields: Set<String> = ["reason"]
     var reason: String
@@ -234,6 +251,7 @@ enum ScreeningAPI {
         api.post("participants", ":id", "doses", use: recordDose)
         api.get("participants", ":id", "schedule", use: schedule)
         api.get("screening-log", use: screeningLog)
+        api.get("deviations", use: deviations)
         api.get("randomization", "list", use: list)
         api.post("randomization", "list", use: generate)
     }
@@ -359,6 +377,13 @@ enum ScreeningAPI {
         let user = try req.user
         try user.require(.readParticipants)
         return try await req.screening.schedule(participantID: try APIController.participantID(req), scope: user.scope, now: req.now).map(ScheduledVisitDTO.init)
+    }
+
+    /// Protocol deviations: doses given outside their window, with their reasons.
+    static func deviations(req: Request) async throws -> [DoseDeviationDTO] {
+        let user = try req.user
+        try user.require(.readParticipants)
+        return try await req.screening.deviations(scope: user.scope).map(DoseDeviationDTO.init)
     }
 
     /// The CONSORT counts; by arm only for those who may see arms.
