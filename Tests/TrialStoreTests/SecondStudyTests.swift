@@ -81,6 +81,22 @@ private func secondStudy() throws -> StudyDefinition {
                 scope: scope, now: at("2026-01-13T09:00"))
             try await preDose("w2", "2026-01-20T08:00")
             try await give("d2", "2026-01-20T10:00")
+            // A related infusion reaction 3 hours after dose 3, on a CTCAE v5.0 term the definition carries.
+            let safety = FluentSafetyRepository(store: store, tables: try GradingTables.builtIn())
+            let event = try await safety.recordAdverseEvent(
+                participantID: p.id,
+                input: AdverseEventInput(meddra: "10051792", grade: 2, onsetAt: at("2026-01-20T13:00"), attribution: .probable, expected: false,
+                                         actionTaken: "infusion slowed", outcome: "recovered"),
+                scope: scope, now: at("2026-01-20T18:00"))
+            #expect(event.version == "5.0")
+            // Anaphylaxis has no grade 1 in CTCAE v5.0.
+            await #expect(throws: StoreError.self) {
+                try await safety.recordAdverseEvent(
+                    participantID: p.id,
+                    input: AdverseEventInput(meddra: "10002218", grade: 1, onsetAt: at("2026-01-20T13:00"), attribution: .possible, expected: false,
+                                             actionTaken: "none", outcome: "recovered"),
+                    scope: scope, now: at("2026-01-20T18:00"))
+            }
 
             // Stage 2 at week 4 (day 28 from the first dose: 2026-02-03, −1/+2 days), for everyone still on study.
             await #expect(throws: StoreError.self) {
@@ -105,9 +121,10 @@ private func secondStudy() throws -> StudyDefinition {
 
             // The per-dose safety endpoint counts four doses given and none with a related event.
             let study = try #require(try await studies.current())
-            let safety = try #require(try await FluentCohortRepository(store: store).endpoints(scope: scope, study: study, byArm: false, only: "infusion_safety").first)
-            #expect(safety.groups[0].doses == 4)
-            #expect(safety.groups[0].doseEvents == 0)
+            let perDose = try #require(try await FluentCohortRepository(store: store).endpoints(scope: scope, study: study, byArm: false, only: "infusion_safety").first)
+            #expect(perDose.groups[0].doses == 4)
+            #expect(perDose.groups[0].doseEvents == 1)
+            #expect(perDose.groups[0].events == 1)
             #expect(try await AuditChain.verify(on: store.database).isIntact)
         }
     }

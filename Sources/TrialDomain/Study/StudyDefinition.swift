@@ -29,8 +29,10 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
     public var blinding: BlindingSettings?
     /// What this version, as an amendment, changes for participants already enrolled.
     public var amendment: AmendmentSettings?
+    /// The CTCAE terms the protocol names, so adverse events can be recorded before NCI's full catalogue is imported.
+    public var adverseEventTerms: [StudyTerm]?
 
-    public init(schemaVersion: Int, code: String, version: Int, identity: StudyIdentity, lifecycle: Lifecycle, sites: [SiteDefinition], parameters: [Parameter], arms: [Arm], interventions: [Intervention], anchors: [Anchor], visits: [Visit], forms: [Form], eligibility: Eligibility, endpoints: [Endpoint], randomization: RandomizationSettings, consent: ConsentSettings, safety: SafetySettings, labs: [StudyLab]? = nil, participant: ParticipantFields? = nil, randomizations: [StageRandomization]? = nil, blinding: BlindingSettings? = nil, amendment: AmendmentSettings? = nil) {
+    public init(schemaVersion: Int, code: String, version: Int, identity: StudyIdentity, lifecycle: Lifecycle, sites: [SiteDefinition], parameters: [Parameter], arms: [Arm], interventions: [Intervention], anchors: [Anchor], visits: [Visit], forms: [Form], eligibility: Eligibility, endpoints: [Endpoint], randomization: RandomizationSettings, consent: ConsentSettings, safety: SafetySettings, labs: [StudyLab]? = nil, participant: ParticipantFields? = nil, randomizations: [StageRandomization]? = nil, blinding: BlindingSettings? = nil, amendment: AmendmentSettings? = nil, adverseEventTerms: [StudyTerm]? = nil) {
         self.schemaVersion = schemaVersion
         self.code = code
         self.version = version
@@ -53,6 +55,7 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
         self.randomizations = randomizations
         self.blinding = blinding
         self.amendment = amendment
+        self.adverseEventTerms = adverseEventTerms
     }
 
     public static let currentSchemaVersion = 1
@@ -246,6 +249,24 @@ public struct SiteDefinition: Codable, Equatable, Sendable {
         self.parameters = parameters
         self.referenceRanges = referenceRanges
         self.timeZone = timeZone
+    }
+}
+
+/// A CTCAE term as NCI's table lists it: version, MedDRA code, term, system organ class, and the grades it has. The
+/// grades' wording stays with the catalogue import.
+public struct StudyTerm: Codable, Equatable, Sendable {
+    public var version: String
+    public var meddra: String
+    public var term: String
+    public var soc: String
+    public var grades: [Int]
+
+    public init(version: String, meddra: String, term: String, soc: String, grades: [Int]) {
+        self.version = version
+        self.meddra = meddra
+        self.term = term
+        self.soc = soc
+        self.grades = grades
     }
 }
 

@@ -329,6 +329,13 @@ public enum StudyValidator {
             }
         }
         problems += StageRules.problems(in: study)
+        for (i, term) in (study.adverseEventTerms ?? []).enumerated() {
+            let path = "adverseEventTerms[\(i)]"
+            if !["4.03", "5.0"].contains(term.version) { add("\(path).version", "must be 4.03 or 5.0") }
+            if term.meddra.count != 8 || !term.meddra.allSatisfy(\.isNumber) { add("\(path).meddra", "'\(term.meddra)' is not an 8-digit MedDRA code") }
+            if term.grades.isEmpty || !term.grades.allSatisfy({ (1...5).contains($0) }) { add("\(path).grades", "must be CTCAE grades from 1 to 5") }
+            if term.term.trimmingCharacters(in: .whitespaces).isEmpty { add("\(path).term", "must not be empty") }
+        }
         for role in study.blinding?.unblindedRoles ?? [] where Role(parsing: role) == nil {
             add("blinding.unblindedRoles", "'\(role)' is not a role (roles: \(Role.allCases.map(\.rawValue).joined(separator: ", ")))")
         }

@@ -108,6 +108,7 @@ public struct FluentStudyRepository: StudyRepository {
             reason: reason, changes: changes, now: now)
         try await row.create(on: tx)
         try await Self.addSites(of: study, actor: actor, now: now, on: tx)
+        try await Self.addTerms(of: study, actor: actor, now: now, on: tx)
         return StudyVersionInfo(version: study.version, publishedAt: now, publishedBy: actor, reason: reason)
     }
 
@@ -165,6 +166,30 @@ public struct FluentStudyRepository: StudyRepository {
             throw StoreError.conflict(
                 field: "study", rule: "\(action) only while the study is recruiting; study \(study.code) is \(status.title.lowercased())")
         }
+    }
+
+    /// The CTCAE terms a definition names join the catalogue where it lacks them; an import of NCI's table, with every
+    /// grade's wording, replaces them.
+    static func addTerms(of study: StudyDefinition, actor: String, now: Date, on tx: any Database) async throws {
+        var added = 0
+        for term in study.adverseEventTerms ?? [] {
+            if try await CTCAETermModel.query(on: tx).filter(\.$version == term.version).filter(\.$meddra == term.meddra).first() != nil { continue }
+            let model = CTCAETermModel()
+            model.id = UUID.timeOrdered()
+            model.version = term.version
+            model.meddra = term.meddra
+            model.soc = term.soc
+            model.term = term.term
+            let grades: [String?] = (1...5).map { term.grades.contains($0) ? "Grade \($0) (its wording comes with the import of NCI's CTCAE v\(term.version) table)" : nil }
+            model.grades = String(decoding: try JSONEncoder().encode(grades), as: UTF8.self)
+            model.definition = ""
+            try await model.create(on: tx)
+            added += 1
+        }
+        guard added > 0 else { return }
+        try await AuditChain.append(
+            on: tx, actor: actor, action: .update, entity: "terminology", entityID: "study \(study.code)", siteID: nil,
+            reason: "terms the protocol names", changes: [.init(field: "terms", old: nil, new: String(added))], now: now)
     }
 
     /// The sites a definition names exist as sites users can belong to.
