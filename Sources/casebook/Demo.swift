@@ -73,8 +73,9 @@ struct DemoTrial: Sendable {
         let index: Int
         let participantID: UUID
         let screeningDay: Date
-        /// Everything entered so far, `form.field`.
+        /// Everything entered so far, `form.field`, and which forms (`visit|form`) hold it.
         let values: [String: String]
+        let filled: Set<String>
         let allocationAt: Date
         var random: DemoRandom
     }
@@ -102,7 +103,7 @@ struct DemoTrial: Sendable {
             var draws = DemoRandom(seed: seed, stream: UInt64.max - UInt64(i))
             let seedHex = AuditChain.hex((0..<32).map { _ in UInt8(truncatingIfNeeded: draws.next()) })
             do {
-                _ = try await screening.generateStageList(randomization: stage.code, seedHex: seedHex, actor: "demo", now: Date())
+                _ = try await screening.generateStageList(randomization: stage.code, seedHex: seedHex, actor: "demo", now: Date(), length: max(count, 100))
             } catch StoreError.duplicate {
                 continue
             }
@@ -224,7 +225,9 @@ struct DemoTrial: Sendable {
             allocationAt = day.addingTimeInterval(10 * 3600)
         }
         random = values.random
-        return Screened(index: index, participantID: participant.id, screeningDay: screeningDay, values: values.values, allocationAt: allocationAt, random: random)
+        let filled = Set(pages.map { "\(visit)|\($0.code)" } + anchorForms.map { "\($0.visit)|\($0.form.code)" })
+        return Screened(
+            index: index, participantID: participant.id, screeningDay: screeningDay, values: values.values, filled: filled, allocationAt: allocationAt, random: random)
     }
 
     /// Doses and later randomizations in the order they fall due, then every visit's forms and labs up to today, and
@@ -240,7 +243,7 @@ struct DemoTrial: Sendable {
         var values = DemoValues(study: study, scope: scope, site: c.site.code, day: p.screeningDay, values: p.values, random: p.random)
         var arm = allocation.arm
         var doseTimes: [String: Date] = [:], recorded: Set<String> = [], staged: Set<String> = []
-        var filled: Set<String> = Set(study.forms.filter { $0.visits.contains(study.eligibilityVisit ?? "") }.map { "\(study.eligibilityVisit ?? "")|\($0.code)" })
+        var filled = p.filled
         func anchors() -> [String: Date] {
             AnchorTimes.resolve(
                 study: study, values: values.values, allocatedAt: allocation.allocatedAt, doses: doseTimes,
@@ -312,28 +315,33 @@ struct DemoTrial: Sendable {
                 { tally.events += 1 }
             }
         }
-        // Every visit up to today: its forms, and its labs through the lab route in the site's units.
+        // Every visit up to today: its forms saved together in one write, and the labs that are graded or that an
+        // endpoint reads through the lab route, in the site's units.
         let final = anchors()
+        let endpointLabs = Set(study.endpoints.compactMap { $0.analysis?.lab })
         for visit in ParticipantSchedule.build(study: study, anchors: final, done: [:], now: c.today, arm: arm, calendar: calendar) {
             guard visit.visit != study.eligibilityVisit, let target = visit.target, target.addingTimeInterval(6 * 3600) < c.today else { continue }
             let at = max(target, allocation.allocatedAt.addingTimeInterval(1800))
+            var pages: [(form: String, values: [String: String])] = []
             for form in study.forms where form.visits.contains(visit.visit) && !filled.contains("\(visit.visit)|\(form.code)") {
                 var page = DemoValues(study: study, scope: scope, site: c.site.code, day: at, values: values.values.filter { !$0.key.hasPrefix("\(form.code).") }, random: values.random)
                 page.fill(form, at: at, ranges: ranges)
                 values.random = page.random
                 for field in form.fields where field.lab != nil {
-                    guard let lab = field.lab, let raw = page.values["\(form.code).\(field.code)"], let value = Double(raw) else { continue }
+                    guard let lab = field.lab, let raw = page.values["\(form.code).\(field.code)"] else { continue }
                     page.values["\(form.code).\(field.code)"] = nil
-                    if (try? await c.safety.recordLab(
+                    guard LabCatalogue.test(lab)?.ctcae != nil || endpointLabs.contains(lab), let value = Double(raw) else { continue }
+                    _ = try await c.safety.recordLab(
                         participantID: p.participantID, visit: visit.visit, test: lab, value: value, unit: field.unit ?? "", collectedAt: at, scope: c.scope,
-                        now: at.addingTimeInterval(3 * 3600))) != nil
-                    { tally.labs += 1 }
+                        now: at.addingTimeInterval(3 * 3600))
+                    tally.labs += 1
                 }
                 filled.insert("\(visit.visit)|\(form.code)")
                 let entry = page.form(form)
-                if entry.count > form.fields.filter({ $0.lab != nil }).count || form.fields.allSatisfy({ $0.lab == nil }) || form.fields.contains(where: \.isRequired) {
-                    _ = try? await forms.save(participantID: p.participantID, visit: visit.visit, form: form.code, values: entry, reason: nil, scope: c.scope, now: at.addingTimeInterval(3600))
-                }
+                if !entry.isEmpty { pages.append((form.code, entry)) }
+            }
+            if !pages.isEmpty {
+                _ = try await forms.save(participantID: p.participantID, visit: visit.visit, forms: pages, reason: nil, scope: c.scope, now: at.addingTimeInterval(3600))
             }
         }
         return tally

@@ -15,7 +15,8 @@ public struct StageAllocation: Codable, Equatable, Sendable {
 
 extension FluentScreeningRepository {
     /// Generates the concealed list of one stage randomization, once; returns the seed that reproduces it.
-    public func generateStageList(randomization code: String, seedHex: String?, actor: String, now: Date) async throws -> (seed: String, slots: Int) {
+    /// `length`: positions per stratum (default the stage's `listLengthPerStratum`, else 100).
+    public func generateStageList(randomization code: String, seedHex: String?, actor: String, now: Date, length: Int? = nil) async throws -> (seed: String, slots: Int) {
         try await store.write { tx in
             guard let study = try await FluentStudyRepository.current(on: tx)?.study else { throw StoreError.notFound(entity: "study", id: "current") }
             guard let stage = study.randomizations?.first(where: { $0.code == code }) else {
@@ -31,7 +32,7 @@ extension FluentScreeningRepository {
             do {
                 slots = try AllocationList.generate(
                     arms: stage.options.map { ($0.code, $0.ratio) }, blockSizes: stage.blockSizes, strata: stage.strata(study: study),
-                    perStratum: stage.listLengthPerStratum ?? 100, using: &rng)
+                    perStratum: length ?? stage.listLengthPerStratum ?? 100, using: &rng)
             } catch let error as RandomizationError {
                 throw StoreError.invalid(field: "randomization", rule: error.description)
             }
