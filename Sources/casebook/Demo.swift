@@ -66,6 +66,14 @@ struct DemoTrial: Sendable {
         let existing: Int
         /// The adverse-event terms the catalogue holds for the study's CTCAE version.
         let terms: [String]
+        /// Read once for every participant: the names, the criteria checked, and what the demo enters at each visit.
+        let expressions: ExpressionScope
+        let inclusion: [TrialDomain.Expression]
+        let exclusion: [TrialDomain.Expression]
+        /// Forms some rule reads (an endpoint, an event, a check, a later randomization): the follow-up enters these.
+        let ruleForms: Set<String>
+        /// Labs an endpoint reads, and ALT and total bilirubin for the eDISH plot: the follow-up records these.
+        let labs: Set<String>
     }
 
     /// A participant who passed screening, with the draws still to come.
@@ -110,11 +118,15 @@ struct DemoTrial: Sendable {
         }
         let safety = FluentSafetyRepository(store: store, tables: try GradingTables.builtIn())
         let version = study.safety.ctcaeVersion.hasPrefix("4") ? "4.03" : study.safety.ctcaeVersion
+        let expressions = ExpressionScope(study: study)
         let context = Context(
             study: study, site: site, scope: scope, safety: safety,
             today: DateParsing.day(Self.day(Date()))!, count: count,
             existing: try await FluentParticipantRepository(store: store).counts(scope: scope).values.reduce(0, +),
-            terms: try await safety.searchTerms("", version: version, limit: 100).map(\.meddra))
+            terms: try await safety.searchTerms("", version: version, limit: 100).map(\.meddra), expressions: expressions,
+            inclusion: try study.eligibility.inclusion.map { try expressions.checkCondition($0.expression) },
+            exclusion: try study.eligibility.exclusion.map { try expressions.checkCondition($0.expression) },
+            ruleForms: Self.ruleForms(study), labs: Set(study.endpoints.compactMap { $0.analysis?.lab?.uppercased() }).union(["ALT", "BILI"]))
         var clock = Date()
         var phases: [String] = []
         func phase(_ name: String) {
@@ -138,6 +150,18 @@ struct DemoTrial: Sendable {
         phase("follow-up")
         let labs = tallies.reduce(0) { $0 + $1.labs }, events = tallies.reduce(0) { $0 + $1.events }
         return "Demo trial: \(count) screened, \(count - screened.count) screen failures, \(screened.count) randomized, \(labs) lab results, \(events) adverse events. (\(phases.joined(separator: ", ")))"
+    }
+
+    /// The forms whose fields some rule of the study reads.
+    static func ruleForms(_ study: StudyDefinition) -> Set<String> {
+        var sources: [String] = study.endpoints.compactMap(\.analysis).flatMap { a in
+            (a.forms ?? []).map(\.event) + (a.events ?? []).flatMap { [$0.event, $0.date] } + [a.expression].compactMap { $0 }
+        }
+        sources += study.arms.flatMap { $0.doses ?? [] }.compactMap(\.check)
+        sources += (study.randomizations ?? []).compactMap(\.eligible)
+        var forms = Set(study.endpoints.compactMap(\.analysis).flatMap { a in (a.forms ?? []).map(\.form) + (a.events ?? []).map(\.form) })
+        for source in sources { forms.formUnion(DemoValues.names(in: source).compactMap { $0.split(separator: ".").first.map(String.init) }) }
+        return forms
     }
 
     /// Runs `body` for every item, `width` at a time; results in the items' order.
@@ -175,7 +199,7 @@ struct DemoTrial: Sendable {
         let screeningDay = c.today.addingTimeInterval(-86_400 * (220 - 200 * Double(index) / Double(max(c.count, 1))).rounded())
         let participant = try await FluentParticipantRepository(store: store).create(
             siteID: c.site.id, screeningNumber: number, scope: c.scope, now: screeningDay)
-        let scope = ExpressionScope(study: study)
+        let scope = c.expressions
         var values = DemoValues(study: study, scope: scope, site: c.site.code, day: screeningDay, random: random)
         // The anchors read from forms, in their order: the first is the screening day, each later one days after.
         var anchorDay = screeningDay
@@ -191,8 +215,8 @@ struct DemoTrial: Sendable {
         // About one in six fails screening on an exclusion; the others are steered to meet every criterion.
         let exclusions = study.eligibility.exclusion
         let failing = !exclusions.isEmpty && values.random.chance(1.0 / 6) ? Int(values.random.uniform(0...Double(exclusions.count) - 0.01)) : -1
-        for criterion in study.eligibility.inclusion { values.want(criterion.expression, true) }
-        for (i, criterion) in exclusions.enumerated() { values.want(criterion.expression, i == failing) }
+        for criterion in c.inclusion { values.want(criterion, true) }
+        for (i, criterion) in c.exclusion.enumerated() { values.want(criterion, i == failing) }
         let ranges = study.sites.first { $0.code == c.site.code }?.referenceRanges ?? []
         let visit = study.eligibilityVisit ?? study.visits.first?.code ?? ""
         let pages = study.forms.filter { $0.visits.contains(visit) }
@@ -237,7 +261,7 @@ struct DemoTrial: Sendable {
         let study = c.study
         let forms = FluentFormRecordRepository(store: store)
         let screening = FluentScreeningRepository(store: store)
-        let scope = ExpressionScope(study: study)
+        let scope = c.expressions
         let calendar = SiteCalendar(study: study, site: c.site.code)
         let ranges = study.sites.first { $0.code == c.site.code }?.referenceRanges ?? []
         var values = DemoValues(study: study, scope: scope, site: c.site.code, day: p.screeningDay, values: p.values, random: p.random)
@@ -315,22 +339,23 @@ struct DemoTrial: Sendable {
                 { tally.events += 1 }
             }
         }
-        // Every visit up to today: its forms saved together in one write, and the labs that are graded or that an
-        // endpoint reads through the lab route, in the site's units.
+        // Every visit up to today: the forms some rule reads, saved together in one write, and the labs an endpoint or
+        // the eDISH plot reads, through the lab route in the site's units.
         let final = anchors()
-        let endpointLabs = Set(study.endpoints.compactMap { $0.analysis?.lab })
         for visit in ParticipantSchedule.build(study: study, anchors: final, done: [:], now: c.today, arm: arm, calendar: calendar) {
             guard visit.visit != study.eligibilityVisit, let target = visit.target, target.addingTimeInterval(6 * 3600) < c.today else { continue }
             let at = max(target, allocation.allocatedAt.addingTimeInterval(1800))
             var pages: [(form: String, values: [String: String])] = []
-            for form in study.forms where form.visits.contains(visit.visit) && !filled.contains("\(visit.visit)|\(form.code)") {
+            for form in study.forms where form.visits.contains(visit.visit) && !filled.contains("\(visit.visit)|\(form.code)")
+                && (c.ruleForms.contains(form.code) || form.fields.contains { $0.lab.map(c.labs.contains) ?? false })
+            {
                 var page = DemoValues(study: study, scope: scope, site: c.site.code, day: at, values: values.values.filter { !$0.key.hasPrefix("\(form.code).") }, random: values.random)
                 page.fill(form, at: at, ranges: ranges)
                 values.random = page.random
                 for field in form.fields where field.lab != nil {
                     guard let lab = field.lab, let raw = page.values["\(form.code).\(field.code)"] else { continue }
                     page.values["\(form.code).\(field.code)"] = nil
-                    guard LabCatalogue.test(lab)?.ctcae != nil || endpointLabs.contains(lab), let value = Double(raw) else { continue }
+                    guard c.labs.contains(lab), let value = Double(raw) else { continue }
                     _ = try await c.safety.recordLab(
                         participantID: p.participantID, visit: visit.visit, test: lab, value: value, unit: field.unit ?? "", collectedAt: at, scope: c.scope,
                         now: at.addingTimeInterval(3 * 3600))
