@@ -219,10 +219,13 @@ struct DemoTrial: Sendable {
         for (i, criterion) in c.exclusion.enumerated() { values.want(criterion, i == failing) }
         let ranges = study.sites.first { $0.code == c.site.code }?.referenceRanges ?? []
         let visit = study.eligibilityVisit ?? study.visits.first?.code ?? ""
-        let pages = study.forms.filter { $0.visits.contains(visit) }
-        // Every field a criterion or a stratification factor reads is entered, so nothing is left that cannot be told.
+        // Every field a criterion or a stratification factor reads is entered, so nothing is left that cannot be told;
+        // the visit's other pages (read by no rule) are left for the site.
         let read = (study.eligibility.inclusion + study.eligibility.exclusion).map(\.expression) + study.randomization.factors.map(\.expression)
         let always = read.reduce(into: Set<String>()) { $0.formUnion(DemoValues.names(in: $1)) }
+        let readForms = Set(always.compactMap { $0.split(separator: ".").first.map(String.init) })
+            .union(study.anchors.compactMap { $0.source?.split(separator: ".").first.map(String.init) })
+        let pages = study.forms.filter { $0.visits.contains(visit) && readForms.contains($0.code) }
         for form in pages { values.fill(form, at: screeningDay.addingTimeInterval(8 * 3600), ranges: ranges, always: always) }
         _ = try await forms.save(
             participantID: participant.id, visit: visit, forms: pages.map { (form: $0.code, values: values.form($0)) }, reason: nil, scope: c.scope,
@@ -362,8 +365,9 @@ struct DemoTrial: Sendable {
                     tally.labs += 1
                 }
                 filled.insert("\(visit.visit)|\(form.code)")
+                // A form entered only for its labs is not saved again: they went through the lab route.
                 let entry = page.form(form)
-                if !entry.isEmpty { pages.append((form.code, entry)) }
+                if !entry.isEmpty && c.ruleForms.contains(form.code) { pages.append((form.code, entry)) }
             }
             if !pages.isEmpty {
                 _ = try await forms.save(participantID: p.participantID, visit: visit.visit, forms: pages, reason: nil, scope: c.scope, now: at.addingTimeInterval(3600))
