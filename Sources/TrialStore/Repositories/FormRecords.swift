@@ -78,7 +78,10 @@ public struct FluentFormRecordRepository: FormRecordRepository {
                     throw StoreError.invalid(field: "visit", rule: "form '\(formCode)' is not collected at visit '\(visit)' (it is at \(form.visits.joined(separator: ", ")))")
                 }
                 do {
-                    prepared.append((form, study, try FormValidator.validate(values, form: form, now: now, zone: try await Self.zone(siteID, study: study, on: tx)), found))
+                    // The site never changes, so the file read before the write names it; else one small read.
+                    let zone = before?.file.participant.siteID == siteID
+                        ? SiteCalendar(study: study, site: before?.file.siteCode).zone : try await Self.zone(siteID, study: study, on: tx)
+                    prepared.append((form, study, try FormValidator.validate(values, form: form, now: now, zone: zone), found))
                 } catch let error as FormValidationError {
                     let first = error.problems[0]
                     let more = error.problems.dropFirst().map(\.description)
