@@ -129,3 +129,24 @@ def submit(driver, element):
             return True
 
     WebDriverWait(driver, 15).until(gone)
+
+
+def fill_form(driver, participant_url, visit, form, values):
+    """Enters one form of one visit on its page and waits for the participant page it returns to."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+    driver.get(f"{participant_url}/forms/{visit}/{form}")
+    WebDriverWait(driver, 10).until(EC.presence_of_element_located((By.ID, "save-form")))
+    for field, value in values.items():
+        element = driver.find_element(By.ID, field)
+        if element.tag_name == "select":
+            Select(element).select_by_value(value)
+        elif element.get_attribute("type") == "date":
+            # Typing into a date control follows the browser's locale; set the ISO value as a picker would.
+            driver.execute_script("arguments[0].value = arguments[1]", element, value)
+        else:
+            element.clear()
+            element.send_keys(value)
+    submit(driver, driver.find_element(By.ID, "save-form"))
+    WebDriverWait(driver, 10).until(EC.presence_of_element_located((By.ID, "eligibility")))

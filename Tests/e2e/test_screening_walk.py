@@ -4,9 +4,9 @@ import unittest
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import WebDriverWait
 
-from harness import PASSWORD, Casebook, chromium, submit
+from harness import PASSWORD, Casebook, chromium, fill_form, submit
 
 
 def day(offset):
@@ -40,21 +40,7 @@ class ScreeningToInfusion(unittest.TestCase):
         cls.casebook.stop()
 
     def fill_form(self, participant_url, visit, form, values):
-        d = self.driver
-        d.get(f"{participant_url}/forms/{visit}/{form}")
-        WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "save-form")))
-        for field, value in values.items():
-            element = d.find_element(By.ID, field)
-            if element.tag_name == "select":
-                Select(element).select_by_value(value)
-            elif element.get_attribute("type") == "date":
-                # Typing into a date control follows the browser's locale; set the ISO value as a picker would.
-                d.execute_script("arguments[0].value = arguments[1]", element, value)
-            else:
-                element.clear()
-                element.send_keys(value)
-        submit(d, d.find_element(By.ID, "save-form"))
-        WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "eligibility")))
+        fill_form(self.driver, participant_url, visit, form, values)
 
     def test_walk_one_participant_from_screening_to_infusion(self):
         self.assertIsNotNone(self.meld_na, "seed 11…11 should start one stratum with MSC-EV")

@@ -10,7 +10,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from harness import PASSWORD, Casebook, chromium, submit
+from harness import PASSWORD, Casebook, chromium, fill_form, submit
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SECOND = os.path.join(os.path.dirname(os.path.dirname(HERE)), "studies", "ucmsc-aclf.yaml")
@@ -51,21 +51,8 @@ class SecondStudyWalk(unittest.TestCase):
         submit(d, d.find_element(By.ID, "sign-in"))
         WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "welcome")))
 
-    def fill_form(self, url, visit, form, values):
-        d = self.driver
-        d.get(f"{url}/forms/{visit}/{form}")
-        WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "save-form")))
-        for field, value in values.items():
-            element = d.find_element(By.ID, field)
-            if element.tag_name == "select":
-                Select(element).select_by_value(value)
-            elif element.get_attribute("type") == "date":
-                d.execute_script("arguments[0].value = arguments[1]", element, value)
-            else:
-                element.clear()
-                element.send_keys(value)
-        submit(d, d.find_element(By.ID, "save-form"))
-        WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "eligibility")))
+    def fill_form(self, participant_url, visit, form, values):
+        fill_form(self.driver, participant_url, visit, form, values)
 
     def dose(self, url, code, started=None, lot=None, skipped=None):
         d = self.driver
