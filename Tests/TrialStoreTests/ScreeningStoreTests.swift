@@ -451,6 +451,17 @@ private struct Trial {
         return study
     }
 
+    /// A later randomization may stratify by a factor too, read at its visit: MELD-Na 35 is the "≥ 30" level.
+    @Test func aStageStratifiesByItsFactors() throws {
+        var study = try Self.twoStageStudy()
+        study.randomizations![0].factors = [StratificationFactor(code: "meld_na", label: "MELD-Na", expression: "labs.meld_na", cutoffs: [30])]
+        #expect(StudyValidator.problems(in: study) == [])
+        let stage = study.randomizations![0]
+        #expect(stage.strata(study: study) == ["control|SYSU3|meld_na<30", "control|SYSU3|meld_na≥30", "msc_ev|SYSU3|meld_na<30", "msc_ev|SYSU3|meld_na≥30"])
+        #expect(try stage.stratum(arm: "msc_ev", site: "SYSU3", study: study, values: ["labs.meld_na": "35"]) == "msc_ev|SYSU3|meld_na≥30")
+        #expect(throws: RandomizationError.self) { try stage.stratum(arm: "msc_ev", site: "SYSU3", study: study, values: [:]) }
+    }
+
     @Test func theTwoStageDefinitionIsValidAndItsMistakesAreNamed() throws {
         var study = try Self.twoStageStudy()
         #expect(StudyValidator.problems(in: study) == [])

@@ -16,13 +16,16 @@ public struct StageRandomization: Codable, Equatable, Sendable {
     /// Permuted blocks, each a multiple of the options' ratio total.
     public var blockSizes: [Int]
     public var stratifyBySite: Bool
+    /// Further strata: numbers cut at points, read at the stage's visit (its forms first).
+    public var factors: [StratificationFactor]?
     /// Positions generated per stratum (default 100).
     public var listLengthPerStratum: Int?
 
     public init(
         code: String, name: String? = nil, visit: String, eligible: String? = nil, options: [RandomizationOption], assigns: [String: [String: String]],
-        blockSizes: [Int], stratifyBySite: Bool, listLengthPerStratum: Int? = nil
+        blockSizes: [Int], stratifyBySite: Bool, factors: [StratificationFactor]? = nil, listLengthPerStratum: Int? = nil
     ) {
+        self.factors = factors
         self.code = code
         self.name = name
         self.visit = visit
@@ -34,14 +37,30 @@ public struct StageRandomization: Codable, Equatable, Sendable {
         self.listLengthPerStratum = listLengthPerStratum
     }
 
-    /// Strata: each current arm taking part (so each arm's draws stay balanced), crossed with the site when stratified.
+    /// Strata: each current arm taking part (so each arm's draws stay balanced), crossed with the site when stratified
+    /// and with each factor's levels.
     public func strata(study: StudyDefinition) -> [String] {
-        let arms = assigns.keys.sorted()
-        guard stratifyBySite else { return arms }
-        return arms.flatMap { arm in study.sites.map { "\(arm)|\($0.code)" } }
+        var result = assigns.keys.sorted()
+        if stratifyBySite { result = result.flatMap { arm in study.sites.map { "\(arm)|\($0.code)" } } }
+        for factor in factors ?? [] {
+            result = result.flatMap { prefix in AllocationList.levels(factor).map { "\(prefix)|\(factor.code)\($0)" } }
+        }
+        return result
     }
 
-    public func stratum(arm: String, site: String) -> String { stratifyBySite ? "\(arm)|\(site)" : arm }
+    /// The participant's stratum: their arm, site, and the level of each factor on their data at the stage's visit.
+    public func stratum(arm: String, site: String, study: StudyDefinition, values: [String: String]) throws -> String {
+        var stratum = stratifyBySite ? "\(arm)|\(site)" : arm
+        let scope = ExpressionScope(study: study)
+        let evaluator = Evaluator(study: study, site: site, values: values, scope: scope)
+        for factor in factors ?? [] {
+            guard case .number(let number) = try evaluator.evaluate(try scope.checkNumber(factor.expression)) else {
+                throw RandomizationError.missingStratumValue(field: factor.expression)
+            }
+            stratum += "|\(factor.code)\(AllocationList.levels(factor)[factor.cutoffs.filter { number >= $0 }.count])"
+        }
+        return stratum
+    }
 }
 
 public struct RandomizationOption: Codable, Equatable, Sendable {
@@ -84,6 +103,11 @@ public enum StageRules {
             }
             if let eligible = stage.eligible {
                 do { _ = try ExpressionScope(study: study).checkCondition(eligible) } catch { problems.append(StudyProblem("\(path).eligible", "\(error)")) }
+            }
+            for factor in stage.factors ?? [] {
+                let at = "\(path).factors[\(factor.code)]"
+                if factor.cutoffs.isEmpty || factor.cutoffs != factor.cutoffs.sorted() { problems.append(StudyProblem("\(at).cutoffs", "must be one or more cut points in ascending order")) }
+                do { _ = try ExpressionScope(study: study).checkNumber(factor.expression) } catch { problems.append(StudyProblem("\(at).expression", "\(error)")) }
             }
         }
         return problems

@@ -120,7 +120,12 @@ extension FluentScreeningRepository {
                 throw StoreError.invalid(field: "randomization", rule: "the allocation list of \(code) has not been generated; the statistician generates it")
             }
             let listID = try list.decode(column: "id", as: UUID.self)
-            let stratum = stage.stratum(arm: allocation.arm, site: file.siteCode)
+            let stratum: String
+            do {
+                stratum = try stage.stratum(arm: allocation.arm, site: file.siteCode, study: study, values: file.values(atVisit: stage.visit))
+            } catch let error as RandomizationError {
+                throw StoreError.invalid(field: "stratum", rule: error.description)
+            }
             let lock = sql.dialect.name == "sqlite" ? "" : " FOR UPDATE SKIP LOCKED"
             guard let slot = try await sql.raw("""
                 SELECT id, option FROM stage_slots WHERE list_id = \(bind: listID) AND stratum = \(bind: stratum) AND participant_id IS NULL
