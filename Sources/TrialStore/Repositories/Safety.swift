@@ -157,7 +157,7 @@ public struct FluentSafetyRepository: Sendable {
             if let known { state = known } else { state = try await FluentScreeningRepository.cachedFileState(participantID: participantID, scope: scope, on: database) }
             do {
                 return try await store.insert(
-                    probe: Self.labProbe(participantID, test: test.code, visits: Self.baselineVisits(state.file.study), before: collectedAt),
+                    probe: Self.labProbe(participantID, test: test.code, visits: Baseline.visits(of: state.file.study), before: collectedAt),
                     duplicate: .duplicate(field: "test", value: "\(test.code) at \(visit)")
                 ) { row in
                     guard let row, scope.siteIDs.contains(try row.decode(column: "site_id", as: UUID.self)) else {
@@ -248,11 +248,6 @@ public struct FluentSafetyRepository: Sendable {
                 actor: scope.actor, action: .create, entity: "lab_result", entityID: record.id.text, siteID: siteID.text,
                 reason: nil, changes: changes, now: now),
             answer: record)
-    }
-
-    /// The visits whose results are a baseline: the eligibility visit and the one that defines allocation.
-    static func baselineVisits(_ study: StudyDefinition) -> [String] {
-        [study.eligibilityVisit, study.visits.first { $0.defines == "allocation" }?.code].compactMap { $0 }
     }
 
     public func labs(participantID: UUID, scope: AccessScope) async throws -> [LabResult] {
