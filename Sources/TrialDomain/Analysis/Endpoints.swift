@@ -152,11 +152,9 @@ public struct EndpointResult: Codable, Equatable, Sendable {
 }
 
 public enum EndpointError: Error, Equatable, Sendable, CustomStringConvertible {
-    case unknownEndpoint(String)
     case invalid(String)
     public var description: String {
         switch self {
-        case .unknownEndpoint(let code): "no endpoint '\(code)' in the study definition"
         case .invalid(let message): message
         }
     }
@@ -223,8 +221,9 @@ public enum EndpointCalculator {
         case .valueAtVisit where analysis.expression != nil, .changeFromBaseline where analysis.expression != nil:
             guard let source = analysis.expression, let visit = analysis.visit else { throw EndpointError.invalid("\(endpoint.code): needs an expression and a visit") }
             let scope = ExpressionScope(study: study)
-            let expression = try scope.checkNumber(source)
-            if case .number(let unit) = try scope.typeOf(try ExpressionParser.parse(source)), unit != "1" { result.unit = unit }
+            let (expression, type) = try scope.check(try ExpressionParser.parse(source))
+            guard case .number(let unit) = type else { throw ExpressionError("must give a number, but gives \(type)") }
+            if unit != "1" { result.unit = unit }
             let baselineVisits = Baseline.visits(of: study)
             func value(_ record: ParticipantRecord, at visit: String) -> Double? {
                 let entries = record.forms.filter { $0.visit == visit }.sorted { $0.recordedAt < $1.recordedAt }
