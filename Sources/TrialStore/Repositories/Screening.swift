@@ -83,10 +83,10 @@ public struct ParticipantFile: Sendable {
         allocation != nil && validConsent == nil && consents.contains { $0.withdrawnAt == nil }
     }
 
-    /// The participant's dose plan: their arm's, empty before allocation.
     /// The arm the participant is in now: where their last stage draw led, else their arm at enrolment.
     public var arm: String? { stages.last?.armAfter ?? allocation?.arm }
 
+    /// The participant's dose plan: their arm's, empty before allocation.
     public var dosePlan: [PlannedDose] { DoseRules.plan(study: schedule, arm: arm) }
 
     public var armHasDoses: Bool? { allocation.map { _ in !dosePlan.isEmpty } }
@@ -103,8 +103,6 @@ public struct ParticipantFile: Sendable {
 
     /// The participant's site's calendar, for windows in days and for "today".
     public var calendar: SiteCalendar { SiteCalendar(study: study, site: siteCode) }
-
-
 
     /// Values with one visit's own taking precedence.
     public func values(atVisit visit: String?) -> [String: String] {
