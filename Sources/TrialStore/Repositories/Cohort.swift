@@ -80,7 +80,7 @@ public struct FluentCohortRepository: Sendable {
     public func records(scope: AccessScope, study: StudyDefinition, needs: CohortNeeds) async throws -> [ParticipantRecord] {
         guard !scope.siteIDs.isEmpty else { return [] }
         let sql = store.database as! any SQLDatabase
-        let sites: [any Encodable & Sendable] = scope.siteIDs.sorted { $0.uuidString < $1.uuidString }
+        let sites = scope.siteBinds
         var records: [UUID: ParticipantRecord] = [:]
         var order: [UUID] = []
         var doseTimes: [UUID: [String: Date]] = [:]

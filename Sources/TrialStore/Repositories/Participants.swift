@@ -20,6 +20,9 @@ public struct AccessScope: Sendable, Equatable {
         self.actor = actor
         self.siteIDs = siteIDs
     }
+
+    /// The sites as SQL binds for `IN (...)`, in a stable order.
+    var siteBinds: [any Encodable & Sendable] { siteIDs.sorted { $0.uuidString < $1.uuidString } }
 }
 
 public struct ParticipantPage: Sendable, Equatable {
@@ -98,7 +101,7 @@ public struct FluentParticipantRepository: ParticipantRepository {
     public func page(scope: AccessScope, limit: Int, after: String?) async throws -> ParticipantPage {
         guard !scope.siteIDs.isEmpty else { return ParticipantPage(items: [], next: nil) }
         let position = try after.map(ParticipantCursor.decode)
-        let sites: [any Encodable & Sendable] = scope.siteIDs.sorted { $0.uuidString < $1.uuidString }
+        let sites = scope.siteBinds
         let sql = store.database as! any SQLDatabase
         var query: SQLQueryString = """
             SELECT id, site_id, screening_number, status, created_at, updated_at FROM participants
@@ -132,7 +135,7 @@ public struct FluentParticipantRepository: ParticipantRepository {
     /// Participants per site, for the scope's sites, in one grouped query.
     public func counts(scope: AccessScope) async throws -> [UUID: Int] {
         guard !scope.siteIDs.isEmpty else { return [:] }
-        let sites: [any Encodable & Sendable] = scope.siteIDs.sorted { $0.uuidString < $1.uuidString }
+        let sites = scope.siteBinds
         var counts: [UUID: Int] = [:]
         for row in try await (store.database as! any SQLDatabase).raw("""
             SELECT site_id, COUNT(*) AS n FROM participants WHERE deleted_at IS NULL AND site_id IN (\(binds: sites)) GROUP BY site_id

@@ -404,7 +404,7 @@ public struct FluentSafetyRepository: Sendable {
     /// with both; one grouped query for the whole cohort. `withArms`: false for those who must not see allocations.
     public func edish(scope: AccessScope, withArms: Bool) async throws -> [EDISHPoint] {
         guard !scope.siteIDs.isEmpty else { return [] }
-        let sites: [any Encodable & Sendable] = scope.siteIDs.sorted { $0.uuidString < $1.uuidString }
+        let sites = scope.siteBinds
         return try await (store.database as! any SQLDatabase).raw("""
             SELECT p.screening_number, \(unsafeRaw: CurrentArm.column(slot: "sl", participant: "p.id")) AS arm,
               MAX(CASE WHEN l.test_code = 'ALT' THEN l.value / l.uln END) AS alt,

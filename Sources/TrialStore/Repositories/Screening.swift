@@ -684,7 +684,7 @@ public struct FluentScreeningRepository: Sendable {
     /// Doses given outside their window, for the scope's sites: the protocol deviations a monitor reviews.
     public func deviations(scope: AccessScope) async throws -> [DoseDeviation] {
         guard !scope.siteIDs.isEmpty else { return [] }
-        let sites: [any Encodable & Sendable] = scope.siteIDs.sorted { $0.uuidString < $1.uuidString }
+        let sites = scope.siteBinds
         return try await (store.database as! any SQLDatabase).raw("""
             SELECT p.id, p.screening_number, d.dose_code, d.started_at, d.deviation_reason, d.recorded_by
             FROM doses d JOIN participants p ON p.id = d.participant_id AND p.deleted_at IS NULL
@@ -729,7 +729,7 @@ public struct FluentScreeningRepository: Sendable {
     public func screeningLog(scope: AccessScope) async throws -> ScreeningLog {
         guard !scope.siteIDs.isEmpty else { return ScreeningLog(screened: 0, eligible: 0, screenFailed: 0, consented: 0, randomized: 0, randomizedByArm: [:], failures: []) }
         let sql = store.database as! any SQLDatabase
-        let sites: [any Encodable & Sendable] = scope.siteIDs.sorted { $0.uuidString < $1.uuidString }
+        let sites = scope.siteBinds
         func count(_ query: SQLQueryString) async throws -> Int { try await sql.raw(query).first()?.decode(column: "n", as: Int.self) ?? 0 }
         let screened = try await count("SELECT COUNT(*) AS n FROM participants WHERE deleted_at IS NULL AND site_id IN (\(binds: sites))")
         let consented = try await count("""
