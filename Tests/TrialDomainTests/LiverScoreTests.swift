@@ -137,6 +137,7 @@ private func inputs(_ build: (inout ScoreInputs) -> Void) -> ScoreInputs {
 
 @Suite struct UnitTests {
     /// Bilirubin 584.66 g/mol: 1 mg/dL = 10 mg/L ÷ 584.66 = 17.104 µmol/L. Creatinine 113.12 g/mol: 88.402 µmol/L.
+    /// Ammonia (NH3) 17.031 g/mol: 1 µg/dL = 10 µg/L ÷ 17.031 = 0.58716 µmol/L (100 µg/dL = 58.716). AFP: 1 ng/mL = 1 µg/L.
     @Test(arguments: [
         ("bilirubin", 1.0, "mg/dL", "umol/L", 17.10396), ("bilirubin", 171.04, "µmol/L", "mg/dL", 10.00002),
         ("creatinine", 1.0, "mg/dL", "umol/L", 88.40170), ("creatinine", 88.4017, "umol/L", "mg/dL", 1.0),
@@ -144,6 +145,8 @@ private func inputs(_ build: (inout ScoreInputs) -> Void) -> ScoreInputs {
         ("albumin", 3.5, "g/dL", "g/L", 35.0), ("albumin", 28.0, "g/L", "g/dL", 2.8),
         ("count", 75000.0, "/mm3", "10^9/L", 75.0), ("count", 75.0, "10^9/L", "/uL", 75000.0),
         ("lactate", 9.008, "mg/dL", "mmol/L", 1.0), ("sodium", 130.0, "mEq/L", "mmol/L", 130.0),
+        ("ammonia", 1.0, "µg/dL", "umol/L", 0.58716), ("ammonia", 58.71646, "umol/L", "ug/dL", 100.0),
+        ("afp", 400.0, "ng/mL", "µg/L", 400.0),
     ])
     func conversions(analyte: String, value: Double, from: String, to: String, expected: Double) throws {
         #expect(abs(try Units.convert(value, analyte: analyte, from: from, to: to) - expected) < 1e-4)
