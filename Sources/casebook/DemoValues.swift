@@ -198,7 +198,7 @@ struct DemoValues {
             case .number, .integer:
                 var n: Double
                 if let lab = field.lab, let range = ReferenceRange.pick(ranges, test: lab, sex: nil, age: nil, on: time),
-                    let test = LabCatalogue.test(lab), let factor = UnitConversions(study: study).toCanonical(analyte: test.analyte, unit: field.unit ?? test.unit)
+                    let test = study.labTest(lab), let factor = UnitConversions(study: study).toCanonical(analyte: test.analyte, unit: field.unit ?? test.unit)
                 {
                     // Around the site's range, in the field's unit: mostly normal, now and then raised.
                     let high = range.high ?? (range.low ?? 1) * 2, low = range.low ?? high / 4

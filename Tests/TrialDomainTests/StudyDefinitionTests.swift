@@ -124,7 +124,7 @@ func miniStudy() -> StudyDefinition {
         ("labs.total_bilirubin", "must be a yes/no condition, but gives a number in umol/L"),
         ("labs.total_bilirubin >= 10 ×", "a value was expected, found the end"),
         ("labs.inr >= 1.5 or labs.inr", "'or' joins yes/no conditions; labs.inr is a number in ratio"),
-        ("bilirubin_uln * labs.total_bilirubin > 1", "cannot multiply or divide bilirubin_uln by labs.total_bilirubin: both carry units"),
+        ("bilirubin_uln * labs.total_bilirubin > 1", "cannot multiply bilirubin_uln by labs.total_bilirubin: both carry units"),
         ("weeks_between(labs.drawn, labs.seen) < 4", "unknown function 'weeks_between' (known: aarc, abs, age_years, child_pugh, clif_c_aclf, clif_c_of, days_between, exp, ln, log10, max, meld, meld_3, meld_na, min, round)"),
         ("labs.drawn < 3", "cannot compare labs.drawn (a date) with 3 (a number)"),
     ])

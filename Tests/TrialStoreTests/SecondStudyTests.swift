@@ -58,7 +58,7 @@ private func secondStudy() throws -> StudyDefinition {
 
             func preDose(_ visit: String, _ when: String) async throws {
                 _ = try await forms.save(
-                    participantID: p.id, visit: visit, form: "pre_dose", values: ["grade3_infusion_ae": "no", "new_exclusion": "no"], reason: nil, scope: scope,
+                    participantID: p.id, visit: visit, form: "pre_dose", values: ["new_exclusion": "no"], reason: nil, scope: scope,
                     now: at(when))
             }
             func give(_ dose: String, _ when: String) async throws {
@@ -109,21 +109,37 @@ private func secondStudy() throws -> StudyDefinition {
             try await preDose("w4", "2026-02-03T10:00")
             try await give("d4", "2026-02-03T12:00")
             try await preDose("w5", "2026-02-10T08:00")
-            try await give("d5", "2026-02-10T10:00")
+            // A related grade-3 event after dose 4 stops dose 5 by the pre-dose check, read from the events recorded.
+            let reaction = try await safety.recordAdverseEvent(
+                participantID: p.id,
+                input: AdverseEventInput(meddra: "10051792", grade: 3, onsetAt: at("2026-02-03T15:00"), attribution: .possible, expected: false,
+                                         actionTaken: "none", outcome: "recovered"),
+                scope: scope, now: at("2026-02-04T09:00"))
+            await #expect {
+                try await give("d5", "2026-02-10T10:00")
+            } throws: { error in
+                guard case StoreError.invalid(field: "dose", let rule) = error else { return false }
+                return rule.contains("the pre-dose check does not hold")
+            }
+            #expect(reaction.grade == 3)
+            _ = try await screening.recordDose(
+                participantID: p.id, record: DoseRecord(dose: "d5", given: false, skipReason: "grade 3 infusion reaction after dose 4", recordedBy: "", recordedAt: at("2026-02-10T10:00")),
+                scope: scope, now: at("2026-02-10T10:00"))
 
             let plan = try await screening.doses(participantID: p.id, scope: scope, now: at("2026-02-11T10:00"))
-            #expect(plan.map(\.state) == [.given, .skipped, .given, .given, .given])
+            #expect(plan.map(\.state) == [.given, .skipped, .given, .given, .skipped])
             // Cells at weeks 4 and 5 only on the prolonged arm.
             let product = plan.last?.dose.product
             #expect(product == (second.armAfter == "huc_msc_prolonged" ? "huc_msc" : "placebo"))
             let file = try await screening.file(participantID: p.id, scope: scope)
             #expect(file.anchors["first_dose"] == at("2026-01-06T12:00"))
 
-            // The per-dose safety endpoint counts four doses given and none with a related event.
+            // The per-dose safety endpoint counts three doses given, two of them (weeks 2 and 4) followed by a related
+            // event within 24 hours, in one participant.
             let study = try #require(try await studies.current())
             let perDose = try #require(try await FluentCohortRepository(store: store).endpoints(scope: scope, study: study, byArm: false, only: "infusion_safety").first)
-            #expect(perDose.groups[0].doses == 4)
-            #expect(perDose.groups[0].doseEvents == 1)
+            #expect(perDose.groups[0].doses == 3)
+            #expect(perDose.groups[0].doseEvents == 2)
             #expect(perDose.groups[0].events == 1)
             #expect(try await AuditChain.verify(on: store.database).isIntact)
         }

@@ -149,3 +149,45 @@ private func otherStudy() throws -> StudyDefinition {
         }
     }
 }
+
+@Suite struct AmendmentFromADateTests {
+    /// Version 2 widens every follow-up window to ±4 days for everyone from 2026-03-20. Transplanted on 2026-03-03, the
+    /// participant's day 7 (2026-03-10) and day 14 (2026-03-17) fall before that day and keep version 1's windows;
+    /// day 28 (2026-03-31) onwards follow version 2.
+    @Test(arguments: TestDatabase.available)
+    func visitsDueFromTheDateFollowTheAmendment(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let now = DateParsing.instant("2026-03-10T12:00")!
+            let studies = FluentStudyRepository(store: store)
+            let v1 = try StudyFile.builtIn()
+            _ = try await studies.seedIfEmpty(v1, now: now)
+            let site = try #require(try await FluentAccountRepository(store: store).site(code: "SYSU3"))
+            let scope = AccessScope(actor: "ana", siteIDs: [site.id])
+            let screening = FluentScreeningRepository(store: store)
+            let p = try await FluentParticipantRepository(store: store).create(siteID: site.id, screeningNumber: "A-1", scope: scope, now: now)
+            _ = try await FluentFormRecordRepository(store: store).save(
+                participantID: p.id, visit: "transplant", form: "transplant", values: ["transplant_date": "2026-03-03", "donor": "deceased"],
+                reason: nil, scope: scope, now: now)
+
+            var v2 = v1
+            v2.version = 2
+            v2.amendment = AmendmentSettings(appliesTo: .everyone, from: "2026-03-20")
+            let wide = VisitWindow(before: Offset(4, .days), after: Offset(4, .days))
+            for i in v2.visits.indices where ["day_7", "day_14", "day_28", "month_3"].contains(v2.visits[i].code) { v2.visits[i].window = wide }
+            _ = try await studies.publish(v2, actor: "dm", reason: "wider windows from 20 March", now: now)
+
+            let schedule = try await screening.schedule(participantID: p.id, scope: scope, now: now)
+            let file = try await screening.file(participantID: p.id, scope: scope)
+            #expect(file.schedule.visit("day_7")?.window?.before == Offset(1, .days))
+            #expect(file.schedule.visit("day_14")?.window?.before == Offset(2, .days))
+            #expect(file.schedule.visit("day_28")?.window == wide)
+            #expect(file.schedule.visit("month_3")?.window == wide)
+            // Day 28 ± 4: from the start of 2026-03-27 to the end of 2026-04-04 (Asia/Shanghai, UTC+8).
+            let day28 = try #require(schedule.first { $0.visit == "day_28" })
+            #expect(day28.windowStart == DateParsing.instant("2026-03-26T16:00"))
+            // A participant enrolled after the amendment follows it whole.
+            let later = try await FluentParticipantRepository(store: store).create(siteID: site.id, screeningNumber: "A-2", scope: scope, now: now)
+            #expect(try await screening.file(participantID: later.id, scope: scope).schedule.visit("day_7")?.window == wide)
+        }
+    }
+}

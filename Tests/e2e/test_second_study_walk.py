@@ -69,7 +69,7 @@ class SecondStudyWalk(unittest.TestCase):
         self.assertIn("skipped" if skipped else "given", state, d.find_element(By.TAG_NAME, "body").text[:2000])
 
     def pre_dose(self, url, visit):
-        self.fill_form(url, visit, "pre_dose", {"grade3_infusion_ae": "no", "new_exclusion": "no"})
+        self.fill_form(url, visit, "pre_dose", {"new_exclusion": "no"})
 
     def test_walk_then_a_coordinator_finds_no_arm(self):
         d = self.driver

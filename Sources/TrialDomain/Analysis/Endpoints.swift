@@ -205,7 +205,7 @@ public enum EndpointCalculator {
                     var eventAt: Date?
                     for (rule, condition) in rules {
                         guard let values = record.values(ofForm: rule.form),
-                            (try? Evaluator(study: study, site: record.site, values: values, scope: scope).evaluate(condition)) == .boolean(true),
+                            (try? Evaluator(study: study, site: record.site, values: values, scope: scope, history: record.history()).evaluate(condition)) == .boolean(true),
                             let raw = values[rule.date], let at = DateParsing.instant(raw) ?? DateParsing.day(raw)
                         else { continue }
                         eventAt = min(eventAt ?? at, at)
@@ -230,7 +230,7 @@ public enum EndpointCalculator {
                 guard !entries.isEmpty else { return nil }
                 var values: [String: String] = [:]
                 for entry in entries { for (key, v) in entry.values { values["\(entry.form).\(key)"] = v } }
-                guard case .number(let n)? = try? Evaluator(study: study, site: record.site, values: values, scope: scope).evaluate(expression) else { return nil }
+                guard case .number(let n)? = try? Evaluator(study: study, site: record.site, values: values, scope: scope, history: record.history()).evaluate(expression) else { return nil }
                 return n
             }
             result.groups = groups.map { group in
@@ -245,7 +245,7 @@ public enum EndpointCalculator {
             }
         case .valueAtVisit, .changeFromBaseline:
             guard let lab = analysis.lab, let visit = analysis.visit else { throw EndpointError.invalid("\(endpoint.code): needs a lab and a visit") }
-            result.unit = LabCatalogue.test(lab)?.unit
+            result.unit = study.labTest(lab)?.unit
             let baselineVisits = Baseline.visits(of: study)
             result.groups = groups.map { group in
                 let values = group.records.compactMap { record -> Double? in
@@ -273,7 +273,7 @@ public enum EndpointCalculator {
             for (form, condition) in rules {
                 guard let values = record.values(ofForm: form) else { continue }
                 assessed = true
-                let evaluator = Evaluator(study: study, site: record.site, values: values, scope: scope)
+                let evaluator = Evaluator(study: study, site: record.site, values: values, scope: scope, history: record.history())
                 if (try? evaluator.evaluate(condition)) == .boolean(true) { event = true }
             }
             var worst: Int?

@@ -35,6 +35,11 @@ public struct ParticipantRecord: Sendable, Equatable {
         self.adverseEvents = adverseEvents
     }
 
+    /// What conditions over adverse events read, as of `asOf`.
+    public func history(asOf: Date = .distantFuture) -> ClinicalHistory {
+        ClinicalHistory(adverseEvents: adverseEvents, anchors: anchors.merging(doses) { a, _ in a }, doses: Array(doses.values), asOf: asOf)
+    }
+
     /// A form's values keyed `form.field`, from every visit that recorded it (a later record of a field wins).
     public func values(ofForm form: String) -> [String: String]? {
         let entries = forms.filter { $0.form == form }

@@ -34,20 +34,24 @@ public struct Evaluator: Sendable {
     /// Values keyed `form.field`, as stored (text).
     public let values: [String: String]
     let scope: ExpressionScope
+    /// The participant's adverse events and doses, for conditions over events; without it they cannot tell.
+    public let history: ClinicalHistory?
 
-    public init(study: StudyDefinition, site: String?, values: [String: String]) {
+    public init(study: StudyDefinition, site: String?, values: [String: String], history: ClinicalHistory? = nil) {
         self.study = study
         self.site = site
         self.values = values
         self.scope = ExpressionScope(study: study)
+        self.history = history
     }
 
     /// With a scope made once for many participants.
-    public init(study: StudyDefinition, site: String?, values: [String: String], scope: ExpressionScope) {
+    public init(study: StudyDefinition, site: String?, values: [String: String], scope: ExpressionScope, history: ClinicalHistory? = nil) {
         self.study = study
         self.site = site
         self.values = values
         self.scope = scope
+        self.history = history
     }
 
     public func evaluate(_ expression: Expression) throws -> EvaluatedValue {
@@ -64,6 +68,9 @@ public struct Evaluator: Sendable {
                 throw ExpressionError("no conversion from \(from) to \(to)")
             }
             return .number(n * factor)
+        case .score(AdverseEventCount.function, let arguments):
+            guard let history else { return .unknown([AdverseEventCount.function]) }
+            return try AdverseEventCount.evaluate(arguments, history: history, evaluator: self)
         case .score(let name, let arguments):
             var values: [String: EvaluatedValue] = [:]
             for argument in arguments { values[argument.label] = try evaluate(argument.value) }

@@ -65,3 +65,45 @@ public enum ParticipantSchedule {
         }
     }
 }
+
+/// When a visit counts as done: once every required field of its forms has a value, however it was entered
+/// (a form, the API, the CLI, or a lab result for a field linked to a lab, which also dates its form's sample).
+/// A visit whose forms require nothing
+/// is done at its first entry; a visit with no forms is placed by its anchor instead.
+public enum VisitCompletion {
+    /// What one visit holds: `form.field` values, the lab tests sampled at it, and when it first happened.
+    public struct Entered: Sendable {
+        public var values: [String: String]
+        public var labs: Set<String>
+        public var firstAt: Date
+        public init(values: [String: String], labs: Set<String>, firstAt: Date) {
+            self.values = values
+            self.labs = labs
+            self.firstAt = firstAt
+        }
+    }
+
+    /// The required fields of a visit's forms still without a value, as `form.field`.
+    public static func missing(visit: String, study: StudyDefinition, entered: Entered?) -> [String] {
+        study.forms.filter { $0.visits.contains(visit) }.flatMap { form in
+            // A lab result carries its own sample time, so it stands for the form's sample date too.
+            let sampled = form.fields.contains { f in f.lab.map { entered?.labs.contains($0.uppercased()) == true } ?? false }
+            return form.fields.filter { $0.required == true }.compactMap { field -> String? in
+                let name = "\(form.code).\(field.code)"
+                if let value = entered?.values[name], !value.trimmingCharacters(in: .whitespaces).isEmpty { return nil }
+                if let lab = field.lab, entered?.labs.contains(lab.uppercased()) == true { return nil }
+                if sampled && (field.type == .date || field.type == .datetime) && field.planned != true { return nil }
+                return name
+            }
+        }
+    }
+
+    /// Each visit's done date: when it first happened, for visits whose required data all exist.
+    public static func dates(study: StudyDefinition, entered: [String: Entered]) -> [String: Date] {
+        var done: [String: Date] = [:]
+        for (visit, data) in entered where missing(visit: visit, study: study, entered: data).isEmpty {
+            done[visit] = data.firstAt
+        }
+        return done
+    }
+}

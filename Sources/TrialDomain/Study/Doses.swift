@@ -197,12 +197,13 @@ public enum DoseRules {
     }
 
     /// The dose's pre-dose check over the participant's data (the dose visit's forms first): it must hold.
-    public static func checkBefore(_ dose: PlannedDose, study: StudyDefinition, site: String?, values: [String: String]) throws {
+    /// `history`: the participant's adverse events and doses as of this dose, for a check that counts events.
+    public static func checkBefore(_ dose: PlannedDose, study: StudyDefinition, site: String?, values: [String: String], history: ClinicalHistory? = nil) throws {
         guard let check = dose.check else { return }
         let scope = ExpressionScope(study: study)
         let condition: Expression
         do { condition = try scope.checkCondition(check) } catch { throw Problem.invalid(field: "dose", rule: "the pre-dose check cannot be read: \(error)") }
-        switch try Evaluator(study: study, site: site, values: values, scope: scope).evaluate(condition) {
+        switch try Evaluator(study: study, site: site, values: values, scope: scope, history: history).evaluate(condition) {
         case .boolean(true): return
         case .unknown(let missing):
             throw Problem.invalid(field: "dose", rule: "the pre-dose check (\(check)) cannot tell: \(missing.sorted().joined(separator: ", ")) missing")

@@ -57,6 +57,7 @@ enum QuantityUnits {
     /// Longest first, so that mg/dL is not read as mg.
     static let all: [String] = [
         "mg/dL", "umol/L", "µmol/L", "μmol/L", "mmol/L", "g/dL", "g/L", "IU/L", "U/L", "ukat/L", "µkat/L", "mEq/L", "10^9/L", "mm[Hg]",
+        "mg/L", "ng/mL", "ng/dL", "pg/mL", "ug/L", "µg/L", "ug/dL", "µg/dL", "ug/mL", "µg/mL", "mg/mL", "IU/mL", "mIU/mL", "U/mL", "kU/L", "nmol/L", "pmol/L",
         "w", "d", "h",
     ].sorted { $0.count > $1.count }
 
@@ -327,6 +328,10 @@ public struct ExpressionScope: Sendable {
     /// The analyte of a number field linked to a lab of the catalogue (`lab: BILI`), for converting its units.
     public var analytes: [String: String]
     public let conversions: UnitConversions
+    /// Derived fields, checked and ready to put in where they are named.
+    var derived: [String: Expression] = [:]
+    /// What `adverse_events(since: …)` may count from: the study's anchors, its doses, and `previous_dose`.
+    var timePoints: Set<String> = []
 
     public init(study: StudyDefinition) {
         var fields: [String: (String, ValueType)] = [:]
@@ -342,7 +347,7 @@ public struct ExpressionScope: Sendable {
                     case .choice: .choice(codes: field.choices?.map(\.code) ?? [])
                     }
                 fields["\(form.code).\(field.code)"] = (field.label, type)
-                if let lab = field.lab.flatMap(LabCatalogue.test) { analytes["\(form.code).\(field.code)"] = lab.analyte }
+                if let lab = field.lab.flatMap(study.labTest) { analytes["\(form.code).\(field.code)"] = lab.analyte }
             }
         }
         for parameter in study.parameters {
@@ -351,6 +356,14 @@ public struct ExpressionScope: Sendable {
         self.fields = fields
         self.analytes = analytes
         self.conversions = UnitConversions(study: study)
+        self.timePoints = Set(study.anchors.map(\.code) + DoseRules.codes(of: study) + [AdverseEventCount.previousDose])
+        // In order, so each may use those before it; one that does not check is left out (validation names it).
+        for field in study.derived ?? [] {
+            guard let (expression, type) = try? check(try ExpressionParser.parse(field.expression)) else { continue }
+            self.fields[field.code] = (field.label, type)
+            self.derived[field.code] = expression
+            if let analyte = analyte(of: expression) { self.analytes[field.code] = analyte }
+        }
     }
 
     /// Functions: their argument types and result.
@@ -376,7 +389,7 @@ public struct ExpressionScope: Sendable {
         case .convert(_, _, let to, _): return (expression, .number(unit: to))
         case .reference(let name):
             guard let field = fields[name] else { throw ExpressionError("unknown field '\(name)'") }
-            return (expression, field.type)
+            return (derived[name] ?? expression, field.type)
         case .call(let name, let arguments):
             if Self.mathFunctions.contains(name) { return try checkMath(name, arguments) }
             guard let function = Self.functions[name] else {
@@ -393,6 +406,8 @@ public struct ExpressionScope: Sendable {
                 checked.append(e)
             }
             return (.call(name, checked), function.result)
+        case .score(AdverseEventCount.function, let arguments):
+            return (try AdverseEventCount.check(arguments, scope: self), .number(unit: "1"))
         case .score(let name, let arguments):
             return (try ScoreFunctions.check(name, arguments, scope: self), .number(unit: "1"))
         case .within(let first, let span, let before, let second):
@@ -430,8 +445,14 @@ public struct ExpressionScope: Sendable {
                     }
                     return (.binary(op, l, r), .number(unit: lu ?? ru))
                 default:
+                    // A value over another of the same measure is a plain ratio (bilirubin / ULN).
+                    if op == .divide, let lu, let ru, lu != "1", ru != "1" {
+                        if lu != ru { (l, r) = try agree(l, lu, r, ru, context: expression) }
+                        return (.binary(op, l, r), .number(unit: "1"))
+                    }
                     // Scaling by a bare number keeps the unit: 10 × ULN is still µmol/L.
-                    if lu != nil && ru != nil { throw ExpressionError("cannot multiply or divide \(render(left)) by \(render(right)): both carry units") }
+                    if let lu, let ru, lu != "1", ru != "1" { throw ExpressionError("cannot multiply \(render(left)) by \(render(right)): both carry units") }
+                    if lu == "1" && ru != nil { return (.binary(op, l, r), .number(unit: ru)) }
                     return (.binary(op, l, r), .number(unit: lu ?? ru))
                 }
             }
@@ -544,8 +565,10 @@ public struct UnitConversions: Sendable {
     public init(study: StudyDefinition) {
         var overrides: [String: [String: Double]] = [:]
         for lab in study.labs ?? [] {
-            guard let analyte = LabCatalogue.test(lab.code)?.analyte else { continue }
-            for conversion in lab.conversions ?? [] { overrides[analyte, default: [:]][Units.normal(conversion.unit)] = conversion.factor }
+            guard let test = study.labTest(lab.code) else { continue }
+            // A lab the study adds has no catalogue factors: its canonical unit is 1, the rest as the study states.
+            if LabCatalogue.test(lab.code) == nil { overrides[test.analyte, default: [:]][Units.normal(test.unit)] = 1 }
+            for conversion in lab.conversions ?? [] { overrides[test.analyte, default: [:]][Units.normal(conversion.unit)] = conversion.factor }
         }
         self.overrides = overrides
     }

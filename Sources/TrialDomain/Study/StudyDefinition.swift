@@ -31,8 +31,10 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
     public var amendment: AmendmentSettings?
     /// The CTCAE terms the protocol names, so adverse events can be recorded before NCI's full catalogue is imported.
     public var adverseEventTerms: [StudyTerm]?
+    /// Named values computed from others, usable by name in every expression (each may use those listed before it).
+    public var derived: [DerivedField]?
 
-    public init(schemaVersion: Int, code: String, version: Int, identity: StudyIdentity, lifecycle: Lifecycle, sites: [SiteDefinition], parameters: [Parameter], arms: [Arm], interventions: [Intervention], anchors: [Anchor], visits: [Visit], forms: [Form], eligibility: Eligibility, endpoints: [Endpoint], randomization: RandomizationSettings, consent: ConsentSettings, safety: SafetySettings, labs: [StudyLab]? = nil, participant: ParticipantFields? = nil, randomizations: [StageRandomization]? = nil, blinding: BlindingSettings? = nil, amendment: AmendmentSettings? = nil, adverseEventTerms: [StudyTerm]? = nil) {
+    public init(schemaVersion: Int, code: String, version: Int, identity: StudyIdentity, lifecycle: Lifecycle, sites: [SiteDefinition], parameters: [Parameter], arms: [Arm], interventions: [Intervention], anchors: [Anchor], visits: [Visit], forms: [Form], eligibility: Eligibility, endpoints: [Endpoint], randomization: RandomizationSettings, consent: ConsentSettings, safety: SafetySettings, labs: [StudyLab]? = nil, participant: ParticipantFields? = nil, randomizations: [StageRandomization]? = nil, blinding: BlindingSettings? = nil, amendment: AmendmentSettings? = nil, adverseEventTerms: [StudyTerm]? = nil, derived: [DerivedField]? = nil) {
         self.schemaVersion = schemaVersion
         self.code = code
         self.version = version
@@ -56,6 +58,7 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
         self.blinding = blinding
         self.amendment = amendment
         self.adverseEventTerms = adverseEventTerms
+        self.derived = derived
     }
 
     public static let currentSchemaVersion = 1
@@ -278,9 +281,13 @@ public struct AmendmentSettings: Codable, Equatable, Sendable {
         case newParticipants = "new_participants"
     }
     public var appliesTo: AppliesTo
+    /// With `everyone`: the day (yyyy-MM-dd, the site's calendar) from which participants already enrolled follow
+    /// this version; their visits and doses due before it keep the version they followed. Absent: all at once.
+    public var from: String?
 
-    public init(appliesTo: AppliesTo) {
+    public init(appliesTo: AppliesTo, from: String? = nil) {
         self.appliesTo = appliesTo
+        self.from = from
     }
 }
 
@@ -299,16 +306,62 @@ public struct ParticipantFields: Codable, Equatable, Sendable {
     }
 }
 
-/// A study's own setting for one lab of the catalogue.
+/// A value the protocol computes from recorded ones, such as a BMI or a score, named for use in criteria and endpoints.
+public struct DerivedField: Codable, Equatable, Sendable {
+    public var code: String
+    public var label: String
+    public var expression: String
+
+    public init(code: String, label: String, expression: String) {
+        self.code = code
+        self.label = label
+        self.expression = expression
+    }
+}
+
+/// A study's own setting for one lab of the catalogue (a conversion factor its protocol states), or a lab of its
+/// own that the catalogue lacks (then with its name and canonical unit).
 public struct StudyLab: Codable, Equatable, Sendable {
-    /// The catalogue code, such as BILI.
+    /// The catalogue code, such as BILI, or the study's own code for a lab it adds.
     public var code: String
     /// Factors to the lab's canonical unit that the protocol states, which win over the catalogue's.
     public var conversions: [LabConversion]?
+    /// For a lab the study adds: its name, canonical UCUM unit, LOINC (only where a source gives it), the values
+    /// no living patient shows, and the CTCAE term that grades it.
+    public var name: String?
+    public var unit: String?
+    public var loinc: String?
+    public var plausible: NumberRange?
+    public var ctcae: String?
 
-    public init(code: String, conversions: [LabConversion]? = nil) {
+    public init(
+        code: String, conversions: [LabConversion]? = nil, name: String? = nil, unit: String? = nil, loinc: String? = nil, plausible: NumberRange? = nil,
+        ctcae: String? = nil
+    ) {
         self.code = code
         self.conversions = conversions
+        self.name = name
+        self.unit = unit
+        self.loinc = loinc
+        self.plausible = plausible
+        self.ctcae = ctcae
+    }
+
+    /// The lab as the catalogue would hold it, for a lab the study adds.
+    var added: LabTest? {
+        guard LabCatalogue.test(code) == nil, let name, let unit else { return nil }
+        return LabTest(
+            code: code.uppercased(), name: name, loinc: loinc, analyte: "study:\(code.uppercased())", unit: unit,
+            plausible: (plausible?.min ?? 0)...(plausible?.max ?? .greatestFiniteMagnitude), ctcae: ctcae)
+    }
+}
+
+extension StudyDefinition {
+    /// The labs this study can record: the catalogue's and those its definition adds.
+    public var labTests: [LabTest] { LabCatalogue.tests + (labs ?? []).compactMap(\.added) }
+
+    public func labTest(_ code: String) -> LabTest? {
+        LabCatalogue.test(code) ?? (labs ?? []).lazy.compactMap(\.added).first { $0.code == code.uppercased() }
     }
 }
 

@@ -144,3 +144,61 @@ public struct ScheduleGrid: Equatable, Sendable, Codable {
         return text
     }
 }
+
+/// Which schedule a participant enrolled under an earlier version follows once an amendment is published.
+public enum AmendedSchedule {
+    /// The version followed after `amendment`: unchanged for an amendment for new participants only, the amendment
+    /// whole when it applies to everyone at once, and from its date otherwise (the visits and doses due before that
+    /// day stay as they were, and those the amendment drops or adds count only from it).
+    public static func follow(
+        _ followed: StudyDefinition, then amendment: StudyDefinition, anchors: [String: Date], calendar: SiteCalendar
+    ) -> StudyDefinition {
+        guard let settings = amendment.amendment else { return amendment }
+        if settings.appliesTo == .newParticipants { return followed }
+        guard let text = settings.from, let day = DateParsing.day(text, in: calendar.zone) else { return amendment }
+        let from = calendar.startOfDay(day)
+        func before(_ visit: Visit) -> Bool {
+            guard let anchor = visit.anchor, let offset = visit.target, let base = anchors[anchor] else { return false }
+            return base.addingTimeInterval(offset.seconds) < from
+        }
+        func before(_ dose: PlannedDose) -> Bool {
+            guard let base = anchors[dose.anchor] else { return false }
+            return base.addingTimeInterval(dose.target.seconds) < from
+        }
+        var merged = amendment
+        // Visits: those due before the day as they were; the amendment's own from the day.
+        var visits = followed.visits.filter(before)
+        for visit in amendment.visits where !visits.contains(where: { $0.code == visit.code }) {
+            let old = followed.visits.first { $0.code == visit.code }
+            if old.map(before) == true || (old == nil && before(visit)) { continue }
+            visits.append(visit)
+        }
+        // In the amendment's order, then any earlier visit it no longer lists, where it stood before.
+        let order = amendment.visits.map(\.code) + followed.visits.map(\.code)
+        merged.visits = visits.sorted { (order.firstIndex(of: $0.code) ?? 0) < (order.firstIndex(of: $1.code) ?? 0) }
+        // Forms of visits kept from before stay collectable there.
+        for form in followed.forms {
+            let keptVisits = form.visits.filter { v in merged.visits.contains { $0.code == v } && followed.visits.first { $0.code == v }.map(before) == true }
+            guard !keptVisits.isEmpty else { continue }
+            if let i = merged.forms.firstIndex(where: { $0.code == form.code }) {
+                merged.forms[i].visits = merged.forms[i].visits + keptVisits.filter { !merged.forms[i].visits.contains($0) }
+            } else {
+                var kept = form
+                kept.visits = keptVisits
+                merged.forms.append(kept)
+            }
+        }
+        // Doses, arm by arm, the same way.
+        for (i, arm) in merged.arms.enumerated() {
+            let oldDoses = followed.arms.first { $0.code == arm.code }?.doses ?? []
+            var doses = oldDoses.filter(before)
+            for dose in arm.doses ?? [] where !doses.contains(where: { $0.code == dose.code }) {
+                let old = oldDoses.first { $0.code == dose.code }
+                if old.map(before) == true || (old == nil && before(dose)) { continue }
+                doses.append(dose)
+            }
+            merged.arms[i].doses = doses.isEmpty && arm.doses == nil ? nil : doses
+        }
+        return merged
+    }
+}

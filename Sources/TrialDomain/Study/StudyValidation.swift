@@ -71,7 +71,7 @@ public enum StudyValidator {
         unique(study.parameters.map(\.code), "parameters")
         for site in study.sites {
             for (i, range) in (site.referenceRanges ?? []).enumerated() {
-                if LabCatalogue.test(range.test) == nil { add("sites[\(site.code)].referenceRanges[\(i)].test", "names unknown test '\(range.test)'") }
+                if study.labTest(range.test) == nil { add("sites[\(site.code)].referenceRanges[\(i)].test", "names unknown test '\(range.test)'") }
                 if let low = range.low, let high = range.high, low > high { add("sites[\(site.code)].referenceRanges[\(i)]", "low \(low) is above high \(high)") }
                 if let from = range.from, !isDate(from) { add("sites[\(site.code)].referenceRanges[\(i)].from", "must be a date as yyyy-MM-dd") }
             }
@@ -225,8 +225,8 @@ public enum StudyValidator {
                     do { _ = try scope.checkNumber(source) } catch { add("\(path).expression", "\(error)") }
                 }
             }
-            if let lab = analysis.lab, LabCatalogue.test(lab) == nil {
-                add("\(path).lab", "names unknown lab '\(lab)' (known: \(LabCatalogue.tests.map(\.code).joined(separator: ", ")))")
+            if let lab = analysis.lab, study.labTest(lab) == nil {
+                add("\(path).lab", "names unknown lab '\(lab)' (known: \(study.labTests.map(\.code).joined(separator: ", ")))")
             }
             if let visit = analysis.visit, study.visit(visit) == nil { add("\(path).visit", "names unknown visit '\(visit)'") }
             for (i, rule) in (analysis.forms ?? []).enumerated() {
@@ -303,10 +303,24 @@ public enum StudyValidator {
         }
         for (i, lab) in (study.labs ?? []).enumerated() {
             let path = "labs[\(lab.code)]"
-            guard let test = LabCatalogue.test(lab.code) else {
-                add("labs[\(i)].code", "names unknown lab '\(lab.code)' (known: \(LabCatalogue.tests.map(\.code).joined(separator: ", ")))")
-                continue
+            if LabCatalogue.test(lab.code) != nil {
+                let own = [("name", lab.name), ("unit", lab.unit), ("loinc", lab.loinc), ("ctcae", lab.ctcae)].filter { $0.1 != nil }.map(\.0)
+                for key in own + (lab.plausible == nil ? [] : ["plausible"]) {
+                    add("\(path).\(key)", "\(lab.code) is a lab of the catalogue: a study may only add its conversions")
+                }
+            } else {
+                if lab.code.isEmpty || lab.code.count > 8 || !lab.code.allSatisfy({ $0.isASCII && ($0.isUppercase || $0.isNumber) }) {
+                    add("labs[\(i)].code", "'\(lab.code)' is not a lab of the catalogue; a lab the study adds needs a code of 1–8 capital letters or digits (SDTM LBTESTCD)")
+                }
+                if (lab.name ?? "").trimmingCharacters(in: .whitespaces).isEmpty { add("\(path).name", "a lab the catalogue lacks needs its name") }
+                if (lab.unit ?? "").trimmingCharacters(in: .whitespaces).isEmpty { add("\(path).unit", "a lab the catalogue lacks needs its canonical unit") }
+                let gradable = Set(LabCatalogue.tests.compactMap(\.ctcae))
+                if let term = lab.ctcae, !gradable.contains(term) {
+                    add("\(path).ctcae", "'\(term)' has no grading rules (terms: \(gradable.sorted().joined(separator: ", ")))")
+                }
+                if let p = lab.plausible, let low = p.min, let high = p.max, low >= high { add("\(path).plausible", "min must be below max") }
             }
+            guard let test = study.labTest(lab.code) else { continue }
             for conversion in lab.conversions ?? [] where !(conversion.factor > 0 && conversion.factor.isFinite) {
                 add("\(path).conversions[\(conversion.unit)].factor", "must be more than 0")
             }
@@ -321,7 +335,7 @@ public enum StudyValidator {
                 }
                 guard let lab = field.lab else { continue }
                 let path = "forms[\(form.code)].fields[\(field.code)].lab"
-                guard let test = LabCatalogue.test(lab) else { add(path, "names unknown lab '\(lab)'"); continue }
+                guard let test = study.labTest(lab) else { add(path, "names unknown lab '\(lab)'"); continue }
                 if field.type != .number && field.type != .integer { add(path, "only a number field holds a lab") }
                 if let unit = field.unit, UnitConversions(study: study).toCanonical(analyte: test.analyte, unit: unit) == nil {
                     add("forms[\(form.code)].fields[\(field.code)].unit", "'\(unit)' does not convert to \(test.code)'s \(test.unit)")
@@ -329,6 +343,20 @@ public enum StudyValidator {
             }
         }
         problems += StageRules.problems(in: study)
+        // Each derived field is checked with those before it only, so none can depend on itself.
+        var known = ExpressionScope(study: study)
+        let taken = Set(study.forms.flatMap { f in f.fields.map { "\(f.code).\($0.code)" } } + study.parameters.map(\.code))
+        unique((study.derived ?? []).map(\.code), "derived")
+        for field in study.derived ?? [] {
+            let path = "derived[\(field.code)]"
+            if taken.contains(field.code) { add("\(path).code", "'\(field.code)' is already a field or parameter") }
+            if field.code.contains(".") { add("\(path).code", "must not contain '.' (that names a form's field)") }
+            do {
+                let (expression, type) = try known.check(try ExpressionParser.parse(field.expression))
+                known.fields[field.code] = (field.label, type)
+                known.derived[field.code] = expression
+            } catch { add("\(path).expression", "\(error)") }
+        }
         for (i, term) in (study.adverseEventTerms ?? []).enumerated() {
             let path = "adverseEventTerms[\(i)]"
             if !["4.03", "5.0"].contains(term.version) { add("\(path).version", "must be 4.03 or 5.0") }
@@ -338,6 +366,10 @@ public enum StudyValidator {
         }
         for role in study.blinding?.unblindedRoles ?? [] where Role(parsing: role) == nil {
             add("blinding.unblindedRoles", "'\(role)' is not a role (roles: \(Role.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        if let from = study.amendment?.from {
+            if study.amendment?.appliesTo != .everyone { add("amendment.from", "a date applies only to an amendment for everyone") }
+            if DateParsing.day(from) == nil { add("amendment.from", "'\(from)' is not a date as yyyy-MM-dd") }
         }
         if study.safety.saeReportingHours < 1 { add("safety.saeReportingHours", "must be 1 or more") }
         if !SafetySettings.ctcaeVersions.contains(study.safety.ctcaeVersion) {

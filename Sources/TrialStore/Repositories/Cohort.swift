@@ -25,12 +25,21 @@ public struct CohortNeeds: Sendable, Equatable {
     /// What computing these endpoints reads.
     public static func endpoints(_ endpoints: [Endpoint], study: StudyDefinition) -> CohortNeeds {
         var needs = CohortNeeds()
+        let scope = ExpressionScope(study: study)
         for analysis in endpoints.compactMap(\.analysis) {
             needs.forms.formUnion((analysis.forms ?? []).map(\.form))
             needs.forms.formUnion((analysis.events ?? []).map(\.form))
-            // The forms an endpoint's expression reads, by the form part of each name.
-            if let source = analysis.expression, let parsed = try? ExpressionParser.parse(source) {
-                needs.forms.formUnion(CohortNeeds.references(parsed).compactMap { $0.split(separator: ".").first.map(String.init) })
+            // What the endpoint's expressions read (derived fields put in): the form part of each name, and the
+            // adverse events and anchor times a condition over events counts.
+            let sources = [analysis.expression].compactMap { $0 } + (analysis.forms ?? []).map(\.event) + (analysis.events ?? []).map(\.event)
+            for source in sources {
+                guard let checked = try? scope.check(try ExpressionParser.parse(source)).expression else { continue }
+                needs.forms.formUnion(CohortNeeds.references(checked).compactMap { $0.split(separator: ".").first.map(String.init) })
+                let points = CohortNeeds.eventPoints(checked)
+                if !points.isEmpty {
+                    needs.adverseEvents = true
+                    needs.anchors.formUnion(points.filter { $0 != AdverseEventCount.previousDose && !$0.isEmpty })
+                }
             }
             // Censoring reads the last observation: the latest lab sample, dose or adverse event.
             if analysis.method == .timeToEvent {
@@ -50,6 +59,21 @@ public struct CohortNeeds: Sendable, Equatable {
             if analysis.adverseEvents != nil || analysis.method == .adverseEvents { needs.adverseEvents = true }
         }
         return needs
+    }
+
+    /// For each condition over adverse events: the time it counts from ("" when from the start).
+    static func eventPoints(_ e: TrialDomain.Expression) -> Set<String> {
+        switch e {
+        case .score(AdverseEventCount.function, let args):
+            let since = args.first { $0.label == "since" }.flatMap { a -> String? in if case .text(let t) = a.value { t } else { nil } }
+            return [since ?? ""]
+        case .call(_, let args): return args.reduce(into: Set<String>()) { $0.formUnion(eventPoints($1)) }
+        case .score(_, let args): return args.reduce(into: Set<String>()) { $0.formUnion(eventPoints($1.value)) }
+        case .negate(let x), .not(let x), .convert(let x, _, _, _): return eventPoints(x)
+        case .binary(_, let l, let r): return eventPoints(l).union(eventPoints(r))
+        case .within(let a, let b, _, let c): return eventPoints(a).union(eventPoints(b)).union(eventPoints(c))
+        default: return []
+        }
     }
 
     static func references(_ e: TrialDomain.Expression) -> [String] {
@@ -74,6 +98,14 @@ public struct CohortNeeds: Sendable, Equatable {
 
 /// Every visible participant's record, read set-wise: one query per table for the whole cohort, never a file per participant.
 public struct FluentCohortRepository: Sendable {
+    /// An adverse event from a row with its meddra, grade, onset_at, serious and attribution.
+    static func adverseEvent(_ row: any SQLRow) throws -> AdverseEventEntry {
+        AdverseEventEntry(
+            meddra: try row.decode(column: "meddra", as: String.self), grade: try row.decode(column: "grade", as: Int.self),
+            onsetAt: try row.decode(column: "onset_at", as: Date.self), serious: try row.decode(column: "serious", as: Bool.self),
+            attribution: Attribution(rawValue: try row.decode(column: "attribution", as: String.self)) ?? .unrelated)
+    }
+
     let store: Store
     public init(store: Store) { self.store = store }
 
@@ -161,11 +193,7 @@ public struct FluentCohortRepository: Sendable {
             {
                 let id = try row.decode(column: "participant_id", as: UUID.self)
                 guard records[id] != nil else { continue }
-                records[id]!.adverseEvents.append(
-                    AdverseEventEntry(
-                        meddra: try row.decode(column: "meddra", as: String.self), grade: try row.decode(column: "grade", as: Int.self),
-                        onsetAt: try row.decode(column: "onset_at", as: Date.self), serious: try row.decode(column: "serious", as: Bool.self),
-                        attribution: Attribution(rawValue: try row.decode(column: "attribution", as: String.self)) ?? .unrelated))
+                records[id]!.adverseEvents.append(try Self.adverseEvent(row))
             }
         }
 

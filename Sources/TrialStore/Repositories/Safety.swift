@@ -141,9 +141,6 @@ public struct FluentSafetyRepository: Sendable {
     public func recordLab(
         participantID: UUID, visit: String, test code: String, value: Double, unit: String, collectedAt: Date, scope: AccessScope, now: Date
     ) async throws -> LabResult {
-        guard let test = LabCatalogue.test(code) else {
-            throw StoreError.invalid(field: "test", rule: "must be one of \(LabCatalogue.tests.map(\.code).joined(separator: ", "))")
-        }
         if collectedAt > now.addingTimeInterval(300) { throw StoreError.invalid(field: "collectedAt", rule: "must not be in the future") }
         // The checks that need the participant's file run inside the write, against the file kept for the revision
         // the write reads there (with the baseline, in one statement shared by the batch), so they hold at the commit.
@@ -155,6 +152,10 @@ public struct FluentSafetyRepository: Sendable {
         for _ in 0..<3 {
             let state: ParticipantFileCache.State
             if let known { state = known } else { state = try await FluentScreeningRepository.cachedFileState(participantID: participantID, scope: scope, on: database) }
+            // The catalogue's labs and those the study adds.
+            guard let test = state.file.study.labTest(code) else {
+                throw StoreError.invalid(field: "test", rule: "must be one of \(state.file.study.labTests.map(\.code).joined(separator: ", "))")
+            }
             do {
                 return try await store.insert(
                     probe: Self.labProbe(participantID, test: test.code, visits: Baseline.visits(of: state.file.study), before: collectedAt),

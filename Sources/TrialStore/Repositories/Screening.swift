@@ -234,20 +234,24 @@ public struct FluentScreeningRepository: Sendable {
             FROM doses WHERE participant_id = \(bind: participantID) ORDER BY created_at
             """).all().map(Self.dose)
         let stages = allocation == nil ? [] : try await Self.stages(participantID, on: sql)
-        // The latest version since enrolment whose amendment applies to this participant (all but "new participants only").
-        var schedule = study
-        if let enrolled = try row.decode(column: "study_version", as: Int?.self), enrolled < study.version {
-            var followed = enrolled
-            for version in (enrolled + 1)...study.version {
-                let definition = version == study.version ? study : try await studies.definition(version: version)
-                if definition.amendment?.appliesTo != .newParticipants { followed = version }
-            }
-            if followed != study.version { schedule = try await studies.definition(version: followed) }
-        }
-        return ParticipantFile(
-            participant: participant, siteCode: try row.decode(column: "site_code", as: String.self), study: study, schedule: schedule, values: values,
+        var file = ParticipantFile(
+            participant: participant, siteCode: try row.decode(column: "site_code", as: String.self), study: study, schedule: study, values: values,
             eligibilityValues: eligibilityValues, consents: consents, lastDecision: try row.decode(column: "decision", as: String?.self),
             allocation: allocation, stages: stages, doses: doses, visitDates: visitDates, visitValues: visitValues)
+        // The schedule followed: the version at enrolment, then each amendment since as it applies (TrialDomain's
+        // `AmendedSchedule`: not at all, whole, or from its date).
+        if let enrolled = try row.decode(column: "study_version", as: Int?.self), enrolled < study.version {
+            func definition(_ version: Int) async throws -> StudyDefinition {
+                if let known = versions[version] { return known }
+                return try await studies.definition(version: version)
+            }
+            file.schedule = try await definition(enrolled)
+            for version in (enrolled + 1)...study.version {
+                let definition = try await definition(version)
+                file.schedule = AmendedSchedule.follow(file.schedule, then: definition, anchors: file.anchors, calendar: file.calendar)
+            }
+        }
+        return file
     }
 
     static func dose(_ row: any SQLRow) throws -> DoseRecord {
@@ -623,6 +627,11 @@ public struct FluentScreeningRepository: Sendable {
 
     // MARK: Doses
 
+    /// Whether a condition counts adverse events, itself or through a derived field it names.
+    static func countsEvents(_ source: String, study: StudyDefinition) -> Bool {
+        ([source] + (study.derived ?? []).map(\.expression)).contains { $0.contains(AdverseEventCount.function) }
+    }
+
     /// Records a dose of the participant's plan as given or skipped, in one audited write. A dose the plan does not
     /// hold is refused without naming the arm; one outside its window needs the deviation's reason.
     public func recordDose(participantID: UUID, record input: DoseRecord, scope: AccessScope, now: Date) async throws -> DoseRecord {
@@ -637,7 +646,17 @@ public struct FluentScreeningRepository: Sendable {
                 if record.given {
                     let checked = try DoseRules.checkGiven(
                         record, plan: file.dosePlan, anchors: file.anchors, existing: file.doses, allocatedAt: allocation.allocatedAt, now: now, calendar: file.calendar)
-                    try DoseRules.checkBefore(checked.dose, study: file.schedule, site: file.siteCode, values: file.values(atVisit: checked.dose.visit))
+                    // A check that counts adverse events reads them as of this dose's start.
+                    var history: ClinicalHistory?
+                    if let check = checked.dose.check, let started = record.startedAt, Self.countsEvents(check, study: file.schedule) {
+                        let events = try await (tx as! any SQLDatabase).raw("""
+                            SELECT meddra, grade, onset_at, serious, attribution FROM adverse_events WHERE participant_id = \(bind: participantID)
+                            """).all().map(FluentCohortRepository.adverseEvent)
+                        history = ClinicalHistory(
+                            adverseEvents: events, anchors: file.anchors, doses: file.doses.compactMap { $0.given ? $0.startedAt : nil }, asOf: started)
+                    }
+                    try DoseRules.checkBefore(
+                        checked.dose, study: file.schedule, site: file.siteCode, values: file.values(atVisit: checked.dose.visit), history: history)
                     record.amount = checked.amount
                     record.unit = checked.dose.unit
                     record.deviation = checked.deviation
@@ -711,18 +730,26 @@ public struct FluentScreeningRepository: Sendable {
             study: file.schedule, anchors: file.anchors, done: try await visitDates(file), now: now, arm: file.arm, calendar: file.calendar)
     }
 
-    /// When each visit happened: its forms' first date, or its first lab sample, however the data were entered.
+    /// When each visit was done (TrialDomain's `VisitCompletion`): its first date, once its required data exist,
+    /// whether entered on forms or as lab results.
     public func visitDates(_ file: ParticipantFile) async throws -> [String: Date] {
-        var dates = file.visitDates
+        var entered: [String: VisitCompletion.Entered] = [:]
+        for (visit, first) in file.visitDates {
+            entered[visit] = VisitCompletion.Entered(values: file.visitValues[visit] ?? [:], labs: [], firstAt: first)
+        }
         for row in try await (store.database as! any SQLDatabase).raw("""
-            SELECT visit_code, MIN(collected_at) AS first FROM lab_results WHERE participant_id = \(bind: file.participant.id) GROUP BY visit_code
+            SELECT visit_code, test_code, MIN(collected_at) AS first FROM lab_results WHERE participant_id = \(bind: file.participant.id)
+            GROUP BY visit_code, test_code
             """).all()
         {
             guard let first = try row.decode(column: "first", as: Date?.self) else { continue }
             let visit = try row.decode(column: "visit_code", as: String.self)
-            dates[visit] = min(dates[visit] ?? first, first)
+            var data = entered[visit] ?? VisitCompletion.Entered(values: [:], labs: [], firstAt: first)
+            data.labs.insert(try row.decode(column: "test_code", as: String.self).uppercased())
+            data.firstAt = min(data.firstAt, first)
+            entered[visit] = data
         }
-        return dates
+        return VisitCompletion.dates(study: file.schedule, entered: entered)
     }
 
     /// The numbers a CONSORT diagram starts from, for the scope's sites: a few grouped queries, whatever the cohort's size.

@@ -103,9 +103,18 @@ extension FluentScreeningRepository {
             }
             if let eligible = stage.eligible {
                 let scope = ExpressionScope(study: study)
+                // A condition that counts adverse events reads them as of now.
+                var history: ClinicalHistory?
+                if FluentScreeningRepository.countsEvents(eligible, study: study) {
+                    let events = try await (tx as! any SQLDatabase).raw("""
+                        SELECT meddra, grade, onset_at, serious, attribution FROM adverse_events WHERE participant_id = \(bind: participantID)
+                        """).all().map(FluentCohortRepository.adverseEvent)
+                    history = ClinicalHistory(adverseEvents: events, anchors: file.anchors, doses: file.doses.compactMap { $0.given ? $0.startedAt : nil }, asOf: now)
+                }
                 let result: EvaluatedValue
                 do {
-                    result = try Evaluator(study: study, site: file.siteCode, values: file.values(atVisit: stage.visit), scope: scope).evaluate(try scope.checkCondition(eligible))
+                    result = try Evaluator(study: study, site: file.siteCode, values: file.values(atVisit: stage.visit), scope: scope, history: history)
+                        .evaluate(try scope.checkCondition(eligible))
                 } catch { throw StoreError.invalid(field: "randomization", rule: "\(code): \(error)") }
                 switch result {
                 case .boolean(true): break

@@ -169,7 +169,7 @@ enum OpenAPIDocument {
             "GeneratedList": object(["seed": string(), "positions": ["type": "integer"]], required: ["seed", "positions"]),
             "Lab": ["type": "object", "description": "A lab result: value in canonical unit, as entered, ULN/LLN, baseline, gradeV4, gradeV5 with their basis, baselineGrade, treatmentEmergent"],
             "LabList": list("Lab"),
-            "NewLab": object(["visit": string(), "test": string(values: LabCatalogue.tests.map(\.code)), "value": ["type": "number"], "unit": string(), "collectedAt": string()],
+            "NewLab": object(["visit": string(), "test": string("A lab code: the catalogue's, or one the study's definition adds"), "value": ["type": "number"], "unit": string(), "collectedAt": string()],
                 required: ["visit", "test", "value", "unit", "collectedAt"]),
             "HysLawList": ["type": "array", "items": ["type": "object", "description": "visit, byULN, byBaseline, transaminaseMultipleOfULN, bilirubinMultipleOfULN"]],
             "VisitScoresList": ["type": "array", "items": ["type": "object", "description": "visit, scores, inputs"]],

@@ -80,7 +80,7 @@ enum SafetyPages {
                 .if(canWrite,
                     .form(.method(.post), .action("\(base)/labs"), .id("lab-form"), .data(named: "participant", value: participant.id.uuidString), Layout.csrfField(user),
                         Layout.select("Visit", id: "visit", options: labVisits.map { ($0, study.visit($0)?.name ?? $0, false) }),
-                        Layout.select("Test", id: "test", options: LabCatalogue.tests.map { ($0.code, "\($0.name) (\($0.unit))", false) }),
+                        Layout.select("Test", id: "test", options: study.labTests.map { ($0.code, "\($0.name) (\($0.unit))", false) }),
                         Layout.field("Value", id: "value"), Layout.field("Unit", id: "unit"),
                         Layout.field("Collected at (yyyy-MM-ddTHH:mm, UTC)", id: "collectedAt"),
                         .p(.id("grade-preview"), .attribute(named: "aria-live", value: "polite")),
@@ -150,10 +150,11 @@ enum SafetyPages {
         try user.require(.readParticipants)
         let code = (try? req.query.get(String.self, at: "test")) ?? ""
         let unit = (try? req.query.get(String.self, at: "unit")) ?? ""
-        guard let test = LabCatalogue.test(code), let value = (try? req.query.get(String.self, at: "value")).flatMap(Double.init),
+        guard let value = (try? req.query.get(String.self, at: "value")).flatMap(Double.init),
             let participantID = (try? req.query.get(String.self, at: "participant")).flatMap(UUID.init(uuidString:))
         else { return GradePreview(test: code, canonicalValue: nil, unit: nil, gradeV4: nil, gradeV5: nil, basis: "") }
         let file = try await req.screening.file(participantID: participantID, scope: user.scope)
+        guard let test = file.study.labTest(code) else { return GradePreview(test: code, canonicalValue: nil, unit: nil, gradeV4: nil, gradeV5: nil, basis: "") }
         // The same evaluation a save makes: the participant's range by sex and age, and their baseline.
         let now = req.now
         let labs = try await req.safety.labs(participantID: participantID, scope: user.scope).map {
