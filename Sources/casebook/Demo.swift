@@ -160,7 +160,8 @@ struct DemoTrial: Sendable {
         sources += study.arms.flatMap { $0.doses ?? [] }.compactMap(\.check)
         sources += (study.randomizations ?? []).compactMap(\.eligible)
         var forms = Set(study.endpoints.compactMap(\.analysis).flatMap { a in (a.forms ?? []).map(\.form) + (a.events ?? []).map(\.form) })
-        for source in sources { forms.formUnion(DemoValues.names(in: source).compactMap { $0.split(separator: ".").first.map(String.init) }) }
+        let scope = ExpressionScope(study: study)
+        for source in sources { forms.formUnion(DemoValues.names(in: source, scope: scope).compactMap { $0.split(separator: ".").first.map(String.init) }) }
         return forms
     }
 
@@ -222,7 +223,8 @@ struct DemoTrial: Sendable {
         // Every field a criterion or a stratification factor reads is entered, so nothing is left that cannot be told;
         // the visit's other pages (read by no rule) are left for the site.
         let read = (study.eligibility.inclusion + study.eligibility.exclusion).map(\.expression) + study.randomization.factors.map(\.expression)
-        let always = read.reduce(into: Set<String>()) { $0.formUnion(DemoValues.names(in: $1)) }
+        var always: Set<String> = []
+        for source in read { always.formUnion(DemoValues.names(in: source, scope: scope)) }
         let readForms = Set(always.compactMap { $0.split(separator: ".").first.map(String.init) })
             .union(study.anchors.compactMap { $0.source?.split(separator: ".").first.map(String.init) })
         let pages = study.forms.filter { $0.visits.contains(visit) && readForms.contains($0.code) }

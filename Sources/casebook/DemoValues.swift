@@ -183,9 +183,9 @@ struct DemoValues {
         values[name] = FormValidator.format((n * 100).rounded() / 100)
     }
 
-    /// The `form.field` names an expression reads.
-    static func names(in source: String) -> Set<String> {
-        guard let e = try? ExpressionParser.parse(source) else { return [] }
+    /// The `form.field` names an expression reads, through the derived fields it names.
+    static func names(in source: String, scope: ExpressionScope) -> Set<String> {
+        guard let e = try? scope.check(try ExpressionParser.parse(source)).expression else { return [] }
         return names(in: e)
     }
 

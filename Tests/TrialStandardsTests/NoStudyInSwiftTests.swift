@@ -27,6 +27,7 @@ import Testing
         codes.formUnion(study.interventions.map(\.code))
         codes.formUnion(study.endpoints.map(\.code))
         codes.formUnion((study.eligibility.inclusion + study.eligibility.exclusion).map(\.code))
+        codes.formUnion((study.derived ?? []).map(\.code))
         for form in study.forms {
             codes.insert(form.code)
             for field in form.fields { codes.formUnion([field.code, "\(form.code).\(field.code)"]) }

@@ -37,9 +37,11 @@ private func secondStudy() throws -> StudyDefinition {
                 ("history", [
                     "aki": no, "ugi_bleeding": no, "he_grade_2plus": no, "uncontrolled_infection": no, "platelets_before": "120", "bilirubin_before": "30",
                     "albumin_before": "40", "inr_before": "1.1", "ascites_before": "none", "he_before": "0", "malignancy": no, "transplant": no,
-                    "extrahepatic": no, "thrombosis": no, "pregnancy": no, "allergy": no, "immunomodulators": no, "drug_abuse": no,
+                    "extrahepatic": no, "thrombosis": no, "pregnancy": no, "allergy": no, "drug_abuse": no,
                     "alcohol_withdrawal": no, "mental_disorder": no, "other_trial": no,
                 ]),
+                // An immunosuppressant last taken on 2025-11-20, 46 days before screening: outside the exclusion's month.
+                ("conmeds", ["immunomodulator": "yes", "immunomodulator_name": "tacrolimus", "immunomodulator_last": "2025-11-20"]),
                 ("consent", ["obtained": "yes", "signed_at": "2026-01-05T09:00", "form_version": "1"]),
                 // 120 µmol/L is 7.0 mg/dL: jaundice by the protocol's 5 mg/dL.
                 ("labs", ["collected_at": "2026-01-05T08:00", "total_bilirubin": "120", "inr": "1.8", "pt_activity": "35", "creatinine": "90", "sodium": "135", "albumin": "28"]),

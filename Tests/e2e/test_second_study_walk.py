@@ -88,7 +88,8 @@ class SecondStudyWalk(unittest.TestCase):
             "aki": no, "ugi_bleeding": no, "he_grade_2plus": no, "uncontrolled_infection": no, "platelets_before": "120",
             "bilirubin_before": "30", "albumin_before": "40", "inr_before": "1.1", "ascites_before": "none", "he_before": "0",
             "malignancy": no, "transplant": no, "extrahepatic": no, "thrombosis": no, "pregnancy": no, "allergy": no,
-            "immunomodulators": no, "drug_abuse": no, "alcohol_withdrawal": no, "mental_disorder": no, "other_trial": no})
+            "drug_abuse": no, "alcohol_withdrawal": no, "mental_disorder": no, "other_trial": no})
+        self.fill_form(url, "screening", "conmeds", {"immunomodulator": no})
         self.fill_form(url, "screening", "consent", {"obtained": "yes", "signed_at": "2026-01-05T09:00", "form_version": "1"})
         # 120 µmol/L is 7.0 mg/dL at the protocol's 17.1: jaundice by its 5 mg/dL threshold.
         self.fill_form(url, "screening", "labs", {
