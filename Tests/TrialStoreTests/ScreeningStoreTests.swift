@@ -534,3 +534,60 @@ private struct Trial {
         }
     }
 }
+
+@Suite struct EligibilityStaysLiveTests {
+    /// The finding: after an "eligible" decision a correction set malignancy to yes, and the participant was still
+    /// allocated. Now the status goes to "needs review", allocation is refused (409, audited, nothing allocated), and
+    /// the investigator's new decision is a screen failure.
+    @Test(arguments: TestDatabase.available)
+    func anExclusionEnteredAfterTheDecisionBlocksAllocation(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let trial = try await Trial.make(store)
+            let p = try await trial.ready("P-010")
+            #expect(try await trial.participants.find(id: p.id, scope: trial.scope).status == .consented)
+            _ = try await trial.forms.save(
+                participantID: p.id, visit: "screening", form: "history",
+                values: ["malignancy": "yes", "active_infection": "no", "combined_transplant": "no", "retransplant": "no", "ebv": "positive", "hiv": "negative", "hcv": "negative"],
+                reason: "source document: hepatocellular carcinoma found", scope: trial.scope, now: now)
+            #expect(try await trial.participants.find(id: p.id, scope: trial.scope).status == .needsReview)
+            await #expect {
+                try await trial.screening.allocate(participantID: p.id, scope: trial.scope, now: now)
+            } throws: { error in
+                guard case StoreError.conflict(field: "eligibility", let rule) = error else { return false }
+                return rule.contains("exclusion malignancy applies")
+            }
+            let sql = store.database as! any SQLDatabase
+            #expect(try await sql.raw("SELECT COUNT(*) AS n FROM randomization_slots WHERE participant_id = \(bind: p.id)").first()?.decode(column: "n", as: Int.self) == 0)
+            #expect(try await sql.raw("SELECT COUNT(*) AS n FROM audit_events WHERE entity = 'allocation_refused' AND entity_id = \(bind: p.id.uuidString)").first()?.decode(column: "n", as: Int.self) == 1)
+            let decided = try await trial.screening.decideEligibility(participantID: p.id, scope: trial.scope, now: now)
+            #expect(decided.failed.map(\.code) == ["malignancy"])
+            #expect(try await trial.participants.find(id: p.id, scope: trial.scope).status == .screenFailed)
+            #expect(try await AuditChain.verify(on: store.database).isIntact)
+        }
+    }
+
+    /// A correction that keeps the participant eligible changes nothing; one after allocation raises a protocol
+    /// deviation and leaves the arm as it was (intention to treat).
+    @Test(arguments: TestDatabase.available)
+    func afterAllocationAContradictionIsADeviation(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let trial = try await Trial.make(store)
+            let p = try await trial.ready("P-011")
+            _ = try await trial.forms.save(
+                participantID: p.id, visit: "screening", form: "labs",
+                values: ["collected_at": "2026-03-01T08:00", "total_bilirubin": "260", "inr": "2.0", "pt_activity": "30", "meld_na": "32"],
+                reason: "transcription", scope: trial.scope, now: now)
+            #expect(try await trial.participants.find(id: p.id, scope: trial.scope).status == .consented)
+            let allocation = try await trial.screening.allocate(participantID: p.id, scope: trial.scope, now: now)
+            _ = try await trial.forms.save(
+                participantID: p.id, visit: "screening", form: "history",
+                values: ["malignancy": "no", "active_infection": "no", "combined_transplant": "no", "retransplant": "no", "ebv": "positive", "hiv": "positive", "hcv": "negative"],
+                reason: "late result", scope: trial.scope, now: now.addingTimeInterval(3600))
+            #expect(try await trial.screening.allocate(participantID: p.id, scope: trial.scope, now: now.addingTimeInterval(7200)) == allocation)
+            #expect(try await trial.participants.find(id: p.id, scope: trial.scope).status == .randomized)
+            let deviations = try await trial.screening.deviations(scope: trial.scope).filter { $0.participantID == p.id }
+            #expect(deviations.map(\.kind) == ["eligibility"])
+            #expect(deviations.first?.reason == "eligibility after allocation: exclusion hiv_or_hcv applies")
+        }
+    }
+}

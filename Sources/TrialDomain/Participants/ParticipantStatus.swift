@@ -5,6 +5,9 @@ public enum ParticipantStatus: String, Codable, CaseIterable, Sendable {
     case screening
     case screenFailed = "screen-failed"
     case eligible
+    /// Data changed after an "eligible" decision and the criteria no longer support it: an investigator decides again,
+    /// and until then the participant cannot be allocated.
+    case needsReview = "needs-review"
     case consented
     case randomized
     case withdrawn

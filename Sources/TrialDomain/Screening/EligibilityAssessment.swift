@@ -95,3 +95,18 @@ public struct EligibilityAssessment: Codable, Equatable, Sendable {
         return EligibilityAssessment(studyVersion: study.version, criteria: results)
     }
 }
+
+/// Whether an investigator's "eligible" decision still stands on the data as they are now: eligibility stays live
+/// until allocation (ICH E6(R3) 2.4: the investigator enrols only participants who meet the criteria).
+public enum EligibilityStanding {
+    /// The criteria that no longer support an "eligible" decision; nil while it stands (or no such decision was made).
+    public static func unsupported(decision: String?, current: EligibilityAssessment) -> [CriterionAssessment]? {
+        guard decision == "eligible", current.outcome != .met else { return nil }
+        return current.criteria.filter { $0.result != .met }
+    }
+
+    /// "exclusion malignancy applies; inclusion age cannot tell: Birth date missing".
+    public static func describe(_ criteria: [CriterionAssessment]) -> String {
+        criteria.map { "\($0.kind) \($0.code) \($0.verdict)" }.joined(separator: "; ")
+    }
+}

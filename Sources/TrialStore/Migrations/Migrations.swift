@@ -6,7 +6,7 @@ import TrialDomain
 /// Every migration, in order. A shipped migration never changes: add a new one.
 public enum StoreMigrations {
     public static var all: [any AsyncMigration] {
-        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes(), M009AddListIndexes(), M010CreateDoses(), M011CreateStageRandomizations(), M012CreateUnblindings(), M013AddEnrolmentVersion()]
+        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes(), M009AddListIndexes(), M010CreateDoses(), M011CreateStageRandomizations(), M012CreateUnblindings(), M013AddEnrolmentVersion(), M014CreateProtocolDeviations()]
     }
 }
 
@@ -482,5 +482,27 @@ struct M013AddEnrolmentVersion: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema("participants").deleteField("study_version").update()
+    }
+}
+
+/// Protocol deviations other than a dose out of its window (kept on the dose itself): data entered after allocation
+/// that contradict the eligibility the allocation rested on.
+struct M014CreateProtocolDeviations: AsyncMigration {
+    var name: String { "014-create-protocol-deviations" }
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema("protocol_deviations")
+            .id()
+            .field("participant_id", .uuid, .required, .references("participants", "id"))
+            .field("site_id", .uuid, .required, .references("sites", "id"))
+            .field("kind", .string, .required)
+            .field("detail", .custom("TEXT"), .required)
+            .field("raised_by", .string, .required)
+            .field("raised_at", .datetime, .required)
+            .create()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema("protocol_deviations").delete()
     }
 }

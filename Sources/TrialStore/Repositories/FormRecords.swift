@@ -121,6 +121,9 @@ public struct FluentFormRecordRepository: FormRecordRepository {
                 }
                 saved.append(record)
             }
+            if visit == prepared[0].study.eligibilityVisit {
+                try await FluentScreeningRepository.recheckEligibility(participantID: participantID, scope: scope, now: now, on: tx)
+            }
             return saved
         }
     }

@@ -27,10 +27,14 @@ public struct Allocation: Codable, Equatable, Sendable {
 }
 
 /// A dose given outside its window, with the reason recorded.
+/// A protocol deviation: a dose out of its window (`kind` dose), or eligibility contradicted after allocation.
 public struct DoseDeviation: Codable, Equatable, Sendable {
     public var participantID: UUID
     public var screeningNumber: String
-    public var dose: String
+    public var kind: String
+    /// The dose, for a dose deviation.
+    public var dose: String?
+    /// When the dose started, or when the deviation was raised.
     public var startedAt: Date
     public var reason: String
     public var recordedBy: String
@@ -287,7 +291,7 @@ public struct FluentScreeningRepository: Sendable {
         let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
         return try await store.write { tx in
             let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, on: tx)
-            guard [.screening, .eligible, .consented].contains(file.participant.status) else {
+            guard [.screening, .eligible, .needsReview, .consented].contains(file.participant.status) else {
                 throw StoreError.invalid(field: "status", rule: "eligibility is decided during screening; the participant is \(file.participant.status.rawValue)")
             }
             let assessment = try EligibilityAssessment.assess(study: file.study, site: file.siteCode, values: file.eligibilityValues)
@@ -319,6 +323,35 @@ public struct FluentScreeningRepository: Sendable {
             try await Self.setStatus(file.participant, to: newStatus, reason: "eligibility decided: \(outcome)", actor: scope.actor, now: now, on: tx)
             return assessment
         }
+    }
+
+    /// After data of the eligibility visit change: an "eligible" decision the criteria no longer support sends a
+    /// participant not yet allocated back to the investigator ("needs review"); once allocated, the participant
+    /// stays in their arm (intention to treat) and a protocol deviation is raised, once per distinct finding.
+    static func recheckEligibility(participantID: UUID, scope: AccessScope, now: Date, on tx: any Database) async throws {
+        let file = try await Self.file(participantID: participantID, scope: scope, on: tx)
+        let current = try EligibilityAssessment.assess(study: file.study, site: file.siteCode, values: file.eligibilityValues)
+        guard let unsupported = EligibilityStanding.unsupported(decision: file.lastDecision, current: current) else { return }
+        let finding = EligibilityStanding.describe(unsupported)
+        if file.allocation == nil {
+            guard [.eligible, .consented].contains(file.participant.status) else { return }
+            try await Self.setStatus(
+                file.participant, to: .needsReview, reason: "the eligible decision no longer holds: \(finding)", actor: scope.actor, now: now, on: tx)
+            return
+        }
+        let sql = tx as! any SQLDatabase
+        let detail = "eligibility after allocation: \(finding)"
+        if try await sql.raw("""
+            SELECT id FROM protocol_deviations WHERE participant_id = \(bind: participantID) AND kind = 'eligibility' AND detail = \(bind: detail)
+            """).first() != nil { return }
+        let id = UUID.timeOrdered()
+        try await sql.raw("""
+            INSERT INTO protocol_deviations (id, participant_id, site_id, kind, detail, raised_by, raised_at)
+            VALUES (\(bind: id), \(bind: participantID), \(bind: file.participant.siteID), 'eligibility', \(bind: detail), \(bind: scope.actor), \(bind: now))
+            """).run()
+        try await AuditChain.append(
+            on: tx, actor: scope.actor, action: .create, entity: "protocol_deviation", entityID: id.uuidString, siteID: file.participant.siteID.uuidString,
+            reason: nil, changes: [.init(field: "kind", old: nil, new: "eligibility"), .init(field: "detail", old: nil, new: detail)], now: now)
     }
 
     static func setStatus(_ participant: Participant, to status: ParticipantStatus, reason: String, actor: String, now: Date, on tx: any Database) async throws {
@@ -479,6 +512,14 @@ public struct FluentScreeningRepository: Sendable {
         let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
         do {
             return try await store.write { tx in try await Self.allocate(participantID: participantID, scope: scope, now: now, before: before, on: tx) }
+        } catch let refused as EligibilityNoLongerHolds {
+            // Nothing is allocated; the attempt itself is kept in the audit trail.
+            try await store.write { tx in
+                try await AuditChain.append(
+                    on: tx, actor: scope.actor, action: .create, entity: "allocation_refused", entityID: participantID.uuidString,
+                    siteID: refused.siteID.uuidString, reason: nil, changes: [.init(field: "eligibility", old: nil, new: refused.finding)], now: now)
+            }
+            throw StoreError.conflict(field: "eligibility", rule: "the eligible decision no longer holds: \(refused.finding); an investigator must review it")
         } catch {
             // A concurrent request for the same participant won: answer with its allocation.
             if let existing = try await existingAllocation(participantID, scope: scope) { return existing }
@@ -544,6 +585,14 @@ public struct FluentScreeningRepository: Sendable {
         let listID = try listRow.decode(column: "id", as: UUID.self), method = try listRow.decode(column: "method", as: String.self)
         guard file.lastDecision == "eligible" else {
             throw StoreError.invalid(field: "eligibility", rule: "an investigator must confirm eligibility before allocation")
+        }
+        // The decision must still hold on the data as they are now, read in this same write.
+        let current = try EligibilityAssessment.assess(study: study, site: file.siteCode, values: file.eligibilityValues)
+        if let unsupported = EligibilityStanding.unsupported(decision: file.lastDecision, current: current) {
+            throw EligibilityNoLongerHolds(siteID: file.participant.siteID, finding: EligibilityStanding.describe(unsupported))
+        }
+        if file.participant.status == .needsReview {
+            throw EligibilityNoLongerHolds(siteID: file.participant.siteID, finding: "data changed after the decision; an investigator must decide again")
         }
         guard file.validConsent != nil else {
             throw StoreError.invalid(field: "consent", rule: "no consent in force to the current form version \(study.consent.current)")
@@ -625,6 +674,12 @@ public struct FluentScreeningRepository: Sendable {
             """
     }
 
+    /// An allocation refused because eligibility, re-checked in its write, no longer holds.
+    struct EligibilityNoLongerHolds: Error {
+        var siteID: UUID
+        var finding: String
+    }
+
     // MARK: Doses
 
     /// Whether a condition counts adverse events, itself or through a derived field it names.
@@ -700,20 +755,33 @@ public struct FluentScreeningRepository: Sendable {
         }
     }
 
-    /// Doses given outside their window, for the scope's sites: the protocol deviations a monitor reviews.
+    /// Protocol deviations for the scope's sites, oldest first: doses given outside their window, and data entered
+    /// after allocation that contradict eligibility.
     public func deviations(scope: AccessScope) async throws -> [DoseDeviation] {
         guard !scope.siteIDs.isEmpty else { return [] }
         let sites = scope.siteBinds
-        return try await (store.database as! any SQLDatabase).raw("""
+        let sql = store.database as! any SQLDatabase
+        let doses = try await sql.raw("""
             SELECT p.id, p.screening_number, d.dose_code, d.started_at, d.deviation_reason, d.recorded_by
             FROM doses d JOIN participants p ON p.id = d.participant_id AND p.deleted_at IS NULL
             WHERE d.deviation = \(bind: true) AND d.site_id IN (\(binds: sites)) ORDER BY d.started_at
             """).all().map {
             DoseDeviation(
                 participantID: try $0.decode(column: "id", as: UUID.self), screeningNumber: try $0.decode(column: "screening_number", as: String.self),
-                dose: try $0.decode(column: "dose_code", as: String.self), startedAt: try $0.decode(column: "started_at", as: Date.self),
+                kind: "dose", dose: try $0.decode(column: "dose_code", as: String.self), startedAt: try $0.decode(column: "started_at", as: Date.self),
                 reason: try $0.decode(column: "deviation_reason", as: String?.self) ?? "", recordedBy: try $0.decode(column: "recorded_by", as: String.self))
         }
+        let others = try await sql.raw("""
+            SELECT p.id, p.screening_number, v.kind, v.detail, v.raised_by, v.raised_at
+            FROM protocol_deviations v JOIN participants p ON p.id = v.participant_id AND p.deleted_at IS NULL
+            WHERE v.site_id IN (\(binds: sites)) ORDER BY v.raised_at
+            """).all().map {
+            DoseDeviation(
+                participantID: try $0.decode(column: "id", as: UUID.self), screeningNumber: try $0.decode(column: "screening_number", as: String.self),
+                kind: try $0.decode(column: "kind", as: String.self), dose: nil, startedAt: try $0.decode(column: "raised_at", as: Date.self),
+                reason: try $0.decode(column: "detail", as: String.self), recordedBy: try $0.decode(column: "raised_by", as: String.self))
+        }
+        return (doses + others).sorted { $0.startedAt < $1.startedAt }
     }
 
     /// The participant's dose plan with each dose's state.

@@ -86,13 +86,17 @@ struct AllocationDTO: Content {
 struct DoseDeviationDTO: Content {
     var participantId: UUID
     var screeningNumber: String
-    var dose: String
+    /// `dose` (given out of its window) or `eligibility` (contradicted after allocation).
+    var kind: String
+    var dose: String?
+    /// The dose's start, or when the deviation was raised.
     var startedAt: String
     var reason: String
     var recordedBy: String
     init(_ d: DoseDeviation) {
         participantId = d.participantID
         screeningNumber = d.screeningNumber
+        kind = d.kind
         dose = d.dose
         startedAt = iso(d.startedAt)
         reason = d.reason
