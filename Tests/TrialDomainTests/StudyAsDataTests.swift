@@ -255,3 +255,51 @@ private func count(_ source: String, _ history: ClinicalHistory?, study s: Study
         #expect(throws: ExpressionError.self) { try scope.checkCondition("labs.total_bilirubin / labs.inr > 1") }
     }
 }
+
+@Suite struct EligibilityLabTests {
+    /// The mini study's bilirubin field (µmol/L) linked to BILI, with the protocols' 17.1 µmol/L per mg/dL.
+    func study() -> StudyDefinition {
+        var s = miniStudy()
+        s.forms[0].visits = ["day_7"]
+        s.forms[0].fields[0].lab = "BILI"
+        s.labs = [StudyLab(code: "BILI", conversions: [LabConversion(unit: "mg/dL", factor: 17.1)])]
+        return s
+    }
+
+    /// A result entered through the lab API in mg/dL fills the form's µmol/L field: 12 mg/dL × 17.1 = 205.2 µmol/L,
+    /// at least 10 × the site's ULN of 20, so the inclusion is met without typing the value twice.
+    @Test func aLabResultFillsTheFieldItIsLinkedTo() throws {
+        let s = study()
+        let result = StoredLabResult(test: "BILI", canonical: 205.2, collectedAt: at("2026-03-01T08:00:00Z"), enteredValue: 12, enteredUnit: "mg/dL")
+        let merged = VisitLabValues.merge(study: s, visit: "day_7", values: [:], results: [result])
+        #expect(merged.values["labs.total_bilirubin"] == "205.2")
+        #expect(merged.sources["labs.total_bilirubin"] == "lab result 12 mg/dL, sampled 2026-03-01 08:00 UTC")
+        let assessment = try EligibilityAssessment.assess(study: s, site: "S1", values: merged.values, sources: merged.sources)
+        #expect(assessment.criteria[0].result == .met)
+        #expect(assessment.criteria[0].evidence.first?.note == "lab result 12 mg/dL, sampled 2026-03-01 08:00 UTC")
+    }
+
+    /// The finding: form 150 µmol/L and lab result 200 µmol/L for the same sample; the form won silently. Now
+    /// neither is used and the criterion cannot tell, naming both.
+    @Test func valuesThatDisagreeAreNotUsed() throws {
+        let s = study()
+        let result = StoredLabResult(test: "BILI", canonical: 200, collectedAt: at("2026-03-01T08:00:00Z"), enteredValue: 200, enteredUnit: "umol/L")
+        let merged = VisitLabValues.merge(study: s, visit: "day_7", values: ["labs.total_bilirubin": "150"], results: [result])
+        #expect(merged.values["labs.total_bilirubin"] == nil)
+        #expect(merged.conflicts["labs.total_bilirubin"] == "values disagree: form 150 umol/L, lab result 200 umol/L, sampled 2026-03-01 08:00 UTC")
+        let assessment = try EligibilityAssessment.assess(study: s, site: "S1", values: merged.values, conflicts: merged.conflicts)
+        #expect(assessment.criteria[0].result == .cannotTell)
+        #expect(assessment.criteria[0].verdict == "cannot tell: Bilirubin: values disagree")
+        // The same value entered both ways (11.7 mg/dL is 200.07 µmol/L, within rounding of 200) is one value.
+        let same = StoredLabResult(test: "BILI", canonical: 200.07, collectedAt: at("2026-03-01T08:00:00Z"), enteredValue: 11.7, enteredUnit: "mg/dL")
+        #expect(VisitLabValues.merge(study: s, visit: "day_7", values: ["labs.total_bilirubin": "200"], results: [same]).conflicts == [:])
+    }
+
+    /// A missing value shows no unit; "1 criterion", not "1 criteria".
+    @Test func wordsWithoutAKey() throws {
+        let assessment = try EligibilityAssessment.assess(study: study(), site: "S1", values: [:])
+        #expect(assessment.criteria[0].evidence.first { $0.name == "labs.total_bilirubin" }?.unit == nil)
+        #expect(assessment.verdict == "cannot tell yet: 1 criterion needs data")
+        #expect(assessment.criteria[0].verdict == "cannot tell: Bilirubin missing")
+    }
+}

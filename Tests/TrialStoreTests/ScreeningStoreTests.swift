@@ -591,3 +591,32 @@ private struct Trial {
         }
     }
 }
+
+@Suite struct OneLabStoreTests {
+    /// The finding: form 150 µmol/L and lab API 200 µmol/L for the same screening sample, and the form won silently.
+    /// Now the two disagree and bilirubin cannot be told until resolved; the same result entered both ways agrees.
+    @Test(arguments: TestDatabase.available)
+    func screeningReadsTheLabAPIAndFlagsDisagreement(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let trial = try await Trial.make(store)
+            let safety = FluentSafetyRepository(store: store, tables: try GradingTables.builtIn())
+            let sampled = DateParsing.instant("2026-03-01T08:00")!
+            let agreeing = try await trial.screened("P-020")
+            // 14.62 mg/dL is 250 µmol/L (× 17.1), the form's value.
+            _ = try await safety.recordLab(
+                participantID: agreeing.id, visit: "screening", test: "BILI", value: 14.62, unit: "mg/dL", collectedAt: sampled, scope: trial.scope, now: now)
+            let fine = try await trial.screening.assess(participantID: agreeing.id, scope: trial.scope)
+            #expect(fine.outcome == .met, "\(fine.criteria.filter { $0.result != .met }.map(\.verdict))")
+
+            let disagreeing = try await trial.screened("P-021", overrides: ["labs": ["total_bilirubin": "150"]])
+            _ = try await safety.recordLab(
+                participantID: disagreeing.id, visit: "screening", test: "BILI", value: 200, unit: "umol/L", collectedAt: sampled, scope: trial.scope, now: now)
+            let assessment = try await trial.screening.assess(participantID: disagreeing.id, scope: trial.scope)
+            let bilirubin = try #require(assessment.criteria.first { $0.evidence.contains { $0.name == "labs.total_bilirubin" } })
+            #expect(bilirubin.result == .cannotTell)
+            #expect(bilirubin.verdict.hasSuffix("values disagree"))
+            #expect(bilirubin.evidence.first { $0.name == "labs.total_bilirubin" }?.note?.contains("form 150 umol/L, lab result 200 umol/L") == true)
+            await #expect(throws: StoreError.self) { try await trial.screening.decideEligibility(participantID: disagreeing.id, scope: trial.scope, now: now) }
+        }
+    }
+}

@@ -22,13 +22,19 @@ public struct CriterionAssessment: Codable, Equatable, Sendable {
     public var evidence: [Evidence]
     public var missing: [String]
 
-    static func verdict(kind: String, result: CriterionResult, missing: [String]) -> String {
+    static func verdict(kind: String, result: CriterionResult, missing: [String], disagreeing: [String] = []) -> String {
         switch (result, kind) {
         case (.met, "exclusion"): "does not apply"
         case (.notMet, "exclusion"): "applies"
         case (.met, _): "met"
         case (.notMet, _): "not met"
-        case (.cannotTell, _): missing.isEmpty ? "cannot tell" : "cannot tell: \(EligibilityAssessment.list(missing)) missing"
+        case (.cannotTell, _):
+            if missing.isEmpty && disagreeing.isEmpty { "cannot tell" } else {
+                "cannot tell: " + [
+                    missing.isEmpty ? nil : "\(EligibilityAssessment.list(missing)) missing",
+                    disagreeing.isEmpty ? nil : "\(EligibilityAssessment.list(disagreeing)): values disagree",
+                ].compactMap { $0 }.joined(separator: "; ")
+            }
         }
     }
 }
@@ -65,7 +71,11 @@ public struct EligibilityAssessment: Codable, Equatable, Sendable {
     }
 
     /// Every inclusion and exclusion criterion of the study, evaluated on one participant's data.
-    public static func assess(study: StudyDefinition, site: String?, values: [String: String]) throws -> EligibilityAssessment {
+    /// `conflicts` and `sources` (from `VisitLabValues`): fields whose entries disagree, and where lab-filled values
+    /// came from, shown in the evidence.
+    public static func assess(
+        study: StudyDefinition, site: String?, values: [String: String], conflicts: [String: String] = [:], sources: [String: String] = [:]
+    ) throws -> EligibilityAssessment {
         let scope = ExpressionScope(study: study)
         let evaluator = Evaluator(study: study, site: site, values: values, scope: scope)
         var results: [CriterionAssessment] = []
@@ -84,12 +94,18 @@ public struct EligibilityAssessment: Codable, Equatable, Sendable {
                 default:
                     throw ExpressionError("criterion \(criterion.code) does not give yes or no")
                 }
-                let evidence = evaluator.evidence(for: expression)
-                let missingLabels = missing.map { name in evidence.first { $0.name == name }?.label ?? name }
+                var evidence = evaluator.evidence(for: expression)
+                for i in evidence.indices {
+                    if let note = conflicts[evidence[i].name] ?? sources[evidence[i].name] { evidence[i].note = note }
+                }
+                func label(_ name: String) -> String { evidence.first { $0.name == name }?.label ?? name }
+                let verdict = CriterionAssessment.verdict(
+                    kind: kind, result: result, missing: missing.filter { conflicts[$0] == nil }.map(label),
+                    disagreeing: missing.filter { conflicts[$0] != nil }.map(label))
                 results.append(
                     CriterionAssessment(
                         code: criterion.code, kind: kind, text: criterion.text, expression: criterion.expression, result: result,
-                        verdict: CriterionAssessment.verdict(kind: kind, result: result, missing: missingLabels), evidence: evidence, missing: missing))
+                        verdict: verdict, evidence: evidence, missing: missing))
             }
         }
         return EligibilityAssessment(studyVersion: study.version, criteria: results)

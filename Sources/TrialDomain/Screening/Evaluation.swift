@@ -247,7 +247,8 @@ public struct Evaluator: Sendable {
             }
             var unit: String?
             if case .number(let u)? = scope.fields[name]?.type { unit = u }
-            return Evidence(name: name, label: label, value: values[name], unit: unit)
+            // A missing value has no unit to show.
+            return Evidence(name: name, label: label, value: values[name], unit: values[name] == nil ? nil : unit)
         }
     }
 }

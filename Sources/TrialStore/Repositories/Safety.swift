@@ -157,7 +157,7 @@ public struct FluentSafetyRepository: Sendable {
                 throw StoreError.invalid(field: "test", rule: "must be one of \(state.file.study.labTests.map(\.code).joined(separator: ", "))")
             }
             do {
-                return try await store.insert(
+                let saved = try await store.insert(
                     probe: Self.labProbe(participantID, test: test.code, visits: Baseline.visits(of: state.file.study), before: collectedAt),
                     duplicate: .duplicate(field: "test", value: "\(test.code) at \(visit)")
                 ) { row in
@@ -171,6 +171,15 @@ public struct FluentSafetyRepository: Sendable {
                         participantID: participantID, file: state.file, visit: visit, test: test, value: value, unit: unit,
                         collectedAt: collectedAt, baseline: try row.decode(column: "baseline", as: Double?.self), scope: scope, now: now)
                 }
+                // A screening result is read by eligibility: the participant's file changes, and a decision it no longer
+                // supports goes back for review (the allocation re-checks in its own write in any case).
+                if visit == state.file.study.eligibilityVisit {
+                    try await store.write { tx in
+                        try await ParticipantRevision.bump(participantID, on: tx)
+                        try await FluentScreeningRepository.recheckEligibility(participantID: participantID, scope: scope, now: now, on: tx)
+                    }
+                }
+                return saved
             } catch is StaleFile {
                 known = nil
             }

@@ -77,6 +77,15 @@ public struct ParticipantFile: Sendable {
     public var visitDates: [String: Date]
     /// Each visit's form values, `form.field`, for rules that read one visit first (a dose's pre-dose check).
     public var visitValues: [String: [String: String]]
+    /// Eligibility-visit fields whose form value and lab result disagree, and where lab-filled values came from.
+    public var eligibilityConflicts: [String: String] = [:]
+    public var eligibilitySources: [String: String] = [:]
+
+    /// Every criterion on the data as they are now: forms and lab results alike.
+    public func assessment() throws -> EligibilityAssessment {
+        try EligibilityAssessment.assess(
+            study: study, site: siteCode, values: eligibilityValues, conflicts: eligibilityConflicts, sources: eligibilitySources)
+    }
 
     public var validConsent: ConsentRecord? {
         consents.last { $0.withdrawnAt == nil && $0.formVersion == study.consent.current }
@@ -232,6 +241,25 @@ public struct FluentScreeningRepository: Sendable {
                 withdrawnAt: try $0.decode(column: "withdrawn_at", as: Date?.self),
                 withdrawalScope: try $0.decode(column: "withdrawal_scope", as: String?.self).flatMap(WithdrawalScope.init(rawValue:)))
         }
+        // Lab results entered through the lab API at the eligibility visit are read like the form fields linked to them.
+        var merged: VisitLabValues.Merged?
+        if let eligibilityVisit {
+            let results = try await sql.raw("""
+                SELECT test_code, value, collected_at, entered_value, entered_unit FROM lab_results
+                WHERE participant_id = \(bind: participantID) AND visit_code = \(bind: eligibilityVisit)
+                """).all().map {
+                StoredLabResult(
+                    test: try $0.decode(column: "test_code", as: String.self), canonical: try $0.decode(column: "value", as: Double.self),
+                    collectedAt: try $0.decode(column: "collected_at", as: Date.self), enteredValue: try $0.decode(column: "entered_value", as: Double.self),
+                    enteredUnit: try $0.decode(column: "entered_unit", as: String.self))
+            }
+            if !results.isEmpty {
+                let m = VisitLabValues.merge(study: study, visit: eligibilityVisit, values: eligibilityValues, results: results)
+                for name in Set(m.values.keys).union(eligibilityValues.keys) where m.values[name] != eligibilityValues[name] { values[name] = m.values[name] }
+                eligibilityValues = m.values
+                merged = m
+            }
+        }
         let allocation = try Self.allocation(row, participantID: participantID)
         let doses = try await sql.raw("""
             SELECT dose_code, given, started_at, ended_at, lot, expiry, weight_kg, amount, unit, deviation_reason, deviation, skip_reason, recorded_by, created_at
@@ -242,6 +270,8 @@ public struct FluentScreeningRepository: Sendable {
             participant: participant, siteCode: try row.decode(column: "site_code", as: String.self), study: study, schedule: study, values: values,
             eligibilityValues: eligibilityValues, consents: consents, lastDecision: try row.decode(column: "decision", as: String?.self),
             allocation: allocation, stages: stages, doses: doses, visitDates: visitDates, visitValues: visitValues)
+        file.eligibilityConflicts = merged?.conflicts ?? [:]
+        file.eligibilitySources = merged?.sources ?? [:]
         // The schedule followed: the version at enrolment, then each amendment since as it applies (TrialDomain's
         // `AmendedSchedule`: not at all, whole, or from its date).
         if let enrolled = try row.decode(column: "study_version", as: Int?.self), enrolled < study.version {
@@ -282,7 +312,7 @@ public struct FluentScreeningRepository: Sendable {
 
     public func assess(participantID: UUID, scope: AccessScope) async throws -> EligibilityAssessment {
         let file = try await file(participantID: participantID, scope: scope)
-        return try EligibilityAssessment.assess(study: file.study, site: file.siteCode, values: file.eligibilityValues)
+        return try file.assessment()
     }
 
     /// Records the investigator's decision: eligible, or a screen failure with the criteria that failed.
@@ -294,7 +324,7 @@ public struct FluentScreeningRepository: Sendable {
             guard [.screening, .eligible, .needsReview, .consented].contains(file.participant.status) else {
                 throw StoreError.invalid(field: "status", rule: "eligibility is decided during screening; the participant is \(file.participant.status.rawValue)")
             }
-            let assessment = try EligibilityAssessment.assess(study: file.study, site: file.siteCode, values: file.eligibilityValues)
+            let assessment = try file.assessment()
             if assessment.outcome == .cannotTell {
                 let open = assessment.criteria.filter { $0.result == .cannotTell }
                 let missing = Set(open.flatMap(\.missing)).sorted()
@@ -330,7 +360,7 @@ public struct FluentScreeningRepository: Sendable {
     /// stays in their arm (intention to treat) and a protocol deviation is raised, once per distinct finding.
     static func recheckEligibility(participantID: UUID, scope: AccessScope, now: Date, on tx: any Database) async throws {
         let file = try await Self.file(participantID: participantID, scope: scope, on: tx)
-        let current = try EligibilityAssessment.assess(study: file.study, site: file.siteCode, values: file.eligibilityValues)
+        let current = try file.assessment()
         guard let unsupported = EligibilityStanding.unsupported(decision: file.lastDecision, current: current) else { return }
         let finding = EligibilityStanding.describe(unsupported)
         if file.allocation == nil {
@@ -587,7 +617,7 @@ public struct FluentScreeningRepository: Sendable {
             throw StoreError.invalid(field: "eligibility", rule: "an investigator must confirm eligibility before allocation")
         }
         // The decision must still hold on the data as they are now, read in this same write.
-        let current = try EligibilityAssessment.assess(study: study, site: file.siteCode, values: file.eligibilityValues)
+        let current = try file.assessment()
         if let unsupported = EligibilityStanding.unsupported(decision: file.lastDecision, current: current) {
             throw EligibilityNoLongerHolds(siteID: file.participant.siteID, finding: EligibilityStanding.describe(unsupported))
         }

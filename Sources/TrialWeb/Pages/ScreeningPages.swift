@@ -31,7 +31,7 @@ enum ScreeningPages {
     /// Panels for the participant page: eligibility, consent, allocation, doses and schedule.
     static func panels(req: Request, user: CurrentUser, file: ParticipantFile) async throws -> Node<HTML.BodyContext> {
         let participant = file.participant
-        let assessment = try EligibilityAssessment.assess(study: file.study, site: file.siteCode, values: file.eligibilityValues)
+        let assessment = try file.assessment()
         let schedule = ParticipantSchedule.build(study: file.schedule, anchors: file.anchors, done: try await req.screening.visitDates(file), now: req.now, arm: file.arm, calendar: file.calendar)
         let canWrite = AccessPolicy.allows(user.account.role, .writeParticipants)
         let base = "/participants/\(participant.id.uuidString)"

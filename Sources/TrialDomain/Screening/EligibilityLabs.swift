@@ -1,0 +1,67 @@
+import Foundation
+
+/// One lab result as stored: in its test's canonical unit, with the value and unit the site entered.
+public struct StoredLabResult: Sendable, Equatable {
+    public var test: String
+    public var canonical: Double
+    public var collectedAt: Date
+    public var enteredValue: Double
+    public var enteredUnit: String
+
+    public init(test: String, canonical: Double, collectedAt: Date, enteredValue: Double, enteredUnit: String) {
+        self.test = test
+        self.canonical = canonical
+        self.collectedAt = collectedAt
+        self.enteredValue = enteredValue
+        self.enteredUnit = enteredUnit
+    }
+}
+
+/// A visit's values with its lab results read in: a lab is entered once, by whichever path (a form field linked to
+/// the lab, or the lab API), and eligibility reads it either way. Two values for one field that disagree are not
+/// used: the criterion cannot tell until someone resolves them.
+public enum VisitLabValues {
+    public struct Merged: Sendable, Equatable {
+        /// `form.field` values, lab results filled in where the form has none.
+        public var values: [String: String]
+        /// Fields whose form value and lab result disagree, with both, for the evidence.
+        public var conflicts: [String: String]
+        /// Where a value filled from a lab result came from, for the evidence.
+        public var sources: [String: String]
+    }
+
+    /// "2026-03-01 08:00 UTC".
+    static func minute(_ date: Date) -> String {
+        let text = AuditEntry.timestamp(date)
+        return String(text.prefix(10)) + " " + String(text.dropFirst(11).prefix(5)) + " UTC"
+    }
+
+    /// Relative difference under which two entries of one result count as the same (rounding of a converted value).
+    static let tolerance = 0.005
+
+    public static func merge(study: StudyDefinition, visit: String, values: [String: String], results: [StoredLabResult]) -> Merged {
+        var merged = Merged(values: values, conflicts: [:], sources: [:])
+        let conversions = UnitConversions(study: study)
+        for form in study.forms where form.visits.contains(visit) {
+            for field in form.fields {
+                guard let lab = field.lab, let test = study.labTest(lab), let result = results.first(where: { $0.test.uppercased() == test.code }) else { continue }
+                let unit = field.unit ?? test.unit
+                guard let factor = conversions.toCanonical(analyte: test.analyte, unit: unit), factor > 0 else { continue }
+                let inFieldUnit = result.canonical / factor
+                let name = "\(form.code).\(field.code)"
+                let sampled = "lab result \(FormValidator.format(result.enteredValue)) \(result.enteredUnit), sampled \(Self.minute(result.collectedAt))"
+                if let entered = values[name], let formValue = Double(entered) {
+                    let scale = max(abs(formValue), abs(inFieldUnit), 1e-9)
+                    if abs(formValue - inFieldUnit) / scale > tolerance {
+                        merged.values[name] = nil
+                        merged.conflicts[name] = "values disagree: form \(entered) \(unit), \(sampled)"
+                    }
+                } else {
+                    merged.values[name] = FormValidator.format((inFieldUnit * 10_000).rounded() / 10_000)
+                    merged.sources[name] = sampled
+                }
+            }
+        }
+        return merged
+    }
+}
