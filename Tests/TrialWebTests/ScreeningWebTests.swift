@@ -167,3 +167,51 @@ private func enterScreening(_ t: TestApp, token: String, id: String) async throw
         }
     }
 }
+
+@Suite struct VisitEntryAPITests {
+    /// A whole screening visit in one call, its bilirubin entered once in mg/dL through the lab list; bad input is
+    /// reported whole (a form's field and a lab's unit in one answer) and nothing is saved.
+    @Test(arguments: TestDatabase.available)
+    func oneCallForAWholeVisit(database: TestDatabase) async throws {
+        try await TestApp.run(database) { t in
+            try await t.user("cora", role: .coordinator, sites: ["SYSU3"])
+            let cora = try await t.token("cora")
+            let id = try await t.send(.POST, "api/v1/participants", headers: bearer(cora), body: json(#"{"siteCode":"SYSU3","screeningNumber":"V-001"}"#))
+                .content.get(String.self, at: "id")
+            let forms = #"""
+                "demographics": {"screening_date":"\#(day(-5))","birth_date":"1975-06-01","sex":"F"},
+                "aclf": {"chronic_liver_disease":true,"ascites":true,"ascites_date":"\#(day(-8))","encephalopathy":false,"needs_transplant":true},
+                "history": {"malignancy":"no","active_infection":"no","combined_transplant":"no","retransplant":"no","ebv":"positive","hiv":"negative","hcv":"negative"},
+                "consent": {"obtained":"yes","signed_at":"\#(day(-5))T09:00","form_version":"1"},
+                "labs": {"collected_at":"\#(day(-5))T08:00","inr":1.9,"pt_activity":35,"meld_na":31}
+                """#
+            let bad = try await t.send(
+                .PUT, "api/v1/participants/\(id)/visits/screening", headers: bearer(cora),
+                body: json(#"{"forms": {\#(forms.replacingOccurrences(of: #""malignancy":"no""#, with: #""malignancy":"perhaps""#))}, "labs": [{"test":"BILI","value":17.5,"unit":"mmHg","collectedAt":"\#(day(-5))T08:00"}]}"#))
+            #expect(bad.status == .unprocessableEntity)
+            #expect(errorMessage(bad).contains("history.malignancy"), "\(errorMessage(bad))")
+            #expect(errorMessage(bad).contains("labs[BILI].unit"), "\(errorMessage(bad))")
+            #expect(try await t.send(.GET, "api/v1/participants/\(id)/forms", headers: bearer(cora)).content.decode([FormRecordDTOProbe].self).isEmpty)
+
+            // 17.5 mg/dL of bilirubin (299 µmol/L at 17.1, or 299.3 at the catalogue's 17.104) is at least 10 × the ULN of 17.1 µmol/L.
+            let saved = try await t.send(
+                .PUT, "api/v1/participants/\(id)/visits/screening", headers: bearer(cora),
+                body: json(#"{"forms": {\#(forms)}, "labs": [{"test":"BILI","value":17.5,"unit":"mg/dL","collectedAt":"\#(day(-5))T08:00"}]}"#))
+            #expect(saved.status == .ok, "\(errorMessage(saved))")
+            let body = try saved.content.decode(SavedVisitProbe.self)
+            #expect(body.forms.count == 5)
+            #expect(body.labs.map(\.test) == ["BILI"])
+            let assessment = try await t.send(.GET, "api/v1/participants/\(id)/eligibility", headers: bearer(cora)).content.decode(EligibilityAssessment.self)
+            #expect(assessment.outcome == .met, "\(assessment.criteria.filter { $0.result != .met }.map(\.verdict))")
+            let jaundice = try #require(assessment.criteria.first { $0.evidence.contains { $0.name == "labs.total_bilirubin" } })
+            #expect(jaundice.evidence.first { $0.name == "labs.total_bilirubin" }?.note?.hasPrefix("lab result 17.5 mg/dL") == true)
+        }
+    }
+}
+
+private struct FormRecordDTOProbe: Decodable { var id: String }
+private struct SavedVisitProbe: Decodable {
+    struct Lab: Decodable { var test: String }
+    var forms: [FormRecordDTOProbe]
+    var labs: [Lab]
+}

@@ -43,89 +43,101 @@ public struct FluentFormRecordRepository: FormRecordRepository {
         if let twice = Dictionary(grouping: entries.map(\.form), by: { $0 }).first(where: { $0.value.count > 1 })?.key {
             throw StoreError.invalid(field: "forms", rule: "form '\(twice)' is given more than once")
         }
-        let qualified = entries.count > 1
         // The participant's file is read before the write; inside it, an unchanged revision shows nothing changed in
         // between, so the checks need not read the file again while the write is held.
         let before = try? await FluentScreeningRepository.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
         return try await store.write { tx in
-            let (siteID, revision, studyHash) = try await ParticipantRevision.claim(participantID, scope: scope, on: tx)
-            let sql = tx as! any SQLDatabase
-            var existing: [String: FormRecord] = [:]
-            for row in try await sql.raw("""
-                SELECT id, form_code, study_version, data, created_at, updated_at FROM form_records
-                WHERE participant_id = \(bind: participantID) AND visit_code = \(bind: visit)
-                """).all() {
-                let formCode = try row.decode(column: "form_code", as: String.self)
-                existing[formCode] = FormRecord(
-                    id: try row.decode(column: "id", as: UUID.self), participantID: participantID, visit: visit, form: formCode,
-                    studyVersion: try row.decode(column: "study_version", as: Int.self), values: Self.values(try row.decode(column: "data", as: String.self)),
-                    createdAt: try row.decode(column: "created_at", as: Date.self), updatedAt: try row.decode(column: "updated_at", as: Date.self))
-            }
-            var prepared: [(form: Form, study: StudyDefinition, clean: [String: String], existing: FormRecord?)] = []
-            for (formCode, values) in entries {
-                let found = existing[formCode]
-                let study: StudyDefinition
-                if let found {
-                    study = try await FluentStudyRepository(store: Store(database: tx)).definition(version: found.studyVersion)
-                } else {
-                    guard let current = try await FluentStudyRepository.current(on: tx, hash: studyHash) else { throw StoreError.notFound(entity: "study", id: "current") }
-                    study = current
-                }
-                guard let form = study.form(formCode) else {
-                    throw StoreError.notFound(entity: "form", id: "'\(formCode)' in study version \(study.version)")
-                }
-                guard study.visit(visit) != nil, form.visits.contains(visit) else {
-                    throw StoreError.invalid(field: "visit", rule: "form '\(formCode)' is not collected at visit '\(visit)' (it is at \(form.visits.joined(separator: ", ")))")
-                }
-                do {
-                    // The site never changes, so the file read before the write names it; else one small read.
-                    let zone = before?.file.participant.siteID == siteID
-                        ? SiteCalendar(study: study, site: before?.file.siteCode).zone : try await Self.zone(siteID, study: study, on: tx)
-                    prepared.append((form, study, try FormValidator.validate(values, form: form, now: now, zone: zone), found))
-                } catch let error as FormValidationError {
-                    let first = error.problems[0]
-                    let more = error.problems.dropFirst().map(\.description)
-                    throw StoreError.invalid(field: qualified ? "\(formCode).\(first.field)" : first.field, rule: ([first.rule] + more).joined(separator: "; "))
-                }
-            }
-            let unchanged = prepared.dropFirst().allSatisfy { $0.study.version == prepared[0].study.version }
-                ? ParticipantRevision.stillCurrent(before, revision: revision, study: prepared[0].study) : nil
-            try await Self.checkSequence(
-                participantID: participantID, visit: visit, forms: prepared.map { ($0.form, $0.clean) }, scope: scope, file: unchanged, on: tx)
-            var saved: [FormRecord] = []
-            for (form, study, clean, existing) in prepared {
-                let formCode = form.code
-                let old = existing?.values ?? [:]
-                let changes = Set(old.keys).union(clean.keys).sorted().compactMap { key -> FieldChange? in
-                    old[key] == clean[key] ? nil : FieldChange(field: "\(formCode).\(key)", old: old[key], new: clean[key])
-                }
-                if let existing, changes.isEmpty {
-                    saved.append(existing)
-                    continue
-                }
-                let record = FormRecord(
-                    id: existing?.id ?? UUID.timeOrdered(), participantID: participantID, visit: visit, form: formCode,
-                    studyVersion: existing?.studyVersion ?? study.version, values: clean, createdAt: existing?.createdAt ?? now, updatedAt: now)
-                let data = try Self.encode(clean)
-                try await AuditChain.append(
-                    on: tx, actor: scope.actor, action: existing == nil ? .create : .update, entity: "form_record",
-                    entityID: record.id.uuidString, siteID: siteID.uuidString, reason: reason, changes: changes, now: now)
-                if existing == nil {
-                    try await sql.raw("""
-                        INSERT INTO form_records (id, participant_id, site_id, visit_code, form_code, study_version, data, created_at, updated_at)
-                        VALUES (\(bind: record.id), \(bind: participantID), \(bind: siteID), \(bind: visit), \(bind: formCode), \(bind: record.studyVersion),
-                        \(bind: data), \(bind: now), \(bind: now))
-                        """).run()
-                } else {
-                    try await sql.raw("UPDATE form_records SET data = \(bind: data), updated_at = \(bind: now) WHERE id = \(bind: record.id)").run()
-                }
-                saved.append(record)
-            }
-            if visit == prepared[0].study.eligibilityVisit {
-                try await FluentScreeningRepository.recheckEligibility(participantID: participantID, scope: scope, now: now, on: tx)
-            }
-            return saved
+            try await Self.save(participantID: participantID, visit: visit, forms: entries, reason: reason, scope: scope, now: now, before: before, on: tx)
         }
+    }
+
+    /// The forms of one visit inside a write the caller holds. Every form's problems are reported together; nothing is
+    /// written unless all pass. `recheck`: re-check eligibility after a change to the eligibility visit.
+    static func save(
+        participantID: UUID, visit: String, forms entries: [(form: String, values: [String: String])], reason: String?, scope: AccessScope, now: Date,
+        before: (file: ParticipantFile, revision: Int64)?, recheck: Bool = true, qualify: Bool? = nil, on tx: any Database
+    ) async throws -> [FormRecord] {
+        let qualified = qualify ?? (entries.count > 1)
+        let (siteID, revision, studyHash) = try await ParticipantRevision.claim(participantID, scope: scope, on: tx)
+        let sql = tx as! any SQLDatabase
+        var existing: [String: FormRecord] = [:]
+        for row in try await sql.raw("""
+            SELECT id, form_code, study_version, data, created_at, updated_at FROM form_records
+            WHERE participant_id = \(bind: participantID) AND visit_code = \(bind: visit)
+            """).all() {
+            let formCode = try row.decode(column: "form_code", as: String.self)
+            existing[formCode] = FormRecord(
+                id: try row.decode(column: "id", as: UUID.self), participantID: participantID, visit: visit, form: formCode,
+                studyVersion: try row.decode(column: "study_version", as: Int.self), values: Self.values(try row.decode(column: "data", as: String.self)),
+                createdAt: try row.decode(column: "created_at", as: Date.self), updatedAt: try row.decode(column: "updated_at", as: Date.self))
+        }
+        var prepared: [(form: Form, study: StudyDefinition, clean: [String: String], existing: FormRecord?)] = []
+        var problems: [(field: String, rule: String)] = []
+        for (formCode, values) in entries {
+            let found = existing[formCode]
+            let study: StudyDefinition
+            if let found {
+                study = try await FluentStudyRepository(store: Store(database: tx)).definition(version: found.studyVersion)
+            } else {
+                guard let current = try await FluentStudyRepository.current(on: tx, hash: studyHash) else { throw StoreError.notFound(entity: "study", id: "current") }
+                study = current
+            }
+            guard let form = study.form(formCode) else {
+                throw StoreError.notFound(entity: "form", id: "'\(formCode)' in study version \(study.version)")
+            }
+            guard study.visit(visit) != nil, form.visits.contains(visit) else {
+                throw StoreError.invalid(field: "visit", rule: "form '\(formCode)' is not collected at visit '\(visit)' (it is at \(form.visits.joined(separator: ", ")))")
+            }
+            do {
+                // The site never changes, so the file read before the write names it; else one small read.
+                let zone = before?.file.participant.siteID == siteID
+                    ? SiteCalendar(study: study, site: before?.file.siteCode).zone : try await Self.zone(siteID, study: study, on: tx)
+                prepared.append((form, study, try FormValidator.validate(values, form: form, now: now, zone: zone), found))
+            } catch let error as FormValidationError {
+                problems += error.problems.map { (qualified ? "\(formCode).\($0.field)" : $0.field, $0.rule) }
+            }
+        }
+        if let first = problems.first {
+            let more = problems.dropFirst().map { "\($0.field): \($0.rule)" }
+            throw StoreError.invalid(field: first.field, rule: ([first.rule] + more).joined(separator: "; "))
+        }
+        let unchanged = prepared.dropFirst().allSatisfy { $0.study.version == prepared[0].study.version }
+            ? ParticipantRevision.stillCurrent(before, revision: revision, study: prepared[0].study) : nil
+        try await Self.checkSequence(
+            participantID: participantID, visit: visit, forms: prepared.map { ($0.form, $0.clean) }, scope: scope, file: unchanged, on: tx)
+        var saved: [FormRecord] = []
+        for (form, study, clean, existing) in prepared {
+            let formCode = form.code
+            let old = existing?.values ?? [:]
+            let changes = Set(old.keys).union(clean.keys).sorted().compactMap { key -> FieldChange? in
+                old[key] == clean[key] ? nil : FieldChange(field: "\(formCode).\(key)", old: old[key], new: clean[key])
+            }
+            if let existing, changes.isEmpty {
+                saved.append(existing)
+                continue
+            }
+            let record = FormRecord(
+                id: existing?.id ?? UUID.timeOrdered(), participantID: participantID, visit: visit, form: formCode,
+                studyVersion: existing?.studyVersion ?? study.version, values: clean, createdAt: existing?.createdAt ?? now, updatedAt: now)
+            let data = try Self.encode(clean)
+            try await AuditChain.append(
+                on: tx, actor: scope.actor, action: existing == nil ? .create : .update, entity: "form_record",
+                entityID: record.id.uuidString, siteID: siteID.uuidString, reason: reason, changes: changes, now: now)
+            if existing == nil {
+                try await sql.raw("""
+                    INSERT INTO form_records (id, participant_id, site_id, visit_code, form_code, study_version, data, created_at, updated_at)
+                    VALUES (\(bind: record.id), \(bind: participantID), \(bind: siteID), \(bind: visit), \(bind: formCode), \(bind: record.studyVersion),
+                    \(bind: data), \(bind: now), \(bind: now))
+                    """).run()
+            } else {
+                try await sql.raw("UPDATE form_records SET data = \(bind: data), updated_at = \(bind: now) WHERE id = \(bind: record.id)").run()
+            }
+            saved.append(record)
+        }
+        if recheck, visit == prepared[0].study.eligibilityVisit {
+            try await FluentScreeningRepository.recheckEligibility(participantID: participantID, scope: scope, now: now, on: tx)
+        }
+        return saved
     }
 
     public func records(participantID: UUID, scope: AccessScope) async throws -> [FormRecord] {

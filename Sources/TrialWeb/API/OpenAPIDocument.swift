@@ -62,6 +62,7 @@ enum OpenAPIDocument {
         .init(method: "get", path: "/api/v1/primary-endpoint", summary: "The study's primary endpoint, as GET /api/v1/endpoints/{code} gives it", success: ("200", "EndpointResult"), errors: ["401", "403", "404"]),
         .init(method: "get", path: "/api/v1/endpoints", summary: "Every endpoint of the study, computed as its definition says: everyone, then each arm for those who may see arms", success: ("200", "EndpointResultList"), errors: ["401", "403", "422"]),
         .init(method: "get", path: "/api/v1/endpoints/{code}", summary: "One endpoint by its code", success: ("200", "EndpointResult"), errors: ["401", "403", "404", "422"]),
+        .init(method: "put", path: "/api/v1/participants/{id}/visits/{visit}", summary: "Enter a whole visit at once: its forms and its lab results (in the site's units), checked together with every problem reported, saved in one transaction or not at all", body: "VisitEntry", success: ("200", "SavedVisit"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
         .init(method: "put", path: "/api/v1/participants/{id}/forms/{visit}/{form}", summary: "Enter or correct one form at one visit; a correction needs a reason", body: "SaveForm", success: ("200", "FormRecord"), errors: ["400", "401", "403", "404", "415", "422"]),
     ]
 
@@ -138,6 +139,15 @@ enum OpenAPIDocument {
             "SaveForm": object(
                 ["values": ["type": "object", "additionalProperties": ["type": ["string", "number", "boolean"]]], "reason": string(nullable: true)],
                 required: ["values"]),
+            "VisitEntry": object(
+                [
+                    "forms": ["type": "object", "description": "Form code to its values", "additionalProperties": ["type": "object", "additionalProperties": ["type": ["string", "number", "boolean"]]]],
+                    "labs": ["type": "array", "items": object(
+                        ["test": string(), "value": ["type": "number"], "unit": string(), "collectedAt": string("yyyy-MM-ddTHH:mm, UTC unless an offset is given")],
+                        required: ["test", "value", "unit", "collectedAt"])],
+                    "reason": string("Needed when a form already entered is corrected", nullable: true),
+                ], required: []),
+            "SavedVisit": object(["forms": list("FormRecord"), "labs": list("Lab")], required: ["forms", "labs"]),
             "EligibilityAssessment": [
                 "type": "object", "description": "studyVersion and criteria: code, kind, text, expression, result (met, not_met, cannot_tell), evidence, missing",
             ],

@@ -19,6 +19,26 @@ struct LabBody: StrictBody {
     var collectedAt: String
 }
 
+/// `PUT /api/v1/participants/{id}/visits/{visit}`: all of a visit's forms and lab results at once.
+struct VisitBody: StrictBody {
+    static let fields: Set<String> = ["forms", "labs", "reason"]
+    var forms: [String: [String: FormValue]]?
+    var labs: [VisitLabBody]?
+    var reason: String?
+}
+
+struct VisitLabBody: Decodable, Sendable {
+    var test: String
+    var value: Double
+    var unit: String
+    var collectedAt: String
+}
+
+struct SavedVisitDTO: Content {
+    var forms: [FormRecordDTO]
+    var labs: [LabResult]
+}
+
 struct AdverseEventBody: StrictBody {
     static let fields: Set<String> = [
         "meddra", "grade", "onsetAt", "resolvedAt", "seriousness", "attribution", "expected", "actionTaken", "outcome", "awareAt",
@@ -77,6 +97,7 @@ enum SafetyAPI {
     static func register(_ api: any RoutesBuilder) {
         api.get("participants", ":id", "labs", use: labs)
         api.post("participants", ":id", "labs", use: recordLab)
+        api.put("participants", ":id", "visits", ":visit", use: saveVisit)
         api.get("participants", ":id", "scores", use: scores)
         api.get("participants", ":id", "hys-law", use: hysLaw)
         api.get("participants", ":id", "adverse-events", use: adverseEvents)
@@ -103,6 +124,22 @@ enum SafetyAPI {
             participantID: try APIController.participantID(req), visit: body.visit, test: body.test, value: body.value, unit: body.unit,
             collectedAt: try instant(body.collectedAt, field: "collectedAt"), scope: user.scope, now: req.now)
         return try await LabJSON.created(lab, for: req)
+    }
+
+    /// A whole visit in one transaction: every form and lab result checked together, every problem reported.
+    static func saveVisit(req: Request) async throws -> SavedVisitDTO {
+        let user = try req.user
+        try user.require(.writeParticipants)
+        let body = try req.strictBody(VisitBody.self)
+        var labs: [VisitLab] = []
+        for lab in body.labs ?? [] {
+            labs.append(VisitLab(test: lab.test, value: lab.value, unit: lab.unit, collectedAt: try instant(lab.collectedAt, field: "labs[\(lab.test)].collectedAt")))
+        }
+        let forms = (body.forms ?? [:]).sorted { $0.key < $1.key }.map { (form: $0.key, values: $0.value.mapValues(\.text)) }
+        let saved = try await req.safety.saveVisit(
+            participantID: try APIController.participantID(req), visit: req.parameters.get("visit") ?? "", forms: forms, labs: labs, reason: body.reason,
+            scope: user.scope, now: req.now)
+        return SavedVisitDTO(forms: saved.forms.map(FormRecordDTO.init), labs: saved.labs)
     }
 
     /// Every liver score whose inputs a visit has: labs from the lab results, findings from the visit's fields tagged with
