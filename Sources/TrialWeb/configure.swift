@@ -76,6 +76,8 @@ func routes(_ app: Application) {
     signedIn.get("safety", use: SafetyPages.safety)
     signedIn.get("randomization", use: ScreeningPages.list)
     signedIn.post("randomization", use: ScreeningPages.generate)
+    signedIn.get("participants", ":id", "visits", ":visit", use: VisitPages.show)
+    signedIn.post("participants", ":id", "visits", ":visit", use: VisitPages.save)
     signedIn.get("participants", ":id", "forms", ":visit", ":form", use: FormPages.show)
     signedIn.post("participants", ":id", "forms", ":visit", ":form", use: FormPages.save)
 

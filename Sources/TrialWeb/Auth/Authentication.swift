@@ -92,6 +92,12 @@ struct PageGuard: Middleware {
 struct CSRFGuard: Middleware {
     func respond(to request: Request, chainingTo next: any Responder) -> EventLoopFuture<Response> {
         guard request.method != .GET, request.method != .HEAD else { return next.respond(to: request) }
+        // A form longer than one network read arrives as a stream: gather it before the token is read from it.
+        guard request.body.data == nil else { return check(request, next) }
+        return request.body.collect(max: request.config.maxBodyBytes).flatMap { _ in check(request, next) }
+    }
+
+    func check(_ request: Request, _ next: any Responder) -> EventLoopFuture<Response> {
         let sent = (try? request.content.get(String.self, at: "csrf")) ?? ""
         let expected: String?
         if let user = request.auth.get(CurrentUser.self), case .session = user.credential {

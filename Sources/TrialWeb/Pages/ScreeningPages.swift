@@ -40,6 +40,11 @@ enum ScreeningPages {
             .div(.class("card"), .id("eligibility"),
                 .h2(.text("Eligibility")),
                 .p(.id("eligibility-outcome"), .text("Outcome: \(assessment.verdict)" + (file.lastDecision.map { "; decision recorded: \($0)" } ?? ""))),
+                .if(file.participant.status == .needsReview,
+                    .p(.class("error"), .id("needs-review"), .text("Needs review: data changed after the eligible decision and no longer support it; an investigator decides again before allocation."))),
+                .unwrap(file.study.eligibilityVisit) { visit in
+                    .p(.a(.id("enter-screening"), .href("\(base)/visits/\(Layout.pathSegment(visit))"), .text("Enter the whole \(file.study.visit(visit)?.name ?? visit) visit on one page")))
+                },
                 .table(
                     .thead(.tr(.th(.text("Criterion")), .th(.text("Result")), .th(.text("Evidence")))),
                     .tbody(.forEach(assessment.criteria) { c in
@@ -47,7 +52,7 @@ enum ScreeningPages {
                             .td(.text("\(c.kind == "inclusion" ? "Include" : "Exclude"): \(c.text)")), .td(.class(c.result.rawValue), .text(c.verdict)),
                             .td(.text(c.evidence.map { e in "\(e.label): " + (e.value.map { v in v + (e.unit.map { " \($0)" } ?? "") } ?? "missing") + (e.note.map { " (\($0))" } ?? "") }.joined(separator: "; "))))
                     })),
-                .if(user.account.role == .investigator && file.lastDecision == nil && assessment.outcome != .cannotTell,
+                .if(user.account.role == .investigator && (file.lastDecision == nil || file.participant.status == .needsReview) && assessment.outcome != .cannotTell,
                     .form(.method(.post), .action("\(base)/eligibility/decision"), Layout.csrfField(user),
                         .button(.type(.submit), .id("decide-eligibility"), .text(assessment.outcome == .met ? "Confirm eligibility" : "Record screen failure"))))),
             .div(.class("card"), .id("consent"),

@@ -123,21 +123,19 @@ enum FormPages {
         return response
     }
 
-    static func input(_ field: Field, value: String) -> Node<HTML.FormContext> {
+    /// `id`: the control's id and name, the field's code unless several forms share the page (`form.field`).
+    static func input(_ field: Field, value: String, id: String? = nil) -> Node<HTML.FormContext> {
         let label = field.label + (field.unit.map { $0 == "1" ? "" : " (\($0))" } ?? "") + (field.isRequired ? " *" : "")
+        let id = id ?? field.code
         switch field.type {
         case .choice:
-            return Layout.select(label, id: field.code, options: [("", "—", value.isEmpty)] + (field.choices ?? []).map { ($0.code, $0.label, $0.code == value) })
+            return Layout.select(label, id: id, options: [("", "—", value.isEmpty)] + (field.choices ?? []).map { ($0.code, $0.label, $0.code == value) })
         case .yesno:
-            return Layout.select(label, id: field.code, options: [("", "—", value.isEmpty), ("yes", "Yes", value == "yes"), ("no", "No", value == "no")])
+            return Layout.select(label, id: id, options: [("", "—", value.isEmpty), ("yes", "Yes", value == "yes"), ("no", "No", value == "no")])
         case .date:
-            return Layout.field(label, id: field.code, type: .date, required: false, value: value)
-        case .datetime:
-            return Layout.field(label, id: field.code, type: .text, required: false, value: value)
-        case .number, .integer:
-            return Layout.field(label, id: field.code, type: .text, required: false, value: value)
-        case .text:
-            return Layout.field(label, id: field.code, type: .text, required: false, value: value)
+            return Layout.field(label, id: id, type: .date, required: false, value: value)
+        case .datetime, .number, .integer, .text:
+            return Layout.field(label, id: id, type: .text, required: false, value: value)
         }
     }
 
