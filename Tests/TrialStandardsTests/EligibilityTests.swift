@@ -45,7 +45,9 @@ import TrialStandards
 
     @Test func bilirubinUsesTheSitesULNAndSaysSo() throws {
         let criterion = try #require(try assess([:]).criteria.first { $0.code == "jaundice" })
-        #expect(criterion.evidence.contains(Evidence(name: "bilirubin_uln", label: "Upper limit of normal, serum total bilirubin (site's; default 17.1 µmol/L)", value: "17.1", unit: "umol/L", note: "site SYSU3 value")))
+        #expect(criterion.evidence.contains(Evidence(
+            name: "bilirubin_uln", label: "Upper limit of normal, serum total bilirubin (the site's reference range)", value: "17.1", unit: "umol/L",
+            note: "site SYSU3's BILI reference range, high limit")))
         #expect(criterion.evidence.contains { $0.name == "labs.total_bilirubin" && $0.value == "200" && $0.unit == "umol/L" })
     }
 
@@ -108,5 +110,18 @@ import TrialStandards
             try AllocationList.stratum(study: study, site: "SYSU3", values: [:])
         }
         #expect(AllocationList.strata(study: study) == ["SYSU3|meld_na<30", "SYSU3|meld_na≥30"])
+    }
+
+    /// The finding: a site whose laboratory range says 21 µmol/L was graded against 21 but screened against 17.1.
+    /// The ULN now comes from the range alone: 10 × 21 = 210, so 209.9 is not jaundice enough and 210 is.
+    @Test(arguments: [("209.9", CriterionResult.notMet), ("210", .met)])
+    func theULNIsTheSitesReferenceRange(value: String, expected: CriterionResult) throws {
+        var changed = study
+        changed.sites[0].referenceRanges = [ReferenceRange(test: "BILI", high: 21)]
+        let assessment = try EligibilityAssessment.assess(study: changed, site: "SYSU3", values: Self.eligible.merging(["labs.total_bilirubin": value]) { $1 })
+        #expect(assessment.criteria.first { $0.code == "jaundice" }?.result == expected)
+        // A site override of a parameter read from ranges is refused, so there is one source.
+        changed.sites[0].parameters = ["bilirubin_uln": 17.1]
+        #expect(StudyValidator.problems(in: changed).contains(StudyProblem("sites[SYSU3].parameters.bilirubin_uln", "'bilirubin_uln' is read from the site's reference ranges; set it there")))
     }
 }

@@ -25,7 +25,9 @@ import Testing
         #expect(study.randomization.stratifyBySite)
         #expect(study.randomization.factors.map(\.cutoffs) == [[30]])
         #expect(study.randomization.window == AllocationWindow(anchor: "transplant", earliest: Offset(1, .days), latest: Offset(7, .days)))
-        #expect(study.parameter("bilirubin_uln")?.value == 17.1)
+        // PROTOCOL.md, "Reference ranges": the bilirubin ULN is the site range's 17.1 µmol/L, read from the range itself.
+        #expect(study.parameter("bilirubin_uln")?.range == ParameterRange(test: "BILI", limit: .high))
+        #expect(study.parameterValue("bilirubin_uln", site: "SYSU3") == 17.1)
         #expect(study.safety.ctcaeVersion == "4.0")
         #expect(study.safety.saeReportingHours == 24)
         #expect(study.lifecycle.status == .withdrawn)

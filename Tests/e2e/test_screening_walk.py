@@ -71,7 +71,7 @@ class ScreeningToInfusion(unittest.TestCase):
 
         self.assertEqual(d.find_element(By.ID, "eligibility-outcome").text, "Outcome: eligible")
         # The jaundice criterion shows the ULN it used.
-        self.assertIn("17.1 umol/L (site SYSU3 value)", d.find_element(By.ID, "eligibility").text)
+        self.assertIn("17.1 umol/L (site SYSU3's BILI reference range, high limit)", d.find_element(By.ID, "eligibility").text)
         submit(d, d.find_element(By.ID, "decide-eligibility"))
         WebDriverWait(d, 10).until(EC.text_to_be_present_in_element((By.ID, "eligibility-outcome"), "decision recorded: eligible"))
 

@@ -189,7 +189,7 @@ public struct Evaluator: Sendable {
     func lookup(_ name: String) throws -> EvaluatedValue {
         guard let field = scope.fields[name] else { throw ExpressionError("unknown field '\(name)'") }
         if study.parameter(name) != nil {
-            guard let value = study.parameterValue(name, site: site) else { return .unknown([name]) }
+            guard let value = study.parameterValue(name, site: site, sex: study.sex(in: values)) else { return .unknown([name]) }
             return .number(value)
         }
         guard let raw = values[name], !raw.isEmpty else { return .unknown([name]) }
@@ -239,11 +239,13 @@ public struct Evaluator: Sendable {
         return names.map { name in
             let label = scope.fields[name]?.label ?? name
             if let parameter = study.parameter(name) {
-                let value = study.parameterValue(name, site: site)
+                let value = study.parameterValue(name, site: site, sex: study.sex(in: values))
                 let overridden = site.flatMap { s in study.sites.first { $0.code == s }?.parameters?[name] } != nil
-                return Evidence(
-                    name: name, label: label, value: value.map { FormValidator.format($0) }, unit: parameter.unit,
-                    note: overridden ? "site \(site ?? "") value" : "study default")
+                let note =
+                    if let range = parameter.range { "site \(site ?? "")'s \(range.test) reference range, \(range.limit.rawValue) limit" } else {
+                        overridden ? "site \(site ?? "") value" : "study default"
+                    }
+                return Evidence(name: name, label: label, value: value.map { FormValidator.format($0) }, unit: value == nil ? nil : parameter.unit, note: note)
             }
             var unit: String?
             if case .number(let u)? = scope.fields[name]?.type { unit = u }

@@ -76,10 +76,17 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
     public func visit(_ code: String) -> Visit? { visits.first { $0.code == code } }
     public func parameter(_ code: String) -> Parameter? { parameters.first { $0.code == code } }
 
-    /// A site's value of a parameter: its own override, else the study default.
-    public func parameterValue(_ code: String, site: String?) -> Double? {
+    /// A site's value of a parameter: for one read from a reference range, that limit of the site's range in force
+    /// (by sex where the site gives one); otherwise the site's own override, else the study default.
+    public func parameterValue(_ code: String, site: String?, sex: String? = nil, on day: Date? = nil) -> Double? {
+        guard let parameter = parameter(code) else { return nil }
+        if let source = parameter.range {
+            let ranges = site.flatMap { s in sites.first { $0.code == s }?.referenceRanges } ?? []
+            let range = ReferenceRange.pick(ranges, test: source.test.uppercased(), sex: sex, age: nil, on: day)
+            return source.limit == .high ? range?.high : range?.low
+        }
         if let site, let override = sites.first(where: { $0.code == site })?.parameters?[code] { return override }
-        return parameter(code)?.value
+        return parameter.value
     }
 }
 
@@ -383,14 +390,30 @@ public struct LabConversion: Codable, Equatable, Sendable {
 public struct Parameter: Codable, Equatable, Sendable {
     public var code: String
     public var label: String
-    public var value: Double
+    /// The study's value, which sites may override; absent for a parameter read from the sites' reference ranges.
+    public var value: Double?
     public var unit: String
+    /// A limit of each site's reference range for a lab (`{test: BILI, limit: high}` is the site's ULN), so that
+    /// eligibility and grading read one source.
+    public var range: ParameterRange?
 
-    public init(code: String, label: String, value: Double, unit: String) {
+    public init(code: String, label: String, value: Double?, unit: String, range: ParameterRange? = nil) {
         self.code = code
         self.label = label
         self.value = value
         self.unit = unit
+        self.range = range
+    }
+}
+
+public struct ParameterRange: Codable, Equatable, Sendable {
+    public enum Limit: String, Codable, Sendable { case low, high }
+    public var test: String
+    public var limit: Limit
+
+    public init(test: String, limit: Limit) {
+        self.test = test
+        self.limit = limit
     }
 }
 

@@ -69,6 +69,19 @@ public enum StudyValidator {
 
         unique(study.sites.map(\.code), "sites")
         unique(study.parameters.map(\.code), "parameters")
+        for parameter in study.parameters {
+            let path = "parameters[\(parameter.code)]"
+            if (parameter.value == nil) == (parameter.range == nil) { add(path, "needs either a value or a range (a limit of the sites' reference range), not both") }
+            if let range = parameter.range {
+                if let test = study.labTest(range.test) {
+                    if UnitConversions(study: study).toCanonical(analyte: test.analyte, unit: parameter.unit) != 1 {
+                        add("\(path).unit", "a range's limit is in \(test.code)'s canonical unit, \(test.unit)")
+                    }
+                } else {
+                    add("\(path).range.test", "names unknown lab '\(range.test)'")
+                }
+            }
+        }
         for site in study.sites {
             for (i, range) in (site.referenceRanges ?? []).enumerated() {
                 if study.labTest(range.test) == nil { add("sites[\(site.code)].referenceRanges[\(i)].test", "names unknown test '\(range.test)'") }
@@ -77,6 +90,9 @@ public enum StudyValidator {
             }
             if let zone = site.timeZone, TimeZone(identifier: zone) == nil {
                 add("sites[\(site.code)].timeZone", "'\(zone)' is not a time zone of the tz database (such as Asia/Shanghai)")
+            }
+            for code in (site.parameters ?? [:]).keys.sorted() where study.parameter(code)?.range != nil {
+                add("sites[\(site.code)].parameters.\(code)", "'\(code)' is read from the site's reference ranges; set it there")
             }
             for code in (site.parameters ?? [:]).keys.sorted() where study.parameter(code) == nil {
                 add("sites[\(site.code)].parameters.\(code)", "names unknown parameter '\(code)'")
