@@ -232,11 +232,12 @@ struct DemoTrial: Sendable {
         _ = try await forms.save(
             participantID: participant.id, visit: visit, forms: pages.map { (form: $0.code, values: values.form($0)) }, reason: nil, scope: c.scope,
             now: screeningDay.addingTimeInterval(10 * 3600))
-        let decided = try await screening.decideEligibility(participantID: participant.id, scope: c.scope, now: screeningDay.addingTimeInterval(11 * 3600))
-        guard decided.outcome == .met else { return nil }
+        // Consent comes first (the consent criterion reads its record), then the investigator's decision.
         _ = try await screening.recordConsent(
             participantID: participant.id, formVersion: study.consent.current, signedAt: screeningDay.addingTimeInterval(9 * 3600), scope: c.scope,
-            now: screeningDay.addingTimeInterval(12 * 3600))
+            now: screeningDay.addingTimeInterval(10.5 * 3600))
+        let decided = try await screening.decideEligibility(participantID: participant.id, scope: c.scope, now: screeningDay.addingTimeInterval(11 * 3600))
+        guard decided.outcome == .met else { return nil }
         for (visit, form) in anchorForms {
             values.fill(form, at: anchorDay.addingTimeInterval(8 * 3600), ranges: ranges)
             _ = try await forms.save(

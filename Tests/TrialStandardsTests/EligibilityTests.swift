@@ -18,7 +18,7 @@ import TrialStandards
         "aclf.needs_transplant": "yes",
         "history.malignancy": "no", "history.active_infection": "no", "history.combined_transplant": "no", "history.retransplant": "no",
         "history.ebv": "positive", "history.hiv": "negative", "history.hcv": "negative",
-        "consent.obtained": "yes",
+        "consented": "yes",
         "labs.total_bilirubin": "200", "labs.inr": "1.8", "labs.pt_activity": "30",
     ]
 
@@ -123,5 +123,16 @@ import TrialStandards
         // A site override of a parameter read from ranges is refused, so there is one source.
         changed.sites[0].parameters = ["bilirubin_uln": 17.1]
         #expect(StudyValidator.problems(in: changed).contains(StudyProblem("sites[SYSU3].parameters.bilirubin_uln", "'bilirubin_uln' is read from the site's reference ranges; set it there")))
+    }
+
+    /// The consent criterion reads the consent record: in force is met, withdrawn or superseded is not, none yet
+    /// cannot be told (so no screen failure is recorded before consent).
+    @Test(arguments: [(String?("yes"), CriterionResult.met), (String?("no"), .notMet), (String?.none, .cannotTell)])
+    func consentFromTheRecord(consented: String?, expected: CriterionResult) throws {
+        #expect(try result("consent", ["consented": consented]) == expected)
+        #expect(ConsentRule.value(records: [], current: "2") == nil)
+        #expect(ConsentRule.value(records: [("1", false)], current: "2") == "no")
+        #expect(ConsentRule.value(records: [("2", true)], current: "2") == "no")
+        #expect(ConsentRule.value(records: [("1", false), ("2", false)], current: "2") == "yes")
     }
 }

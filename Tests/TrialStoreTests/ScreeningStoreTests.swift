@@ -48,8 +48,9 @@ private struct Trial {
 
     func ready(_ number: String, meldNa: String = "32") async throws -> Participant {
         let p = try await screened(number, meldNa: meldNa)
-        _ = try await screening.decideEligibility(participantID: p.id, scope: scope, now: now)
+        // Consent is recorded first: the consent criterion reads the consent record.
         _ = try await screening.recordConsent(participantID: p.id, formVersion: "1", signedAt: DateParsing.instant("2026-03-01T09:00")!, scope: scope, now: now)
+        _ = try await screening.decideEligibility(participantID: p.id, scope: scope, now: now)
         return p
     }
 }
@@ -143,23 +144,22 @@ private struct Trial {
             let trial = try await Trial.make(store)
             var ids: [UUID] = []
             for i in 1...6 { ids.append(try await trial.ready("P-\(i)").id) }
-            let unconsented = try await trial.screened("P-7")
-            _ = try await trial.screening.decideEligibility(participantID: unconsented.id, scope: trial.scope, now: now)
-            // Asked in reverse, with the one lacking consent in the middle.
-            let order = Array(ids.reversed().prefix(3)) + [unconsented.id] + Array(ids.reversed().dropFirst(3))
+            let undecided = try await trial.screened("P-7")
+            // Asked in reverse, with the one not yet decided (nor consented) in the middle.
+            let order = Array(ids.reversed().prefix(3)) + [undecided.id] + Array(ids.reversed().dropFirst(3))
             let results = try await trial.screening.allocateInOrder(order.map { ($0, now) }, scope: trial.scope)
             #expect(results.count == 7)
             if case .failure(let error) = results[3] {
-                #expect(error as? StoreError == .invalid(field: "consent", rule: "no consent in force to the current form version 1"))
+                #expect(error as? StoreError == .invalid(field: "eligibility", rule: "an investigator must confirm eligibility before allocation"))
             } else {
-                Issue.record("allocated without consent")
+                Issue.record("allocated without a decision")
             }
             // All in one stratum (MELD-Na 32): the stored positions follow the order asked.
             let stored = try await (store.database as! any SQLDatabase).raw(
                 "SELECT participant_id FROM randomization_slots WHERE participant_id IS NOT NULL ORDER BY position"
             ).all().map { try $0.decode(column: "participant_id", as: UUID.self) }
-            #expect(stored == order.filter { $0 != unconsented.id })
-            #expect(try await trial.participants.find(id: unconsented.id, scope: trial.scope).status == .eligible)
+            #expect(stored == order.filter { $0 != undecided.id })
+            #expect(try await trial.participants.find(id: undecided.id, scope: trial.scope).status == .screening)
             #expect(try await AuditChain.verify(on: store.database).isIntact)
         }
     }
@@ -605,6 +605,7 @@ private struct Trial {
             // 14.62 mg/dL is 250 µmol/L (× 17.1), the form's value.
             _ = try await safety.recordLab(
                 participantID: agreeing.id, visit: "screening", test: "BILI", value: 14.62, unit: "mg/dL", collectedAt: sampled, scope: trial.scope, now: now)
+            _ = try await trial.screening.recordConsent(participantID: agreeing.id, formVersion: "1", signedAt: sampled, scope: trial.scope, now: now)
             let fine = try await trial.screening.assess(participantID: agreeing.id, scope: trial.scope)
             #expect(fine.outcome == .met, "\(fine.criteria.filter { $0.result != .met }.map(\.verdict))")
 

@@ -47,9 +47,9 @@ private func secondStudy() throws -> StudyDefinition {
                 ("labs", ["collected_at": "2026-01-05T08:00", "total_bilirubin": "120", "inr": "1.8", "pt_activity": "35", "creatinine": "90", "sodium": "135", "albumin": "28"]),
             ]
             _ = try await forms.save(participantID: p.id, visit: "screening", forms: screeningPages, reason: nil, scope: scope, now: at("2026-01-05T10:00"))
+            _ = try await screening.recordConsent(participantID: p.id, formVersion: "1", signedAt: at("2026-01-05T09:00"), scope: scope, now: at("2026-01-05T11:00"))
             let assessment = try await screening.decideEligibility(participantID: p.id, scope: scope, now: at("2026-01-05T11:00"))
             #expect(assessment.outcome == .met, "\(assessment.criteria.filter { $0.result != .met }.map(\.code))")
-            _ = try await screening.recordConsent(participantID: p.id, formVersion: "1", signedAt: at("2026-01-05T09:00"), scope: scope, now: at("2026-01-05T11:00"))
 
             // Stage 1. MELD: bilirubin 120/17.1 = 7.02 mg/dL, creatinine 90 µmol/L = 1.02 mg/dL, INR 1.8: 20.5, under 22.
             let first = try await screening.allocate(participantID: p.id, scope: scope, now: at("2026-01-06T10:00"))

@@ -45,6 +45,7 @@ private let screeningPages: [(form: String, values: [String: String])] = [
             // The file holds every page, so the eligibility decision sees them all.
             let screening = FluentScreeningRepository(store: store)
             #expect(try await screening.file(participantID: p.id, scope: scope).values["labs.meld_na"] == "32")
+            _ = try await screening.recordConsent(participantID: p.id, formVersion: "1", signedAt: now.addingTimeInterval(-3600), scope: scope, now: now)
             #expect(try await screening.decideEligibility(participantID: p.id, scope: scope, now: now).outcome == .met)
             #expect(try await AuditChain.verify(on: store.database).isIntact)
         }

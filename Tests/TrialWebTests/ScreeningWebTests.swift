@@ -44,8 +44,15 @@ private func enterScreening(_ t: TestApp, token: String, id: String) async throw
             #expect(errorMessage(early).contains("cannot be confirmed while"))
 
             try await enterScreening(t, token: cora, id: id)
+            // The consent criterion reads the consent record: until one is recorded it cannot be told.
+            let noConsentYet = try await t.send(.POST, "api/v1/participants/\(id)/eligibility/decision", headers: bearer(ines))
+            #expect(noConsentYet.status == .unprocessableEntity)
+            #expect(errorMessage(noConsentYet).contains("missing: consented"), "\(errorMessage(noConsentYet))")
             let byCoordinator = try await t.send(.POST, "api/v1/participants/\(id)/eligibility/decision", headers: bearer(cora))
             #expect(byCoordinator.status == .forbidden)
+            let consent = try await t.send(
+                .POST, "api/v1/participants/\(id)/consents", headers: bearer(cora), body: json(#"{"formVersion":"1","signedAt":"\#(day(-5))T09:00"}"#))
+            #expect(consent.status == .created)
             let decided = try await t.send(.POST, "api/v1/participants/\(id)/eligibility/decision", headers: bearer(ines))
             #expect(try decided.content.get(String.self, at: "outcome") == "eligible")
 
@@ -55,11 +62,6 @@ private func enterScreening(_ t: TestApp, token: String, id: String) async throw
             let generated = try await t.send(.POST, "api/v1/randomization/list", headers: bearer(stat), body: json(#"{"seed":"\#(String(repeating: "5a", count: 32))"}"#))
             #expect(generated.status == .created)
 
-            let noConsent = try await t.send(.POST, "api/v1/participants/\(id)/allocation", headers: bearer(cora))
-            #expect(errorMessage(noConsent).contains("no consent in force"))
-            let consent = try await t.send(
-                .POST, "api/v1/participants/\(id)/consents", headers: bearer(cora), body: json(#"{"formVersion":"1","signedAt":"\#(day(-5))T09:00"}"#))
-            #expect(consent.status == .created)
             let allocated = try await t.send(.POST, "api/v1/participants/\(id)/allocation", headers: bearer(cora))
             #expect(allocated.status == .ok)
             let arm = try allocated.content.get(String.self, at: "arm")
@@ -137,8 +139,8 @@ private func enterScreening(_ t: TestApp, token: String, id: String) async throw
             let id = try await t.send(.POST, "api/v1/participants", headers: bearer(cora), body: json(#"{"siteCode":"SYSU3","screeningNumber":"B-001"}"#))
                 .content.get(String.self, at: "id")
             try await enterScreening(t, token: cora, id: id)
-            #expect(try await t.send(.POST, "api/v1/participants/\(id)/eligibility/decision", headers: bearer(ines)).status == .ok)
             _ = try await t.send(.POST, "api/v1/participants/\(id)/consents", headers: bearer(cora), body: json(#"{"formVersion":"1","signedAt":"\#(day(-5))T09:00"}"#))
+            #expect(try await t.send(.POST, "api/v1/participants/\(id)/eligibility/decision", headers: bearer(ines)).status == .ok)
             let allocated = try await t.send(.POST, "api/v1/participants/\(id)/allocation", headers: bearer(cora))
             #expect(allocated.status == .ok, "\(errorMessage(allocated))")
             for arm in ["msc_ev", "control", "\"arm\""] { #expect(!allocated.body.string.contains(arm)) }
@@ -201,6 +203,9 @@ private func enterScreening(_ t: TestApp, token: String, id: String) async throw
             let body = try saved.content.decode(SavedVisitProbe.self)
             #expect(body.forms.count == 5)
             #expect(body.labs.map(\.test) == ["BILI"])
+            let consent = try await t.send(
+                .POST, "api/v1/participants/\(id)/consents", headers: bearer(cora), body: json(#"{"formVersion":"1","signedAt":"\#(day(-5))T09:00"}"#))
+            #expect(consent.status == .created)
             let assessment = try await t.send(.GET, "api/v1/participants/\(id)/eligibility", headers: bearer(cora)).content.decode(EligibilityAssessment.self)
             #expect(assessment.outcome == .met, "\(assessment.criteria.filter { $0.result != .met }.map(\.verdict))")
             let jaundice = try #require(assessment.criteria.first { $0.evidence.contains { $0.name == "labs.total_bilirubin" } })

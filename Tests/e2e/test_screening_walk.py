@@ -69,15 +69,17 @@ class ScreeningToInfusion(unittest.TestCase):
             "collected_at": day(-6) + "T08:00", "total_bilirubin": "260", "inr": "2.3", "pt_activity": "31", "meld_na": self.meld_na})
         self.fill_form(url, "transplant", "transplant", {"transplant_date": day(-2), "donor": "deceased"})
 
+        # The consent criterion reads the consent record: until it is recorded, eligibility cannot be told.
+        self.assertIn("cannot tell", d.find_element(By.ID, "eligibility-outcome").text)
+        d.find_element(By.ID, "signedAt").send_keys(day(-6) + "T10:00")
+        submit(d, d.find_element(By.ID, "record-consent"))
+        WebDriverWait(d, 10).until(EC.text_to_be_present_in_element((By.ID, "consent"), "Version 1, signed"))
+
         self.assertEqual(d.find_element(By.ID, "eligibility-outcome").text, "Outcome: eligible")
         # The jaundice criterion shows the ULN it used.
         self.assertIn("17.1 umol/L (site SYSU3's BILI reference range, high limit)", d.find_element(By.ID, "eligibility").text)
         submit(d, d.find_element(By.ID, "decide-eligibility"))
         WebDriverWait(d, 10).until(EC.text_to_be_present_in_element((By.ID, "eligibility-outcome"), "decision recorded: eligible"))
-
-        d.find_element(By.ID, "signedAt").send_keys(day(-6) + "T10:00")
-        submit(d, d.find_element(By.ID, "record-consent"))
-        WebDriverWait(d, 10).until(EC.text_to_be_present_in_element((By.ID, "consent"), "Version 1, signed"))
 
         submit(d, d.find_element(By.ID, "allocate"))
         arm = WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "allocated-arm")))

@@ -94,13 +94,13 @@ class SecondStudyWalk(unittest.TestCase):
         # 120 µmol/L is 7.0 mg/dL at the protocol's 17.1: jaundice by its 5 mg/dL threshold.
         self.fill_form(url, "screening", "labs", {
             "collected_at": "2026-01-05T08:00", "total_bilirubin": "120", "inr": "1.8", "pt_activity": "35", "creatinine": "90"})
+        d.find_element(By.ID, "signedAt").send_keys("2026-01-05T09:00")
+        submit(d, d.find_element(By.ID, "record-consent"))
+        WebDriverWait(d, 10).until(EC.text_to_be_present_in_element((By.ID, "consent"), "Version 1, signed"))
         self.assertEqual(d.find_element(By.ID, "eligibility-outcome").text, "Outcome: eligible")
         self.assertIn("does not apply", d.find_element(By.ID, "eligibility").text)
         submit(d, d.find_element(By.ID, "decide-eligibility"))
         WebDriverWait(d, 10).until(EC.text_to_be_present_in_element((By.ID, "eligibility-outcome"), "decision recorded: eligible"))
-        d.find_element(By.ID, "signedAt").send_keys("2026-01-05T09:00")
-        submit(d, d.find_element(By.ID, "record-consent"))
-        WebDriverWait(d, 10).until(EC.text_to_be_present_in_element((By.ID, "consent"), "Version 1, signed"))
 
         # Stage 1 the next day; the investigator is blinded in this double-blind study.
         self.set_clock("2026-01-06T10:00Z")

@@ -126,3 +126,17 @@ public enum EligibilityStanding {
         criteria.map { "\($0.kind) \($0.code) \($0.verdict)" }.joined(separator: "; ")
     }
 }
+
+/// The consent criterion reads the consent record itself (ICH E6(R3) 2.8: consent is documented by the signed and
+/// dated form), not a question on a form: `consented` is yes while a consent to the form version in force stands,
+/// no once it is withdrawn or superseded, and cannot tell before any consent is recorded.
+public enum ConsentRule {
+    public static let name = "consented"
+    public static let label = "Informed consent on record, to the form version in force"
+
+    /// `records`: each consent's form version and whether it was withdrawn.
+    public static func value(records: [(formVersion: String, withdrawn: Bool)], current: String) -> String? {
+        guard !records.isEmpty else { return nil }
+        return records.contains { $0.formVersion == current && !$0.withdrawn } ? "yes" : "no"
+    }
+}

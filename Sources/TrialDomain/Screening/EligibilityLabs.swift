@@ -31,7 +31,7 @@ public enum VisitLabValues {
     }
 
     /// "2026-03-01 08:00 UTC".
-    static func minute(_ date: Date) -> String {
+    public static func minute(_ date: Date) -> String {
         let text = AuditEntry.timestamp(date)
         return String(text.prefix(10)) + " " + String(text.dropFirst(11).prefix(5)) + " UTC"
     }

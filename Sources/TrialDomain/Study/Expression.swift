@@ -353,6 +353,8 @@ public struct ExpressionScope: Sendable {
         for parameter in study.parameters {
             fields[parameter.code] = (parameter.label, .number(unit: parameter.unit))
         }
+        // The consent record, for the consent criterion.
+        if fields[ConsentRule.name] == nil { fields[ConsentRule.name] = (ConsentRule.label, .boolean) }
         self.fields = fields
         self.analytes = analytes
         self.conversions = UnitConversions(study: study)

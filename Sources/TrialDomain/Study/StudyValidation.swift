@@ -361,7 +361,7 @@ public enum StudyValidator {
         problems += StageRules.problems(in: study)
         // Each derived field is checked with those before it only, so none can depend on itself.
         var known = ExpressionScope(study: study)
-        let taken = Set(study.forms.flatMap { f in f.fields.map { "\(f.code).\($0.code)" } } + study.parameters.map(\.code))
+        let taken = Set(study.forms.flatMap { f in f.fields.map { "\(f.code).\($0.code)" } } + study.parameters.map(\.code) + [ConsentRule.name])
         unique((study.derived ?? []).map(\.code), "derived")
         for field in study.derived ?? [] {
             let path = "derived[\(field.code)]"

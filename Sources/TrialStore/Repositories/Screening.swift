@@ -241,6 +241,16 @@ public struct FluentScreeningRepository: Sendable {
                 withdrawnAt: try $0.decode(column: "withdrawn_at", as: Date?.self),
                 withdrawalScope: try $0.decode(column: "withdrawal_scope", as: String?.self).flatMap(WithdrawalScope.init(rawValue:)))
         }
+        // The consent criterion reads the consent record (TrialDomain's `ConsentRule`).
+        var consentSource: String?
+        if let consented = ConsentRule.value(records: consents.map { ($0.formVersion, $0.withdrawnAt != nil) }, current: study.consent.current) {
+            eligibilityValues[ConsentRule.name] = consented
+            values[ConsentRule.name] = consented
+            consentSource = consents.last.map { c in
+                "consent record: version \(c.formVersion), signed \(VisitLabValues.minute(c.signedAt)) by \(c.takenBy)"
+                    + (c.withdrawnAt.map { ", withdrawn \(VisitLabValues.minute($0))" } ?? "")
+            }
+        }
         // Lab results entered through the lab API at the eligibility visit are read like the form fields linked to them.
         var merged: VisitLabValues.Merged?
         if let eligibilityVisit {
@@ -272,6 +282,7 @@ public struct FluentScreeningRepository: Sendable {
             allocation: allocation, stages: stages, doses: doses, visitDates: visitDates, visitValues: visitValues)
         file.eligibilityConflicts = merged?.conflicts ?? [:]
         file.eligibilitySources = merged?.sources ?? [:]
+        if let consentSource { file.eligibilitySources[ConsentRule.name] = consentSource }
         // The schedule followed: the version at enrolment, then each amendment since as it applies (TrialDomain's
         // `AmendedSchedule`: not at all, whole, or from its date).
         if let enrolled = try row.decode(column: "study_version", as: Int?.self), enrolled < study.version {
