@@ -593,6 +593,22 @@ private struct Trial {
 }
 
 @Suite struct OneLabStoreTests {
+    /// A sample dated before the participant was born (1980-05-01) is an entry error: 422 naming the field, nothing saved.
+    @Test(arguments: TestDatabase.available)
+    func aSampleBeforeBirthIsRefused(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let trial = try await Trial.make(store)
+            let safety = FluentSafetyRepository(store: store, tables: try GradingTables.builtIn())
+            let p = try await trial.screened("P-030")
+            await #expect(throws: StoreError.invalid(field: "collectedAt", rule: "cannot be before the participant's birth (1980-05-01)")) {
+                try await safety.recordLab(
+                    participantID: p.id, visit: "screening", test: "ALT", value: 40, unit: "U/L", collectedAt: DateParsing.instant("1980-04-30T08:00")!,
+                    scope: trial.scope, now: now)
+            }
+            #expect(try await safety.labs(participantID: p.id, scope: trial.scope).isEmpty)
+        }
+    }
+
     /// The finding: form 150 µmol/L and lab API 200 µmol/L for the same screening sample, and the form won silently.
     /// Now the two disagree and bilirubin cannot be told until resolved; the same result entered both ways agrees.
     @Test(arguments: TestDatabase.available)

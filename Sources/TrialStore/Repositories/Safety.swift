@@ -212,6 +212,9 @@ public struct FluentSafetyRepository: Sendable {
         collectedAt: Date, baseline: Double?, scope: AccessScope, now: Date
     ) throws -> CheckedRows<LabResult> {
         guard file.study.visit(visit) != nil else { throw StoreError.invalid(field: "visit", rule: "names unknown visit '\(visit)'") }
+        if let born = file.study.birthDate(in: file.values), file.calendar.day(collectedAt) < file.calendar.day(born) {
+            throw StoreError.invalid(field: "collectedAt", rule: "cannot be before the participant's birth (\(file.calendar.dayText(born)))")
+        }
         if let first = file.study.anchors.first, let start = file.anchors[first.code], file.calendar.day(collectedAt) < file.calendar.day(start) {
             throw StoreError.invalid(field: "collectedAt", rule: "cannot be before \(first.label) (\(file.calendar.dayText(start)))")
         }
