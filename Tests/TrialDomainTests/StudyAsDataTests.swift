@@ -303,3 +303,15 @@ private func count(_ source: String, _ history: ClinicalHistory?, study s: Study
         #expect(assessment.criteria[0].verdict == "cannot tell: Bilirubin missing")
     }
 }
+
+@Suite struct EligibilityLabsReadTests {
+    /// The mini study's only criterion reads the bilirubin; once it is linked to BILI, only BILI at the eligibility
+    /// visit can change eligibility.
+    @Test func onlyTheLabsACriterionReads() {
+        var s = miniStudy()
+        s.forms[0].fields[0].lab = "BILI"
+        s.forms[0].fields[1].lab = "INR"
+        s.eligibility.visit = "day_7"
+        #expect(VisitLabValues.readByEligibility(study: s) == ["BILI"])
+    }
+}

@@ -64,4 +64,32 @@ public enum VisitLabValues {
         }
         return merged
     }
+
+    /// The labs whose results at the eligibility visit some criterion or stratification factor reads (through the
+    /// fields linked to them, derived fields put in): a new result for one of these can change eligibility.
+    public static func readByEligibility(study: StudyDefinition) -> Set<String> {
+        guard let visit = study.eligibilityVisit else { return [] }
+        let scope = ExpressionScope(study: study)
+        var names: Set<String> = []
+        func walk(_ e: Expression) {
+            switch e {
+            case .reference(let n): names.insert(n)
+            case .call(_, let args): args.forEach(walk)
+            case .score(_, let args): args.forEach { walk($0.value) }
+            case .negate(let x), .not(let x), .convert(let x, _, _, _): walk(x)
+            case .binary(_, let l, let r): walk(l); walk(r)
+            case .within(let a, let b, _, let c): walk(a); walk(b); walk(c)
+            default: break
+            }
+        }
+        let sources = (study.eligibility.inclusion + study.eligibility.exclusion).map(\.expression) + study.randomization.factors.map(\.expression)
+        for source in sources { if let checked = try? scope.check(try ExpressionParser.parse(source)).expression { walk(checked) } }
+        var labs: Set<String> = []
+        for form in study.forms where form.visits.contains(visit) {
+            for field in form.fields where names.contains("\(form.code).\(field.code)") {
+                if let lab = field.lab.flatMap(study.labTest) { labs.insert(lab.code) }
+            }
+        }
+        return labs
+    }
 }

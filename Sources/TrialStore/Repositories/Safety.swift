@@ -171,9 +171,9 @@ public struct FluentSafetyRepository: Sendable {
                         participantID: participantID, file: state.file, visit: visit, test: test, value: value, unit: unit,
                         collectedAt: collectedAt, baseline: try row.decode(column: "baseline", as: Double?.self), scope: scope, now: now)
                 }
-                // A screening result is read by eligibility: the participant's file changes, and a decision it no longer
+                // A screening result a criterion reads: the participant's file changes, and a decision it no longer
                 // supports goes back for review (the allocation re-checks in its own write in any case).
-                if visit == state.file.study.eligibilityVisit {
+                if visit == state.file.study.eligibilityVisit, VisitLabValues.readByEligibility(study: state.file.study).contains(test.code) {
                     try await store.write { tx in
                         try await ParticipantRevision.bump(participantID, on: tx)
                         try await FluentScreeningRepository.recheckEligibility(participantID: participantID, scope: scope, now: now, on: tx)
