@@ -87,22 +87,7 @@ struct DemoValues {
         }
     }
 
-    static func names(in e: TrialDomain.Expression) -> Set<String> {
-        var names: Set<String> = []
-        func walk(_ e: TrialDomain.Expression) {
-            switch e {
-            case .reference(let n): names.insert(n)
-            case .call(_, let args): args.forEach(walk)
-            case .score(_, let args): args.forEach { walk($0.value) }
-            case .negate(let x), .not(let x), .convert(let x, _, _, _): walk(x)
-            case .binary(_, let l, let r): walk(l); walk(r)
-            case .within(let a, let b, _, let c): walk(a); walk(b); walk(c)
-            default: break
-            }
-        }
-        walk(e)
-        return names
-    }
+    static func names(in e: TrialDomain.Expression) -> Set<String> { Set(e.references) }
 
     func mirror(_ op: BinaryOperator) -> BinaryOperator {
         switch op {

@@ -315,3 +315,53 @@ private func count(_ source: String, _ history: ClinicalHistory?, study s: Study
         #expect(VisitLabValues.readByEligibility(study: s) == ["BILI"])
     }
 }
+
+@Suite struct SampleWindowTests {
+    /// Screening dated by labs.drawn (2026-03-20); samples may be up to 14 days older. A result sampled the day after
+    /// is not used, nor one 15 days before (2026-03-05); one 14 days before (2026-03-06) is.
+    func study() -> StudyDefinition {
+        var s = miniStudy()
+        s.forms[0].fields[0].lab = "BILI"
+        s.eligibility.visit = "day_7"
+        s.eligibility.date = "labs.drawn"
+        s.eligibility.samplesWithin = Offset(14, .days)
+        return s
+    }
+
+    @Test(arguments: [("2026-03-21T08:00:00Z", false), ("2026-03-05T08:00:00Z", false), ("2026-03-06T08:00:00Z", true), ("2026-03-20T23:00:00Z", true)])
+    func aSampleOutsideTheWindowIsNotUsed(sampled: String, used: Bool) throws {
+        let s = study()
+        #expect(StudyValidator.problems(in: s) == [])
+        let result = StoredLabResult(test: "BILI", canonical: 250, collectedAt: at(sampled), enteredValue: 250, enteredUnit: "umol/L")
+        let merged = VisitLabValues.merge(study: s, visit: "day_7", values: ["labs.drawn": "2026-03-20"], results: [result])
+        #expect((merged.values["labs.total_bilirubin"] != nil) == used)
+        let assessment = try EligibilityAssessment.assess(study: s, site: "S1", values: merged.values, conflicts: merged.conflicts, sources: merged.sources)
+        if used {
+            #expect(assessment.criteria[0].result == .met)
+        } else {
+            #expect(assessment.criteria[0].result == .cannotTell)
+            #expect(assessment.criteria[0].verdict == "cannot tell: Bilirubin: sampled outside the window")
+            #expect(assessment.criteria[0].evidence.first { $0.name == "labs.total_bilirubin" }?.note?.contains("screening date 2026-03-20") == true)
+        }
+    }
+
+    /// A form's own values are dated by its first date field: drawn the day after the screening date (labs.seen
+    /// here), its bilirubin is not used.
+    @Test func aFormSampledAfterScreeningIsNotUsed() throws {
+        var s = study()
+        s.eligibility.date = "labs.seen"
+        let merged = VisitLabValues.merge(
+            study: s, visit: "day_7", values: ["labs.seen": "2026-03-20", "labs.drawn": "2026-03-21", "labs.total_bilirubin": "250"], results: [])
+        #expect(merged.values["labs.total_bilirubin"] == nil)
+        #expect(merged.conflicts["labs.total_bilirubin"]?.hasPrefix("sampled outside the window: 2026-03-21 00:00 UTC, after the screening date 2026-03-20") == true)
+        let same = VisitLabValues.merge(
+            study: s, visit: "day_7", values: ["labs.seen": "2026-03-20", "labs.drawn": "2026-03-20", "labs.total_bilirubin": "250"], results: [])
+        #expect(same.values["labs.total_bilirubin"] == "250")
+    }
+
+    @Test func theDateMustBeADateFieldOfTheEligibilityVisit() {
+        var s = study()
+        s.eligibility.date = "labs.inr"
+        #expect(StudyValidator.problems(in: s).contains(StudyProblem("eligibility.date", "'labs.inr' must name a date field (form.field)")))
+    }
+}

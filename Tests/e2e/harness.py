@@ -131,13 +131,10 @@ def submit(driver, element):
     WebDriverWait(driver, 15).until(gone)
 
 
-def fill_form(driver, participant_url, visit, form, values):
-    """Enters one form of one visit on its page and waits for the participant page it returns to."""
+def set_values(driver, values):
+    """Puts each value into the control with that id, as a user would choose or type it."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import Select, WebDriverWait
-    driver.get(f"{participant_url}/forms/{visit}/{form}")
-    WebDriverWait(driver, 10).until(EC.presence_of_element_located((By.ID, "save-form")))
+    from selenium.webdriver.support.ui import Select
     for field, value in values.items():
         element = driver.find_element(By.ID, field)
         if element.tag_name == "select":
@@ -148,5 +145,15 @@ def fill_form(driver, participant_url, visit, form, values):
         else:
             element.clear()
             element.send_keys(value)
+
+
+def fill_form(driver, participant_url, visit, form, values):
+    """Enters one form of one visit on its page and waits for the participant page it returns to."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+    driver.get(f"{participant_url}/forms/{visit}/{form}")
+    WebDriverWait(driver, 10).until(EC.presence_of_element_located((By.ID, "save-form")))
+    set_values(driver, values)
     submit(driver, driver.find_element(By.ID, "save-form"))
     WebDriverWait(driver, 10).until(EC.presence_of_element_located((By.ID, "eligibility")))

@@ -5,9 +5,9 @@ import unittest
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import WebDriverWait
 
-from harness import PASSWORD, Casebook, chromium, submit
+from harness import PASSWORD, Casebook, chromium, set_values, submit
 
 
 def day(offset):
@@ -29,16 +29,7 @@ class ScreeningInOneSitting(unittest.TestCase):
         cls.casebook.stop()
 
     def enter(self, values):
-        d = self.driver
-        for name, value in values.items():
-            element = d.find_element(By.ID, name)
-            if element.tag_name == "select":
-                Select(element).select_by_value(value)
-            elif element.get_attribute("type") == "date":
-                d.execute_script("arguments[0].value = arguments[1]", element, value)
-            else:
-                element.clear()
-                element.send_keys(value)
+        set_values(self.driver, values)
 
     def test_one_page_then_an_exclusion_blocks_allocation(self):
         d = self.driver
@@ -73,6 +64,10 @@ class ScreeningInOneSitting(unittest.TestCase):
         # Everything but the consent, which is read from the consent record.
         self.assertEqual(outcomes[0].text, "Outcome: cannot tell yet: 1 criterion needs data", d.find_element(By.TAG_NAME, "body").text[:3000])
         self.assertIn("does not apply", d.find_element(By.ID, "criterion-malignancy").text)
+        # The result entered through the lab list shows beside the field it fills, on this page and the form's.
+        self.assertIn("Lab result on record: 15 mg/dL", d.find_element(By.ID, "labs.total_bilirubin.recorded").text)
+        d.get(participant + "/forms/screening/labs")
+        self.assertIn("Lab result on record: 15 mg/dL", d.find_element(By.ID, "total_bilirubin.recorded").text)
 
         d.get(participant)
         d.find_element(By.ID, "signedAt").send_keys(day(-6) + "T10:00")

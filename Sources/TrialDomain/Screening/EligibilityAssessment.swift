@@ -22,6 +22,7 @@ public struct CriterionAssessment: Codable, Equatable, Sendable {
     public var evidence: [Evidence]
     public var missing: [String]
 
+    /// `disagreeing`: fields present but not usable, each with why ("Bilirubin: values disagree").
     static func verdict(kind: String, result: CriterionResult, missing: [String], disagreeing: [String] = []) -> String {
         switch (result, kind) {
         case (.met, "exclusion"): "does not apply"
@@ -32,7 +33,7 @@ public struct CriterionAssessment: Codable, Equatable, Sendable {
             if missing.isEmpty && disagreeing.isEmpty { "cannot tell" } else {
                 "cannot tell: " + [
                     missing.isEmpty ? nil : "\(EligibilityAssessment.list(missing)) missing",
-                    disagreeing.isEmpty ? nil : "\(EligibilityAssessment.list(disagreeing)): values disagree",
+                    disagreeing.isEmpty ? nil : EligibilityAssessment.list(disagreeing),
                 ].compactMap { $0 }.joined(separator: "; ")
             }
         }
@@ -101,7 +102,8 @@ public struct EligibilityAssessment: Codable, Equatable, Sendable {
                 func label(_ name: String) -> String { evidence.first { $0.name == name }?.label ?? name }
                 let verdict = CriterionAssessment.verdict(
                     kind: kind, result: result, missing: missing.filter { conflicts[$0] == nil }.map(label),
-                    disagreeing: missing.filter { conflicts[$0] != nil }.map(label))
+                    // The reason is the note's head: "values disagree", "sampled outside the window".
+                    disagreeing: missing.compactMap { name in conflicts[name].map { "\(label(name)): \($0.split(separator: ":").first ?? "")" } })
                 results.append(
                     CriterionAssessment(
                         code: criterion.code, kind: kind, text: criterion.text, expression: criterion.expression, result: result,

@@ -39,17 +39,46 @@ public enum VisitLabValues {
     /// Relative difference under which two entries of one result count as the same (rounding of a converted value).
     static let tolerance = 0.005
 
-    public static func merge(study: StudyDefinition, visit: String, values: [String: String], results: [StoredLabResult]) -> Merged {
+    /// `zone`: the site's, for calendar days. With `eligibility.date` set, a sample taken after that day, or longer
+    /// before it than `eligibility.samplesWithin`, is not used, and says why.
+    public static func merge(
+        study: StudyDefinition, visit: String, values: [String: String], results: [StoredLabResult], zone: TimeZone = SiteCalendar.utc
+    ) -> Merged {
         var merged = Merged(values: values, conflicts: [:], sources: [:])
         let conversions = UnitConversions(study: study)
+        let calendar = SiteCalendar(zone: zone)
+        let screening = study.eligibility.date.flatMap { values[$0] }.flatMap { DateParsing.day(String($0.prefix(10)), in: zone) }
+        /// Why a sample taken at `at` may not be used, if it may not.
+        func outside(_ at: Date) -> String? {
+            guard let screening else { return nil }
+            let day = calendar.day(at), screeningDay = calendar.day(screening)
+            if day > screeningDay { return "sampled outside the window: \(Self.minute(at)), after the screening date \(calendar.dayText(screening))" }
+            if let within = study.eligibility.samplesWithin, Double(screeningDay - day) > within.seconds / 86_400 {
+                return "sampled outside the window: \(Self.minute(at)), more than \(within) before the screening date \(calendar.dayText(screening))"
+            }
+            return nil
+        }
         for form in study.forms where form.visits.contains(visit) {
+            // The form's own sample time: its first date or date-time field, as for a visit's date.
+            let formSampled = form.fields.first { $0.type == .date || $0.type == .datetime }
+                .flatMap { values["\(form.code).\($0.code)"] }.flatMap { DateParsing.instant($0) ?? DateParsing.day(String($0.prefix(10)), in: zone) }
             for field in form.fields {
-                guard let lab = field.lab, let test = study.labTest(lab), let result = results.first(where: { $0.test.uppercased() == test.code }) else { continue }
+                guard let lab = field.lab, let test = study.labTest(lab) else { continue }
+                let name = "\(form.code).\(field.code)"
+                if values[name] != nil, let at = formSampled, let why = outside(at) {
+                    merged.values[name] = nil
+                    merged.conflicts[name] = why
+                }
+                guard let result = results.first(where: { $0.test.uppercased() == test.code }) else { continue }
                 let unit = field.unit ?? test.unit
                 guard let factor = conversions.toCanonical(analyte: test.analyte, unit: unit), factor > 0 else { continue }
                 let inFieldUnit = result.canonical / factor
-                let name = "\(form.code).\(field.code)"
                 let sampled = "lab result \(FormValidator.format(result.enteredValue)) \(result.enteredUnit), sampled \(Self.minute(result.collectedAt))"
+                if let why = outside(result.collectedAt) {
+                    if merged.values[name] == nil && merged.conflicts[name] == nil { merged.conflicts[name] = "\(why) (\(sampled))" }
+                    continue
+                }
+                if merged.conflicts[name] != nil { continue }
                 if let entered = values[name], let formValue = Double(entered) {
                     let scale = max(abs(formValue), abs(inFieldUnit), 1e-9)
                     if abs(formValue - inFieldUnit) / scale > tolerance {
@@ -71,19 +100,8 @@ public enum VisitLabValues {
         guard let visit = study.eligibilityVisit else { return [] }
         let scope = ExpressionScope(study: study)
         var names: Set<String> = []
-        func walk(_ e: Expression) {
-            switch e {
-            case .reference(let n): names.insert(n)
-            case .call(_, let args): args.forEach(walk)
-            case .score(_, let args): args.forEach { walk($0.value) }
-            case .negate(let x), .not(let x), .convert(let x, _, _, _): walk(x)
-            case .binary(_, let l, let r): walk(l); walk(r)
-            case .within(let a, let b, _, let c): walk(a); walk(b); walk(c)
-            default: break
-            }
-        }
         let sources = (study.eligibility.inclusion + study.eligibility.exclusion).map(\.expression) + study.randomization.factors.map(\.expression)
-        for source in sources { if let checked = try? scope.check(try ExpressionParser.parse(source)).expression { walk(checked) } }
+        for source in sources { if let checked = try? scope.check(try ExpressionParser.parse(source)).expression { names.formUnion(checked.references) } }
         var labs: Set<String> = []
         for form in study.forms where form.visits.contains(visit) {
             for field in form.fields where names.contains("\(form.code).\(field.code)") {

@@ -223,20 +223,7 @@ public struct Evaluator: Sendable {
 
     /// The inputs an expression reads, with their values for this participant.
     public func evidence(for expression: Expression) -> [Evidence] {
-        var names: [String] = []
-        func walk(_ e: Expression) {
-            switch e {
-            case .reference(let n): if !names.contains(n) { names.append(n) }
-            case .call(_, let args): args.forEach(walk)
-            case .score(_, let args): args.forEach { walk($0.value) }
-            case .negate(let x), .not(let x), .convert(let x, _, _, _): walk(x)
-            case .binary(_, let l, let r): walk(l); walk(r)
-            case .within(let a, let span, _, let b): walk(a); walk(span); walk(b)
-            default: break
-            }
-        }
-        walk(expression)
-        return names.map { name in
+        return expression.references.map { name in
             let label = scope.fields[name]?.label ?? name
             if let parameter = study.parameter(name) {
                 let value = study.parameterValue(name, site: site, sex: study.sex(in: values))

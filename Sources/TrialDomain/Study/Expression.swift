@@ -21,6 +21,26 @@ public indirect enum Expression: Equatable, Sendable {
     case convert(Expression, from: String, to: String, analyte: String?)
 }
 
+extension Expression {
+    /// Every name the expression reads (`form.field`, parameters), in the order they first appear.
+    public var references: [String] {
+        var names: [String] = []
+        func walk(_ e: Expression) {
+            switch e {
+            case .reference(let n): if !names.contains(n) { names.append(n) }
+            case .call(_, let args): args.forEach(walk)
+            case .score(_, let args): args.forEach { walk($0.value) }
+            case .negate(let x), .not(let x), .convert(let x, _, _, _): walk(x)
+            case .binary(_, let l, let r): walk(l); walk(r)
+            case .within(let a, let span, _, let b): walk(a); walk(span); walk(b)
+            default: break
+            }
+        }
+        walk(self)
+        return names
+    }
+}
+
 public struct NamedArgument: Equatable, Sendable {
     public var label: String
     public var value: Expression

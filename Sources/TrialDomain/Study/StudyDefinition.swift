@@ -638,11 +638,17 @@ public struct Eligibility: Codable, Equatable, Sendable {
     public var exclusion: [Criterion]
     /// The visit whose forms the criteria read (default: the first visit).
     public var visit: String?
+    /// The date field (`form.field`) that dates the screening: samples taken after it are not used.
+    public var date: String?
+    /// How long before that date a lab sample may be taken and still be used (`14d`).
+    public var samplesWithin: Offset?
 
-    public init(inclusion: [Criterion], exclusion: [Criterion], visit: String? = nil) {
+    public init(inclusion: [Criterion], exclusion: [Criterion], visit: String? = nil, date: String? = nil, samplesWithin: Offset? = nil) {
         self.inclusion = inclusion
         self.exclusion = exclusion
         self.visit = visit
+        self.date = date
+        self.samplesWithin = samplesWithin
     }
 }
 

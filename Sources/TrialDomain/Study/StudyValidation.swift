@@ -198,6 +198,15 @@ public enum StudyValidator {
         }
 
         let scope = ExpressionScope(study: study)
+        if let date = study.eligibility.date {
+            let parts = date.split(separator: ".").map(String.init)
+            let field = parts.count == 2 ? study.form(parts[0])?.field(parts[1]) : nil
+            if field == nil || ![.date, .datetime].contains(field!.type) { add("eligibility.date", "'\(date)' must name a date field (form.field)") }
+            if parts.count == 2, let visit = study.eligibilityVisit, study.form(parts[0])?.visits.contains(visit) == false {
+                add("eligibility.date", "'\(date)' is not collected at the eligibility visit \(visit)")
+            }
+        }
+        if let within = study.eligibility.samplesWithin, within.seconds < 0 { add("eligibility.samplesWithin", "must not be negative") }
         unique(study.eligibility.inclusion.map(\.code) + study.eligibility.exclusion.map(\.code), "eligibility")
         for (list, criteria) in [("inclusion", study.eligibility.inclusion), ("exclusion", study.eligibility.exclusion)] {
             for criterion in criteria {

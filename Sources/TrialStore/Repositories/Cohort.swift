@@ -34,7 +34,7 @@ public struct CohortNeeds: Sendable, Equatable {
             let sources = [analysis.expression].compactMap { $0 } + (analysis.forms ?? []).map(\.event) + (analysis.events ?? []).map(\.event)
             for source in sources {
                 guard let checked = try? scope.check(try ExpressionParser.parse(source)).expression else { continue }
-                needs.forms.formUnion(CohortNeeds.references(checked).compactMap { $0.split(separator: ".").first.map(String.init) })
+                needs.forms.formUnion(checked.references.compactMap { $0.split(separator: ".").first.map(String.init) })
                 let points = CohortNeeds.eventPoints(checked)
                 if !points.isEmpty {
                     needs.adverseEvents = true
@@ -73,18 +73,6 @@ public struct CohortNeeds: Sendable, Equatable {
         case .binary(_, let l, let r): return eventPoints(l).union(eventPoints(r))
         case .within(let a, let b, _, let c): return eventPoints(a).union(eventPoints(b)).union(eventPoints(c))
         default: return []
-        }
-    }
-
-    static func references(_ e: TrialDomain.Expression) -> [String] {
-        switch e {
-        case .reference(let name): [name]
-        case .call(_, let args): args.flatMap(references)
-        case .score(_, let args): args.flatMap { references($0.value) }
-        case .negate(let x), .not(let x), .convert(let x, _, _, _): references(x)
-        case .binary(_, let l, let r): references(l) + references(r)
-        case .within(let a, let b, _, let c): references(a) + references(b) + references(c)
-        default: []
         }
     }
 

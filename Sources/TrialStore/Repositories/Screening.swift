@@ -263,8 +263,9 @@ public struct FluentScreeningRepository: Sendable {
                     collectedAt: try $0.decode(column: "collected_at", as: Date.self), enteredValue: try $0.decode(column: "entered_value", as: Double.self),
                     enteredUnit: try $0.decode(column: "entered_unit", as: String.self))
             }
-            if !results.isEmpty {
-                let m = VisitLabValues.merge(study: study, visit: eligibilityVisit, values: eligibilityValues, results: results)
+            if !results.isEmpty || study.eligibility.date != nil {
+                let zone = SiteCalendar(study: study, site: try row.decode(column: "site_code", as: String.self)).zone
+                let m = VisitLabValues.merge(study: study, visit: eligibilityVisit, values: eligibilityValues, results: results, zone: zone)
                 for name in Set(m.values.keys).union(eligibilityValues.keys) where m.values[name] != eligibilityValues[name] { values[name] = m.values[name] }
                 eligibilityValues = m.values
                 merged = m

@@ -101,12 +101,15 @@ enum FormPages {
 
     static func show(req: Request) async throws -> Response {
         let (user, participant, study, form, visit, record) = try await load(req)
-        return render(user: user, participant: participant, study: study, form: form, visit: visit, values: record?.values ?? [:], record: record, error: nil)
+        let recorded = try await VisitPages.recorded(req, user: user, participantID: participant.id, visit: visit)
+        return render(
+            user: user, participant: participant, study: study, form: form, visit: visit, values: record?.values ?? [:], record: record, error: nil,
+            recorded: recorded)
     }
 
     static func render(
         user: CurrentUser, participant: Participant, study: StudyDefinition, form: TrialDomain.Form, visit: String, values: [String: String],
-        record: FormRecord?, error: String?
+        record: FormRecord?, error: String?, recorded: [String: LabResult] = [:]
     ) -> Response {
         let canWrite = AccessPolicy.allows(user.account.role, .writeParticipants)
         let response = Layout.page(
@@ -115,7 +118,7 @@ enum FormPages {
             .unwrap(error) { .p(.class("error"), .id("error"), .text($0)) },
             .form(
                 .method(.post), .action("/participants/\(participant.id.uuidString)/forms/\(Layout.pathSegment(visit))/\(Layout.pathSegment(form.code))"), Layout.csrfField(user),
-                .forEach(form.fields) { field in input(field, value: values[field.code] ?? "") },
+                .forEach(form.fields) { field in .group(input(field, value: values[field.code] ?? ""), VisitPages.note(field, study: study, recorded: recorded, id: field.code)) },
                 .if(record != nil, Layout.field("Reason for change", id: "reason", required: false)),
                 .if(canWrite, .button(.type(.submit), .id("save-form"), .text("Save")))),
             .p(.a(.href("/participants/\(participant.id.uuidString)"), .text("Back to the participant"))))

@@ -23,6 +23,21 @@ enum VisitPages {
         return try await render(req: req, user: user, file: file, visit: visit, values: values, labs: [], error: nil)
     }
 
+    /// The lab results on record at a visit, by test: shown beside the fields linked to them, so a lab is entered once.
+    static func recorded(_ req: Request, user: CurrentUser, participantID: UUID, visit: String) async throws -> [String: LabResult] {
+        Dictionary(
+            try await req.safety.labs(participantID: participantID, scope: user.scope).filter { $0.visit == visit }.map { ($0.test.uppercased(), $0) },
+            uniquingKeysWith: { a, _ in a })
+    }
+
+    /// "Lab result on record: 12 mg/dL, sampled 2026-03-01 08:00 UTC", for a field linked to a lab with a result.
+    static func note(_ field: TrialDomain.Field, study: StudyDefinition, recorded: [String: LabResult], id: String) -> Node<HTML.FormContext> {
+        guard let code = field.lab.flatMap(study.labTest)?.code, let result = recorded[code] else { return .empty }
+        return .raw(
+            "<p class=\"lab-on-record\" id=\"\(Layout.escape(id)).recorded\">Lab result on record: \(Layout.escape(FormValidator.format(result.enteredValue))) "
+                + "\(Layout.escape(result.enteredUnit)), sampled \(VisitLabValues.minute(result.collectedAt))</p>")
+    }
+
     static func render(
         req: Request, user: CurrentUser, file: ParticipantFile, visit: String, values: [String: String], labs: [[String: String]], error: String?
     ) async throws -> Response {
@@ -32,6 +47,7 @@ enum VisitPages {
         let canWrite = AccessPolicy.allows(user.account.role, .writeParticipants)
         let base = "/participants/\(file.participant.id.uuidString)"
         let assessment = visit == study.eligibilityVisit ? try file.assessment() : nil
+        let recorded = try await recorded(req, user: user, participantID: file.participant.id, visit: visit)
         let response = Layout.page(
             title: "\(visitDefinition.name) · \(file.participant.screeningNumber)", user: user,
             .unwrap(error) { .p(.class("error"), .id("error"), .attribute(named: "role", value: "alert"), .text($0)) },
@@ -40,7 +56,10 @@ enum VisitPages {
                 .forEach(forms) { form in
                     .fieldset(
                         .raw("<legend>\(Layout.escape(form.name))</legend>"),
-                        .forEach(form.fields) { field in FormPages.input(field, value: values["\(form.code).\(field.code)"] ?? "", id: "\(form.code).\(field.code)") })
+                        .forEach(form.fields) { field in
+                            let id = "\(form.code).\(field.code)"
+                            return .group(FormPages.input(field, value: values[id] ?? "", id: id), note(field, study: study, recorded: recorded, id: id))
+                        })
                 },
                 .fieldset(
                     .raw("<legend>Lab results in the site&#39;s units (each once: a result here fills its field above)</legend>"),
