@@ -130,6 +130,8 @@ private struct Trial {
             #expect(file.eligibilityValues["labs.meld_na"] == "32")
             #expect(file.values["transplant.donor"] == "deceased")
             #expect(file.visitDates["transplant"] == DateParsing.day("2026-03-08"))
+            // Screening happened on its screening date, not on the earlier day ascites was found (2026-02-25).
+            #expect(file.visitDates["screening"] == DateParsing.day("2026-03-01"))
             // Another site's scope does not see it.
             await #expect(throws: StoreError.notFound(entity: "participant", id: p.id.uuidString)) {
                 try await FluentScreeningRepository.file(participantID: p.id, scope: AccessScope(actor: "x", siteIDs: [UUID()]), on: store.database)

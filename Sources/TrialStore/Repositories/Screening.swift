@@ -232,6 +232,11 @@ public struct FluentScreeningRepository: Sendable {
             let when = try firstDate.flatMap { DateParsing.instant($0) ?? DateParsing.day($0) } ?? record.decode(column: "created_at", as: Date.self)
             if let existing = visitDates[visitCode] { visitDates[visitCode] = min(existing, when) } else { visitDates[visitCode] = when }
         }
+        // The screening visit happened on the date that dates the screening, not on an earlier date it records (a
+        // finding's onset).
+        if let eligibilityVisit, let field = study.eligibility.date, let text = eligibilityValues[field], let day = DateParsing.day(String(text.prefix(10))) {
+            visitDates[eligibilityVisit] = day
+        }
         let consents = try await sql.raw("""
             SELECT id, form_version, signed_at, taken_by, withdrawn_at, withdrawal_scope FROM consents WHERE participant_id = \(bind: participantID) ORDER BY signed_at
             """).all().map {
