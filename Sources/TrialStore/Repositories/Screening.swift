@@ -376,6 +376,11 @@ public struct FluentScreeningRepository: Sendable {
     /// participant not yet allocated back to the investigator ("needs review"); once allocated, the participant
     /// stays in their arm (intention to treat) and a protocol deviation is raised, once per distinct finding.
     static func recheckEligibility(participantID: UUID, scope: AccessScope, now: Date, on tx: any Database) async throws {
+        // Most saves come before any decision: one small read settles those.
+        let decision = try await (tx as! any SQLDatabase).raw("""
+            SELECT outcome FROM eligibility_reviews WHERE participant_id = \(bind: participantID) ORDER BY decided_at DESC LIMIT 1
+            """).first()?.decode(column: "outcome", as: String.self)
+        guard decision == "eligible" else { return }
         let file = try await Self.file(participantID: participantID, scope: scope, on: tx)
         let current = try file.assessment()
         guard let unsupported = EligibilityStanding.unsupported(decision: file.lastDecision, current: current) else { return }
