@@ -156,7 +156,23 @@ struct Lexer {
 }
 
 public enum ExpressionParser {
+    /// Parsing depends on the text alone, and a study has a few dozen expressions read for every participant: each
+    /// text is parsed once (bounded, for texts a user types in a preview).
+    nonisolated(unsafe) static var parsed: [String: Result<Expression, ExpressionError>] = [:]
+    static let lock = NSLock()
+
     public static func parse(_ source: String) throws -> Expression {
+        if let known = lock.withLock({ parsed[source] }) { return try known.get() }
+        let result: Result<Expression, ExpressionError>
+        do { result = .success(try parseAnew(source)) } catch let error as ExpressionError { result = .failure(error) }
+        lock.withLock {
+            if parsed.count >= 4096 { parsed.removeAll(keepingCapacity: true) }
+            parsed[source] = result
+        }
+        return try result.get()
+    }
+
+    static func parseAnew(_ source: String) throws -> Expression {
         var parser = Parser(tokens: try Lexer.tokens(source))
         let expression = try parser.or()
         guard parser.peek == .end else { throw ExpressionError("unexpected \(parser.describe(parser.peek)) after a complete expression") }

@@ -134,7 +134,8 @@ public struct FluentFormRecordRepository: FormRecordRepository {
             }
             saved.append(record)
         }
-        if recheck, visit == prepared[0].study.eligibilityVisit {
+        // A file unchanged since before the write with no "eligible" decision has nothing to re-check.
+        if recheck, visit == prepared[0].study.eligibilityVisit, unchanged.map({ $0.lastDecision == "eligible" }) ?? true {
             try await FluentScreeningRepository.recheckEligibility(participantID: participantID, scope: scope, now: now, on: tx)
         }
         return saved

@@ -80,11 +80,17 @@ public struct ParticipantFile: Sendable {
     /// Eligibility-visit fields whose form value and lab result disagree, and where lab-filled values came from.
     public var eligibilityConflicts: [String: String] = [:]
     public var eligibilitySources: [String: String] = [:]
+    /// The assessment once worked out, shared by the copies of this file: a write that finds the file unchanged since
+    /// it was read before the write reuses it rather than working it out again while the write is held.
+    let assessed = AssessmentMemo()
 
     /// Every criterion on the data as they are now: forms and lab results alike.
     public func assessment() throws -> EligibilityAssessment {
-        try EligibilityAssessment.assess(
+        if let known = assessed.value { return known }
+        let assessment = try EligibilityAssessment.assess(
             study: study, site: siteCode, values: eligibilityValues, conflicts: eligibilityConflicts, sources: eligibilitySources)
+        assessed.value = assessment
+        return assessment
     }
 
     public var validConsent: ConsentRecord? {
@@ -121,6 +127,17 @@ public struct ParticipantFile: Sendable {
     public func values(atVisit visit: String?) -> [String: String] {
         guard let visit, let own = visitValues[visit] else { return values }
         return values.merging(own) { _, new in new }
+    }
+}
+
+/// A file's assessment, kept with it; a file is never changed once read (a change makes a new file), so what is kept
+/// stays true.
+final class AssessmentMemo: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: EligibilityAssessment?
+    var value: EligibilityAssessment? {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
     }
 }
 
@@ -190,10 +207,15 @@ public struct FluentScreeningRepository: Sendable {
     /// consents): a file is read on every change to it, so it skips the model layer's per-row reflection.
     static func file(participantID: UUID, scope: AccessScope, on db: any Database, studyHash: String? = nil) async throws -> ParticipantFile {
         let sql = db as! any SQLDatabase
+        var current = studyHash.flatMap { DefinitionCache.shared.get($0) }
+        if current == nil { current = try await FluentStudyRepository.current(on: db)?.study }
+        guard let study = current else { throw StoreError.notFound(entity: "study", id: "current") }
+        let eligibilityVisitCode = study.eligibilityVisit ?? ""
         guard let row = try await sql.raw("""
             SELECT p.site_id, p.screening_number, p.status, p.created_at, p.updated_at, p.study_version, s.code AS site_code,
               (SELECT outcome FROM eligibility_reviews WHERE participant_id = p.id ORDER BY decided_at DESC LIMIT 1) AS decision,
-              sl.arm, sl.stratum, sl.position, sl.allocated_at, sl.allocated_by
+              sl.arm, sl.stratum, sl.position, sl.allocated_at, sl.allocated_by,
+              (SELECT COUNT(*) FROM lab_results l WHERE l.participant_id = p.id AND l.visit_code = \(bind: eligibilityVisitCode)) AS eligibility_labs
             FROM participants p JOIN sites s ON s.id = p.site_id
             LEFT JOIN randomization_slots sl ON sl.participant_id = p.id
             WHERE p.id = \(bind: participantID) AND p.deleted_at IS NULL
@@ -205,9 +227,6 @@ public struct FluentScreeningRepository: Sendable {
             id: participantID, siteID: try row.decode(column: "site_id", as: UUID.self), screeningNumber: try row.decode(column: "screening_number", as: String.self),
             status: status, createdAt: try row.decode(column: "created_at", as: Date.self), updatedAt: try row.decode(column: "updated_at", as: Date.self))
         let studies = FluentStudyRepository(store: Store(database: db))
-        var current = studyHash.flatMap { DefinitionCache.shared.get($0) }
-        if current == nil { current = try await FluentStudyRepository.current(on: db)?.study }
-        guard let study = current else { throw StoreError.notFound(entity: "study", id: "current") }
         let eligibilityVisit = study.eligibilityVisit
         var values: [String: String] = [:], eligibilityValues: [String: String] = [:], visitDates: [String: Date] = [:]
         var visitValues: [String: [String: String]] = [:]
@@ -259,7 +278,8 @@ public struct FluentScreeningRepository: Sendable {
         // Lab results entered through the lab API at the eligibility visit are read like the form fields linked to them.
         var merged: VisitLabValues.Merged?
         if let eligibilityVisit {
-            let results = try await sql.raw("""
+            // Most files have no lab result at the eligibility visit: the count in the first read spares the query.
+            let results = try row.decode(column: "eligibility_labs", as: Int.self) == 0 ? [] : try await sql.raw("""
                 SELECT test_code, value, collected_at, entered_value, entered_unit FROM lab_results
                 WHERE participant_id = \(bind: participantID) AND visit_code = \(bind: eligibilityVisit)
                 """).all().map {
@@ -336,6 +356,7 @@ public struct FluentScreeningRepository: Sendable {
     /// Refused while any criterion cannot be told.
     public func decideEligibility(participantID: UUID, scope: AccessScope, now: Date) async throws -> EligibilityAssessment {
         let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
+        _ = try? before?.file.assessment()
         return try await store.write { tx in
             let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, on: tx)
             guard [.screening, .eligible, .needsReview, .consented].contains(file.participant.status) else {
@@ -562,6 +583,8 @@ public struct FluentScreeningRepository: Sendable {
     public func allocate(participantID: UUID, scope: AccessScope, now: Date) async throws -> Allocation {
         if let existing = try await existingAllocation(participantID, scope: scope) { return existing }
         let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
+        // Worked out before the write; the write reuses it if nothing changed in between.
+        _ = try? before?.file.assessment()
         do {
             return try await store.write { tx in try await Self.allocate(participantID: participantID, scope: scope, now: now, before: before, on: tx) }
         } catch let refused as EligibilityNoLongerHolds {
@@ -591,7 +614,11 @@ public struct FluentScreeningRepository: Sendable {
                 var befores = [(file: ParticipantFile, revision: Int64)?](repeating: nil, count: range.count)
                 for index in range {
                     let id = requests[index].participantID
-                    group.addTask { (index - range.lowerBound, try? await Self.cachedFileAndRevision(participantID: id, scope: scope, on: database)) }
+                    group.addTask {
+                        let before = try? await Self.cachedFileAndRevision(participantID: id, scope: scope, on: database)
+                        _ = try? before?.file.assessment()
+                        return (index - range.lowerBound, before)
+                    }
                 }
                 for await (offset, before) in group { befores[offset] = before }
                 return befores
