@@ -19,6 +19,15 @@ final class ParticipantFileCache: @unchecked Sendable {
     /// Reads under way: requests that miss together (a burst of saves for one participant) share one read.
     private var loading: [Key: (revision: Int64, studyHash: String, task: Task<ParticipantFile, any Error>)] = [:]
 
+    /// Drops what is kept for a participant whose file changed without a new revision (a screening lab result that a
+    /// criterion reads), so the next read in this process reads it anew.
+    func forget(_ key: Key) {
+        lock.withLock {
+            entries[key] = nil
+            loading[key] = nil
+        }
+    }
+
     /// The file at this revision and study version: kept, being read by another request, or read now by `load`.
     func file(
         _ key: Key, revision: Int64, studyHash: String, load: @escaping @Sendable () async throws -> ParticipantFile

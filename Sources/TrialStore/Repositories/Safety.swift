@@ -171,12 +171,17 @@ public struct FluentSafetyRepository: Sendable {
                         participantID: participantID, file: state.file, visit: visit, test: test, value: value, unit: unit,
                         collectedAt: collectedAt, baseline: try row.decode(column: "baseline", as: Double?.self), scope: scope, now: now)
                 }
-                // A screening result a criterion reads: the participant's file changes, and a decision it no longer
-                // supports goes back for review (the allocation re-checks in its own write in any case).
-                if visit == state.file.study.eligibilityVisit, VisitLabValues.readByEligibility(study: state.file.study).contains(test.code) {
-                    try await store.write { tx in
-                        try await ParticipantRevision.bump(participantID, on: tx)
-                        try await FluentScreeningRepository.recheckEligibility(participantID: participantID, scope: scope, now: now, on: tx)
+                // A screening result a criterion reads changes what eligibility sees. The file kept here is dropped;
+                // after an "eligible" decision the revision is raised too (so every process and the allocation's own
+                // write read it anew) and a decision it no longer supports goes back for review. Raising it for every
+                // such result would send concurrent saves for the participant round their retries for nothing.
+                if visit == state.file.study.eligibilityVisit, Self.readByEligibility(state.file.study, hash: state.studyHash).contains(test.code) {
+                    ParticipantFileCache.shared.forget(participantID)
+                    if state.file.lastDecision == "eligible" {
+                        try await store.write { tx in
+                            try await ParticipantRevision.bump(participantID, on: tx)
+                            try await FluentScreeningRepository.recheckEligibility(participantID: participantID, scope: scope, now: now, on: tx)
+                        }
                     }
                 }
                 return saved
@@ -186,6 +191,17 @@ public struct FluentSafetyRepository: Sendable {
         }
         throw StoreError.invalid(field: "participant", rule: "changed by other writes while this result was saved; save it again")
     }
+
+    /// TrialDomain's `VisitLabValues.readByEligibility`, worked out once per published definition (by its hash).
+    static func readByEligibility(_ study: StudyDefinition, hash: String?) -> Set<String> {
+        guard let hash else { return VisitLabValues.readByEligibility(study: study) }
+        if let known = eligibilityLabsLock.withLock({ eligibilityLabs[hash] }) { return known }
+        let labs = VisitLabValues.readByEligibility(study: study)
+        eligibilityLabsLock.withLock { eligibilityLabs[hash] = labs }
+        return labs
+    }
+    nonisolated(unsafe) static var eligibilityLabs: [String: Set<String>] = [:]
+    static let eligibilityLabsLock = NSLock()
 
     /// The participant changed after its file was read.
     struct StaleFile: Error {}
@@ -212,11 +228,12 @@ public struct FluentSafetyRepository: Sendable {
         collectedAt: Date, baseline: Double?, scope: AccessScope, now: Date
     ) throws -> CheckedRows<LabResult> {
         guard file.study.visit(visit) != nil else { throw StoreError.invalid(field: "visit", rule: "names unknown visit '\(visit)'") }
-        if let born = file.study.birthDate(in: file.values), file.calendar.day(collectedAt) < file.calendar.day(born) {
-            throw StoreError.invalid(field: "collectedAt", rule: "cannot be before the participant's birth (\(file.calendar.dayText(born)))")
+        let calendar = file.calendar
+        if let born = file.study.birthDate(in: file.values), calendar.day(collectedAt) < calendar.day(born) {
+            throw StoreError.invalid(field: "collectedAt", rule: "cannot be before the participant's birth (\(calendar.dayText(born)))")
         }
-        if let first = file.study.anchors.first, let start = file.anchors[first.code], file.calendar.day(collectedAt) < file.calendar.day(start) {
-            throw StoreError.invalid(field: "collectedAt", rule: "cannot be before \(first.label) (\(file.calendar.dayText(start)))")
+        if let first = file.study.anchors.first, let start = file.anchors[first.code], calendar.day(collectedAt) < calendar.day(start) {
+            throw StoreError.invalid(field: "collectedAt", rule: "cannot be before \(first.label) (\(calendar.dayText(start)))")
         }
         let evaluation: LabEvaluation
         do {
