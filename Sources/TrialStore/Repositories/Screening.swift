@@ -589,7 +589,7 @@ public struct FluentScreeningRepository: Sendable {
             return try await store.write { tx in try await Self.allocate(participantID: participantID, scope: scope, now: now, before: before, on: tx) }
         } catch let refused as EligibilityNoLongerHolds {
             // Nothing is allocated; the attempt itself is kept in the audit trail.
-            try await store.write { tx in
+            _ = try await store.write { tx in
                 try await AuditChain.append(
                     on: tx, actor: scope.actor, action: .create, entity: "allocation_refused", entityID: participantID.uuidString,
                     siteID: refused.siteID.uuidString, reason: nil, changes: [.init(field: "eligibility", old: nil, new: refused.finding)], now: now)
