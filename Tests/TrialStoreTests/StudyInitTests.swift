@@ -107,6 +107,17 @@ private func otherStudy() throws -> StudyDefinition {
     }
 }
 
+/// The built-in study seeded, its site's scope, and one participant registered, for the amendment tests.
+private func amendmentTrial(_ store: Store, now: Date) async throws -> (FluentStudyRepository, StudyDefinition, Site, AccessScope, Participant) {
+    let studies = FluentStudyRepository(store: store)
+    let v1 = try StudyFile.builtIn()
+    _ = try await studies.seedIfEmpty(v1, now: now)
+    let site = try #require(try await FluentAccountRepository(store: store).site(code: "SYSU3"))
+    let scope = AccessScope(actor: "ana", siteIDs: [site.id])
+    let p = try await FluentParticipantRepository(store: store).create(siteID: site.id, screeningNumber: "A-1", scope: scope, now: now)
+    return (studies, v1, site, scope, p)
+}
+
 @Suite struct AmendmentScheduleTests {
     /// An amendment for new participants only leaves an enrolled participant on the schedule they were enrolled under;
     /// a later one for everyone moves them. A new consent form version asks an allocated participant for re-consent,
@@ -115,13 +126,8 @@ private func otherStudy() throws -> StudyDefinition {
     func enrolledParticipantsKeepTheirScheduleAndReconsent(database: TestDatabase) async throws {
         try await database.withStore { store in
             let now = DateParsing.instant("2026-03-10T12:00")!
-            let studies = FluentStudyRepository(store: store)
-            let v1 = try StudyFile.builtIn()
-            _ = try await studies.seedIfEmpty(v1, now: now)
-            let site = try #require(try await FluentAccountRepository(store: store).site(code: "SYSU3"))
-            let scope = AccessScope(actor: "ana", siteIDs: [site.id])
+            let (studies, v1, site, scope, p) = try await amendmentTrial(store, now: now)
             let screening = FluentScreeningRepository(store: store)
-            let p = try await FluentParticipantRepository(store: store).create(siteID: site.id, screeningNumber: "A-1", scope: scope, now: now)
             _ = try await screening.recordConsent(participantID: p.id, formVersion: "1", signedAt: now.addingTimeInterval(-3600), scope: scope, now: now)
 
             var v2 = v1
@@ -158,13 +164,8 @@ private func otherStudy() throws -> StudyDefinition {
     func visitsDueFromTheDateFollowTheAmendment(database: TestDatabase) async throws {
         try await database.withStore { store in
             let now = DateParsing.instant("2026-03-10T12:00")!
-            let studies = FluentStudyRepository(store: store)
-            let v1 = try StudyFile.builtIn()
-            _ = try await studies.seedIfEmpty(v1, now: now)
-            let site = try #require(try await FluentAccountRepository(store: store).site(code: "SYSU3"))
-            let scope = AccessScope(actor: "ana", siteIDs: [site.id])
+            let (studies, v1, site, scope, p) = try await amendmentTrial(store, now: now)
             let screening = FluentScreeningRepository(store: store)
-            let p = try await FluentParticipantRepository(store: store).create(siteID: site.id, screeningNumber: "A-1", scope: scope, now: now)
             _ = try await FluentFormRecordRepository(store: store).save(
                 participantID: p.id, visit: "transplant", form: "transplant", values: ["transplant_date": "2026-03-03", "donor": "deceased"],
                 reason: nil, scope: scope, now: now)

@@ -131,6 +131,30 @@ def submit(driver, element):
     WebDriverWait(driver, 15).until(gone)
 
 
+def sign_in(driver, base_url, username):
+    """Signs in on the login page and waits for the dashboard."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+    driver.get(base_url + "/login")
+    driver.find_element(By.ID, "username").send_keys(username)
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    submit(driver, driver.find_element(By.ID, "sign-in"))
+    WebDriverWait(driver, 10).until(EC.presence_of_element_located((By.ID, "welcome")))
+
+
+def register(driver, base_url, screening_number):
+    """Registers a participant from the participants page; returns the URL of their page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+    driver.get(base_url + "/participants")
+    driver.find_element(By.ID, "screeningNumber").send_keys(screening_number)
+    submit(driver, driver.find_element(By.XPATH, "//button[text()='Register participant']"))
+    WebDriverWait(driver, 10).until(EC.presence_of_element_located((By.ID, "eligibility")))
+    return driver.current_url
+
+
 def set_values(driver, values):
     """Puts each value into the control with that id, as a user would choose or type it."""
     from selenium.webdriver.common.by import By

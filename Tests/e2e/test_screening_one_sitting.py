@@ -7,7 +7,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from harness import PASSWORD, Casebook, chromium, set_values, submit
+from harness import Casebook, chromium, register, set_values, sign_in, submit
 
 
 def day(offset):
@@ -33,16 +33,8 @@ class ScreeningInOneSitting(unittest.TestCase):
 
     def test_one_page_then_an_exclusion_blocks_allocation(self):
         d = self.driver
-        d.get(self.casebook.url + "/login")
-        d.find_element(By.ID, "username").send_keys("ines")
-        d.find_element(By.ID, "password").send_keys(PASSWORD)
-        submit(d, d.find_element(By.ID, "sign-in"))
-        WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "welcome")))
-        d.get(self.casebook.url + "/participants")
-        d.find_element(By.ID, "screeningNumber").send_keys("SYSU3-077")
-        submit(d, d.find_element(By.XPATH, "//button[text()='Register participant']"))
-        WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "eligibility")))
-        participant = d.current_url
+        sign_in(d, self.casebook.url, "ines")
+        participant = register(d, self.casebook.url, "SYSU3-077")
 
         # Every screening page at once; the bilirubin comes as a lab result in mg/dL (15 mg/dL is 256.5 µmol/L,
         # over 10 × the site's ULN of 17.1), entered once.

@@ -6,7 +6,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from harness import PASSWORD, Casebook, chromium, fill_form, submit
+from harness import Casebook, chromium, fill_form, register, sign_in, submit
 
 
 def day(offset):
@@ -45,17 +45,9 @@ class ScreeningToInfusion(unittest.TestCase):
     def test_walk_one_participant_from_screening_to_infusion(self):
         self.assertIsNotNone(self.meld_na, "seed 11…11 should start one stratum with MSC-EV")
         d = self.driver
-        d.get(self.casebook.url + "/login")
-        d.find_element(By.ID, "username").send_keys("ines")
-        d.find_element(By.ID, "password").send_keys(PASSWORD)
-        submit(d, d.find_element(By.ID, "sign-in"))
-        WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "welcome")))
+        sign_in(d, self.casebook.url, "ines")
 
-        d.get(self.casebook.url + "/participants")
-        d.find_element(By.ID, "screeningNumber").send_keys("SYSU3-042")
-        submit(d, d.find_element(By.XPATH, "//button[text()='Register participant']"))
-        WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "eligibility")))
-        url = d.current_url
+        url = register(d, self.casebook.url, "SYSU3-042")
         self.assertIn("cannot tell", d.find_element(By.ID, "eligibility-outcome").text)
 
         self.fill_form(url, "screening", "demographics", {"screening_date": day(-6), "birth_date": "1971-03-15", "sex": "M"})

@@ -115,7 +115,7 @@ public struct EligibilityAssessment: Codable, Equatable, Sendable {
 }
 
 /// Whether an investigator's "eligible" decision still stands on the data as they are now: eligibility stays live
-/// until allocation (ICH E6(R3) 2.4: the investigator enrols only participants who meet the criteria).
+/// until allocation (ICH E6(R2) 4.5.1: the investigator conducts the trial in compliance with the protocol).
 public enum EligibilityStanding {
     /// The criteria that no longer support an "eligible" decision; nil while it stands (or no such decision was made).
     public static func unsupported(decision: String?, current: EligibilityAssessment) -> [CriterionAssessment]? {
@@ -129,7 +129,7 @@ public enum EligibilityStanding {
     }
 }
 
-/// The consent criterion reads the consent record itself (ICH E6(R3) 2.8: consent is documented by the signed and
+/// The consent criterion reads the consent record itself (ICH E6(R2) 4.8.8: consent is documented by the signed and
 /// dated form), not a question on a form: `consented` is yes while a consent to the form version in force stands,
 /// no once it is withdrawn or superseded, and cannot tell before any consent is recorded.
 public enum ConsentRule {

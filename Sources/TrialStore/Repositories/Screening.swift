@@ -28,7 +28,7 @@ public struct Allocation: Codable, Equatable, Sendable {
 
 /// A dose given outside its window, with the reason recorded.
 /// A protocol deviation: a dose out of its window (`kind` dose), or eligibility contradicted after allocation.
-public struct DoseDeviation: Codable, Equatable, Sendable {
+public struct ProtocolDeviation: Codable, Equatable, Sendable {
     public var participantID: UUID
     public var screeningNumber: String
     public var kind: String
@@ -836,7 +836,7 @@ public struct FluentScreeningRepository: Sendable {
 
     /// Protocol deviations for the scope's sites, oldest first: doses given outside their window, and data entered
     /// after allocation that contradict eligibility.
-    public func deviations(scope: AccessScope) async throws -> [DoseDeviation] {
+    public func deviations(scope: AccessScope) async throws -> [ProtocolDeviation] {
         guard !scope.siteIDs.isEmpty else { return [] }
         let sites = scope.siteBinds
         let sql = store.database as! any SQLDatabase
@@ -845,7 +845,7 @@ public struct FluentScreeningRepository: Sendable {
             FROM doses d JOIN participants p ON p.id = d.participant_id AND p.deleted_at IS NULL
             WHERE d.deviation = \(bind: true) AND d.site_id IN (\(binds: sites)) ORDER BY d.started_at
             """).all().map {
-            DoseDeviation(
+            ProtocolDeviation(
                 participantID: try $0.decode(column: "id", as: UUID.self), screeningNumber: try $0.decode(column: "screening_number", as: String.self),
                 kind: "dose", dose: try $0.decode(column: "dose_code", as: String.self), startedAt: try $0.decode(column: "started_at", as: Date.self),
                 reason: try $0.decode(column: "deviation_reason", as: String?.self) ?? "", recordedBy: try $0.decode(column: "recorded_by", as: String.self))
@@ -855,7 +855,7 @@ public struct FluentScreeningRepository: Sendable {
             FROM protocol_deviations v JOIN participants p ON p.id = v.participant_id AND p.deleted_at IS NULL
             WHERE v.site_id IN (\(binds: sites)) ORDER BY v.raised_at
             """).all().map {
-            DoseDeviation(
+            ProtocolDeviation(
                 participantID: try $0.decode(column: "id", as: UUID.self), screeningNumber: try $0.decode(column: "screening_number", as: String.self),
                 kind: try $0.decode(column: "kind", as: String.self), dose: nil, startedAt: try $0.decode(column: "raised_at", as: Date.self),
                 reason: try $0.decode(column: "detail", as: String.self), recordedBy: try $0.decode(column: "raised_by", as: String.self))

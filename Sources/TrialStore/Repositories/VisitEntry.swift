@@ -37,7 +37,6 @@ extension FluentSafetyRepository {
         if let twice = Dictionary(grouping: labs.map { $0.test.uppercased() }, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
             throw StoreError.invalid(field: "labs", rule: "\(twice) is given more than once")
         }
-        let tables = self.tables
         return try await store.write { tx in
             let current = try await FluentScreeningRepository.file(participantID: participantID, scope: scope, on: tx)
             var problems: [(field: String, rule: String)] = []
@@ -86,7 +85,7 @@ extension FluentSafetyRepository {
                     AND visit_code IN (\(binds: Baseline.visits(of: file.study))) AND collected_at < \(bind: lab.collectedAt)
                     ORDER BY collected_at DESC LIMIT 1
                     """).first()?.decode(column: "value", as: Double.self)
-                let built = try FluentSafetyRepository(store: store, tables: tables).labRows(
+                let built = try labRows(
                     participantID: participantID, file: file, visit: visit, test: test, value: lab.value, unit: lab.unit, collectedAt: lab.collectedAt,
                     baseline: baseline, scope: scope, now: now)
                 try AuditChain.checkReason(built.audit)

@@ -83,7 +83,7 @@ struct AllocationDTO: Content {
     }
 }
 
-struct DoseDeviationDTO: Content {
+struct ProtocolDeviationDTO: Content {
     var participantId: UUID
     var screeningNumber: String
     /// `dose` (given out of its window) or `eligibility` (contradicted after allocation).
@@ -93,7 +93,7 @@ struct DoseDeviationDTO: Content {
     var startedAt: String
     var reason: String
     var recordedBy: String
-    init(_ d: DoseDeviation) {
+    init(_ d: ProtocolDeviation) {
         participantId = d.participantID
         screeningNumber = d.screeningNumber
         kind = d.kind
@@ -384,10 +384,10 @@ enum ScreeningAPI {
     }
 
     /// Protocol deviations: doses given outside their window, with their reasons.
-    static func deviations(req: Request) async throws -> [DoseDeviationDTO] {
+    static func deviations(req: Request) async throws -> [ProtocolDeviationDTO] {
         let user = try req.user
         try user.require(.readParticipants)
-        return try await req.screening.deviations(scope: user.scope).map(DoseDeviationDTO.init)
+        return try await req.screening.deviations(scope: user.scope).map(ProtocolDeviationDTO.init)
     }
 
     /// The CONSORT counts; by arm only for those who may see arms.
