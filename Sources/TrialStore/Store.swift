@@ -70,6 +70,15 @@ public struct Store: Sendable {
     /// Runs each body in the order given, each in its own transaction or savepoint (as `write` does for one), each with its own
     /// outcome, consecutive ones sharing commits. For writes whose order matters, such as allocations in arrival order.
     public func writeInOrder<T: Sendable>(_ bodies: [@Sendable (any Database) async throws -> T]) async -> [Result<T, any Error>] {
+        let results = await writeInOrderUnaudited(bodies)
+        // A write a lock refused was rolled back; the attempt itself goes into the audit trail.
+        for result in results {
+            if case .failure(let error) = result, let refusal = error as? LockRefusal { await auditRefusal(refusal) }
+        }
+        return results
+    }
+
+    func writeInOrderUnaudited<T: Sendable>(_ bodies: [@Sendable (any Database) async throws -> T]) async -> [Result<T, any Error>] {
         guard groupsWrites else {
             var results: [Result<T, any Error>] = []
             for body in bodies {

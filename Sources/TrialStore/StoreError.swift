@@ -10,6 +10,8 @@ public enum StoreError: Error, Equatable, Sendable {
     case reasonRequired(field: String)
     /// The request is sound but the state of the trial forbids it now (a study not recruiting, say).
     case conflict(field: String, rule: String)
+    /// The user's role or identity may not do this (403).
+    case forbidden(rule: String)
 }
 
 extension StoreError: CustomStringConvertible {
@@ -20,6 +22,7 @@ extension StoreError: CustomStringConvertible {
         case .invalid(let field, let rule): "\(field): \(rule)"
         case .reasonRequired(let field): "\(field): a reason is required for any change after the first save"
         case .conflict(let field, let rule): "\(field): \(rule)"
+        case .forbidden(let rule): rule
         }
     }
 }

@@ -86,6 +86,7 @@ func routes(_ app: Application) {
     StudyAPI.register(api)
     ScreeningAPI.register(api)
     SafetyAPI.register(api)
+    DataManagementAPI.register(api)
 }
 
 /// Tags every response with its request id (also in every log line) and the usual hardening headers.

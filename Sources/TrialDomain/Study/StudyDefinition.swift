@@ -33,8 +33,10 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
     public var adverseEventTerms: [StudyTerm]?
     /// Named values computed from others, usable by name in every expression (each may use those listed before it).
     public var derived: [DerivedField]?
+    /// Query due times, edit checks and source verification.
+    public var dataManagement: DataManagementSettings?
 
-    public init(schemaVersion: Int, code: String, version: Int, identity: StudyIdentity, lifecycle: Lifecycle, sites: [SiteDefinition], parameters: [Parameter], arms: [Arm], interventions: [Intervention], anchors: [Anchor], visits: [Visit], forms: [Form], eligibility: Eligibility, endpoints: [Endpoint], randomization: RandomizationSettings, consent: ConsentSettings, safety: SafetySettings, labs: [StudyLab]? = nil, participant: ParticipantFields? = nil, randomizations: [StageRandomization]? = nil, blinding: BlindingSettings? = nil, amendment: AmendmentSettings? = nil, adverseEventTerms: [StudyTerm]? = nil, derived: [DerivedField]? = nil) {
+    public init(schemaVersion: Int, code: String, version: Int, identity: StudyIdentity, lifecycle: Lifecycle, sites: [SiteDefinition], parameters: [Parameter], arms: [Arm], interventions: [Intervention], anchors: [Anchor], visits: [Visit], forms: [Form], eligibility: Eligibility, endpoints: [Endpoint], randomization: RandomizationSettings, consent: ConsentSettings, safety: SafetySettings, labs: [StudyLab]? = nil, participant: ParticipantFields? = nil, randomizations: [StageRandomization]? = nil, blinding: BlindingSettings? = nil, amendment: AmendmentSettings? = nil, adverseEventTerms: [StudyTerm]? = nil, derived: [DerivedField]? = nil, dataManagement: DataManagementSettings? = nil) {
         self.schemaVersion = schemaVersion
         self.code = code
         self.version = version
@@ -59,6 +61,7 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
         self.amendment = amendment
         self.adverseEventTerms = adverseEventTerms
         self.derived = derived
+        self.dataManagement = dataManagement
     }
 
     public static let currentSchemaVersion = 1

@@ -396,6 +396,7 @@ public enum StudyValidator {
             if study.amendment?.appliesTo != .everyone { add("amendment.from", "a date applies only to an amendment for everyone") }
             if DateParsing.day(from) == nil { add("amendment.from", "'\(from)' is not a date as yyyy-MM-dd") }
         }
+        for (path, rule) in EditChecks.problems(in: study) { add(path, rule) }
         if study.safety.saeReportingHours < 1 { add("safety.saeReportingHours", "must be 1 or more") }
         if !SafetySettings.ctcaeVersions.contains(study.safety.ctcaeVersion) {
             add("safety.ctcaeVersion", "must be one of \(SafetySettings.ctcaeVersions.joined(separator: ", "))")

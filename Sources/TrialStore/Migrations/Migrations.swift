@@ -6,7 +6,7 @@ import TrialDomain
 /// Every migration, in order. A shipped migration never changes: add a new one.
 public enum StoreMigrations {
     public static var all: [any AsyncMigration] {
-        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes(), M009AddListIndexes(), M010CreateDoses(), M011CreateStageRandomizations(), M012CreateUnblindings(), M013AddEnrolmentVersion(), M014CreateProtocolDeviations()]
+        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes(), M009AddListIndexes(), M010CreateDoses(), M011CreateStageRandomizations(), M012CreateUnblindings(), M013AddEnrolmentVersion(), M014CreateProtocolDeviations(), M015CreateDataManagement()]
     }
 }
 
@@ -504,5 +504,63 @@ struct M014CreateProtocolDeviations: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema("protocol_deviations").delete()
+    }
+}
+
+/// Queries with their threads, and freezes and locks.
+struct M015CreateDataManagement: AsyncMigration {
+    var name: String { "015-create-data-management" }
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema("queries")
+            .id()
+            .field("participant_id", .uuid, .required, .references("participants", "id"))
+            .field("site_id", .uuid, .required, .references("sites", "id"))
+            .field("kind", .string, .required)
+            .field("status", .string, .required)
+            .field("visit_code", .string)
+            .field("form_code", .string)
+            .field("lab_test", .string)
+            .field("field_code", .string)
+            .field("text", .custom("TEXT"), .required)
+            .field("assignee_role", .string, .required)
+            .field("due_at", .datetime)
+            .field("raised_by", .string, .required)
+            .field("raised_at", .datetime, .required)
+            .field("answered_by", .string)
+            .field("updated_at", .datetime, .required)
+            // The edit check that raised it, for a failed-check query.
+            .field("check_code", .string)
+            .create()
+        try await database.schema("query_messages")
+            .id()
+            .field("query_id", .uuid, .required, .references("queries", "id"))
+            .field("action", .string, .required)
+            .field("status", .string, .required)
+            .field("text", .custom("TEXT"), .required)
+            .field("actor", .string, .required)
+            .field("at", .datetime, .required)
+            .create()
+        try await database.schema("data_locks")
+            .id()
+            .field("kind", .string, .required)
+            .field("level", .string, .required)
+            .field("site_id", .uuid, .references("sites", "id"))
+            .field("participant_id", .uuid, .references("participants", "id"))
+            .field("visit_code", .string)
+            .field("form_code", .string)
+            .field("reason", .custom("TEXT"), .required)
+            .field("locked_by", .string, .required)
+            .field("locked_at", .datetime, .required)
+            .field("dataset_hash", .string)
+            .create()
+        let sql = database as! any SQLDatabase
+        try await sql.raw("CREATE INDEX queries_site_status ON queries (site_id, status, raised_at)").run()
+        try await sql.raw("CREATE INDEX queries_participant ON queries (participant_id, status)").run()
+        try await sql.raw("CREATE INDEX query_messages_query ON query_messages (query_id, at)").run()
+    }
+
+    func revert(on database: any Database) async throws {
+        for table in ["query_messages", "queries", "data_locks"] { try await database.schema(table).delete() }
     }
 }

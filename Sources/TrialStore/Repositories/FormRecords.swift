@@ -55,10 +55,11 @@ public struct FluentFormRecordRepository: FormRecordRepository {
     /// written unless all pass. `recheck`: re-check eligibility after a change to the eligibility visit.
     static func save(
         participantID: UUID, visit: String, forms entries: [(form: String, values: [String: String])], reason: String?, scope: AccessScope, now: Date,
-        before: (file: ParticipantFile, revision: Int64)?, recheck: Bool = true, qualify: Bool? = nil, on tx: any Database
+        before: (file: ParticipantFile, revision: Int64)?, recheck: Bool = true, qualify: Bool? = nil, runChecks: Bool = true, on tx: any Database
     ) async throws -> [FormRecord] {
         let qualified = qualify ?? (entries.count > 1)
-        let (siteID, revision, studyHash) = try await ParticipantRevision.claim(participantID, scope: scope, on: tx)
+        let (siteID, revision, studyHash) = try await ParticipantRevision.claim(
+            participantID, scope: scope, visit: visit, forms: entries.map(\.form), attempted: "form save at \(visit)", on: tx)
         let sql = tx as! any SQLDatabase
         var existing: [String: FormRecord] = [:]
         for row in try await sql.raw("""
@@ -106,6 +107,7 @@ public struct FluentFormRecordRepository: FormRecordRepository {
         try await Self.checkSequence(
             participantID: participantID, visit: visit, forms: prepared.map { ($0.form, $0.clean) }, scope: scope, file: unchanged, on: tx)
         var saved: [FormRecord] = []
+        var changedFields: Set<String> = []
         for (form, study, clean, existing) in prepared {
             let formCode = form.code
             let old = existing?.values ?? [:]
@@ -116,6 +118,7 @@ public struct FluentFormRecordRepository: FormRecordRepository {
                 saved.append(existing)
                 continue
             }
+            if existing != nil { changedFields.formUnion(changes.map(\.field)) }
             let record = FormRecord(
                 id: existing?.id ?? UUID.timeOrdered(), participantID: participantID, visit: visit, form: formCode,
                 studyVersion: existing?.studyVersion ?? study.version, values: clean, createdAt: existing?.createdAt ?? now, updatedAt: now)
@@ -133,6 +136,11 @@ public struct FluentFormRecordRepository: FormRecordRepository {
                 try await sql.raw("UPDATE form_records SET data = \(bind: data), updated_at = \(bind: now) WHERE id = \(bind: record.id)").run()
             }
             saved.append(record)
+        }
+        // A change with a reason answers the open queries on the fields it changed.
+        try await FluentQueryRepository.answer(participantID: participantID, fields: changedFields, visit: visit, reason: reason, scope: scope, now: now, on: tx)
+        if runChecks, !(prepared[0].study.dataManagement?.editChecks ?? []).isEmpty {
+            try await EditCheckRunner.apply(participantID: participantID, scope: scope, now: now, on: tx)
         }
         // A file unchanged since before the write with no "eligible" decision has nothing to re-check.
         if recheck, visit == prepared[0].study.eligibilityVisit, unchanged.map({ $0.lastDecision == "eligible" }) ?? true {

@@ -116,7 +116,11 @@ enum ParticipantRevision {
 
     /// Raises the participant's revision, in the write that changes its file, and tells in the same statement the
     /// site, the revision before it and the current study version's hash; not found outside the scope or once deleted.
-    static func claim(_ participantID: UUID, scope: AccessScope, on tx: any Database) async throws -> (siteID: UUID, revision: Int64, studyHash: String?) {
+    /// Refused (`LockRefusal`) when a freeze or lock covers the participant, or the visit and each of `forms` there;
+    /// `attempted` names the write in the audit trail, nil only for an emergency unblinding, which no lock may stop.
+    static func claim(
+        _ participantID: UUID, scope: AccessScope, visit: String? = nil, forms: [String] = [], attempted: String?, on tx: any Database
+    ) async throws -> (siteID: UUID, revision: Int64, studyHash: String?) {
         guard
             let row = try await (tx as! any SQLDatabase).raw("""
                 UPDATE participants SET revision = revision + 1 WHERE id = \(bind: participantID) AND deleted_at IS NULL
@@ -124,6 +128,17 @@ enum ParticipantRevision {
                 """).first(),
             case let siteID = try row.decode(column: "site_id", as: UUID.self), scope.siteIDs.contains(siteID)
         else { throw StoreError.notFound(entity: "participant", id: participantID.uuidString) }
+        guard let attempted else {
+            return (siteID, try row.decode(column: "revision", as: Int64.self) - 1, try row.decode(column: "study_hash", as: String?.self))
+        }
+        if forms.isEmpty {
+            try await LockCheck.require(
+                WriteTarget(siteID: siteID, participantID: participantID, visit: visit), kind: .data, actor: scope.actor, attempted: attempted, on: tx)
+        }
+        for form in forms {
+            try await LockCheck.require(
+                WriteTarget(siteID: siteID, participantID: participantID, visit: visit, form: form), kind: .data, actor: scope.actor, attempted: attempted, on: tx)
+        }
         return (siteID, try row.decode(column: "revision", as: Int64.self) - 1, try row.decode(column: "study_hash", as: String?.self))
     }
 

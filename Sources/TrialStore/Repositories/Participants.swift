@@ -16,9 +16,12 @@ public struct Participant: Sendable, Equatable, Codable {
 public struct AccessScope: Sendable, Equatable {
     public var actor: String
     public var siteIDs: Set<UUID>
-    public init(actor: String, siteIDs: Set<UUID>) {
+    /// The actor's role, for rules that depend on it (who answers or closes a query); nil for the system's own writes.
+    public var role: Role?
+    public init(actor: String, siteIDs: Set<UUID>, role: Role? = nil) {
         self.actor = actor
         self.siteIDs = siteIDs
+        self.role = role
     }
 
     /// The sites as SQL binds for `IN (...)`, in a stable order.
@@ -68,6 +71,7 @@ public struct FluentParticipantRepository: ParticipantRepository {
         guard scope.siteIDs.contains(siteID) else { throw StoreError.notFound(entity: "site", id: siteID.uuidString) }
         return try await store.write { tx in
             let sql = tx as! any SQLDatabase
+            try await LockCheck.require(WriteTarget(siteID: siteID), kind: .data, actor: scope.actor, attempted: "participant registration", on: tx)
             let study = try await FluentStudyRepository.current(on: tx)?.study
             if let study { try FluentStudyRepository.requireRecruiting(study, to: "participants are enrolled") }
             if try await sql.raw("SELECT id FROM participants WHERE site_id = \(bind: siteID) AND screening_number = \(bind: number)").first() != nil {
@@ -155,6 +159,7 @@ public struct FluentParticipantRepository: ParticipantRepository {
     ) async throws -> Participant {
         try await store.write { tx in
             let model = try await Self.model(id: id, scope: scope, on: tx)
+            try await LockCheck.require(WriteTarget(siteID: model.siteID, participantID: id), kind: .data, actor: scope.actor, attempted: "status change", on: tx)
             let old = model.status
             guard old != status.rawValue else { return try Self.participant(model) }
             model.status = status.rawValue
@@ -174,6 +179,7 @@ public struct FluentParticipantRepository: ParticipantRepository {
     public func delete(id: UUID, reason: String?, scope: AccessScope, now: Date) async throws {
         try await store.write { tx in
             let model = try await Self.model(id: id, scope: scope, on: tx)
+            try await LockCheck.require(WriteTarget(siteID: model.siteID, participantID: id), kind: .data, actor: scope.actor, attempted: "participant removal", on: tx)
             try await AuditChain.append(
                 on: tx, actor: scope.actor, action: .delete, entity: "participant", entityID: id.uuidString,
                 siteID: model.siteID.uuidString, reason: reason,

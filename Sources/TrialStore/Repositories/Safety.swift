@@ -156,6 +156,7 @@ public struct FluentSafetyRepository: Sendable {
             guard let test = state.file.study.labTest(code) else {
                 throw StoreError.invalid(field: "test", rule: "must be one of \(state.file.study.labTests.map(\.code).joined(separator: ", "))")
             }
+            let checked = Self.labsReadByChecks(state.file.study, hash: state.studyHash)
             do {
                 let saved = try await store.insert(
                     probe: Self.labProbe(participantID, test: test.code, visits: Baseline.visits(of: state.file.study), before: collectedAt),
@@ -167,6 +168,9 @@ public struct FluentSafetyRepository: Sendable {
                     guard try row.decode(column: "revision", as: Int64.self) == state.revision,
                         try row.decode(column: "study_hash", as: String?.self) == state.studyHash
                     else { throw StaleFile() }
+                    // Some lock might cover it, or an edit check reads it: the save goes the way that weighs each lock
+                    // and runs the checks in its write (below).
+                    if try row.decode(column: "locks", as: Int.self) > 0 || checked.contains(test.code) { throw LocksToWeigh() }
                     return try labRows(
                         participantID: participantID, file: state.file, visit: visit, test: test, value: value, unit: unit,
                         collectedAt: collectedAt, baseline: try row.decode(column: "baseline", as: Double?.self), scope: scope, now: now)
@@ -187,6 +191,12 @@ public struct FluentSafetyRepository: Sendable {
                 return saved
             } catch is StaleFile {
                 known = nil
+            } catch is LocksToWeigh {
+                // Rare: a freeze or lock on the study, site or participant. A visit save weighs each in its write.
+                return try await saveVisit(
+                    participantID: participantID, visit: visit, forms: [], labs: [VisitLab(test: code, value: value, unit: unit, collectedAt: collectedAt)],
+                    reason: nil, scope: scope, now: now
+                ).labs[0]
             }
         }
         throw StoreError.invalid(field: "participant", rule: "changed by other writes while this result was saved; save it again")
@@ -201,10 +211,23 @@ public struct FluentSafetyRepository: Sendable {
         return labs
     }
     nonisolated(unsafe) static var eligibilityLabs: [String: Set<String>] = [:]
+
+    /// TrialDomain's `EditChecks.labsRead`, once per published definition.
+    static func labsReadByChecks(_ study: StudyDefinition, hash: String?) -> Set<String> {
+        guard study.dataManagement?.editChecks?.isEmpty == false else { return [] }
+        guard let hash else { return EditChecks.labsRead(study: study) }
+        if let known = eligibilityLabsLock.withLock({ checkedLabs[hash] }) { return known }
+        let labs = EditChecks.labsRead(study: study)
+        eligibilityLabsLock.withLock { checkedLabs[hash] = labs }
+        return labs
+    }
+    nonisolated(unsafe) static var checkedLabs: [String: Set<String>] = [:]
     static let eligibilityLabsLock = NSLock()
 
     /// The participant changed after its file was read.
     struct StaleFile: Error {}
+    /// A lock may cover the participant, or the result feeds an edit check.
+    struct LocksToWeigh: Error {}
 
     /// What the write reads for a lab result: the participant's site and revision, the current study's hash, and the
     /// baseline (the last result of the test from the baseline visits, of which a study has at most two).
@@ -215,7 +238,8 @@ public struct FluentSafetyRepository: Sendable {
                   (SELECT definition_hash FROM study_versions ORDER BY version DESC LIMIT 1) AS study_hash,
                   (SELECT l.value FROM lab_results l WHERE l.participant_id = probe.participant_id AND l.test_code = probe.test_code
                     AND l.visit_code IN (probe.visit_a, probe.visit_b) AND l.collected_at < probe.collected_before
-                    ORDER BY l.collected_at DESC LIMIT 1) AS baseline
+                    ORDER BY l.collected_at DESC LIMIT 1) AS baseline,
+                  (SELECT COUNT(*) FROM data_locks k WHERE k.level = 'study' OR k.site_id = p.site_id OR k.participant_id = p.id) AS locks
                 FROM probe JOIN participants p ON p.id = probe.participant_id AND p.deleted_at IS NULL
                 """,
             columns: ["participant_id", "test_code", "visit_a", "visit_b", "collected_before"],
@@ -329,6 +353,8 @@ public struct FluentSafetyRepository: Sendable {
     public func recordAdverseEvent(participantID: UUID, input: AdverseEventInput, scope: AccessScope, now: Date) async throws -> AdverseEvent {
         try await store.write { tx in
             let file = try await FluentScreeningRepository.file(participantID: participantID, scope: scope, on: tx)
+            try await LockCheck.require(
+                WriteTarget(siteID: file.participant.siteID, participantID: participantID), kind: .data, actor: scope.actor, attempted: "adverse event", on: tx)
             let version = file.study.safety.ctcaeVersion.hasPrefix("4") ? "4.03" : file.study.safety.ctcaeVersion
             guard let termModel = try await CTCAETermModel.query(on: tx).filter(\.$version == version).filter(\.$meddra == input.meddra).first() else {
                 throw StoreError.invalid(field: "meddra", rule: "\(input.meddra) is not a CTCAE v\(version) term in the catalogue")
@@ -388,6 +414,8 @@ public struct FluentSafetyRepository: Sendable {
             guard let model = try await AdverseEventModel.find(eventID, on: tx), scope.siteIDs.contains(model.siteID) else {
                 throw StoreError.notFound(entity: "adverse event", id: eventID.uuidString)
             }
+            try await LockCheck.require(
+                WriteTarget(siteID: model.siteID, participantID: model.participantID), kind: .data, actor: scope.actor, attempted: "SAE report", on: tx)
             guard model.serious, let aware = model.awareAt else { throw StoreError.invalid(field: "serious", rule: "only a serious event is reported on the clock") }
             guard model.reportedAt == nil else { throw StoreError.invalid(field: "reportedAt", rule: "the event was already reported") }
             guard reportedAt >= aware else { throw StoreError.invalid(field: "reportedAt", rule: "cannot be before the site learned of the event") }

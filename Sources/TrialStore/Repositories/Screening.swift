@@ -160,9 +160,9 @@ public struct FluentScreeningRepository: Sendable {
     /// The participant's file inside a write that changes it, its revision raised: the one read before the write
     /// when nothing changed since (same revision, same current study version), else read again here.
     static func claimFile(
-        participantID: UUID, scope: AccessScope, before: (file: ParticipantFile, revision: Int64)?, on tx: any Database
+        participantID: UUID, scope: AccessScope, before: (file: ParticipantFile, revision: Int64)?, attempted: String?, on tx: any Database
     ) async throws -> ParticipantFile {
-        let (_, revision, studyHash) = try await ParticipantRevision.claim(participantID, scope: scope, on: tx)
+        let (_, revision, studyHash) = try await ParticipantRevision.claim(participantID, scope: scope, attempted: attempted, on: tx)
         if let study = try await FluentStudyRepository.current(on: tx, hash: studyHash),
             let file = ParticipantRevision.stillCurrent(before, revision: revision, study: study)
         {
@@ -358,7 +358,7 @@ public struct FluentScreeningRepository: Sendable {
         let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
         _ = try? before?.file.assessment()
         return try await store.write { tx in
-            let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, on: tx)
+            let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, attempted: "eligibility decision", on: tx)
             guard [.screening, .eligible, .needsReview, .consented].contains(file.participant.status) else {
                 throw StoreError.invalid(field: "status", rule: "eligibility is decided during screening; the participant is \(file.participant.status.rawValue)")
             }
@@ -454,7 +454,7 @@ public struct FluentScreeningRepository: Sendable {
     public func recordConsent(participantID: UUID, formVersion: String, signedAt: Date, scope: AccessScope, now: Date) async throws -> ConsentRecord {
         let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
         return try await store.write { tx in
-            let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, on: tx)
+            let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, attempted: "consent", on: tx)
             guard file.study.consent.versions.contains(where: { $0.version == formVersion }) else {
                 throw StoreError.invalid(
                     field: "formVersion", rule: "must be one of the study's consent versions (\(file.study.consent.versions.map(\.version).joined(separator: ", ")))")
@@ -490,7 +490,7 @@ public struct FluentScreeningRepository: Sendable {
     ) async throws {
         let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
         try await store.write { tx in
-            let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, on: tx)
+            let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, attempted: "consent withdrawal", on: tx)
             guard let consent = file.consents.last(where: { $0.withdrawnAt == nil }), let model = try await ConsentModel.find(consent.id, on: tx) else {
                 throw StoreError.invalid(field: "consent", rule: "there is no consent in force to withdraw")
             }
@@ -515,6 +515,7 @@ public struct FluentScreeningRepository: Sendable {
     /// `length` overrides the positions per stratum (the study's setting, else its enrolment target, at least 100).
     public func generateList(seedHex: String?, actor: String, now: Date, length: Int? = nil) async throws -> (seed: String, slots: Int) {
         try await store.write { tx in
+            try await LockCheck.require(WriteTarget(siteID: nil), kind: .data, actor: actor, attempted: "list generation", on: tx)
             guard let study = try await FluentStudyRepository(store: Store(database: tx)).current() else {
                 throw StoreError.notFound(entity: "study", id: "current")
             }
@@ -653,7 +654,7 @@ public struct FluentScreeningRepository: Sendable {
     static func allocate(
         participantID: UUID, scope: AccessScope, now: Date, before: (file: ParticipantFile, revision: Int64)? = nil, on tx: any Database
     ) async throws -> Allocation {
-        let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, on: tx)
+        let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, attempted: "allocation", on: tx)
         if let existing = file.allocation { return existing }
         let study = file.study
         try FluentStudyRepository.requireRecruiting(study, to: "participants are allocated")
@@ -771,7 +772,7 @@ public struct FluentScreeningRepository: Sendable {
     public func recordDose(participantID: UUID, record input: DoseRecord, scope: AccessScope, now: Date) async throws -> DoseRecord {
         let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
         return try await store.write { tx in
-            let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, on: tx)
+            let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, attempted: "dose record", on: tx)
             guard let allocation = file.allocation else { throw StoreError.invalid(field: "allocation", rule: "the participant has not been allocated") }
             var record = input
             record.recordedBy = scope.actor

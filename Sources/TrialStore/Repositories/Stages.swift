@@ -18,6 +18,7 @@ extension FluentScreeningRepository {
     /// `length`: positions per stratum (default the stage's `listLengthPerStratum`, else 100).
     public func generateStageList(randomization code: String, seedHex: String?, actor: String, now: Date, length: Int? = nil) async throws -> (seed: String, slots: Int) {
         try await store.write { tx in
+            try await LockCheck.require(WriteTarget(siteID: nil), kind: .data, actor: actor, attempted: "stage list generation", on: tx)
             guard let study = try await FluentStudyRepository.current(on: tx)?.study else { throw StoreError.notFound(entity: "study", id: "current") }
             guard let stage = study.randomizations?.first(where: { $0.code == code }) else {
                 throw StoreError.notFound(entity: "randomization", id: "'\(code)' in study \(study.code)")
@@ -75,7 +76,7 @@ extension FluentScreeningRepository {
     public func allocateStage(participantID: UUID, randomization code: String, scope: AccessScope, now: Date) async throws -> StageAllocation {
         let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
         return try await store.write { tx in
-            let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, on: tx)
+            let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, attempted: "stage allocation", on: tx)
             let study = file.schedule
             guard let stage = study.randomizations?.first(where: { $0.code == code }) else {
                 throw StoreError.notFound(entity: "randomization", id: "'\(code)' in study \(study.code)")
@@ -185,7 +186,8 @@ extension FluentScreeningRepository {
         guard !why.isEmpty else { throw StoreError.invalid(field: "reason", rule: "an emergency unblinding needs its reason") }
         let before = try? await Self.cachedFileAndRevision(participantID: participantID, scope: scope, on: store.database)
         return try await store.write { tx in
-            let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, on: tx)
+            // No lock stops an emergency unblinding: the participant's safety comes first.
+            let file = try await Self.claimFile(participantID: participantID, scope: scope, before: before, attempted: nil, on: tx)
             guard Blinding.isMasked(file.study) else { throw StoreError.conflict(field: "study", rule: "the study is open label: arms are not blinded") }
             guard let arm = file.arm else { throw StoreError.conflict(field: "allocation", rule: "the participant has not been allocated") }
             let sql = tx as! any SQLDatabase

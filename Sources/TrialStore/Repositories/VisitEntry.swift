@@ -39,6 +39,11 @@ extension FluentSafetyRepository {
         }
         return try await store.write { tx in
             let current = try await FluentScreeningRepository.file(participantID: participantID, scope: scope, on: tx)
+            if !labs.isEmpty {
+                try await LockCheck.require(
+                    WriteTarget(siteID: current.participant.siteID, participantID: participantID, visit: visit), kind: .data, actor: scope.actor,
+                    attempted: "lab results at \(visit)", on: tx)
+            }
             var problems: [(field: String, rule: String)] = []
             if current.study.visit(visit) == nil { problems.append(("visit", "names unknown visit '\(visit)'")) }
             for lab in labs {
@@ -64,7 +69,7 @@ extension FluentSafetyRepository {
                 do {
                     records = try await FluentFormRecordRepository.save(
                         participantID: participantID, visit: visit, forms: forms, reason: reason, scope: scope, now: now,
-                        before: nil, recheck: false, qualify: true, on: tx)
+                        before: nil, recheck: false, qualify: true, runChecks: false, on: tx)
                 } catch StoreError.invalid(let field, let rule) {
                     // The forms' problems first, as the form save words them, then the labs'.
                     problems.insert((field, rule), at: 0)
@@ -91,6 +96,9 @@ extension FluentSafetyRepository {
                 try AuditChain.checkReason(built.audit)
                 try await Store.insertAlone(built.rows, audit: built.audit, duplicate: .duplicate(field: "labs[\(test.code)]", value: "\(test.code) at \(visit)"), on: tx)
                 results.append(built.answer)
+            }
+            if !(file.study.dataManagement?.editChecks ?? []).isEmpty {
+                try await EditCheckRunner.apply(participantID: participantID, scope: scope, now: now, on: tx)
             }
             if visit == file.study.eligibilityVisit {
                 try await FluentScreeningRepository.recheckEligibility(participantID: participantID, scope: scope, now: now, on: tx)

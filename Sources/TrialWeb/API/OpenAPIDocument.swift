@@ -63,6 +63,14 @@ enum OpenAPIDocument {
         .init(method: "get", path: "/api/v1/endpoints", summary: "Every endpoint of the study, computed as its definition says: everyone, then each arm for those who may see arms", success: ("200", "EndpointResultList"), errors: ["401", "403", "422"]),
         .init(method: "get", path: "/api/v1/endpoints/{code}", summary: "One endpoint by its code", success: ("200", "EndpointResult"), errors: ["401", "403", "404", "422"]),
         .init(method: "put", path: "/api/v1/participants/{id}/visits/{visit}", summary: "Enter a whole visit at once: its forms and its lab results (in the site's units), checked together with every problem reported, saved in one transaction or not at all", body: "VisitEntry", success: ("200", "SavedVisit"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
+        .init(method: "get", path: "/api/v1/queries", summary: "A page of queries at the user's sites, oldest first (query: status, site (code), participant (id), assignee (role), overdue=true, limit 1–500, after)", success: ("200", "QueryPage"), errors: ["401", "403", "422"]),
+        .init(method: "post", path: "/api/v1/queries", summary: "Raise a query (monitor, data manager), or write an annotation or reason for change (site staff too) on a participant, a form at a visit or a lab result, optionally one field. 409 under a lock", body: "NewQuery", success: ("201", "Query"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
+        .init(method: "get", path: "/api/v1/queries/{id}", summary: "One query with its thread", success: ("200", "Query")),
+        .init(method: "post", path: "/api/v1/queries/{id}/transitions", summary: "Answer (site staff), close, reopen or cancel (monitor, data manager) a query; whoever answered cannot close. 403 for the wrong role, 409 for the wrong state or under a lock; refused attempts are audited", body: "QueryTransition", success: ("200", "Query"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
+        .init(method: "get", path: "/api/v1/locks", summary: "Freezes and locks in force at the user's sites and on the whole study", success: ("200", "LockList"), errors: ["401", "403"]),
+        .init(method: "post", path: "/api/v1/locks", summary: "Freeze (data entry stops, review goes on) or lock (everything stops) the study, a site, a participant, a visit or a form (data manager); a study lock records the SHA-256 of the dataset in the audit trail", body: "NewLock", success: ("201", "Lock"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
+        .init(method: "post", path: "/api/v1/locks/{id}/unlock", summary: "Lift a freeze or lock (data manager); a reason is required", body: "Reason", success: ("204", nil), errors: ["400", "401", "403", "404", "415", "422"]),
+        .init(method: "put", path: "/api/v1/participants/{id}/labs/{visit}/{test}", summary: "Correct a saved lab result with a reason: graded again, the results that took it as baseline too; answers open queries on it; 409 under a lock", body: "LabCorrection", success: ("200", "Lab"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
         .init(method: "put", path: "/api/v1/participants/{id}/forms/{visit}/{form}", summary: "Enter or correct one form at one visit; a correction needs a reason", body: "SaveForm", success: ("200", "FormRecord"), errors: ["400", "401", "403", "404", "415", "422"]),
     ]
 
@@ -219,6 +227,46 @@ enum OpenAPIDocument {
                     "startedAt": string("When the dose started, or when the deviation was raised", format: "date-time"),
                     "reason": string("The reason recorded with the dose, or what contradicts eligibility"), "recordedBy": string(),
                 ], required: ["participantId", "screeningNumber", "kind", "startedAt", "reason", "recordedBy"])],
+            "QueryTarget": object(
+                ["visit": string(nullable: true), "form": string(nullable: true), "lab": string("A lab test code", nullable: true), "field": string(nullable: true)],
+                required: []),
+            "NewQuery": object(
+                [
+                    "participantId": string(format: "uuid"), "kind": string(values: ["query", "reason-for-change", "annotation"]),
+                    "target": ["$ref": "#/components/schemas/QueryTarget"], "text": string("At most 4,000 characters"),
+                    "assignee": string(values: ["investigator", "coordinator", "monitor", "data-manager"]), "dueAt": string("yyyy-MM-ddTHH:mm; the study's due time when absent"),
+                ], required: ["participantId", "text"]),
+            "QueryTransition": object(["action": string(values: QueryAction.allCases.map(\.rawValue)), "text": string("Required to answer", nullable: true)], required: ["action"]),
+            "Query": object(
+                [
+                    "id": string(format: "uuid"), "participantId": string(format: "uuid"), "screeningNumber": string(), "site": string(),
+                    "kind": string(values: QueryKind.allCases.map(\.rawValue)), "status": string(values: QueryStatus.allCases.map(\.rawValue)),
+                    "target": ["$ref": "#/components/schemas/QueryTarget"], "text": string(), "assignee": string(values: Role.allCases.map(\.rawValue)),
+                    "dueAt": string(format: "date-time", nullable: true), "overdue": ["type": "boolean"], "ageDays": ["type": "integer"],
+                    "raisedBy": string(), "raisedAt": string(format: "date-time"), "answeredBy": string(nullable: true), "updatedAt": string(format: "date-time"),
+                    "editCheck": string("The edit check that raised it", nullable: true),
+                    "messages": ["type": ["array", "null"], "items": object(
+                        ["action": string(), "status": string(values: QueryStatus.allCases.map(\.rawValue)), "text": string(), "actor": string(), "at": string(format: "date-time")],
+                        required: ["action", "status", "text", "actor", "at"])],
+                ], required: ["id", "participantId", "screeningNumber", "site", "kind", "status", "target", "text", "assignee", "overdue", "ageDays", "raisedBy", "raisedAt", "updatedAt"]),
+            "QueryPage": object(["items": list("Query"), "next": string("The cursor of the next page; absent on the last", nullable: true)], required: ["items"]),
+            "NewLock": object(
+                [
+                    "kind": string(values: LockKind.allCases.map(\.rawValue)), "level": string(values: LockLevel.allCases.map(\.rawValue)),
+                    "site": string("A site code, for a site lock", nullable: true), "participantId": string(format: "uuid"),
+                    "visit": string(nullable: true), "form": string(nullable: true), "reason": string(),
+                ], required: ["kind", "level", "reason"]),
+            "Lock": object(
+                [
+                    "id": string(format: "uuid"), "kind": string(values: LockKind.allCases.map(\.rawValue)), "level": string(values: LockLevel.allCases.map(\.rawValue)),
+                    "siteId": string(format: "uuid", nullable: true), "participantId": string(format: "uuid", nullable: true), "visit": string(nullable: true),
+                    "form": string(nullable: true), "reason": string(), "lockedBy": string(), "lockedAt": string(format: "date-time"),
+                    "datasetSha256": string("For a study lock: the SHA-256 of the locked dataset", nullable: true),
+                ], required: ["id", "kind", "level", "reason", "lockedBy", "lockedAt"]),
+            "LockList": list("Lock"),
+            "LabCorrection": object(
+                ["value": ["type": "number"], "unit": string(), "collectedAt": string("yyyy-MM-ddTHH:mm, UTC unless an offset is given"), "reason": string("Why the value is corrected")],
+                required: ["value", "unit", "collectedAt", "reason"]),
             "Verify": object(
                 ["intact": ["type": "boolean"], "checked": ["type": "integer"], "brokenSequence": ["type": ["integer", "null"]], "problem": string(nullable: true)],
                 required: ["intact", "checked"]),
@@ -231,13 +279,24 @@ enum OpenAPIDocument {
             var operation: [String: Any] = ["summary": op.summary, "operationId": "\(op.method)\(op.path.replacingOccurrences(of: "/", with: "_"))"]
             var parameters: [[String: Any]] = []
             if op.path.contains("{id}") { parameters.append(["name": "id", "in": "path", "required": true, "schema": ["type": "string", "format": "uuid"]]) }
-            for name in ["visit", "form", "code"] where op.path.contains("{\(name)}") {
+            for name in ["visit", "form", "code", "test"] where op.path.contains("{\(name)}") {
                 parameters.append(["name": name, "in": "path", "required": true, "schema": ["type": "string"]])
             }
             if op.path.contains("{version}") { parameters.append(["name": "version", "in": "path", "required": true, "schema": ["type": "integer"]]) }
             if op.path == "/api/v1/participants" && op.method == "get" {
                 parameters.append(["name": "limit", "in": "query", "required": false, "schema": ["type": "integer", "minimum": 1, "maximum": 500]])
                 parameters.append(["name": "after", "in": "query", "required": false, "schema": ["type": "string"]])
+            }
+            if op.path == "/api/v1/queries" && op.method == "get" {
+                parameters += [
+                    ["name": "status", "in": "query", "required": false, "schema": string(values: QueryStatus.allCases.map(\.rawValue))],
+                    ["name": "site", "in": "query", "required": false, "schema": ["type": "string"]],
+                    ["name": "participant", "in": "query", "required": false, "schema": ["type": "string", "format": "uuid"]],
+                    ["name": "assignee", "in": "query", "required": false, "schema": string(values: Role.allCases.map(\.rawValue))],
+                    ["name": "overdue", "in": "query", "required": false, "schema": string(values: ["true", "false"])],
+                    ["name": "limit", "in": "query", "required": false, "schema": ["type": "integer", "minimum": 1, "maximum": 500]],
+                    ["name": "after", "in": "query", "required": false, "schema": ["type": "string"]],
+                ]
             }
             if op.path.hasSuffix("/diff") {
                 for name in ["from", "to"] { parameters.append(["name": name, "in": "query", "required": true, "schema": ["type": "integer"]]) }

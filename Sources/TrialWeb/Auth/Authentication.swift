@@ -12,7 +12,7 @@ struct CurrentUser: Authenticatable {
     var account: Account
     var credential: Credential
 
-    var scope: AccessScope { AccessScope(actor: account.username, siteIDs: account.siteIDs) }
+    var scope: AccessScope { AccessScope(actor: account.username, siteIDs: account.siteIDs, role: account.role) }
 
     func require(_ permission: Permission) throws {
         guard AccessPolicy.allows(account.role, permission) else {

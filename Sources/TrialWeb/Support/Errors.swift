@@ -43,6 +43,14 @@ struct CasebookErrorMiddleware: Middleware {
             case .notFound: return (.notFound, error.description)
             case .duplicate, .conflict: return (.conflict, error.description)
             case .invalid, .reasonRequired: return (.unprocessableEntity, error.description)
+            case .forbidden: return (.forbidden, error.description)
+            }
+        case let error as LockRefusal:
+            return (.conflict, error.description)
+        case let error as QueryRuleError:
+            switch error {
+            case .forbidden: return (.forbidden, "query: \(error.description)")
+            case .illegal: return (.conflict, "query: \(error.description)")
             }
         case let error as BodyError:
             return (error.status, error.message)

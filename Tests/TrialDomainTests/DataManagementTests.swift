@@ -1,0 +1,121 @@
+import Foundation
+import Testing
+@testable import TrialDomain
+
+/// Every transition of the query state machine, by role, as the issue's rules state them: site staff (investigator,
+/// coordinator) answer an open query; monitors and data managers close an open or answered one, reopen an answered
+/// or closed one and cancel an open or answered one; no one else does anything; whoever answered cannot close.
+@Suite struct QueryRuleTests {
+    static let expected: [QueryAction: (roles: Set<Role>, from: [QueryStatus: QueryStatus])] = [
+        .answer: ([.investigator, .coordinator], [.open: .answered]),
+        .close: ([.monitor, .dataManager], [.open: .closed, .answered: .closed]),
+        .reopen: ([.monitor, .dataManager], [.answered: .open, .closed: .open]),
+        .cancel: ([.monitor, .dataManager], [.open: .cancelled, .answered: .cancelled]),
+    ]
+
+    static let cases: [(Role, QueryAction, QueryStatus)] = Role.allCases.flatMap { role in
+        QueryAction.allCases.flatMap { action in QueryStatus.allCases.map { (role, action, $0) } }
+    }
+
+    @Test(arguments: cases)
+    func eachTransitionIsAllowedOrRefusedAsTheRulesSay(role: Role, action: QueryAction, status: QueryStatus) {
+        let rule = Self.expected[action]!
+        let result = Result { try QueryRules.transition(from: status, kind: .query, action: action, role: role, actor: "someone", answeredBy: "site-user") }
+        switch result {
+        case .success(let next):
+            #expect(rule.roles.contains(role))
+            #expect(rule.from[status] == next)
+        case .failure(let error as QueryRuleError):
+            if !rule.roles.contains(role) {
+                guard case .forbidden = error else { Issue.record("\(role) \(action) from \(status): expected forbidden, got \(error)"); return }
+            } else {
+                #expect(rule.from[status] == nil, "\(role) \(action) from \(status) refused: \(error)")
+                guard case .illegal = error else { Issue.record("\(role) \(action) from \(status): expected illegal, got \(error)"); return }
+            }
+        case .failure(let error):
+            Issue.record("unexpected \(error)")
+        }
+    }
+
+    @Test func whoeverAnsweredCannotClose() {
+        #expect(throws: QueryRuleError.forbidden(rule: "whoever answered a query cannot close it")) {
+            try QueryRules.transition(from: .answered, kind: .query, action: .close, role: .dataManager, actor: "dora", answeredBy: "dora")
+        }
+        #expect(throws: Never.self) {
+            try QueryRules.transition(from: .answered, kind: .query, action: .close, role: .dataManager, actor: "dora", answeredBy: "carl")
+        }
+    }
+
+    @Test func notesThatAskNothingStartClosedAndCannotBeReopened() {
+        #expect(QueryRules.initialStatus(.annotation) == .closed)
+        #expect(QueryRules.initialStatus(.reasonForChange) == .closed)
+        #expect(QueryRules.initialStatus(.query) == .open)
+        #expect(throws: QueryRuleError.self) {
+            try QueryRules.transition(from: .closed, kind: .annotation, action: .reopen, role: .monitor, actor: "m", answeredBy: nil)
+        }
+    }
+
+    @Test(arguments: Role.allCases)
+    func onlyMonitorsAndDataManagersRaiseQueries(role: Role) {
+        let raises = (try? QueryRules.checkRaise(.query, by: role)) != nil
+        #expect(raises == [.monitor, .dataManager].contains(role))
+        let notes = (try? QueryRules.checkRaise(.annotation, by: role)) != nil
+        #expect(notes == [.monitor, .dataManager, .investigator, .coordinator].contains(role))
+        #expect((try? QueryRules.checkRaise(.failedCheck, by: role)) == nil)
+    }
+
+    @Test func ageCountsWholeDaysAndOverdueNeedsAnActiveQueryPastItsDue() {
+        let raised = Date(timeIntervalSince1970: 1_000_000)
+        // 2 days and 23 hours is 2 whole days.
+        #expect(QueryRules.ageInDays(raisedAt: raised, now: raised.addingTimeInterval(2 * 86_400 + 23 * 3_600)) == 2)
+        let due = raised.addingTimeInterval(7 * 86_400)
+        #expect(!QueryRules.isOverdue(status: .open, dueAt: due, now: due))
+        #expect(QueryRules.isOverdue(status: .open, dueAt: due, now: due.addingTimeInterval(1)))
+        #expect(QueryRules.isOverdue(status: .answered, dueAt: due, now: due.addingTimeInterval(1)))
+        #expect(!QueryRules.isOverdue(status: .closed, dueAt: due, now: due.addingTimeInterval(1)))
+        #expect(!QueryRules.isOverdue(status: .open, dueAt: nil, now: due.addingTimeInterval(1)))
+    }
+}
+
+@Suite struct WriteGuardTests {
+    let site = UUID(), otherSite = UUID(), participant = UUID(), other = UUID()
+
+    func lock(_ kind: LockKind, _ level: LockLevel, site: UUID? = nil, participant: UUID? = nil, visit: String? = nil, form: String? = nil) -> DataLock {
+        DataLock(id: UUID(), kind: kind, level: level, siteID: site, participantID: participant, visit: visit, form: form, reason: "r", lockedBy: "dm", lockedAt: Date())
+    }
+
+    @Test func aLockRefusesDataAndReviewAFreezeOnlyData() {
+        let target = WriteTarget(siteID: site, participantID: participant, visit: "day_7", form: "labs")
+        for kind in LockKind.allCases {
+            let locks = [lock(kind, .study)]
+            #expect(WriteGuard.refusing(target, kind: .data, locks: locks) != nil)
+            #expect((WriteGuard.refusing(target, kind: .review, locks: locks) != nil) == (kind == .lock))
+        }
+    }
+
+    @Test func eachLevelCoversItsOwnPlaceOnly() {
+        let here = WriteTarget(siteID: site, participantID: participant, visit: "day_7", form: "labs")
+        let labHere = WriteTarget(siteID: site, participantID: participant, visit: "day_7")
+        let elsewhere = WriteTarget(siteID: otherSite, participantID: other, visit: "day_14", form: "clinical")
+        let cases: [(DataLock, here: Bool, lab: Bool, elsewhere: Bool)] = [
+            (lock(.lock, .study), true, true, true),
+            (lock(.lock, .site, site: site), true, true, false),
+            (lock(.lock, .participant, participant: participant), true, true, false),
+            (lock(.lock, .visit, participant: participant, visit: "day_7"), true, true, false),
+            // A form lock covers that form only, not the visit's lab results.
+            (lock(.lock, .form, participant: participant, visit: "day_7", form: "labs"), true, false, false),
+            (lock(.lock, .form, participant: participant, visit: "day_7", form: "clinical"), false, false, false),
+        ]
+        for (lock, expectHere, expectLab, expectElsewhere) in cases {
+            #expect(lock.covers(here) == expectHere, "\(lock.level)")
+            #expect(lock.covers(labHere) == expectLab, "\(lock.level) lab")
+            #expect(lock.covers(elsewhere) == expectElsewhere, "\(lock.level) elsewhere")
+        }
+    }
+
+    @Test func aLockOfTheWrongShapeIsRefused() {
+        #expect(throws: QueryTargetError.self) { try lock(.lock, .visit, participant: participant).checkShape() }
+        #expect(throws: QueryTargetError.self) { try lock(.lock, .study, site: site).checkShape() }
+        #expect(throws: Never.self) { try lock(.freeze, .form, participant: participant, visit: "v", form: "f").checkShape() }
+    }
+}
