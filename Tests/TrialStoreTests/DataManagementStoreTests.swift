@@ -242,4 +242,61 @@ private let now = DateParsing.instant("2026-03-10T12:00")!
             #expect(try await count("SELECT COUNT(*) AS n FROM queries", store) == 1)
         }
     }
+
+    /// The investigator's signature covers exactly the values signed: a change through any write invalidates it,
+    /// visibly and in the audit trail; a change behind the server's back shows on reading. A form's signature is
+    /// left alone by changes elsewhere.
+    @Test(arguments: TestDatabase.available)
+    func aSignatureIsInvalidatedByAnyChangeToWhatItCovers(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let people = try await setUp(store)
+            let investigator = AccessScope(actor: "ivy", siteIDs: [people.siteID], role: .investigator)
+            let signatures = FluentSignatureRepository(store: store)
+            let forms = FluentFormRecordRepository(store: store)
+            let id = people.participant.id
+            await #expect(throws: QueryRuleError.self) {
+                try await signatures.sign(participantID: id, visit: nil, form: nil, meaning: .approve, sessionHash: nil, scope: people.coordinator, now: now)
+            }
+            let casebook = try await signatures.sign(participantID: id, visit: nil, form: nil, meaning: .approve, sessionHash: "s1", scope: investigator, now: now)
+            let form = try await signatures.sign(participantID: id, visit: "screening", form: "demographics", meaning: .approve, sessionHash: "s1", scope: investigator, now: now)
+            #expect(casebook.contentSHA256.count == 64)
+            #expect(casebook.statement == "I approve these data as accurate and complete")
+            #expect(try await signatures.hasSigned(sessionHash: "s1"))
+            // Bound to the chain: the head it names is the hash of the event before its own.
+            let head = try await (store.database as! any SQLDatabase).raw(
+                "SELECT previous_hash FROM audit_events WHERE sequence = \(bind: casebook.auditSequence)").first()?.decode(column: "previous_hash", as: String.self)
+            #expect(head == casebook.chainHead)
+            #expect(try await signatures.signatures(participantID: id, scope: people.monitor).allSatisfy(\.valid))
+
+            // Another form changes: the casebook's signature goes, the demographics form's stays.
+            _ = try await forms.save(
+                participantID: id, visit: "screening", form: "history",
+                values: ["malignancy": "no", "active_infection": "no", "combined_transplant": "no", "retransplant": "no", "ebv": "positive", "hiv": "negative", "hcv": "negative"],
+                reason: nil, scope: people.coordinator, now: now)
+            var all = try await signatures.signatures(participantID: id, scope: people.monitor)
+            #expect(all.first { $0.id == casebook.id }?.valid == false)
+            #expect(all.first { $0.id == casebook.id }?.invalidatedBy == "carl")
+            #expect(all.first { $0.id == casebook.id }?.changed.contains("screening/history.malignancy") == true)
+            #expect(all.first { $0.id == form.id }?.valid == true)
+            #expect(try await count("SELECT COUNT(*) AS n FROM audit_events WHERE entity = 'signature' AND action = 'update'", store) == 1)
+
+            // Behind the server's back: the form's signature no longer matches what is stored.
+            try await (store.database as! any SQLDatabase).raw(
+                "UPDATE form_records SET data = \(bind: #"{"birth_date":"1980-05-01","screening_date":"2026-03-01","sex":"F"}"#) WHERE form_code = 'demographics'").run()
+            all = try await signatures.signatures(participantID: id, scope: people.monitor)
+            #expect(all.first { $0.id == form.id }?.valid == false)
+            #expect(all.first { $0.id == form.id }?.changed == ["screening/demographics.sex"])
+        }
+    }
+
+    @Test func fiveWrongPasswordsInARowLockSigningForFifteenMinutes() {
+        var failures = 0
+        for _ in 1...4 {
+            let next = SignatureRules.afterFailure(failures: failures, now: now)
+            #expect(next.lockedUntil == nil)
+            failures = next.failures
+        }
+        #expect(SignatureRules.afterFailure(failures: failures, now: now).lockedUntil == now.addingTimeInterval(900))
+    }
 }
+

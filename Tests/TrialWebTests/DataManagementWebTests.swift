@@ -85,4 +85,42 @@ private func when(_ hours: Double) -> String { iso(Date().addingTimeInterval(hou
             #expect(after.status == .ok, "\(errorMessage(after))")
         }
     }
+
+    /// Signing through the API: user ID and password each time, the signer's own; wrong credentials are refused
+    /// (403) and audited, and the fifth in a row locks signing for 15 minutes (409) even for the right password.
+    @Test(arguments: TestDatabase.available)
+    func signingChecksCredentialsAndLocksAfterFiveWrong(database: TestDatabase) async throws {
+        try await TestApp.run(database) { t in
+            try await t.user("cora", role: .coordinator, sites: ["SYSU3"])
+            try await t.user("ivan", role: .investigator, sites: ["SYSU3"])
+            let cora = try await t.token("cora"), ivan = try await t.token("ivan")
+            let id = try await t.send(.POST, "api/v1/participants", headers: bearer(cora), body: json(#"{"siteCode":"SYSU3","screeningNumber":"S-1"}"#))
+                .content.get(String.self, at: "id")
+            _ = try await t.send(.PUT, "api/v1/participants/\(id)/forms/screening/clinical", headers: bearer(cora), body: json(#"{"values":{"he_grade":1}}"#))
+            let path = "api/v1/participants/\(id)/signatures"
+            #expect(try await t.send(.POST, path, headers: bearer(cora), body: json(#"{"username":"cora","password":"\#(TestApp.password)"}"#)).status == .forbidden)
+            let noUser = try await t.send(.POST, path, headers: bearer(ivan), body: json(#"{"password":"\#(TestApp.password)"}"#))
+            #expect(noUser.status == .unprocessableEntity)
+            #expect(try await t.send(.POST, path, headers: bearer(ivan), body: json(#"{"username":"cora","password":"\#(TestApp.password)"}"#)).status == .forbidden)
+            let signed = try await t.send(.POST, path, headers: bearer(ivan), body: json(#"{"username":"ivan","password":"\#(TestApp.password)","meaning":"approve"}"#))
+            #expect(signed.status == .created, "\(errorMessage(signed))")
+            let signature = try signed.content.decode(SignatureDTO.self)
+            #expect(signature.valid)
+            #expect(signature.signedAtSite.hasSuffix("Asia/Shanghai") || signature.signedAtSite.hasSuffix("UTC"))
+            // A change after signing shows on the signature.
+            _ = try await t.send(.PUT, "api/v1/participants/\(id)/forms/screening/clinical", headers: bearer(cora), body: json(#"{"values":{"he_grade":2},"reason":"re-examined"}"#))
+            let after = try await t.send(.GET, path, headers: bearer(cora)).content.decode([SignatureDTO].self)
+            #expect(after.map(\.valid) == [false])
+            #expect(after.first?.changed == ["screening/clinical.he_grade"])
+
+            for attempt in 1...5 {
+                let r = try await t.send(.POST, path, headers: bearer(ivan), body: json(#"{"username":"ivan","password":"wrong password \#(attempt)"}"#))
+                #expect(r.status == (attempt < 5 ? .forbidden : .conflict), "attempt \(attempt): \(errorMessage(r))")
+            }
+            let locked = try await t.send(.POST, path, headers: bearer(ivan), body: json(#"{"username":"ivan","password":"\#(TestApp.password)"}"#))
+            #expect(locked.status == .conflict)
+            #expect(errorMessage(locked).contains("signing is locked"))
+        }
+    }
 }
+

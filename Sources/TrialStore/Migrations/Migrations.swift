@@ -6,7 +6,7 @@ import TrialDomain
 /// Every migration, in order. A shipped migration never changes: add a new one.
 public enum StoreMigrations {
     public static var all: [any AsyncMigration] {
-        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes(), M009AddListIndexes(), M010CreateDoses(), M011CreateStageRandomizations(), M012CreateUnblindings(), M013AddEnrolmentVersion(), M014CreateProtocolDeviations(), M015CreateDataManagement()]
+        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes(), M009AddListIndexes(), M010CreateDoses(), M011CreateStageRandomizations(), M012CreateUnblindings(), M013AddEnrolmentVersion(), M014CreateProtocolDeviations(), M015CreateDataManagement(), M016CreateSignatures()]
     }
 }
 
@@ -562,5 +562,47 @@ struct M015CreateDataManagement: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         for table in ["query_messages", "queries", "data_locks"] { try await database.schema(table).delete() }
+    }
+}
+
+/// Electronic signatures, with what they cover, and the bookkeeping of signing: consecutive wrong passwords per user,
+/// and the sessions that have signed once (later signings there ask for the password alone).
+struct M016CreateSignatures: AsyncMigration {
+    var name: String { "016-create-signatures" }
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema("signatures")
+            .id()
+            .field("participant_id", .uuid, .required, .references("participants", "id"))
+            .field("site_id", .uuid, .required, .references("sites", "id"))
+            .field("visit_code", .string)
+            .field("form_code", .string)
+            .field("meaning", .string, .required)
+            .field("statement", .custom("TEXT"), .required)
+            .field("signer", .string, .required)
+            .field("signed_at", .datetime, .required)
+            .field("content_sha256", .string, .required)
+            // The signed values themselves, so that an invalidation can say which changed.
+            .field("content", .custom("TEXT"), .required)
+            .field("audit_sequence", .int64, .required)
+            .field("chain_head", .string, .required)
+            .field("invalidated_at", .datetime)
+            .field("invalidated_by", .string)
+            .create()
+        try await database.schema("signing_failures")
+            .field("username", .string, .identifier(auto: false))
+            .field("failures", .int, .required)
+            .field("locked_until", .datetime)
+            .create()
+        try await database.schema("signing_sessions")
+            .field("session_hash", .string, .identifier(auto: false))
+            .field("username", .string, .required)
+            .field("first_signed_at", .datetime, .required)
+            .create()
+        try await (database as! any SQLDatabase).raw("CREATE INDEX signatures_participant ON signatures (participant_id, invalidated_at)").run()
+    }
+
+    func revert(on database: any Database) async throws {
+        for table in ["signatures", "signing_failures", "signing_sessions"] { try await database.schema(table).delete() }
     }
 }

@@ -108,6 +108,7 @@ public struct FluentFormRecordRepository: FormRecordRepository {
             participantID: participantID, visit: visit, forms: prepared.map { ($0.form, $0.clean) }, scope: scope, file: unchanged, on: tx)
         var saved: [FormRecord] = []
         var changedFields: Set<String> = []
+        var written: [String] = []
         for (form, study, clean, existing) in prepared {
             let formCode = form.code
             let old = existing?.values ?? [:]
@@ -119,6 +120,7 @@ public struct FluentFormRecordRepository: FormRecordRepository {
                 continue
             }
             if existing != nil { changedFields.formUnion(changes.map(\.field)) }
+            written.append(formCode)
             let record = FormRecord(
                 id: existing?.id ?? UUID.timeOrdered(), participantID: participantID, visit: visit, form: formCode,
                 studyVersion: existing?.studyVersion ?? study.version, values: clean, createdAt: existing?.createdAt ?? now, updatedAt: now)
@@ -136,6 +138,9 @@ public struct FluentFormRecordRepository: FormRecordRepository {
                 try await sql.raw("UPDATE form_records SET data = \(bind: data), updated_at = \(bind: now) WHERE id = \(bind: record.id)").run()
             }
             saved.append(record)
+        }
+        if !written.isEmpty {
+            try await FluentSignatureRepository.invalidate(participantID: participantID, visit: visit, forms: written, actor: scope.actor, now: now, on: tx)
         }
         // A change with a reason answers the open queries on the fields it changed.
         try await FluentQueryRepository.answer(participantID: participantID, fields: changedFields, visit: visit, reason: reason, scope: scope, now: now, on: tx)

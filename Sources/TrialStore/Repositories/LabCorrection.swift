@@ -56,6 +56,7 @@ extension FluentSafetyRepository {
                 }
             }
             try await ParticipantRevision.bump(participantID, on: tx)
+            try await FluentSignatureRepository.invalidate(participantID: participantID, visit: visit, forms: [], actor: scope.actor, now: now, on: tx)
             try await FluentQueryRepository.answer(
                 participantID: participantID, fields: ["lab.\(test.code).value"], visit: visit, reason: why, scope: scope, now: now, on: tx)
             try await EditCheckRunner.apply(participantID: participantID, scope: scope, now: now, on: tx)

@@ -168,9 +168,11 @@ public struct FluentSafetyRepository: Sendable {
                     guard try row.decode(column: "revision", as: Int64.self) == state.revision,
                         try row.decode(column: "study_hash", as: String?.self) == state.studyHash
                     else { throw StaleFile() }
-                    // Some lock might cover it, or an edit check reads it: the save goes the way that weighs each lock
-                    // and runs the checks in its write (below).
-                    if try row.decode(column: "locks", as: Int.self) > 0 || checked.contains(test.code) { throw LocksToWeigh() }
+                    // Some lock might cover it, an edit check reads it or a signature covers the casebook: the save goes
+                    // the way that weighs each lock, runs the checks and invalidates signatures in its write (below).
+                    if try row.decode(column: "locks", as: Int.self) + row.decode(column: "signed", as: Int.self) > 0 || checked.contains(test.code) {
+                        throw LocksToWeigh()
+                    }
                     return try labRows(
                         participantID: participantID, file: state.file, visit: visit, test: test, value: value, unit: unit,
                         collectedAt: collectedAt, baseline: try row.decode(column: "baseline", as: Double?.self), scope: scope, now: now)
@@ -239,7 +241,8 @@ public struct FluentSafetyRepository: Sendable {
                   (SELECT l.value FROM lab_results l WHERE l.participant_id = probe.participant_id AND l.test_code = probe.test_code
                     AND l.visit_code IN (probe.visit_a, probe.visit_b) AND l.collected_at < probe.collected_before
                     ORDER BY l.collected_at DESC LIMIT 1) AS baseline,
-                  (SELECT COUNT(*) FROM data_locks k WHERE k.level = 'study' OR k.site_id = p.site_id OR k.participant_id = p.id) AS locks
+                  (SELECT COUNT(*) FROM data_locks k WHERE k.level = 'study' OR k.site_id = p.site_id OR k.participant_id = p.id) AS locks,
+                  (SELECT COUNT(*) FROM signatures g WHERE g.participant_id = p.id AND g.invalidated_at IS NULL) AS signed
                 FROM probe JOIN participants p ON p.id = probe.participant_id AND p.deleted_at IS NULL
                 """,
             columns: ["participant_id", "test_code", "visit_a", "visit_b", "collected_before"],
@@ -396,6 +399,7 @@ public struct FluentSafetyRepository: Sendable {
             model.createdBy = scope.actor
             model.createdAt = now
             try await model.create(on: tx)
+            try await FluentSignatureRepository.invalidate(participantID: participantID, visit: nil, forms: [], actor: scope.actor, now: now, on: tx)
             try await AuditChain.append(
                 on: tx, actor: scope.actor, action: .create, entity: "adverse_event", entityID: model.id!.uuidString, siteID: file.participant.siteID.uuidString,
                 reason: nil,

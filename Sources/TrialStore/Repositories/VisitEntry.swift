@@ -97,6 +97,9 @@ extension FluentSafetyRepository {
                 try await Store.insertAlone(built.rows, audit: built.audit, duplicate: .duplicate(field: "labs[\(test.code)]", value: "\(test.code) at \(visit)"), on: tx)
                 results.append(built.answer)
             }
+            if !labs.isEmpty {
+                try await FluentSignatureRepository.invalidate(participantID: participantID, visit: visit, forms: [], actor: scope.actor, now: now, on: tx)
+            }
             if !(file.study.dataManagement?.editChecks ?? []).isEmpty {
                 try await EditCheckRunner.apply(participantID: participantID, scope: scope, now: now, on: tx)
             }

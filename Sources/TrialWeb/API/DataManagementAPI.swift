@@ -50,6 +50,65 @@ struct LabCorrectionBody: StrictBody {
     var reason: String
 }
 
+struct SignBody: StrictBody {
+    static let fields: Set<String> = ["meaning", "username", "password", "visit", "form"]
+    var meaning: String?
+    var username: String?
+    var password: String
+    var visit: String?
+    var form: String?
+}
+
+struct SignatureDTO: Content {
+    var id: UUID
+    var covers: String
+    var visit: String?
+    var form: String?
+    var meaning: String
+    var statement: String
+    var signer: String
+    var signedAt: String
+    /// The same instant in the site's time zone, with the zone named.
+    var signedAtSite: String
+    var contentSha256: String
+    var auditSequence: Int64
+    var chainHead: String
+    var valid: Bool
+    var invalidatedAt: String?
+    var invalidatedBy: String?
+    var changed: [String]
+
+    init(_ s: Signature, zone: TimeZone) {
+        id = s.id
+        covers = s.covers
+        visit = s.visit
+        form = s.form
+        meaning = s.meaning.rawValue
+        statement = s.statement
+        signer = s.signer
+        signedAt = iso(s.signedAt)
+        signedAtSite = SiteTime.text(s.signedAt, zone: zone)
+        contentSha256 = s.contentSHA256
+        auditSequence = s.auditSequence
+        chainHead = s.chainHead
+        valid = s.valid
+        invalidatedAt = s.invalidatedAt.map(iso)
+        invalidatedBy = s.invalidatedBy
+        changed = s.changed
+    }
+}
+
+/// A time as the site reads it: its own clock, with the zone named.
+enum SiteTime {
+    static func text(_ date: Date, zone: TimeZone) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = zone
+        formatter.dateFormat = "yyyy-MM-dd HH:mm"
+        return "\(formatter.string(from: date)) \(zone.identifier)"
+    }
+}
+
 struct QueryMessageDTO: Content {
     var action: String
     var status: String
@@ -149,6 +208,40 @@ enum DataManagementAPI {
         api.post("locks", use: lock)
         api.post("locks", ":id", "unlock", use: unlock)
         api.put("participants", ":id", "labs", ":visit", ":test", use: correctLab)
+        api.get("participants", ":id", "signatures", use: signatures)
+        api.post("participants", ":id", "signatures", use: sign)
+    }
+
+    static func signatures(req: Request) async throws -> [SignatureDTO] {
+        let user = try req.user
+        try user.require(.readParticipants)
+        let id = try APIController.participantID(req)
+        let file = try await req.screening.file(participantID: id, scope: user.scope)
+        let zone = SiteCalendar(study: file.study, site: file.siteCode).zone
+        return try await FluentSignatureRepository(store: req.store).signatures(participantID: id, scope: user.scope).map { SignatureDTO($0, zone: zone) }
+    }
+
+    /// The investigator signs the casebook, or one form with `visit` and `form`: user ID and password each time
+    /// through the API (a token is not an interactive session).
+    static func sign(req: Request) async throws -> Response {
+        let user = try req.user
+        try user.require(.readParticipants)
+        let body = try req.strictBody(SignBody.self)
+        var meaning = SignatureMeaning.approve
+        if let text = body.meaning {
+            guard let parsed = SignatureMeaning(rawValue: text) else {
+                throw StoreError.invalid(field: "meaning", rule: "must be one of \(SignatureMeaning.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            meaning = parsed
+        }
+        if case .apiToken = user.credential, (body.username ?? "").isEmpty {
+            throw StoreError.invalid(field: "username", rule: "signing through the API needs your user ID as well as your password")
+        }
+        let id = try APIController.participantID(req)
+        let signature = try await SigningService.sign(
+            req, user: user, participantID: id, visit: body.visit, form: body.form, meaning: meaning, username: body.username, password: body.password)
+        let file = try await req.screening.file(participantID: id, scope: user.scope)
+        return try await SignatureDTO(signature, zone: SiteCalendar(study: file.study, site: file.siteCode).zone).encodeResponse(status: .created, for: req)
     }
 
     /// A page of queries, oldest first: `status`, `site` (code), `participant` (id), `assignee` (role), `overdue=true`,

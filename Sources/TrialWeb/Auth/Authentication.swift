@@ -164,7 +164,7 @@ enum LoginService {
 
     /// Bcrypt takes a quarter of a second by design: it runs on the application's thread pool, never on the event
     /// loop threads that also run request handlers. A nil hash checks against the dummy one.
-    private static func verify(_ password: String, hash: String?, request: Request) async -> Bool {
+    static func verify(_ password: String, hash: String?, request: Request) async -> Bool {
         (try? await request.application.threadPool.runIfActive { Passwords.verify(password, hash: hash ?? dummyHash) }) ?? false
     }
 
@@ -186,5 +186,37 @@ enum LoginService {
         }
         try await request.accounts.recordSuccessfulLogin(userID: account.id)
         return .success(account)
+    }
+}
+
+/// Signing with the credentials 21 CFR 11.200 asks for: the signer's own user ID and password at the first signing
+/// of a session, the password alone after; five wrong in a row lock signing for 15 minutes. Every refusal is audited.
+enum SigningService {
+    static func sign(
+        _ request: Request, user: CurrentUser, participantID: UUID, visit: String?, form: String?, meaning: SignatureMeaning, username: String?, password: String
+    ) async throws -> Signature {
+        let repository = FluentSignatureRepository(store: request.store)
+        let now = request.now
+        try SignatureRules.checkSigner(user.account.role)
+        if let until = try await repository.lockedUntil(username: user.account.username, now: now) {
+            throw StoreError.conflict(field: "signature", rule: "signing is locked after 5 wrong passwords until \(AuditEntry.timestamp(until))")
+        }
+        var sessionHash: String?
+        if case .session(let token) = user.credential { sessionHash = Secrets.sha256(token) }
+        var first = true
+        if let sessionHash { first = !(try await repository.hasSigned(sessionHash: sessionHash)) }
+        if SignatureRules.credentials(firstInSession: first) == .usernameAndPassword, (username ?? "").isEmpty {
+            throw StoreError.invalid(field: "username", rule: "the first signing of a session needs your user ID as well as your password")
+        }
+        let sameUser = username.map { $0.isEmpty || $0 == user.account.username } ?? true
+        let passwordMatches = await LoginService.verify(password, hash: user.account.passwordHash, request: request)
+        guard sameUser, passwordMatches else {
+            if let until = try await repository.recordFailure(username: user.account.username, participantID: participantID, now: now) {
+                throw StoreError.conflict(field: "signature", rule: "signing is locked after 5 wrong passwords until \(AuditEntry.timestamp(until))")
+            }
+            throw StoreError.forbidden(rule: "signature: the user ID or password is wrong (you sign as yourself)")
+        }
+        return try await repository.sign(
+            participantID: participantID, visit: visit, form: form, meaning: meaning, sessionHash: sessionHash, scope: user.scope, now: now)
     }
 }
