@@ -119,3 +119,35 @@ import Testing
         #expect(throws: Never.self) { try lock(.freeze, .form, participant: participant, visit: "v", form: "f").checkShape() }
     }
 }
+
+@Suite struct SourceVerificationTests {
+    @Test func theSampleIsFixedPerParticipantAndNearTheRate() {
+        let ids = (0..<10_000).map { _ in UUID() }
+        let share = Double(ids.filter { SourceVerification.sampled(participantID: $0, rate: 0.2) }.count) / Double(ids.count)
+        // Binomial(10,000, 0.2): standard deviation 0.004; 0.02 is five of them.
+        #expect(abs(share - 0.2) < 0.02)
+        #expect(ids.allSatisfy { SourceVerification.sampled(participantID: $0, rate: 0.2) == SourceVerification.sampled(participantID: $0, rate: 0.2) })
+        #expect(!ids.contains { SourceVerification.sampled(participantID: $0, rate: 0) })
+        #expect(ids.allSatisfy { SourceVerification.sampled(participantID: $0, rate: 1) })
+    }
+
+    @Test func criticalValuesAreAlwaysRequiredAndStatesFollowTheVerifiedValue() {
+        let settings = VerificationSettings(critical: ["lab.BILI"], sampleRate: 0)
+        #expect(SourceVerification.required(item: "lab.BILI", participantID: UUID(), settings: settings))
+        #expect(!SourceVerification.required(item: "lab.ALT", participantID: UUID(), settings: settings))
+        #expect(SourceVerification.state(required: true, current: "2", verified: nil) == .pending)
+        #expect(SourceVerification.state(required: false, current: "2", verified: nil) == .notRequired)
+        #expect(SourceVerification.state(required: false, current: "2", verified: "2") == .verified)
+        #expect(SourceVerification.state(required: true, current: "3", verified: "2") == .changed)
+    }
+}
+
+@Suite struct SignedContentTests {
+    @Test func theCanonicalTextIsSortedEscapedAndReadsBack() {
+        let values = [SignedValue(key: "b/x.y", value: "two\nlines = a\\b"), SignedValue(key: "a/x.y", value: "1")]
+        let text = SignedContent.canonical(values)
+        #expect(text == "a/x.y=1\nb/x.y=two\\nlines \\= a\\\\b\n")
+        #expect(SignedContent.parse(text) == values.sorted { $0.key < $1.key })
+        #expect(SignedContent.changedKeys(values, [SignedValue(key: "a/x.y", value: "2")]) == ["a/x.y", "b/x.y"])
+    }
+}

@@ -298,5 +298,46 @@ private let now = DateParsing.instant("2026-03-10T12:00")!
         }
         #expect(SignatureRules.afterFailure(failures: failures, now: now).lockedUntil == now.addingTimeInterval(900))
     }
+
+    /// Source verification: a critical value is pending until a monitor verifies it; a correction makes it "changed"
+    /// until verified again; only a monitor verifies; the per-site summary counts the same.
+    @Test(arguments: TestDatabase.available)
+    func aVerifiedValueThatChangesMustBeVerifiedAgain(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let people = try await setUp(store)
+            let id = people.participant.id
+            let collected = DateParsing.instant("2026-03-01T08:00")!
+            let safety = FluentSafetyRepository(store: store, tables: try GradingTables.builtIn())
+            _ = try await safety.recordLab(
+                participantID: id, visit: "screening", test: "BILI", value: 250, unit: "umol/L", collectedAt: collected, scope: people.coordinator, now: now)
+            let verifications = FluentVerificationRepository(store: store)
+            func state(_ item: String) async throws -> VerificationState? {
+                try await verifications.items(participantID: id, scope: people.monitor).first { $0.visit == "screening" && $0.item == item }?.state
+            }
+            // Critical in the built-in study: bilirubin and the birth date.
+            #expect(try await state("lab.BILI") == .pending)
+            #expect(try await state("demographics.birth_date") == .pending)
+            await #expect(throws: StoreError.self) {
+                try await verifications.verify(participantID: id, visit: "screening", item: "lab.BILI", scope: people.coordinator, now: now)
+            }
+            _ = try await verifications.verify(participantID: id, visit: "screening", item: "lab.BILI", scope: people.monitor, now: now)
+            #expect(try await state("lab.BILI") == .verified)
+            var summary = try await verifications.summary(scope: people.monitor)
+            #expect(summary.first?.verified == 1)
+            let required = try #require(summary.first?.required)
+
+            _ = try await safety.correctLab(
+                participantID: id, visit: "screening", test: "BILI", value: 205, unit: "umol/L", collectedAt: collected, reason: "source shows 205",
+                scope: people.coordinator, now: now)
+            #expect(try await state("lab.BILI") == .changed)
+            summary = try await verifications.summary(scope: people.monitor)
+            #expect(summary.first.map { ($0.verified, $0.changed, $0.required) } ?? (0, 0, 0) == (0, 1, required))
+            _ = try await verifications.verify(participantID: id, visit: "screening", item: "lab.BILI", scope: people.monitor, now: now)
+            #expect(try await state("lab.BILI") == .verified)
+            await #expect(throws: StoreError.notFound(entity: "value", id: "lab.ALT at screening")) {
+                try await verifications.verify(participantID: id, visit: "screening", item: "lab.ALT", scope: people.monitor, now: now)
+            }
+        }
+    }
 }
 

@@ -147,3 +147,41 @@ public enum EditChecks {
         return problems
     }
 }
+
+public enum VerificationState: String, Codable, Sendable, CaseIterable {
+    /// Checked against source, and unchanged since.
+    case verified
+    /// Verified once, but the value has changed since: it must be verified again.
+    case changed
+    /// Required and not yet verified.
+    case pending
+    /// Neither critical nor in the participant's sample.
+    case notRequired = "not-required"
+}
+
+/// Which values a monitor verifies against source, and where each stands.
+public enum SourceVerification {
+    /// Whether a participant is in the sample: a fixed draw from the participant's id (FNV-1a, 64 bit), so the
+    /// sample never changes between reads and needs no storage.
+    public static func sampled(participantID: UUID, rate: Double) -> Bool {
+        guard rate > 0 else { return false }
+        guard rate < 1 else { return true }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in participantID.uuidString.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        return Double(hash >> 11) / Double(1 << 53) < rate
+    }
+
+    /// Whether the item (`form.field`, or `lab.TEST`) must be verified for this participant.
+    public static func required(item: String, participantID: UUID, settings: VerificationSettings?) -> Bool {
+        guard let settings else { return false }
+        return settings.critical.contains(item) || sampled(participantID: participantID, rate: settings.sampleRate)
+    }
+
+    public static func state(required: Bool, current: String?, verified: String?) -> VerificationState {
+        if let verified { return verified == current ? .verified : .changed }
+        return required ? .pending : .notRequired
+    }
+}

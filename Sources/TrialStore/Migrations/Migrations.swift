@@ -6,7 +6,7 @@ import TrialDomain
 /// Every migration, in order. A shipped migration never changes: add a new one.
 public enum StoreMigrations {
     public static var all: [any AsyncMigration] {
-        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes(), M009AddListIndexes(), M010CreateDoses(), M011CreateStageRandomizations(), M012CreateUnblindings(), M013AddEnrolmentVersion(), M014CreateProtocolDeviations(), M015CreateDataManagement(), M016CreateSignatures()]
+        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes(), M009AddListIndexes(), M010CreateDoses(), M011CreateStageRandomizations(), M012CreateUnblindings(), M013AddEnrolmentVersion(), M014CreateProtocolDeviations(), M015CreateDataManagement(), M016CreateSignatures(), M017CreateVerifications()]
     }
 }
 
@@ -604,5 +604,28 @@ struct M016CreateSignatures: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         for table in ["signatures", "signing_failures", "signing_sessions"] { try await database.schema(table).delete() }
+    }
+}
+
+/// Source data verification: each value a monitor checked against source, with the value as it was then.
+struct M017CreateVerifications: AsyncMigration {
+    var name: String { "017-create-verifications" }
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema("verifications")
+            .id()
+            .field("participant_id", .uuid, .required, .references("participants", "id"))
+            .field("site_id", .uuid, .required, .references("sites", "id"))
+            .field("visit_code", .string, .required)
+            .field("item", .string, .required)
+            .field("verified_value", .custom("TEXT"), .required)
+            .field("verified_by", .string, .required)
+            .field("verified_at", .datetime, .required)
+            .create()
+        try await (database as! any SQLDatabase).raw("CREATE INDEX verifications_participant ON verifications (participant_id, visit_code, item)").run()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema("verifications").delete()
     }
 }

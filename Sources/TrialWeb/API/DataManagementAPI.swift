@@ -109,6 +109,42 @@ enum SiteTime {
     }
 }
 
+struct VerifyBody: StrictBody {
+    static let fields: Set<String> = ["visit", "item"]
+    var visit: String
+    var item: String
+}
+
+struct VerificationItemDTO: Content {
+    var visit: String
+    var item: String
+    var value: String
+    var required: Bool
+    var state: String
+    var verifiedValue: String?
+    var verifiedBy: String?
+    var verifiedAt: String?
+
+    init(_ v: VerificationItem) {
+        visit = v.visit
+        item = v.item
+        value = v.value
+        required = v.required
+        state = v.state.rawValue
+        verifiedValue = v.verifiedValue
+        verifiedBy = v.verifiedBy
+        verifiedAt = v.verifiedAt.map(iso)
+    }
+}
+
+struct VerificationSummaryDTO: Content {
+    var site: String
+    var required: Int
+    var verified: Int
+    var changed: Int
+    var remaining: Int
+}
+
 struct QueryMessageDTO: Content {
     var action: String
     var status: String
@@ -208,8 +244,35 @@ enum DataManagementAPI {
         api.post("locks", use: lock)
         api.post("locks", ":id", "unlock", use: unlock)
         api.put("participants", ":id", "labs", ":visit", ":test", use: correctLab)
+        api.get("participants", ":id", "verifications", use: verifications)
+        api.post("participants", ":id", "verifications", use: verify)
+        api.get("verifications", "summary", use: verificationSummary)
         api.get("participants", ":id", "signatures", use: signatures)
         api.post("participants", ":id", "signatures", use: sign)
+    }
+
+    static func verifications(req: Request) async throws -> [VerificationItemDTO] {
+        let user = try req.user
+        try user.require(.readParticipants)
+        return try await FluentVerificationRepository(store: req.store).items(participantID: try APIController.participantID(req), scope: user.scope)
+            .map(VerificationItemDTO.init)
+    }
+
+    static func verify(req: Request) async throws -> Response {
+        let user = try req.user
+        try user.require(.readParticipants)
+        let body = try req.strictBody(VerifyBody.self)
+        let item = try await FluentVerificationRepository(store: req.store).verify(
+            participantID: try APIController.participantID(req), visit: body.visit, item: body.item, scope: user.scope, now: req.now)
+        return try await VerificationItemDTO(item).encodeResponse(status: .created, for: req)
+    }
+
+    static func verificationSummary(req: Request) async throws -> [VerificationSummaryDTO] {
+        let user = try req.user
+        try user.require(.readParticipants)
+        return try await FluentVerificationRepository(store: req.store).summary(scope: user.scope).map {
+            VerificationSummaryDTO(site: $0.site, required: $0.required, verified: $0.verified, changed: $0.changed, remaining: $0.remaining)
+        }
     }
 
     static func signatures(req: Request) async throws -> [SignatureDTO] {

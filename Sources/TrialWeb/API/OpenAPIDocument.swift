@@ -71,6 +71,9 @@ enum OpenAPIDocument {
         .init(method: "post", path: "/api/v1/locks", summary: "Freeze (data entry stops, review goes on) or lock (everything stops) the study, a site, a participant, a visit or a form (data manager); a study lock records the SHA-256 of the dataset in the audit trail", body: "NewLock", success: ("201", "Lock"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
         .init(method: "post", path: "/api/v1/locks/{id}/unlock", summary: "Lift a freeze or lock (data manager); a reason is required", body: "Reason", success: ("204", nil), errors: ["400", "401", "403", "404", "415", "422"]),
         .init(method: "put", path: "/api/v1/participants/{id}/labs/{visit}/{test}", summary: "Correct a saved lab result with a reason: graded again, the results that took it as baseline too; answers open queries on it; 409 under a lock", body: "LabCorrection", success: ("200", "Lab"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
+        .init(method: "get", path: "/api/v1/participants/{id}/verifications", summary: "Every stored value of the participant with its source-verification state: verified, changed since verified, pending (critical, or the participant is in the sample) or not required", success: ("200", "VerificationItemList")),
+        .init(method: "post", path: "/api/v1/participants/{id}/verifications", summary: "A monitor verifies one value (visit and item: form.field or lab.TEST) against source, as it now stands; 409 under a lock", body: "VerifyValue", success: ("201", "VerificationItem"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
+        .init(method: "get", path: "/api/v1/verifications/summary", summary: "What is left to verify, per site", success: ("200", "VerificationSummaryList"), errors: ["401", "403"]),
         .init(method: "get", path: "/api/v1/participants/{id}/signatures", summary: "The participant's electronic signatures, each with what it covers, its meaning, time (UTC and site time), the SHA-256 of the signed values, the audit chain head it is bound to, and whether the data are still those signed", success: ("200", "SignatureList")),
         .init(method: "post", path: "/api/v1/participants/{id}/signatures", summary: "The investigator signs the casebook (or one form: visit and form) with user ID and password and a meaning; 403 for wrong credentials, 409 once 5 wrong in a row have locked signing for 15 minutes; every attempt audited", body: "Sign", success: ("201", "Signature"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
         .init(method: "put", path: "/api/v1/participants/{id}/forms/{visit}/{form}", summary: "Enter or correct one form at one visit; a correction needs a reason", body: "SaveForm", success: ("200", "FormRecord"), errors: ["400", "401", "403", "404", "415", "422"]),
@@ -269,6 +272,16 @@ enum OpenAPIDocument {
             "LabCorrection": object(
                 ["value": ["type": "number"], "unit": string(), "collectedAt": string("yyyy-MM-ddTHH:mm, UTC unless an offset is given"), "reason": string("Why the value is corrected")],
                 required: ["value", "unit", "collectedAt", "reason"]),
+            "VerifyValue": object(["visit": string(), "item": string("form.field, or lab.TEST")], required: ["visit", "item"]),
+            "VerificationItem": object(
+                [
+                    "visit": string(), "item": string(), "value": string(), "required": ["type": "boolean"], "state": string(values: VerificationState.allCases.map(\.rawValue)),
+                    "verifiedValue": string(nullable: true), "verifiedBy": string(nullable: true), "verifiedAt": string(format: "date-time", nullable: true),
+                ], required: ["visit", "item", "value", "required", "state"]),
+            "VerificationItemList": list("VerificationItem"),
+            "VerificationSummaryList": ["type": "array", "items": object(
+                ["site": string(), "required": ["type": "integer"], "verified": ["type": "integer"], "changed": ["type": "integer"], "remaining": ["type": "integer"]],
+                required: ["site", "required", "verified", "changed", "remaining"])],
             "Sign": object(
                 [
                     "meaning": string(values: SignatureMeaning.allCases.map(\.rawValue)), "username": string("Your own user ID"), "password": string(),
