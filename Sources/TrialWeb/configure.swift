@@ -80,6 +80,7 @@ func routes(_ app: Application) {
     signedIn.post("participants", ":id", "visits", ":visit", use: VisitPages.save)
     signedIn.get("participants", ":id", "forms", ":visit", ":form", use: FormPages.show)
     signedIn.post("participants", ":id", "forms", ":visit", ":form", use: FormPages.save)
+    DataManagementPages.register(signedIn)
 
     let api = app.grouped("api", "v1").grouped(BearerAuthenticator())
     APIController.register(api)

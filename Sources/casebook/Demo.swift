@@ -16,7 +16,12 @@ struct Demo: AsyncParsableCommand {
         guard (1...100_000).contains(participants) else { throw inputError("--participants: must be from 1 to 100000") }
         let started = Date()
         try await Runtime.withStore { store, _ in
-            let summary = try await DemoTrial(store: store, seed: seed).fill(participants: participants)
+            let summary: String
+            do {
+                summary = try await DemoTrial(store: store, seed: seed).fill(participants: participants)
+            } catch let refusal as LockRefusal {
+                throw Runtime.fail(refusal.description)
+            }
             print(summary.replacingOccurrences(of: "(", with: String(format: "(%.1f s: ", Date().timeIntervalSince(started))))
         }
     }

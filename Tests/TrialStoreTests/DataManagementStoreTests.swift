@@ -280,6 +280,13 @@ private let now = DateParsing.instant("2026-03-10T12:00")!
             #expect(all.first { $0.id == form.id }?.valid == true)
             #expect(try await count("SELECT COUNT(*) AS n FROM audit_events WHERE entity = 'signature' AND action = 'update'", store) == 1)
 
+            // A lab result saved the quick way still invalidates a casebook signature.
+            let again = try await signatures.sign(participantID: id, visit: nil, form: nil, meaning: .approve, sessionHash: "s1", scope: investigator, now: now)
+            _ = try await FluentSafetyRepository(store: store, tables: try GradingTables.builtIn()).recordLab(
+                participantID: id, visit: "screening", test: "ALT", value: 40, unit: "U/L", collectedAt: now.addingTimeInterval(-3600), scope: people.coordinator,
+                now: now)
+            #expect(try await signatures.signatures(participantID: id, scope: people.monitor).first { $0.id == again.id }?.valid == false)
+
             // Behind the server's back: the form's signature no longer matches what is stored.
             try await (store.database as! any SQLDatabase).raw(
                 "UPDATE form_records SET data = \(bind: #"{"birth_date":"1980-05-01","screening_date":"2026-03-01","sex":"F"}"#) WHERE form_code = 'demographics'").run()

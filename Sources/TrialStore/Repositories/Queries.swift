@@ -180,7 +180,7 @@ public struct FluentQueryRepository: Sendable {
         query.messages = (query.messages ?? []) + [QueryMessage(action: action, status: status, text: text, actor: actor, at: now)]
         try await AuditChain.append(
             on: tx, actor: actor, action: .update, entity: "query", entityID: query.id.uuidString, siteID: try await siteID(query.id, on: tx).uuidString,
-            reason: text.isEmpty ? nil : text, changes: [.init(field: "status", old: old.rawValue, new: status.rawValue), .init(field: "action", old: nil, new: action)],
+            reason: text.isEmpty ? "query \(action)" : text, changes: [.init(field: "status", old: old.rawValue, new: status.rawValue), .init(field: "action", old: nil, new: action)],
             now: now)
     }
 

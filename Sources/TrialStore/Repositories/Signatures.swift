@@ -203,3 +203,33 @@ public struct FluentSignatureRepository: Sendable {
         SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
     }
 }
+
+public struct UnsignedCasebook: Sendable, Equatable {
+    public var id: UUID
+    public var screeningNumber: String
+    public var site: String
+    /// Signed once, then changed.
+    public var invalidated: Bool
+}
+
+extension FluentSignatureRepository {
+    /// Participants with data and no valid casebook signature, in one query.
+    public func unsigned(scope: AccessScope, limit: Int) async throws -> [UnsignedCasebook] {
+        guard !scope.siteIDs.isEmpty else { return [] }
+        return try await (store.database as! any SQLDatabase).raw("""
+            SELECT p.id, p.screening_number, s.code,
+              CASE WHEN EXISTS (SELECT 1 FROM signatures g WHERE g.participant_id = p.id AND g.form_code IS NULL) THEN 1 ELSE 0 END AS signed_before
+            FROM participants p JOIN sites s ON s.id = p.site_id
+            WHERE p.site_id IN (\(binds: scope.siteBinds)) AND p.deleted_at IS NULL
+              AND (EXISTS (SELECT 1 FROM form_records f WHERE f.participant_id = p.id)
+                OR EXISTS (SELECT 1 FROM lab_results l WHERE l.participant_id = p.id)
+                OR EXISTS (SELECT 1 FROM adverse_events e WHERE e.participant_id = p.id))
+              AND NOT EXISTS (SELECT 1 FROM signatures g WHERE g.participant_id = p.id AND g.form_code IS NULL AND g.invalidated_at IS NULL)
+            ORDER BY p.screening_number LIMIT \(bind: limit)
+            """).all().map {
+            UnsignedCasebook(
+                id: try $0.decode(column: "id", as: UUID.self), screeningNumber: try $0.decode(column: "screening_number", as: String.self),
+                site: try $0.decode(column: "code", as: String.self), invalidated: try $0.decode(column: "signed_before", as: Int.self) == 1)
+        }
+    }
+}

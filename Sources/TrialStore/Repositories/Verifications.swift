@@ -158,3 +158,27 @@ public struct FluentVerificationRepository: Sendable {
 
     static func labText(_ value: Double, _ unit: String) -> String { "\(FormValidator.format(value)) \(unit)" }
 }
+
+extension FluentVerificationRepository {
+    /// One value's history from the audit trail: each change with who made it, when and why.
+    public func history(participantID: UUID, visit: String, item: String, scope: AccessScope) async throws -> [AuditEntry] {
+        try await FluentParticipantRepository.requireVisible(id: participantID, scope: scope, on: store.database)
+        let sql = store.database as! any SQLDatabase
+        if item.hasPrefix("lab.") {
+            let test = String(item.dropFirst(4))
+            guard let id = try await sql.raw("""
+                SELECT id FROM lab_results WHERE participant_id = \(bind: participantID) AND visit_code = \(bind: visit) AND test_code = \(bind: test)
+                """).first()?.decode(column: "id", as: UUID.self) else { return [] }
+            return try await AuditChain.history(on: store.database, entity: "lab_result", entityID: id.uuidString)
+        }
+        let form = String(item.split(separator: ".").first ?? "")
+        guard let id = try await sql.raw("""
+            SELECT id FROM form_records WHERE participant_id = \(bind: participantID) AND visit_code = \(bind: visit) AND form_code = \(bind: form)
+            """).first()?.decode(column: "id", as: UUID.self) else { return [] }
+        return try await AuditChain.history(on: store.database, entity: "form_record", entityID: id.uuidString).compactMap { event in
+            var event = event
+            event.changes = event.changes.filter { $0.field == item }
+            return event.changes.isEmpty ? nil : event
+        }
+    }
+}
