@@ -572,3 +572,43 @@ enum ChangesText {
         return i == b.count
     }
 }
+
+extension AuditChain {
+    /// Every event about one participant's records (the participant, its forms, labs, adverse events and their
+    /// follow-ups, consents, doses, eligibility reviews, queries, signatures, verifications, deviations), oldest first:
+    /// the audit trail of a casebook for the site's archive.
+    /// The entities whose events concern one participant; named so the lookup uses the (entity, entity_id) index.
+    static let participantEntities: [String] = [
+        "participant", "form_record", "lab_result", "adverse_event", "ae_follow_up", "consent", "dose", "allocation", "allocation_refused",
+        "eligibility_review", "query", "query_refused", "signature", "signature_refused", "verification", "protocol_deviation", "unblinding",
+    ]
+
+    public static func participantTrail(on database: any Database, participantID: UUID) async throws -> [AuditEntry] {
+        let sql = database as! any SQLDatabase
+        var ids: [String] = [participantID.uuidString]
+        for (table, column) in [
+            ("form_records", "participant_id"), ("lab_results", "participant_id"), ("adverse_events", "participant_id"), ("consents", "participant_id"),
+            ("doses", "participant_id"), ("eligibility_reviews", "participant_id"), ("queries", "participant_id"), ("signatures", "participant_id"),
+            ("verifications", "participant_id"), ("protocol_deviations", "participant_id"),
+        ] {
+            for row in try await sql.raw("SELECT id FROM \(ident: table) WHERE \(ident: column) = \(bind: participantID)").all() {
+                ids.append(try row.decode(column: "id", as: UUID.self).uuidString)
+            }
+        }
+        for row in try await sql.raw("""
+            SELECT f.id FROM ae_follow_ups f JOIN adverse_events e ON e.id = f.event_id WHERE e.participant_id = \(bind: participantID)
+            """).all() {
+            ids.append(try row.decode(column: "id", as: UUID.self).uuidString)
+        }
+        var entries: [AuditEntry] = []
+        // Bound values per statement stay well under SQLite's limit.
+        for start in stride(from: 0, to: ids.count, by: 500) {
+            let chunk = Array(ids[start..<min(ids.count, start + 500)])
+            entries += try await sql.raw("""
+                SELECT sequence, occurred_at, actor, action, entity, entity_id, site_id, reason, changes, previous_hash
+                FROM audit_events WHERE entity IN (\(binds: participantEntities)) AND entity_id IN (\(binds: chunk))
+                """).all().map(decodeEntry)
+        }
+        return entries.sorted { $0.sequence < $1.sequence }
+    }
+}

@@ -151,3 +151,28 @@ import Testing
         #expect(SignedContent.changedKeys(values, [SignedValue(key: "a/x.y", value: "2")]) == ["a/x.y", "b/x.y"])
     }
 }
+
+@Suite struct DeviationRuleTests {
+    let utc = SiteCalendar(zone: SiteCalendar.utc)
+    func day(_ text: String) -> Date { DateParsing.instant(text + "T00:00")! }
+
+    func visit(_ code: String, _ state: VisitState, done: Date? = nil, start: String? = nil, end: String? = nil) -> ScheduledVisit {
+        ScheduledVisit(visit: code, name: code.uppercased(), target: nil, windowStart: start.map(day), windowEnd: end.map(day), doneAt: done, state: state)
+    }
+
+    @Test func lateVisitsAndSkippedOnesAreDeviationsButNotAnOverdueOneAtTheEnd() {
+        let visits = [
+            visit("a", .done, done: day("2026-01-02"), start: "2026-01-01", end: "2026-01-03"),
+            visit("b", .overdue, start: "2026-01-05", end: "2026-01-06"),
+            visit("c", .outOfWindow, done: day("2026-01-12"), start: "2026-01-08", end: "2026-01-10"),
+            // Overdue with nothing after it: late so far, not yet missed.
+            visit("d", .overdue, start: "2026-01-14", end: "2026-01-15"),
+        ]
+        let found = DeviationRules.fromSchedule(visits, entered: ["a", "c"], calendar: utc)
+        #expect(found.map(\.kind) == [.missedAssessment, .visitWindow])
+        #expect(found.map(\.visit) == ["b", "c"])
+        // A visit begun but incomplete is not missed.
+        #expect(DeviationRules.fromSchedule(visits, entered: ["a", "b", "c"], calendar: utc).map(\.visit) == ["c"])
+        #expect(found[1].detail == "C done 2026-01-12, outside its window 2026-01-08 to 2026-01-10")
+    }
+}

@@ -346,5 +346,101 @@ private let now = DateParsing.instant("2026-03-10T12:00")!
             }
         }
     }
+
+    /// Deviations: a visit's first data late raise a visit-window deviation, and the earlier visits skipped before it
+    /// a missed-assessment each (once); one raised by hand; each reviewed and classified, the review replaceable.
+    @Test(arguments: TestDatabase.available)
+    func deviationsAreRaisedFromTheScheduleOrByHandAndReviewed(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let people = try await setUp(store)
+            let id = people.participant.id
+            let forms = FluentFormRecordRepository(store: store)
+            let screening = FluentScreeningRepository(store: store)
+            _ = try await forms.save(
+                participantID: id, visit: "transplant", form: "transplant", values: ["transplant_date": "2026-03-02", "donor": "deceased"], reason: nil,
+                scope: people.coordinator, now: now)
+            // Day 14 is 2026-03-16, its window 03-14 to 03-18; the sample is from 03-20. Baseline (03-03 to 03-09) and
+            // day 7 (03-08 to 03-10) have no data and their windows have closed.
+            let later = DateParsing.instant("2026-03-21T12:00")!
+            _ = try await forms.save(
+                participantID: id, visit: "day_14", form: "labs", values: ["collected_at": "2026-03-20T08:00", "alt": "40"], reason: nil,
+                scope: people.coordinator, now: later)
+            var list = try await screening.deviations(scope: people.monitor)
+            #expect(Set(list.map { "\($0.kind)@\($0.visit ?? "")" }) == ["visit-window@day_14", "missed-assessment@baseline", "missed-assessment@day_7"])
+            #expect(list.first { $0.kind == "visit-window" }?.reason == "Day 14 done 2026-03-20, outside its window 2026-03-14 to 2026-03-18")
+            // Saving more at the same visit raises nothing twice.
+            _ = try await forms.save(
+                participantID: id, visit: "day_14", form: "clinical", values: ["he_grade": "0"], reason: nil, scope: people.coordinator, now: later)
+            #expect(try await screening.deviations(scope: people.monitor).count == 3)
+
+            await #expect(throws: StoreError.self) {
+                try await screening.raiseDeviation(participantID: id, kind: .dose, visit: nil, detail: "x", scope: people.coordinator, now: later)
+            }
+            let statistician = AccessScope(actor: "stan", siteIDs: [people.siteID], role: .statistician)
+            await #expect(throws: StoreError.self) {
+                try await screening.raiseDeviation(participantID: id, kind: .other, visit: nil, detail: "x", scope: statistician, now: later)
+            }
+            let manual = try await screening.raiseDeviation(
+                participantID: id, kind: .procedure, visit: "day_14", detail: "Sample drawn after the infusion instead of before", scope: people.coordinator, now: later)
+            await #expect(throws: StoreError.self) {
+                try await screening.reviewDeviation(key: manual.key, classification: .important, note: nil, scope: people.coordinator, now: later)
+            }
+            try await screening.reviewDeviation(key: manual.key, classification: .important, note: "affects the day-14 ALT", scope: people.monitor, now: later)
+            try await screening.reviewDeviation(key: manual.key, classification: .notImportant, note: "ALT not an endpoint here", scope: people.dataManager, now: later)
+            list = try await screening.deviations(scope: people.monitor)
+            let reviewed = try #require(list.first { $0.key == manual.key })
+            #expect(reviewed.classification == .notImportant)
+            #expect(reviewed.reviewedBy == "dora")
+            #expect(try await count("SELECT COUNT(*) AS n FROM audit_events WHERE entity = 'deviation_review'", store) == 2)
+            await #expect(throws: StoreError.notFound(entity: "deviation", id: "nope")) {
+                try await screening.reviewDeviation(key: "nope", classification: .important, note: nil, scope: people.monitor, now: later)
+            }
+        }
+    }
+
+    /// Following up a serious event: its grade and outcome change with a reason; follow-up reports come after the
+    /// initial report and set when the next is due, which then runs as a clock.
+    @Test(arguments: TestDatabase.available)
+    func aSeriousEventIsFollowedUpOnItsOwnClock(database: TestDatabase) async throws {
+        try await database.withStore { store in
+            let people = try await setUp(store)
+            let safety = FluentSafetyRepository(store: store, tables: try GradingTables.builtIn())
+            try await safety.seedTermsIfEmpty(try GradingTables.protocolTerms(), version: "4.03", now: now)
+            let onset = now.addingTimeInterval(-6 * 3600), aware = now.addingTimeInterval(-5 * 3600)
+            let event = try await safety.recordAdverseEvent(
+                participantID: people.participant.id,
+                input: AdverseEventInput(
+                    meddra: "10002218", grade: 3, onsetAt: onset, seriousness: [.hospitalization], attribution: .probable, expected: false,
+                    actionTaken: "infusion stopped", outcome: "recovering", awareAt: aware),
+                scope: people.coordinator, now: now)
+            await #expect(throws: StoreError.reasonRequired(field: "outcome")) {
+                try await safety.updateAdverseEvent(eventID: event.id, grade: nil, outcome: "recovered", resolvedAt: nil, reason: nil, scope: people.coordinator, now: now)
+            }
+            // CTCAE v4.03 defines anaphylaxis at grades 3 to 5 only.
+            await #expect(throws: StoreError.invalid(field: "grade", rule: "is not a grade of Anaphylaxis in CTCAE v4.03")) {
+                try await safety.updateAdverseEvent(eventID: event.id, grade: 2, outcome: nil, resolvedAt: nil, reason: "x", scope: people.coordinator, now: now)
+            }
+            let updated = try await safety.updateAdverseEvent(
+                eventID: event.id, grade: 4, outcome: "recovered", resolvedAt: now.addingTimeInterval(-3600), reason: "discharge letter", scope: people.coordinator, now: now)
+            #expect(updated.grade == 4)
+            #expect(updated.outcome == "recovered")
+            await #expect(throws: StoreError.invalid(field: "resolvedAt", rule: "must not be before the onset")) {
+                try await safety.updateAdverseEvent(eventID: event.id, grade: nil, outcome: nil, resolvedAt: onset.addingTimeInterval(-60), reason: "x", scope: people.coordinator, now: now)
+            }
+            await #expect(throws: StoreError.invalid(field: "submittedAt", rule: "a follow-up comes after the initial report to the sponsor")) {
+                try await safety.addFollowUp(eventID: event.id, submittedAt: now, text: "more", nextDueAt: nil, scope: people.coordinator, now: now)
+            }
+            _ = try await safety.reportToSponsor(eventID: event.id, reportedAt: now.addingTimeInterval(-3600), scope: people.coordinator, now: now)
+            let due = now.addingTimeInterval(7 * 86_400)
+            let report = try await safety.addFollowUp(
+                eventID: event.id, submittedAt: now, text: "Discharged; liver tests improving", nextDueAt: due, scope: people.coordinator, now: now)
+            #expect(try await safety.followUps(eventID: event.id, scope: people.monitor).map(\.id) == [report.id])
+            let clock = try #require(try await safety.followUpClocks(scope: people.monitor)[event.id])
+            #expect(clock.nextDueAt == due)
+            #expect(!clock.isOverdue(now: due))
+            #expect(clock.isOverdue(now: due.addingTimeInterval(1)))
+            #expect(try await count("SELECT COUNT(*) AS n FROM audit_events WHERE entity = 'ae_follow_up'", store) == 1)
+        }
+    }
 }
 

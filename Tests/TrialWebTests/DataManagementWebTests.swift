@@ -122,5 +122,28 @@ private func when(_ hours: Double) -> String { iso(Date().addingTimeInterval(hou
             #expect(errorMessage(locked).contains("signing is locked"))
         }
     }
+
+    /// A deviation raised by hand through the API, reviewed by the monitor; the list shows the classification.
+    @Test(arguments: TestDatabase.available)
+    func aDeviationIsRaisedAndReviewedThroughTheAPI(database: TestDatabase) async throws {
+        try await TestApp.run(database) { t in
+            try await t.user("cora", role: .coordinator, sites: ["SYSU3"])
+            try await t.user("mona", role: .monitor, sites: ["SYSU3"])
+            let cora = try await t.token("cora"), mona = try await t.token("mona")
+            let id = try await t.send(.POST, "api/v1/participants", headers: bearer(cora), body: json(#"{"siteCode":"SYSU3","screeningNumber":"S-1"}"#))
+                .content.get(String.self, at: "id")
+            let bad = try await t.send(.POST, "api/v1/deviations", headers: bearer(cora), body: json(#"{"participantId":"\#(id)","kind":"dose","detail":"x"}"#))
+            #expect(bad.status == .unprocessableEntity)
+            let raised = try await t.send(.POST, "api/v1/deviations", headers: bearer(cora),
+                body: json(#"{"participantId":"\#(id)","kind":"consent","detail":"Consent signed on an outdated form version"}"#))
+            #expect(raised.status == .created, "\(errorMessage(raised))")
+            let key = try raised.content.get(String.self, at: "key")
+            #expect(try await t.send(.POST, "api/v1/deviations/\(key)/review", headers: bearer(cora), body: json(#"{"classification":"important"}"#)).status == .forbidden)
+            let review = try await t.send(.POST, "api/v1/deviations/\(key)/review", headers: bearer(mona), body: json(#"{"classification":"important","note":"re-consent needed"}"#))
+            #expect(review.status == .noContent, "\(errorMessage(review))")
+            let list = try await t.send(.GET, "api/v1/deviations", headers: bearer(mona)).content.decode([ProtocolDeviationDTO].self)
+            #expect(list.first { $0.key == key }?.classification == "important")
+        }
+    }
 }
 

@@ -145,6 +145,12 @@ class MonitorsDay(unittest.TestCase):
         self.assertIn("screening/lab.BILI", signatures)
         # The verified value changed too: it must be verified again.
         self.assertIn("changed since verified", d.find_element(By.ID, "value-screening-lab-BILI").text)
+        # The printable casebook holds the data and its whole audit trail.
+        d.get(self.participant + "/casebook")
+        trail = wait.until(EC.presence_of_element_located((By.ID, "casebook-trail"))).text
+        for expected in ("transcription error; source shows 205", "create signature", "update lab_result", "create verification", "create query"):
+            self.assertIn(expected, trail)
+        self.assertIn("206 umol/L", d.find_element(By.ID, "casebook-labs").text)
 
         # The data manager locks the database; the page, the API, the CLI and the demo are refused.
         self.as_user("dora")

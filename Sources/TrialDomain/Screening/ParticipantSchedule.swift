@@ -32,6 +32,8 @@ public enum ParticipantSchedule {
     ) -> [ScheduledVisit] {
         study.visits.filter { v in v.arms.map { arms in arm.map(arms.contains) ?? false } ?? true }.map { visit in
             var target: Date?, start: Date?, end: Date?
+            // A visit that defines its anchor happens when it happens: it has no window to miss.
+            var definesItself = false
             if let anchor = visit.anchor, let offset = visit.target, let base = anchors[anchor] {
                 target = base.addingTimeInterval(offset.seconds)
                 // Day-based windows cover whole days: a day-7 visit ±1 d runs from the start of day 6 to the end of day 8.
@@ -47,11 +49,12 @@ public enum ParticipantSchedule {
                 target = time
                 start = time
                 end = time
+                definesItself = true
             }
             let doneAt = done[visit.code]
             let state: VisitState
             if let doneAt {
-                if let start, let end, doneAt < start || doneAt > end {
+                if !definesItself, let start, let end, doneAt < start || doneAt > end {
                     state = .outOfWindow
                 } else {
                     state = .done

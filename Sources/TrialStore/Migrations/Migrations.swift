@@ -6,7 +6,7 @@ import TrialDomain
 /// Every migration, in order. A shipped migration never changes: add a new one.
 public enum StoreMigrations {
     public static var all: [any AsyncMigration] {
-        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes(), M009AddListIndexes(), M010CreateDoses(), M011CreateStageRandomizations(), M012CreateUnblindings(), M013AddEnrolmentVersion(), M014CreateProtocolDeviations(), M015CreateDataManagement(), M016CreateSignatures(), M017CreateVerifications()]
+        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes(), M009AddListIndexes(), M010CreateDoses(), M011CreateStageRandomizations(), M012CreateUnblindings(), M013AddEnrolmentVersion(), M014CreateProtocolDeviations(), M015CreateDataManagement(), M016CreateSignatures(), M017CreateVerifications(), M018AddDeviationReviews(), M019CreateFollowUps()]
     }
 }
 
@@ -627,5 +627,50 @@ struct M017CreateVerifications: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema("verifications").delete()
+    }
+}
+
+/// A deviation's visit, and the review that classifies each deviation (a dose's too, kept on the dose itself).
+struct M018AddDeviationReviews: AsyncMigration {
+    var name: String { "018-add-deviation-reviews" }
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema("protocol_deviations").field("visit_code", .string).update()
+        try await database.schema("deviation_reviews")
+            // `dose:ID` for a dose given out of its window, else the protocol_deviations id.
+            .field("deviation_key", .string, .identifier(auto: false))
+            .field("classification", .string, .required)
+            .field("note", .custom("TEXT"))
+            .field("reviewed_by", .string, .required)
+            .field("reviewed_at", .datetime, .required)
+            .create()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema("deviation_reviews").delete()
+        try await database.schema("protocol_deviations").deleteField("visit_code").update()
+    }
+}
+
+/// Follow-up reports of serious adverse events, each with the time the next is due.
+struct M019CreateFollowUps: AsyncMigration {
+    var name: String { "019-create-follow-ups" }
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema("ae_follow_ups")
+            .id()
+            .field("event_id", .uuid, .required, .references("adverse_events", "id"))
+            .field("site_id", .uuid, .required, .references("sites", "id"))
+            .field("submitted_at", .datetime, .required)
+            .field("text", .custom("TEXT"), .required)
+            .field("next_due_at", .datetime)
+            .field("created_by", .string, .required)
+            .field("created_at", .datetime, .required)
+            .create()
+        try await (database as! any SQLDatabase).raw("CREATE INDEX ae_follow_ups_event ON ae_follow_ups (event_id, submitted_at)").run()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema("ae_follow_ups").delete()
     }
 }

@@ -109,6 +109,7 @@ public struct FluentFormRecordRepository: FormRecordRepository {
         var saved: [FormRecord] = []
         var changedFields: Set<String> = []
         var written: [String] = []
+        var created = false
         for (form, study, clean, existing) in prepared {
             let formCode = form.code
             let old = existing?.values ?? [:]
@@ -121,6 +122,7 @@ public struct FluentFormRecordRepository: FormRecordRepository {
             }
             if existing != nil { changedFields.formUnion(changes.map(\.field)) }
             written.append(formCode)
+            if existing == nil { created = true }
             let record = FormRecord(
                 id: existing?.id ?? UUID.timeOrdered(), participantID: participantID, visit: visit, form: formCode,
                 studyVersion: existing?.studyVersion ?? study.version, values: clean, createdAt: existing?.createdAt ?? now, updatedAt: now)
@@ -146,6 +148,10 @@ public struct FluentFormRecordRepository: FormRecordRepository {
         try await FluentQueryRepository.answer(participantID: participantID, fields: changedFields, visit: visit, reason: reason, scope: scope, now: now, on: tx)
         if runChecks, !(prepared[0].study.dataManagement?.editChecks ?? []).isEmpty {
             try await EditCheckRunner.apply(participantID: participantID, scope: scope, now: now, on: tx)
+        }
+        // A visit's first data may show it late, or an earlier visit skipped.
+        if runChecks, created, Self.isScheduled(visit, in: prepared[0].study) {
+            try await FluentScreeningRepository.raiseScheduleDeviations(participantID: participantID, scope: scope, now: now, on: tx)
         }
         // A file unchanged since before the write with no "eligible" decision has nothing to re-check.
         if recheck, visit == prepared[0].study.eligibilityVisit, unchanged.map({ $0.lastDecision == "eligible" }) ?? true {
@@ -207,6 +213,12 @@ public struct FluentFormRecordRepository: FormRecordRepository {
         }
     }
 
+
+    /// A visit placed by a window around an anchor, other than the eligibility visit: the ones a schedule can show late or missed.
+    static func isScheduled(_ visit: String, in study: StudyDefinition) -> Bool {
+        guard visit != study.eligibilityVisit, let definition = study.visit(visit) else { return false }
+        return definition.anchor != nil && definition.target != nil
+    }
 
     static func values(_ text: String) -> [String: String] {
         (try? JSONDecoder().decode([String: String].self, from: Data(text.utf8))) ?? [:]

@@ -29,6 +29,8 @@ public struct Allocation: Codable, Equatable, Sendable {
 /// A dose given outside its window, with the reason recorded.
 /// A protocol deviation: a dose out of its window (`kind` dose), or eligibility contradicted after allocation.
 public struct ProtocolDeviation: Codable, Equatable, Sendable {
+    /// `dose:ID` for a dose out of its window, else the deviation's own id.
+    public var key: String = ""
     public var participantID: UUID
     public var screeningNumber: String
     public var kind: String
@@ -38,6 +40,11 @@ public struct ProtocolDeviation: Codable, Equatable, Sendable {
     public var startedAt: Date
     public var reason: String
     public var recordedBy: String
+    public var visit: String? = nil
+    public var classification: DeviationClass? = nil
+    public var reviewedBy: String? = nil
+    public var reviewedAt: Date? = nil
+    public var reviewNote: String? = nil
 }
 
 public struct ScreeningLog: Codable, Equatable, Sendable {
@@ -841,25 +848,43 @@ public struct FluentScreeningRepository: Sendable {
         guard !scope.siteIDs.isEmpty else { return [] }
         let sites = scope.siteBinds
         let sql = store.database as! any SQLDatabase
+        // Reviews are few beside the rows they review: read once, matched by key.
+        var reviews: [String: (DeviationClass?, String?, String, Date)] = [:]
+        for row in try await sql.raw("SELECT deviation_key, classification, note, reviewed_by, reviewed_at FROM deviation_reviews").all() {
+            reviews[try row.decode(column: "deviation_key", as: String.self)] = (
+                DeviationClass(rawValue: try row.decode(column: "classification", as: String.self)), try row.decode(column: "note", as: String?.self),
+                try row.decode(column: "reviewed_by", as: String.self), try row.decode(column: "reviewed_at", as: Date.self))
+        }
+        func review(_ deviation: inout ProtocolDeviation) {
+            guard let found = reviews[deviation.key] else { return }
+            (deviation.classification, deviation.reviewNote, deviation.reviewedBy, deviation.reviewedAt) = (found.0, found.1, found.2, found.3)
+        }
         let doses = try await sql.raw("""
-            SELECT p.id, p.screening_number, d.dose_code, d.started_at, d.deviation_reason, d.recorded_by
+            SELECT p.id, p.screening_number, d.id AS dose_id, d.dose_code, d.started_at, d.deviation_reason, d.recorded_by
             FROM doses d JOIN participants p ON p.id = d.participant_id AND p.deleted_at IS NULL
             WHERE d.deviation = \(bind: true) AND d.site_id IN (\(binds: sites)) ORDER BY d.started_at
             """).all().map {
-            ProtocolDeviation(
+            var deviation = ProtocolDeviation(
                 participantID: try $0.decode(column: "id", as: UUID.self), screeningNumber: try $0.decode(column: "screening_number", as: String.self),
                 kind: "dose", dose: try $0.decode(column: "dose_code", as: String.self), startedAt: try $0.decode(column: "started_at", as: Date.self),
                 reason: try $0.decode(column: "deviation_reason", as: String?.self) ?? "", recordedBy: try $0.decode(column: "recorded_by", as: String.self))
+            deviation.key = "dose:\(try $0.decode(column: "dose_id", as: UUID.self).uuidString)"
+            review(&deviation)
+            return deviation
         }
         let others = try await sql.raw("""
-            SELECT p.id, p.screening_number, v.kind, v.detail, v.raised_by, v.raised_at
+            SELECT p.id, p.screening_number, v.id AS deviation_id, v.kind, v.detail, v.raised_by, v.raised_at, v.visit_code
             FROM protocol_deviations v JOIN participants p ON p.id = v.participant_id AND p.deleted_at IS NULL
             WHERE v.site_id IN (\(binds: sites)) ORDER BY v.raised_at
             """).all().map {
-            ProtocolDeviation(
+            var deviation = ProtocolDeviation(
                 participantID: try $0.decode(column: "id", as: UUID.self), screeningNumber: try $0.decode(column: "screening_number", as: String.self),
                 kind: try $0.decode(column: "kind", as: String.self), dose: nil, startedAt: try $0.decode(column: "raised_at", as: Date.self),
                 reason: try $0.decode(column: "detail", as: String.self), recordedBy: try $0.decode(column: "raised_by", as: String.self))
+            deviation.key = try $0.decode(column: "deviation_id", as: UUID.self).uuidString
+            deviation.visit = try $0.decode(column: "visit_code", as: String?.self)
+            review(&deviation)
+            return deviation
         }
         return (doses + others).sorted { $0.startedAt < $1.startedAt }
     }

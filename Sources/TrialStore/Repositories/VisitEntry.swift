@@ -103,6 +103,9 @@ extension FluentSafetyRepository {
             if !(file.study.dataManagement?.editChecks ?? []).isEmpty {
                 try await EditCheckRunner.apply(participantID: participantID, scope: scope, now: now, on: tx)
             }
+            if FluentFormRecordRepository.isScheduled(visit, in: file.study), !labs.isEmpty || records.contains(where: { $0.createdAt == now }) {
+                try await FluentScreeningRepository.raiseScheduleDeviations(participantID: participantID, scope: scope, now: now, on: tx)
+            }
             if visit == file.study.eligibilityVisit {
                 try await FluentScreeningRepository.recheckEligibility(participantID: participantID, scope: scope, now: now, on: tx)
             }

@@ -47,6 +47,8 @@ enum OpenAPIDocument {
         .init(method: "post", path: "/api/v1/participants/{id}/doses", summary: "Record a dose given (startedAt, endedAt, lot, expiry, weightKg, deviationReason when out of its window) or skipped (skipped: true, reason)", body: "NewDose", success: ("201", "DoseRecord"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
         .init(method: "get", path: "/api/v1/participants/{id}/schedule", summary: "Expected visits with windows: done, due, overdue, out of window", success: ("200", "ScheduledVisitList")),
         .init(method: "get", path: "/api/v1/deviations", summary: "Protocol deviations: doses given outside their window with the reason recorded, and eligibility contradicted by data entered after allocation", success: ("200", "DeviationList"), errors: ["401", "403"]),
+        .init(method: "post", path: "/api/v1/deviations", summary: "Raise a protocol deviation by hand (site staff, monitor, data manager): visit-window, missed-assessment, consent, procedure or other", body: "NewDeviation", success: ("201", "Deviation"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
+        .init(method: "post", path: "/api/v1/deviations/{key}/review", summary: "Review a deviation and classify it important or not (ICH E3 Q&A R1): investigator, monitor, data manager; audited", body: "DeviationReview", success: ("204", nil), errors: ["400", "401", "403", "404", "415", "422"]),
         .init(method: "get", path: "/api/v1/screening-log", summary: "Screened, eligible, failed with reasons, consented, randomized", success: ("200", "ScreeningLog"), errors: ["401", "403"]),
         .init(method: "get", path: "/api/v1/randomization/list", summary: "The concealed allocation list (statistician only)", success: ("200", "RandomizationList"), errors: ["401", "403", "404"]),
         .init(method: "post", path: "/api/v1/randomization/list", summary: "Generate the allocation list once, when the study goes live (statistician only)", body: "GenerateList", success: ("201", "GeneratedList"), errors: ["400", "401", "403", "409", "415", "422"]),
@@ -57,6 +59,9 @@ enum OpenAPIDocument {
         .init(method: "get", path: "/api/v1/participants/{id}/adverse-events", summary: "Adverse events", success: ("200", "AdverseEventList")),
         .init(method: "post", path: "/api/v1/participants/{id}/adverse-events", summary: "Record an adverse event (CTCAE term, grade, seriousness, attribution)", body: "NewAdverseEvent", success: ("201", "AdverseEvent"), errors: ["400", "401", "403", "404", "415", "422"]),
         .init(method: "post", path: "/api/v1/adverse-events/{id}/report", summary: "Mark a serious adverse event reported to the sponsor", body: "Report", success: ("200", "AdverseEvent"), errors: ["400", "401", "403", "404", "415", "422"]),
+        .init(method: "patch", path: "/api/v1/adverse-events/{id}", summary: "Follow an adverse event up: its grade, outcome or resolution, with a reason; audited old to new", body: "AdverseEventUpdate", success: ("200", "AdverseEvent"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
+        .init(method: "get", path: "/api/v1/adverse-events/{id}/follow-ups", summary: "A serious event's follow-up reports", success: ("200", "FollowUpList")),
+        .init(method: "post", path: "/api/v1/adverse-events/{id}/follow-ups", summary: "Record a follow-up report of a serious event (after its initial report), with when the next is due: that clock shows on the SAE list", body: "NewFollowUp", success: ("201", "FollowUp"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
         .init(method: "get", path: "/api/v1/serious-adverse-events", summary: "Serious adverse events with their reporting clocks; overdue ones flagged", success: ("200", "SAEList"), errors: ["401", "403"]),
         .init(method: "get", path: "/api/v1/ctcae/terms", summary: "Search the CTCAE catalogue (query: q, version)", success: ("200", "TermList"), errors: ["401"]),
         .init(method: "get", path: "/api/v1/primary-endpoint", summary: "The study's primary endpoint, as GET /api/v1/endpoints/{code} gives it", success: ("200", "EndpointResult"), errors: ["401", "403", "404"]),
@@ -205,7 +210,15 @@ enum OpenAPIDocument {
                  "awareAt": string(nullable: true)],
                 required: ["meddra", "grade", "onsetAt", "attribution", "expected", "actionTaken", "outcome"]),
             "Report": object(["reportedAt": string()], required: ["reportedAt"]),
-            "SAEList": ["type": "array", "items": ["type": "object", "description": "id, participantId, term, grade, awareAt, dueAt, reportedAt, overdue, hoursLeft"]],
+            "AdverseEventUpdate": object(
+                ["grade": ["type": "integer", "minimum": 1, "maximum": 5], "outcome": string(), "resolvedAt": string("yyyy-MM-ddTHH:mm, UTC unless an offset is given"), "reason": string("Why it changes")],
+                required: ["reason"]),
+            "NewFollowUp": object(["submittedAt": string(), "text": string("At most 4,000 characters"), "nextDueAt": string(nullable: true)], required: ["submittedAt", "text"]),
+            "FollowUp": object(
+                ["id": string(format: "uuid"), "submittedAt": string(format: "date-time"), "text": string(), "nextDueAt": string(format: "date-time", nullable: true), "createdBy": string()],
+                required: ["id", "submittedAt", "text", "createdBy"]),
+            "FollowUpList": list("FollowUp"),
+            "SAEList": ["type": "array", "items": ["type": "object", "description": "id, participantId, term, grade, awareAt, dueAt, reportedAt, overdue, hoursLeft, nextFollowUpDueAt, followUpOverdue"]],
             "TermList": ["type": "array", "items": ["type": "object", "description": "version, meddra, soc, term, grades, definition"]],
             "EndpointGroup": object(
                 [
@@ -225,13 +238,22 @@ enum OpenAPIDocument {
             "Unblinded": object(["arm": string(), "unblindedFor": string()], required: ["arm", "unblindedFor"]),
             "AllocationRequest": object(["randomization": string("A later randomization's code; absent for the one at enrolment")], required: []),
             "JSONSchema": ["type": "object", "description": "A JSON Schema document"],
-            "DeviationList": ["type": "array", "items": object(
+            "NewDeviation": object(
+                ["participantId": string(format: "uuid"), "kind": string(values: DeviationKind.byHand.map(\.rawValue)), "visit": string(nullable: true), "detail": string("At most 4,000 characters")],
+                required: ["participantId", "kind", "detail"]),
+            "DeviationReview": object(["classification": string(values: DeviationClass.allCases.map(\.rawValue)), "note": string(nullable: true)], required: ["classification"]),
+            "Deviation": ["$ref": "#/components/schemas/DeviationItem"],
+            "DeviationList": list("DeviationItem"),
+            "DeviationItem": object(
                 [
-                    "participantId": string(format: "uuid"), "screeningNumber": string(), "kind": string(values: ["dose", "eligibility"]),
+                    "key": string("dose:ID for a dose out of its window, else the deviation's id"), "visit": string(nullable: true),
+                    "classification": string(nullable: true, values: DeviationClass.allCases.map(\.rawValue)), "reviewedBy": string(nullable: true),
+                    "reviewedAt": string(format: "date-time", nullable: true), "reviewNote": string(nullable: true),
+                    "participantId": string(format: "uuid"), "screeningNumber": string(), "kind": string(values: DeviationKind.allCases.map(\.rawValue)),
                     "dose": string("The dose, for a dose given out of its window", nullable: true),
                     "startedAt": string("When the dose started, or when the deviation was raised", format: "date-time"),
                     "reason": string("The reason recorded with the dose, or what contradicts eligibility"), "recordedBy": string(),
-                ], required: ["participantId", "screeningNumber", "kind", "startedAt", "reason", "recordedBy"])],
+                ], required: ["key", "participantId", "screeningNumber", "kind", "startedAt", "reason", "recordedBy"]),
             "QueryTarget": object(
                 ["visit": string(nullable: true), "form": string(nullable: true), "lab": string("A lab test code", nullable: true), "field": string(nullable: true)],
                 required: []),
@@ -309,7 +331,7 @@ enum OpenAPIDocument {
             var operation: [String: Any] = ["summary": op.summary, "operationId": "\(op.method)\(op.path.replacingOccurrences(of: "/", with: "_"))"]
             var parameters: [[String: Any]] = []
             if op.path.contains("{id}") { parameters.append(["name": "id", "in": "path", "required": true, "schema": ["type": "string", "format": "uuid"]]) }
-            for name in ["visit", "form", "code", "test"] where op.path.contains("{\(name)}") {
+            for name in ["visit", "form", "code", "test", "key"] where op.path.contains("{\(name)}") {
                 parameters.append(["name": name, "in": "path", "required": true, "schema": ["type": "string"]])
             }
             if op.path.contains("{version}") { parameters.append(["name": "version", "in": "path", "required": true, "schema": ["type": "integer"]]) }

@@ -60,6 +60,36 @@ struct ReportBody: StrictBody {
     var reportedAt: String
 }
 
+struct AdverseEventUpdateBody: StrictBody {
+    static let fields: Set<String> = ["grade", "outcome", "resolvedAt", "reason"]
+    var grade: Int?
+    var outcome: String?
+    var resolvedAt: String?
+    var reason: String?
+}
+
+struct FollowUpBody: StrictBody {
+    static let fields: Set<String> = ["submittedAt", "text", "nextDueAt"]
+    var submittedAt: String
+    var text: String
+    var nextDueAt: String?
+}
+
+struct FollowUpDTO: Content {
+    var id: UUID
+    var submittedAt: String
+    var text: String
+    var nextDueAt: String?
+    var createdBy: String
+    init(_ f: FollowUpReport) {
+        id = f.id
+        submittedAt = iso(f.submittedAt)
+        text = f.text
+        nextDueAt = f.nextDueAt.map(iso)
+        createdBy = f.createdBy
+    }
+}
+
 struct SAEDTO: Content {
     var id: UUID
     var participantId: UUID
@@ -70,6 +100,9 @@ struct SAEDTO: Content {
     var reportedAt: String?
     var overdue: Bool
     var hoursLeft: Double
+    /// When the next follow-up report is due, as the latest one set it.
+    var nextFollowUpDueAt: String? = nil
+    var followUpOverdue: Bool = false
 }
 
 struct HysLawDTO: Content {
@@ -103,6 +136,9 @@ enum SafetyAPI {
         api.get("participants", ":id", "adverse-events", use: adverseEvents)
         api.post("participants", ":id", "adverse-events", use: recordAdverseEvent)
         api.post("adverse-events", ":id", "report", use: report)
+        api.patch("adverse-events", ":id", use: updateAdverseEvent)
+        api.get("adverse-events", ":id", "follow-ups", use: followUps)
+        api.post("adverse-events", ":id", "follow-ups", use: addFollowUp)
         api.get("serious-adverse-events", use: seriousEvents)
         api.get("ctcae", "terms", use: terms)
         api.get("primary-endpoint", use: primaryEndpoint)
@@ -247,12 +283,44 @@ enum SafetyAPI {
 
     static func seriousList(_ req: Request, user: CurrentUser) async throws -> [SAEDTO] {
         let now = req.now
+        let followUps = try await req.safety.followUpClocks(scope: user.scope)
         return try await req.safety.adverseEvents(participantID: nil, scope: user.scope, seriousOnly: true).compactMap { e in
             guard let clock = e.clock else { return nil }
             return SAEDTO(
                 id: e.id, participantId: e.participantID, term: e.term, grade: e.grade, awareAt: iso(clock.awareAt), dueAt: iso(clock.dueAt),
-                reportedAt: clock.reportedAt.map(iso), overdue: clock.isOverdue(now: now), hoursLeft: clock.remaining(now: now) / 3600)
+                reportedAt: clock.reportedAt.map(iso), overdue: clock.isOverdue(now: now), hoursLeft: clock.remaining(now: now) / 3600,
+                nextFollowUpDueAt: followUps[e.id]?.nextDueAt.map(iso), followUpOverdue: followUps[e.id]?.isOverdue(now: now) ?? false)
         }
+    }
+
+    static func eventID(_ req: Request) throws -> UUID {
+        guard let id = req.parameters.get("id", as: UUID.self) else { throw StoreError.invalid(field: "id", rule: "must be an adverse-event UUID") }
+        return id
+    }
+
+    static func updateAdverseEvent(req: Request) async throws -> AdverseEvent {
+        let user = try req.user
+        try user.require(.writeParticipants)
+        let body = try req.strictBody(AdverseEventUpdateBody.self)
+        return try await req.safety.updateAdverseEvent(
+            eventID: try eventID(req), grade: body.grade, outcome: body.outcome, resolvedAt: try body.resolvedAt.map { try instant($0, field: "resolvedAt") },
+            reason: body.reason, scope: user.scope, now: req.now)
+    }
+
+    static func followUps(req: Request) async throws -> [FollowUpDTO] {
+        let user = try req.user
+        try user.require(.readParticipants)
+        return try await req.safety.followUps(eventID: try eventID(req), scope: user.scope).map(FollowUpDTO.init)
+    }
+
+    static func addFollowUp(req: Request) async throws -> Response {
+        let user = try req.user
+        try user.require(.writeParticipants)
+        let body = try req.strictBody(FollowUpBody.self)
+        let report = try await req.safety.addFollowUp(
+            eventID: try eventID(req), submittedAt: try instant(body.submittedAt, field: "submittedAt"), text: body.text,
+            nextDueAt: try body.nextDueAt.map { try instant($0, field: "nextDueAt") }, scope: user.scope, now: req.now)
+        return try await FollowUpDTO(report).encodeResponse(status: .created, for: req)
     }
 
     static func seriousEvents(req: Request) async throws -> [SAEDTO] {

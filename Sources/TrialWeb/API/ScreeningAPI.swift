@@ -84,6 +84,8 @@ struct AllocationDTO: Content {
 }
 
 struct ProtocolDeviationDTO: Content {
+    /// What a review names the deviation by: `dose:ID`, or the deviation's id.
+    var key: String
     var participantId: UUID
     var screeningNumber: String
     /// `dose` (given out of its window) or `eligibility` (contradicted after allocation).
@@ -93,7 +95,18 @@ struct ProtocolDeviationDTO: Content {
     var startedAt: String
     var reason: String
     var recordedBy: String
+    var visit: String?
+    var classification: String?
+    var reviewedBy: String?
+    var reviewedAt: String?
+    var reviewNote: String?
     init(_ d: ProtocolDeviation) {
+        key = d.key
+        visit = d.visit
+        classification = d.classification?.rawValue
+        reviewedBy = d.reviewedBy
+        reviewedAt = d.reviewedAt.map(iso)
+        reviewNote = d.reviewNote
         participantId = d.participantID
         screeningNumber = d.screeningNumber
         kind = d.kind
@@ -102,6 +115,20 @@ struct ProtocolDeviationDTO: Content {
         reason = d.reason
         recordedBy = d.recordedBy
     }
+}
+
+struct NewDeviationBody: StrictBody {
+    static let fields: Set<String> = ["participantId", "kind", "visit", "detail"]
+    var participantId: UUID
+    var kind: String
+    var visit: String?
+    var detail: String
+}
+
+struct DeviationReviewBody: StrictBody {
+    static let fields: Set<String> = ["classification", "note"]
+    var classification: String
+    var note: String?
 }
 
 struct UnblindingBody: StrictBody {
@@ -256,6 +283,8 @@ enum ScreeningAPI {
         api.get("participants", ":id", "schedule", use: schedule)
         api.get("screening-log", use: screeningLog)
         api.get("deviations", use: deviations)
+        api.post("deviations", use: raiseDeviation)
+        api.post("deviations", ":key", "review", use: reviewDeviation)
         api.get("randomization", "list", use: list)
         api.post("randomization", "list", use: generate)
     }
@@ -388,6 +417,29 @@ enum ScreeningAPI {
         let user = try req.user
         try user.require(.readParticipants)
         return try await req.screening.deviations(scope: user.scope).map(ProtocolDeviationDTO.init)
+    }
+
+    static func raiseDeviation(req: Request) async throws -> Response {
+        let user = try req.user
+        try user.require(.readParticipants)
+        let body = try req.strictBody(NewDeviationBody.self)
+        guard let kind = DeviationKind(rawValue: body.kind) else {
+            throw StoreError.invalid(field: "kind", rule: "must be one of \(DeviationKind.byHand.map(\.rawValue).joined(separator: ", "))")
+        }
+        let deviation = try await req.screening.raiseDeviation(
+            participantID: body.participantId, kind: kind, visit: body.visit, detail: body.detail, scope: user.scope, now: req.now)
+        return try await ProtocolDeviationDTO(deviation).encodeResponse(status: .created, for: req)
+    }
+
+    static func reviewDeviation(req: Request) async throws -> HTTPStatus {
+        let user = try req.user
+        try user.require(.readParticipants)
+        let body = try req.strictBody(DeviationReviewBody.self)
+        guard let classification = DeviationClass(rawValue: body.classification) else {
+            throw StoreError.invalid(field: "classification", rule: "must be important or not-important")
+        }
+        try await req.screening.reviewDeviation(key: req.parameters.get("key") ?? "", classification: classification, note: body.note, scope: user.scope, now: req.now)
+        return .noContent
     }
 
     /// The CONSORT counts; by arm only for those who may see arms.

@@ -56,6 +56,7 @@ enum DataManagementPages {
         routes.get("participants", ":id", "labs", ":visit", ":test", "correct", use: correctForm)
         routes.post("participants", ":id", "labs", ":visit", ":test", "correct", use: correct)
         routes.get("participants", ":id", "values", ":visit", ":item", "history", use: valueHistory)
+        routes.get("participants", ":id", "casebook", use: casebook)
         routes.get("queries", use: inbox)
         routes.post("queries", ":id", "transitions", use: transition)
         routes.get("monitoring", use: monitoring)
@@ -182,6 +183,81 @@ enum DataManagementPages {
                     }))
             }))
     }
+
+    /// The whole casebook on one printable page, with its audit trail, for the site's archive. Arms and what reveals
+    /// them stay masked for roles that may not see them.
+    static func casebook(req: Request) async throws -> Response {
+        let user = try req.user
+        try user.require(.readParticipants)
+        let id = try APIController.participantID(req)
+        let file = try await req.screening.file(participantID: id, scope: user.scope)
+        let study = file.study
+        let seesArms = Blinding.seesArms(user.account.role, study: study)
+        let zone = SiteCalendar(study: study, site: file.siteCode).zone
+        let records = try await req.formRecords.records(participantID: id, scope: user.scope)
+        let labs = try await req.safety.labs(participantID: id, scope: user.scope)
+        let events = try await req.safety.adverseEvents(participantID: id, scope: user.scope)
+        let signatures = try await FluentSignatureRepository(store: req.store).signatures(participantID: id, scope: user.scope)
+        let deviations = try await req.screening.deviations(scope: user.scope).filter { $0.participantID == id }
+        let queries = try await req.queries.list(QueryFilter(participantID: id, limit: 500), scope: user.scope, now: req.now).items
+        let trail = try await AuditChain.participantTrail(on: req.store.database, participantID: id).map { event -> AuditEntry in
+            guard !seesArms, event.entity == "allocation" else { return event }
+            var masked = event
+            masked.changes = event.changes.map { c in ["arm", "position", "stratum"].contains(c.field) ? FieldChange(field: c.field, old: c.old.map { _ in "(masked)" }, new: c.new.map { _ in "(masked)" }) : c }
+            return masked
+        }
+        let p = file.participant
+        let now = req.now
+        return Layout.page(
+            title: "Casebook · \(p.screeningNumber)", user: user,
+            .p(.id("casebook-header"),
+                .text("Study \(study.code), definition version \(study.version). Site \(file.siteCode ?? ""). Participant \(p.screeningNumber) (\(p.id.uuidString)), status \(p.status.rawValue)"
+                    + (seesArms ? (file.arm.map { ", arm \($0)" } ?? "") : "") + ". Printed \(iso(now)) UTC (\(SiteTime.text(now, zone: zone))) by \(user.account.username).")),
+            .forEach(study.visits.filter { v in records.contains { $0.visit == v.code } }) { visit in
+                .div(.class("card"),
+                    .h2(.text(visit.name)),
+                    .forEach(records.filter { $0.visit == visit.code }) { record in
+                        let form = study.form(record.form)
+                        return .table(.class("casebook-form"),
+                            .caption(.text(form?.name ?? record.form)),
+                            .tbody(.forEach((form?.fields ?? []).filter { record.values[$0.code] != nil }) { field in
+                                .tr(.th(.text(field.label)), .td(.text(Self.valueText(record.values[field.code] ?? "", unit: field.unit))))
+                            }))
+                    })
+            },
+            .div(.class("card"), .h2(.text("Laboratory results")),
+                .table(.id("casebook-labs"),
+                    .thead(.tr(.th(.text("Visit")), .th(.text("Test")), .th(.text("Collected (UTC)")), .th(.text("As entered")), .th(.text("Standard")), .th(.text("CTCAE v4.03")))),
+                    .tbody(.forEach(labs) { l in
+                        .tr(.td(.text(l.visit)), .td(.text(l.test)), .td(.text(iso(l.collectedAt))), .td(.text("\(FormValidator.format(l.enteredValue)) \(l.enteredUnit)")),
+                            .td(.text("\(FormValidator.format(l.value)) \(l.unit)")), .td(.text(l.gradeV4.map { "grade \($0)" } ?? "")))
+                    }))),
+            .div(.class("card"), .h2(.text("Adverse events")),
+                .table(.id("casebook-aes"),
+                    .thead(.tr(.th(.text("Term")), .th(.text("Grade")), .th(.text("Onset (UTC)")), .th(.text("Resolved")), .th(.text("Serious")), .th(.text("Attribution")), .th(.text("Outcome")))),
+                    .tbody(.forEach(events) { e in
+                        .tr(.td(.text(e.term)), .td(.text("\(e.grade)")), .td(.text(iso(e.onsetAt))), .td(.text(e.resolvedAt.map(iso) ?? "")),
+                            .td(.text(e.serious ? e.seriousness.map(\.rawValue).joined(separator: ", ") : "no")), .td(.text(e.attribution.rawValue)), .td(.text(e.outcome)))
+                    }))),
+            .div(.class("card"), .h2(.text("Signatures")),
+                .ul(.forEach(signatures) { s in
+                    .li(.text("\(s.covers) signed by \(s.signer) at \(iso(s.signedAt)) UTC (\(SiteTime.text(s.signedAt, zone: zone))): “\(s.statement)”; SHA-256 \(s.contentSHA256); \(s.valid ? "valid" : "invalid: data changed after signing")"))
+                })),
+            .div(.class("card"), .h2(.text("Protocol deviations")),
+                .ul(.forEach(deviations) { d in
+                    .li(.text("\(d.kind)\(d.visit.map { " at \($0)" } ?? ""): \(d.reason) (\(d.recordedBy), \(iso(d.startedAt)))\(d.classification.map { "; reviewed \($0.rawValue) by \(d.reviewedBy ?? "")" } ?? "")"))
+                })),
+            .div(.class("card"), .h2(.text("Queries")), queryTable(queries, values: nil, user: user, back: "/participants/\(id.uuidString)/casebook")),
+            .div(.class("card"), .h2(.text("Audit trail")),
+                .table(.id("casebook-trail"),
+                    .thead(.tr(.th(.text("#")), .th(.text("When (UTC)")), .th(.text("Who")), .th(.text("What")), .th(.text("Changes")), .th(.text("Why")))),
+                    .tbody(.forEach(trail) { e in
+                        .tr(.td(.text("\(e.sequence)")), .td(.text(e.occurredAt)), .td(.text(e.actor)), .td(.text("\(e.action.rawValue) \(e.entity)")),
+                            .td(.ul(.forEach(e.changes) { c in .li(.text("\(c.field): \(c.old ?? "—") → \(c.new ?? "—")")) })), .td(.text(e.reason ?? "")))
+                    }))))
+    }
+
+    static func valueText(_ value: String, unit: String?) -> String { unit.map { "\(value) \($0)" } ?? value }
 
     static func raise(req: Request) async throws -> Response {
         let user = try req.user

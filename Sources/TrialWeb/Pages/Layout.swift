@@ -13,6 +13,7 @@ enum Layout {
         table{border-collapse:collapse;background:#fff}th,td{border:1px solid #ccd;padding:.3rem .6rem;text-align:left}
         label{display:block;margin:.5rem 0 .2rem}input,select{padding:.3rem}button{padding:.35rem .8rem;margin-top:.5rem}
         .error{color:#a00;font-weight:600}.notice{color:#064}.card{background:#fff;padding:1rem;margin:1rem 0;border:1px solid #ccd}
+        @media print{header,form{display:none}main{max-width:none}.card{border:none;break-inside:avoid-page}}
         """
 
     static func page(title: String, user: CurrentUser?, _ content: Node<HTML.BodyContext>...) -> Response {

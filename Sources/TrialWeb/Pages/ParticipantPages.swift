@@ -93,7 +93,8 @@ enum ParticipantPages {
             title: "Participant \(p.screeningNumber)", user: user,
             .p(.id("current-status"), .text("Status: \(p.status.rawValue). Registered \(iso(p.createdAt)); last changed \(iso(p.updatedAt)).")),
             .p(.a(.href("/history/participant/\(p.id.uuidString)"), .text("History of this record")), .text(" · "),
-                .a(.id("review-link"), .href("/participants/\(p.id.uuidString)/review"), .text("Data review: queries, source verification, signatures"))),
+                .a(.id("review-link"), .href("/participants/\(p.id.uuidString)/review"), .text("Data review: queries, source verification, signatures")),
+                .text(" · "), .a(.id("casebook-link"), .href("/participants/\(p.id.uuidString)/casebook"), .text("Printable casebook with its audit trail"))),
             try await ScreeningPages.panels(req: req, user: user, file: file),
             try await SafetyPages.panels(req: req, user: user, file: file, records: records),
             .table(
