@@ -29,6 +29,20 @@ import TrialStandards
         #expect(outcome("worst_grade_below_a_reaction", clean.merging(["fever_grade": "4"]) { $1 }) == .failed)
     }
 
+    /// A check across visits: a day-7 sample dated before the baseline sample fails; after it passes; without a
+    /// baseline sample there is nothing to say.
+    @Test func aCheckComparesAValueWithTheSameFieldAtAnotherVisit() {
+        func outcome(day7: String, baseline: String?) -> EditCheckOutcome? {
+            var visits = ["day_7": ["labs.collected_at": day7]]
+            if let baseline { visits["baseline"] = ["labs.collected_at": baseline] }
+            return EditChecks.run(study: study, site: "SYSU3", values: [:], visitValues: visits)
+                .first { $0.check.code == "sample_before_baseline" && $0.visit == "day_7" }?.outcome
+        }
+        #expect(outcome(day7: "2026-03-09T08:00", baseline: "2026-03-10T08:00") == .failed)
+        #expect(outcome(day7: "2026-03-11T08:00", baseline: "2026-03-10T08:00") == .passed)
+        #expect(outcome(day7: "2026-03-11T08:00", baseline: nil) == .cannotTell)
+    }
+
     @Test func aVisitWithNoneOfTheFieldsIsNotJudged() {
         let findings = EditChecks.run(study: study, site: "SYSU3", values: [:], visitValues: [:])
         #expect(findings.isEmpty)

@@ -40,7 +40,8 @@ public struct EditCheck: Codable, Equatable, Sendable {
     public var code: String
     /// What the site reads when the check fails.
     public var message: String
-    /// Holds for clean data: `demographics.weight_kg >= 30`, `infusion.end_time > infusion.start_time`.
+    /// Holds for clean data: `demographics.weight_kg >= 30`, `infusion.end_time > infusion.start_time`; a value at
+    /// another visit is named `form.field@visit` (`labs.collected_at > labs.collected_at@baseline`).
     public var expression: String
     public var severity: EditCheckSeverity
     /// The `form.field`s it concerns; a failed-check query points at the first.
@@ -87,13 +88,18 @@ public enum EditChecks {
         let checks = study.dataManagement?.editChecks ?? []
         guard !checks.isEmpty else { return [] }
         let scope = ExpressionScope(study: study)
+        // Every visit's values under `form.field@visit` as well, for checks that compare visits.
+        var across = values
+        for (visit, own) in visitValues {
+            for (name, value) in own { across["\(name)@\(visit)"] = value }
+        }
         var findings: [EditCheckFinding] = []
         for check in checks {
             guard let expression = try? scope.checkCondition(check.expression) else { continue }
             for visit in check.visits(in: study) {
                 let own = visitValues[visit] ?? [:]
                 guard check.fields.contains(where: { own[$0] != nil }) else { continue }
-                let merged = values.merging(own) { _, new in new }
+                let merged = across.merging(own) { _, new in new }
                 let outcome: EditCheckOutcome
                 switch try? Evaluator(study: study, site: site, values: merged, scope: scope, history: history).evaluate(expression) {
                 case .boolean(true): outcome = .passed
@@ -112,7 +118,7 @@ public enum EditChecks {
         for check in study.dataManagement?.editChecks ?? [] {
             let read = check.fields + ((try? ExpressionParser.parse(check.expression).references) ?? [])
             for path in read {
-                let parts = path.split(separator: ".", maxSplits: 1).map(String.init)
+                let parts = (path.split(separator: "@").first ?? "").split(separator: ".", maxSplits: 1).map(String.init)
                 guard parts.count == 2, let lab = study.form(parts[0])?.fields.first(where: { $0.code == parts[1] })?.lab else { continue }
                 labs.insert(lab.uppercased())
             }

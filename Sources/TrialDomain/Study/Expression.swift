@@ -124,7 +124,7 @@ struct Lexer {
             }
             if c.isLetter || c == "_" {
                 var j = i
-                while j < chars.count, chars[j].isLetter || chars[j].isNumber || chars[j] == "_" || chars[j] == "." { j += 1 }
+                while j < chars.count, chars[j].isLetter || chars[j].isNumber || chars[j] == "_" || chars[j] == "." || chars[j] == "@" { j += 1 }
                 result.append(.identifier(String(chars[i..<j])))
                 i = j
                 continue
@@ -384,6 +384,11 @@ public struct ExpressionScope: Sendable {
                     }
                 fields["\(form.code).\(field.code)"] = (field.label, type)
                 if let lab = field.lab.flatMap(study.labTest) { analytes["\(form.code).\(field.code)"] = lab.analyte }
+                // `form.field@visit`: the value at one named visit, for checks across visits.
+                for visit in form.visits where form.visits.count > 1 {
+                    fields["\(form.code).\(field.code)@\(visit)"] = ("\(field.label) at \(visit)", type)
+                    if let lab = field.lab.flatMap(study.labTest) { analytes["\(form.code).\(field.code)@\(visit)"] = lab.analyte }
+                }
             }
         }
         for parameter in study.parameters {
