@@ -244,7 +244,7 @@ struct DemoTrial: Sendable {
         let decided = try await screening.decideEligibility(participantID: participant.id, scope: c.scope, now: screeningDay.addingTimeInterval(11 * 3600))
         guard decided.outcome == .met else { return nil }
         for (visit, form) in anchorForms {
-            values.fill(form, at: anchorDay.addingTimeInterval(8 * 3600), ranges: ranges)
+            values.fillChecked(form, visit: visit, at: anchorDay.addingTimeInterval(8 * 3600), ranges: ranges)
             _ = try await forms.save(
                 participantID: participant.id, visit: visit, form: form.code, values: values.form(form), reason: nil, scope: c.scope,
                 now: anchorDay.addingTimeInterval(20 * 3600))
@@ -328,7 +328,7 @@ struct DemoTrial: Sendable {
                 values.want(check, true)
                 for form in study.forms where form.visits.contains(visit) && check.contains("\(form.code).") {
                     filled.remove("\(visit)|\(form.code)")
-                    values.fill(form, at: doseAt, ranges: ranges)
+                    values.fillChecked(form, visit: visit, at: doseAt, ranges: ranges)
                     try await save(visit, form, at: doseAt.addingTimeInterval(-1800))
                 }
             }
@@ -361,7 +361,7 @@ struct DemoTrial: Sendable {
                 && (c.ruleForms.contains(form.code) || form.fields.contains { $0.lab.map(c.labs.contains) ?? false })
             {
                 var page = DemoValues(study: study, scope: scope, site: c.site.code, day: at, values: values.values.filter { !$0.key.hasPrefix("\(form.code).") }, random: values.random)
-                page.fill(form, at: at, ranges: ranges)
+                page.fillChecked(form, visit: visit.visit, at: at, ranges: ranges)
                 values.random = page.random
                 for field in form.fields where field.lab != nil {
                     guard let lab = field.lab, let raw = page.values["\(form.code).\(field.code)"] else { continue }

@@ -207,6 +207,26 @@ struct DemoValues {
         }
     }
 
+    /// Fills `form` as `fill` does, drawing it again (a few dozen times at most) while one of the study's edit checks
+    /// for it at `visit` fails, so that the demo keeps the study's own rules without leaning its proportions.
+    mutating func fillChecked(_ form: Form, visit: String, at time: Date, ranges: [ReferenceRange], always: Set<String> = []) {
+        let prefix = "\(form.code)."
+        let checks = (study.dataManagement?.editChecks ?? []).filter { check in
+            check.visits(in: study).contains(visit) && check.fields.contains { $0.hasPrefix(prefix) }
+        }
+        guard !checks.isEmpty else { return fill(form, at: time, ranges: ranges, always: always) }
+        let start = values
+        for _ in 0..<40 {
+            values = start
+            fill(form, at: time, ranges: ranges, always: always)
+            let own = values.filter { $0.key.hasPrefix(prefix) }
+            let failed = EditChecks.run(study: study, site: site, values: values, visitValues: [visit: own]).contains { finding in
+                finding.visit == visit && finding.outcome == .failed && checks.contains(finding.check)
+            }
+            if !failed { return }
+        }
+    }
+
     /// The values of one form, keyed by field code.
     func form(_ form: Form) -> [String: String] {
         var out: [String: String] = [:]
