@@ -140,6 +140,9 @@ private let now = DateParsing.instant("2026-03-10T12:00")!
             let id = people.participant.id, scope = people.coordinator
             _ = try await safety.recordLab(
                 participantID: id, visit: "screening", test: "INR", value: 2, unit: "ratio", collectedAt: now.addingTimeInterval(-86_400), scope: scope, now: now)
+            try await safety.seedTermsIfEmpty(try GradingTables.protocolTerms(), version: "4.03", now: now)
+            _ = try await screening.recordConsent(participantID: id, formVersion: "1", signedAt: now.addingTimeInterval(-7200), scope: scope, now: now)
+            let investigator = AccessScope(actor: "ivy", siteIDs: [people.siteID], role: .investigator)
 
             await #expect(throws: StoreError.self) {
                 try await locks.lock(LockInput(kind: .lock, level: .study, reason: "final"), scope: people.coordinator, now: now)
@@ -160,6 +163,16 @@ private let now = DateParsing.instant("2026-03-10T12:00")!
                 ("participant", { _ = try await participants.create(siteID: people.siteID, screeningNumber: "P-002", scope: scope, now: now) }),
                 ("status", { _ = try await participants.updateStatus(id: id, status: .withdrawn, reason: "moved", scope: scope, now: now) }),
                 ("query", { _ = try await queries.raise(QueryInput(participantID: id, text: "why?"), scope: people.monitor, now: now) }),
+                ("withdrawal", { try await screening.withdrawConsent(participantID: id, withdrawnAt: now, withdrawal: .noFurtherData, reason: "moved", scope: scope, now: now) }),
+                ("adverse event", {
+                    _ = try await safety.recordAdverseEvent(
+                        participantID: id, input: AdverseEventInput(meddra: "10002218", grade: 3, onsetAt: now.addingTimeInterval(-3600), attribution: .possible, expected: false, actionTaken: "none", outcome: "recovered"),
+                        scope: scope, now: now)
+                }),
+                ("signature", { _ = try await FluentSignatureRepository(store: store).sign(participantID: id, visit: nil, form: nil, meaning: .approve, sessionHash: nil, scope: investigator, now: now) }),
+                ("verification", { _ = try await FluentVerificationRepository(store: store).verify(participantID: id, visit: "screening", item: "lab.INR", scope: people.monitor, now: now) }),
+                ("deviation", { _ = try await screening.raiseDeviation(participantID: id, kind: .other, visit: nil, detail: "x", scope: scope, now: now) }),
+                ("list", { _ = try await screening.generateList(seedHex: nil, actor: "stan", now: now) }),
             ]
             for (name, attempt) in attempts {
                 do {
