@@ -43,6 +43,14 @@ import TrialStandards
         #expect(outcome(day7: "2026-03-11T08:00", baseline: nil) == .cannotTell)
     }
 
+    /// A save runs the checks only when it touched a form some check names or reads.
+    @Test func aSaveConcernsTheChecksOnlyThroughTheFormsTheyRead() {
+        #expect(EditChecks.concern(study: study, forms: ["toxicity_24h"]))
+        // The ascites check reads the screening date on demographics.
+        #expect(EditChecks.concern(study: study, forms: ["demographics"]))
+        #expect(!EditChecks.concern(study: study, forms: ["history", "clinical"]))
+    }
+
     @Test func aVisitWithNoneOfTheFieldsIsNotJudged() {
         let findings = EditChecks.run(study: study, site: "SYSU3", values: [:], visitValues: [:])
         #expect(findings.isEmpty)

@@ -112,6 +112,15 @@ public enum EditChecks {
         return findings
     }
 
+    /// Whether a save of these forms can change what some check finds: a check concerns a form whose fields it
+    /// names or reads (at any visit). A save that concerns none need not run them.
+    public static func concern(study: StudyDefinition, forms: Set<String>) -> Bool {
+        (study.dataManagement?.editChecks ?? []).contains { check in
+            let read = check.fields + ((try? ExpressionParser.parse(check.expression).references) ?? [])
+            return read.contains { path in forms.contains(String(path.split(separator: ".").first ?? "")) }
+        }
+    }
+
     /// The lab tests whose results fill a field some check reads: saving one of them runs the checks.
     public static func labsRead(study: StudyDefinition) -> Set<String> {
         var labs: Set<String> = []

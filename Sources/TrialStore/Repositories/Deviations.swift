@@ -88,7 +88,12 @@ extension FluentScreeningRepository {
     /// Raises, inside a write that just entered a visit's first data, the deviations the participant's schedule now
     /// shows (TrialDomain's `DeviationRules.fromSchedule`), each once per participant, kind and visit.
     static func raiseScheduleDeviations(participantID: UUID, scope: AccessScope, now: Date, on tx: any Database) async throws {
-        let file = try await file(participantID: participantID, scope: scope, on: tx)
+        try await raiseScheduleDeviations(file: try await file(participantID: participantID, scope: scope, on: tx), scope: scope, now: now, on: tx)
+    }
+
+    /// The same with the file as the write left it, read by the caller.
+    static func raiseScheduleDeviations(file: ParticipantFile, scope: AccessScope, now: Date, on tx: any Database) async throws {
+        let participantID = file.participant.id
         let sql = tx as! any SQLDatabase
         var entered: [String: VisitCompletion.Entered] = [:]
         for (visit, first) in file.visitDates {

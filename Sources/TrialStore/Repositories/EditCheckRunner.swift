@@ -35,7 +35,7 @@ enum EditCheckRunner {
             case (.failed, nil):
                 let parts = finding.check.fields[0].split(separator: ".", maxSplits: 1).map(String.init)
                 let query = DataQuery(
-                    id: UUID.timeOrdered(), participantID: participantID, screeningNumber: file.participant.screeningNumber, siteCode: file.siteCode ?? "",
+                    id: UUID.timeOrdered(), participantID: participantID, screeningNumber: file.participant.screeningNumber, siteCode: file.siteCode,
                     kind: .failedCheck, status: .open, target: QueryTarget(visit: finding.visit, form: parts.first, field: parts.dropFirst().first),
                     text: finding.check.message, assignee: .coordinator,
                     dueAt: file.study.dataManagement?.queryDueDays.map { now.addingTimeInterval(Double($0) * 86_400) },

@@ -146,12 +146,14 @@ public struct FluentFormRecordRepository: FormRecordRepository {
         }
         // A change with a reason answers the open queries on the fields it changed.
         try await FluentQueryRepository.answer(participantID: participantID, fields: changedFields, visit: visit, reason: reason, scope: scope, now: now, on: tx)
-        if runChecks, !(prepared[0].study.dataManagement?.editChecks ?? []).isEmpty {
-            try await EditCheckRunner.apply(participantID: participantID, scope: scope, now: now, on: tx)
-        }
-        // A visit's first data may show it late, or an earlier visit skipped.
-        if runChecks, created, Self.isScheduled(visit, in: prepared[0].study) {
-            try await FluentScreeningRepository.raiseScheduleDeviations(participantID: participantID, scope: scope, now: now, on: tx)
+        // The study's checks, when the save touched a form one of them reads; and a visit's first data may show it
+        // late, or an earlier visit skipped. Both read the file as saved, once.
+        let check = runChecks && !written.isEmpty && EditChecks.concern(study: prepared[0].study, forms: Set(written))
+        let schedule = runChecks && created && Self.isScheduled(visit, in: prepared[0].study)
+        if check || schedule {
+            let file = try await FluentScreeningRepository.file(participantID: participantID, scope: scope, on: tx)
+            if check { try await EditCheckRunner.apply(file: file, scope: scope, now: now, on: tx) }
+            if schedule { try await FluentScreeningRepository.raiseScheduleDeviations(file: file, scope: scope, now: now, on: tx) }
         }
         // A file unchanged since before the write with no "eligible" decision has nothing to re-check.
         if recheck, visit == prepared[0].study.eligibilityVisit, unchanged.map({ $0.lastDecision == "eligible" }) ?? true {

@@ -102,7 +102,7 @@ public struct FluentQueryRepository: Sendable {
             let status = QueryRules.initialStatus(input.kind)
             let due = input.dueAt ?? (input.kind.needsResponse ? file.study.dataManagement?.queryDueDays.map { now.addingTimeInterval(Double($0) * 86_400) } : nil)
             let query = DataQuery(
-                id: UUID.timeOrdered(), participantID: input.participantID, screeningNumber: file.participant.screeningNumber, siteCode: file.siteCode ?? "",
+                id: UUID.timeOrdered(), participantID: input.participantID, screeningNumber: file.participant.screeningNumber, siteCode: file.siteCode,
                 kind: input.kind, status: status, target: input.target, text: text, assignee: input.assignee ?? .coordinator, dueAt: due,
                 raisedBy: scope.actor, raisedAt: now, answeredBy: nil, updatedAt: now, checkCode: nil,
                 messages: [QueryMessage(action: "raise", status: status, text: text, actor: scope.actor, at: now)])

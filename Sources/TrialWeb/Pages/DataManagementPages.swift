@@ -211,7 +211,7 @@ enum DataManagementPages {
         return Layout.page(
             title: "Casebook · \(p.screeningNumber)", user: user,
             .p(.id("casebook-header"),
-                .text("Study \(study.code), definition version \(study.version). Site \(file.siteCode ?? ""). Participant \(p.screeningNumber) (\(p.id.uuidString)), status \(p.status.rawValue)"
+                .text("Study \(study.code), definition version \(study.version). Site \(file.siteCode). Participant \(p.screeningNumber) (\(p.id.uuidString)), status \(p.status.rawValue)"
                     + (seesArms ? (file.arm.map { ", arm \($0)" } ?? "") : "") + ". Printed \(iso(now)) UTC (\(SiteTime.text(now, zone: zone))) by \(user.account.username).")),
             .forEach(study.visits.filter { v in records.contains { $0.visit == v.code } }) { visit in
                 .div(.class("card"),
