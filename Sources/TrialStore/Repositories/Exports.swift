@@ -1,0 +1,121 @@
+import FluentKit
+import FluentSQL
+import Foundation
+import TrialDomain
+
+/// A participant as an export reads it.
+public struct ExportParticipant: Sendable, Equatable {
+    public var id: UUID
+    public var siteCode: String
+    public var screeningNumber: String
+    public var status: ParticipantStatus
+    public var createdAt: Date
+    /// The values of the fields the study names for sex and birth date (`participant:`), as entered.
+    public var sex: String?
+    public var birthDate: String?
+    public var arm: String?
+    public var allocatedAt: Date?
+}
+
+public struct ExportDose: Sendable, Equatable {
+    public var id: UUID
+    public var participantID: UUID
+    public var dose: String
+    public var given: Bool
+    public var startedAt: Date?
+    public var endedAt: Date?
+    public var amount: Double?
+    public var unit: String?
+    public var skipReason: String?
+    public var recordedAt: Date
+}
+
+/// One page of participants with what the exports read of them: at most one page is held at a time.
+public struct ExportPage: Sendable {
+    public var participants: [ExportParticipant]
+    public var labs: [LabResult]
+    /// The participant of each lab result.
+    public var labParticipants: [UUID: UUID]
+    public var adverseEvents: [AdverseEvent]
+    public var doses: [ExportDose]
+}
+
+/// Reads the scope's participants a page at a time, each page with its labs, adverse events and doses in a few set
+/// queries, for exports written as they are read.
+public struct FluentExportRepository: Sendable {
+    let store: Store
+    public init(store: Store) { self.store = store }
+
+    public func pages(study: StudyDefinition, scope: AccessScope, size: Int = 500, _ body: (ExportPage) async throws -> Void) async throws {
+        guard !scope.siteIDs.isEmpty else { return }
+        let sql = store.database as! any SQLDatabase
+        let sexField = study.participant?.sex, birthField = study.participant?.birthDate
+        let forms = Set([sexField, birthField].compactMap { $0?.split(separator: ".").first.map(String.init) })
+        var after: UUID?
+        while true {
+            var query: SQLQueryString = """
+                SELECT p.id, p.screening_number, p.status, p.created_at, s.code AS site_code, sl.arm, sl.allocated_at
+                FROM participants p JOIN sites s ON s.id = p.site_id LEFT JOIN randomization_slots sl ON sl.participant_id = p.id
+                WHERE p.deleted_at IS NULL AND p.site_id IN (\(binds: scope.siteBinds))
+                """
+            if let after { query = query + " AND p.id > \(bind: after)" }
+            query = query + " ORDER BY p.id LIMIT \(bind: size)"
+            let rows = try await sql.raw(query).all()
+            guard !rows.isEmpty else { return }
+            var participants: [ExportParticipant] = []
+            for row in rows {
+                let status = try row.decode(column: "status", as: String.self)
+                participants.append(ExportParticipant(
+                    id: try row.decode(column: "id", as: UUID.self), siteCode: try row.decode(column: "site_code", as: String.self),
+                    screeningNumber: try row.decode(column: "screening_number", as: String.self), status: ParticipantStatus(rawValue: status) ?? .screening,
+                    createdAt: try row.decode(column: "created_at", as: Date.self), sex: nil, birthDate: nil,
+                    arm: try row.decode(column: "arm", as: String?.self), allocatedAt: try row.decode(column: "allocated_at", as: Date?.self)))
+            }
+            let ids = participants.map(\.id)
+            let binds: [any Encodable & Sendable] = ids
+            if !forms.isEmpty, let visit = study.eligibilityVisit {
+                var index: [UUID: Int] = [:]
+                for (i, p) in participants.enumerated() { index[p.id] = i }
+                for row in try await sql.raw("""
+                    SELECT participant_id, form_code, data FROM form_records
+                    WHERE participant_id IN (\(binds: binds)) AND visit_code = \(bind: visit) AND form_code IN (\(binds: Array(forms)))
+                    """).all() {
+                    guard let i = index[try row.decode(column: "participant_id", as: UUID.self)] else { continue }
+                    let form = try row.decode(column: "form_code", as: String.self)
+                    let values = FluentFormRecordRepository.values(try row.decode(column: "data", as: String.self))
+                    for (key, value) in values {
+                        if "\(form).\(key)" == sexField { participants[i].sex = value }
+                        if "\(form).\(key)" == birthField { participants[i].birthDate = value }
+                    }
+                }
+            }
+            var labs: [LabResult] = [], labParticipants: [UUID: UUID] = [:]
+            for row in try await sql.raw("""
+                SELECT id, participant_id, visit_code, test_code, collected_at, value, unit, entered_value, entered_unit, uln, lln, baseline,
+                  grade_v4, grade_v5, basis_v4, basis_v5, baseline_grade, treatment_emergent
+                FROM lab_results WHERE participant_id IN (\(binds: binds)) ORDER BY participant_id, collected_at
+                """).all() {
+                let lab = try FluentSafetyRepository.lab(row)
+                labs.append(lab)
+                labParticipants[lab.id] = try row.decode(column: "participant_id", as: UUID.self)
+            }
+            let hours = study.safety.saeReportingHours
+            let events = try await AdverseEventModel.query(on: store.database).filter(\.$participantID ~~ ids).sort(\.$onsetAt).all()
+                .map { FluentSafetyRepository.event($0, term: nil, hours: hours) }
+            let doses = try await sql.raw("""
+                SELECT id, participant_id, dose_code, given, started_at, ended_at, amount, unit, skip_reason, created_at
+                FROM doses WHERE participant_id IN (\(binds: binds)) ORDER BY participant_id, created_at
+                """).all().map {
+                ExportDose(
+                    id: try $0.decode(column: "id", as: UUID.self), participantID: try $0.decode(column: "participant_id", as: UUID.self),
+                    dose: try $0.decode(column: "dose_code", as: String.self), given: try $0.decode(column: "given", as: Bool.self),
+                    startedAt: try $0.decode(column: "started_at", as: Date?.self), endedAt: try $0.decode(column: "ended_at", as: Date?.self),
+                    amount: try $0.decode(column: "amount", as: Double?.self), unit: try $0.decode(column: "unit", as: String?.self),
+                    skipReason: try $0.decode(column: "skip_reason", as: String?.self), recordedAt: try $0.decode(column: "created_at", as: Date.self))
+            }
+            try await body(ExportPage(participants: participants, labs: labs, labParticipants: labParticipants, adverseEvents: events, doses: doses))
+            guard rows.count == size else { return }
+            after = participants.last?.id
+        }
+    }
+}

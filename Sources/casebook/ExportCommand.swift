@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+import TrialDomain
+import TrialStandards
+import TrialStore
+import TrialWeb
+
+/// Standard exports of every participant, written as they are read.
+struct Export: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Export the trial's data in a standard form.", subcommands: [FHIR.self])
+
+    struct FHIR: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "fhir", abstract: "An HL7 FHIR R4 collection Bundle: ResearchStudy, ResearchSubject, Patient (pseudonymous), Observation, AdverseEvent, MedicationAdministration.")
+        @Option(help: "The JSON file to write (replaced whole, or left as it was if the export fails).") var output: String
+        @Flag(help: "Leave out arms and what was given, as a blinded reader gets it.") var blinded = false
+        @Option(help: "This deployment's base URI, for identifier systems and stable ids.") var base = "https://casebook.invalid/fhir"
+
+        func run() async throws {
+            let url = URL(fileURLWithPath: output)
+            try await Runtime.withStore { store, _ in
+                guard let study = try await FluentStudyRepository(store: store).current() else { throw Runtime.fail("no study is loaded") }
+                let sites = try await FluentAccountRepository(store: store).sites()
+                let everywhere = AccessScope(actor: Runtime.actor, siteIDs: Set(sites.map(\.id)))
+                let started = Date()
+                var counts: [String: Int] = [:]
+                do {
+                    try await Exports.atomically(to: url) { handle in
+                        counts = try await Exports.fhir(store: store, study: study, scope: everywhere, blinded: blinded, base: base) { try handle.write(contentsOf: $0) }
+                    }
+                } catch let error as FHIRExportError {
+                    throw Runtime.fail("fhir: \(error)")
+                }
+                let summary = counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+                print("Wrote \(output): \(summary) (\(String(format: "%.1f", Date().timeIntervalSince(started))) s)")
+            }
+        }
+    }
+}
