@@ -7,7 +7,33 @@ import TrialWeb
 
 /// Standard exports of every participant, written as they are read.
 struct Export: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Export the trial's data in a standard form.", subcommands: [FHIR.self])
+    static let configuration = CommandConfiguration(abstract: "Export the trial's data in a standard form.", subcommands: [ODM.self, FHIR.self])
+
+    struct ODM: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "odm", abstract: "A CDISC ODM 1.3.2 Snapshot: the study's metadata, every subject's forms and lab results with their audit records, and signatures.")
+        @Option(help: "The XML file to write (replaced whole, or left as it was if the export fails).") var output: String
+        @Flag(help: "Leave out arms, as a blinded reader gets it.") var blinded = false
+
+        func run() async throws {
+            let url = URL(fileURLWithPath: output)
+            try await Runtime.withStore { store, _ in
+                guard let study = try await FluentStudyRepository(store: store).current() else { throw Runtime.fail("no study is loaded") }
+                let sites = try await FluentAccountRepository(store: store).sites()
+                let everywhere = AccessScope(actor: Runtime.actor, siteIDs: Set(sites.map(\.id)))
+                let started = Date()
+                var subjects = 0
+                do {
+                    try await Exports.atomically(to: url) { handle in
+                        subjects = try await Exports.odm(store: store, study: study, scope: everywhere, blinded: blinded) { try handle.write(contentsOf: Data($0)) }
+                    }
+                } catch let error as ODMError {
+                    throw Runtime.fail("odm: \(error)")
+                }
+                print("Wrote \(output): \(subjects) subjects (\(String(format: "%.1f", Date().timeIntervalSince(started))) s)")
+            }
+        }
+    }
 
     struct FHIR: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -30,6 +30,14 @@ public struct ExportDose: Sendable, Equatable {
     public var recordedAt: Date
 }
 
+public struct ExportForm: Sendable, Equatable {
+    public var id: UUID
+    public var participantID: UUID
+    public var visit: String
+    public var form: String
+    public var values: [String: String]
+}
+
 /// One page of participants with what the exports read of them: at most one page is held at a time.
 public struct ExportPage: Sendable {
     public var participants: [ExportParticipant]
@@ -38,6 +46,11 @@ public struct ExportPage: Sendable {
     public var labParticipants: [UUID: UUID]
     public var adverseEvents: [AdverseEvent]
     public var doses: [ExportDose]
+    /// With `records`: every form record, and the audit events of forms and labs by the record's id.
+    public var forms: [ExportForm] = []
+    public var audit: [String: [AuditEntry]] = [:]
+    /// With `records`: each participant's signatures, as `Signature` reads them.
+    public var signatures: [Signature] = []
 }
 
 /// Reads the scope's participants a page at a time, each page with its labs, adverse events and doses in a few set
@@ -46,7 +59,10 @@ public struct FluentExportRepository: Sendable {
     let store: Store
     public init(store: Store) { self.store = store }
 
-    public func pages(study: StudyDefinition, scope: AccessScope, size: Int = 500, _ body: (ExportPage) async throws -> Void) async throws {
+    /// `records`: read the form records, their audit events and the signatures too (ODM).
+    public func pages(
+        study: StudyDefinition, scope: AccessScope, size: Int = 500, records: Bool = false, _ body: (ExportPage) async throws -> Void
+    ) async throws {
         guard !scope.siteIDs.isEmpty else { return }
         let sql = store.database as! any SQLDatabase
         let sexField = study.participant?.sex, birthField = study.participant?.birthDate
@@ -113,7 +129,32 @@ public struct FluentExportRepository: Sendable {
                     amount: try $0.decode(column: "amount", as: Double?.self), unit: try $0.decode(column: "unit", as: String?.self),
                     skipReason: try $0.decode(column: "skip_reason", as: String?.self), recordedAt: try $0.decode(column: "created_at", as: Date.self))
             }
-            try await body(ExportPage(participants: participants, labs: labs, labParticipants: labParticipants, adverseEvents: events, doses: doses))
+            var page = ExportPage(participants: participants, labs: labs, labParticipants: labParticipants, adverseEvents: events, doses: doses)
+            if records {
+                page.forms = try await sql.raw("""
+                    SELECT id, participant_id, visit_code, form_code, data FROM form_records WHERE participant_id IN (\(binds: binds)) ORDER BY participant_id, created_at
+                    """).all().map {
+                    ExportForm(
+                        id: try $0.decode(column: "id", as: UUID.self), participantID: try $0.decode(column: "participant_id", as: UUID.self),
+                        visit: try $0.decode(column: "visit_code", as: String.self), form: try $0.decode(column: "form_code", as: String.self),
+                        values: FluentFormRecordRepository.values(try $0.decode(column: "data", as: String.self)))
+                }
+                let recordIDs = page.forms.map(\.id.uuidString) + labs.map(\.id.uuidString)
+                for start in stride(from: 0, to: recordIDs.count, by: 500) {
+                    let chunk = Array(recordIDs[start..<min(recordIDs.count, start + 500)])
+                    for entry in try await sql.raw("""
+                        SELECT sequence, occurred_at, actor, action, entity, entity_id, site_id, reason, changes, previous_hash
+                        FROM audit_events WHERE entity IN ('form_record', 'lab_result') AND entity_id IN (\(binds: chunk)) ORDER BY sequence
+                        """).all().map(AuditChain.decodeEntry) {
+                        page.audit[entry.entityID, default: []].append(entry)
+                    }
+                }
+                let signatures = FluentSignatureRepository(store: store)
+                for participant in participants {
+                    page.signatures += try await signatures.signatures(participantID: participant.id, scope: scope)
+                }
+            }
+            try await body(page)
             guard rows.count == size else { return }
             after = participants.last?.id
         }

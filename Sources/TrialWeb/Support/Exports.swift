@@ -1,3 +1,4 @@
+import FluentSQL
 import Foundation
 import TrialDomain
 import TrialStandards
@@ -56,6 +57,61 @@ public enum Exports {
         }
         try writer.finish()
         return writer.counts
+    }
+
+    /// A CDISC ODM 1.3.2 Snapshot of the scope's participants: the study's metadata, then every subject's forms and lab
+    /// results, each value with the audit record that set it, and the signatures in force.
+    public static func odm(store: Store, study: StudyDefinition, scope: AccessScope, blinded: Bool, sink: @escaping ODMWriter.Sink) async throws -> Int {
+        let sql = store.database as! any SQLDatabase
+        // AdminData comes before the clinical data: everyone an audit record or a signature may name, listed first.
+        var names: Set<String> = []
+        for row in try await sql.raw("SELECT DISTINCT actor FROM audit_events").all() { names.insert(try row.decode(column: "actor", as: String.self)) }
+        for row in try await sql.raw("SELECT DISTINCT signer FROM signatures").all() { names.insert(try row.decode(column: "signer", as: String.self)) }
+        let accounts = Dictionary(try await FluentAccountRepository(store: store).accounts().map { ($0.username, $0) }, uniquingKeysWith: { a, _ in a })
+        let users = names.sorted().map { name in
+            ODMUser(name: name, kind: accounts[name].map { $0.role == .investigator || $0.role == .coordinator ? .investigator : .sponsor } ?? .other)
+        }
+        let administration = ODMAdministration(
+            users: users, sites: ODMSite.sites(of: study, effectiveDate: String(AuditEntry.timestamp(Date()).prefix(10))),
+            meanings: SignatureMeaning.allCases.map { ODMSignatureMeaning(code: $0.rawValue, statement: $0.statement) })
+        let now = Date()
+        let writer = try ODMWriter(
+            study: study, administration: administration,
+            options: ODMOptions(fileOID: "Casebook.\(study.code).\(Int(now.timeIntervalSince1970))", createdAt: now.addingTimeInterval(1), asOf: now, blinded: blinded),
+            sink: sink)
+        try writer.start()
+        var subjects = 0
+        try await FluentExportRepository(store: store).pages(study: study, scope: scope, records: true) { page in
+            for p in page.participants {
+                func audit(_ entries: [AuditEntry]?) -> [ODMAuditEvent] { (entries ?? []).map { ODMAuditEvent($0, site: p.siteCode) } }
+                let forms = page.forms.filter { $0.participantID == p.id }.map { record in
+                    var byField: [String: [ODMAuditEvent]] = [:]
+                    for entry in page.audit[record.id.uuidString] ?? [] {
+                        for change in entry.changes where change.field.hasPrefix("\(record.form).") {
+                            byField[String(change.field.dropFirst(record.form.count + 1)), default: []].append(ODMAuditEvent(entry, site: p.siteCode))
+                        }
+                    }
+                    return ODMFormData(visit: record.visit, form: record.form, values: record.values, audit: byField)
+                }
+                let labs = page.labs.filter { page.labParticipants[$0.id] == p.id }.map { lab in
+                    ODMLabResult(
+                        visit: lab.visit, test: lab.test, collectedAt: lab.collectedAt, value: lab.value, unit: lab.unit, enteredValue: lab.enteredValue,
+                        enteredUnit: lab.enteredUnit, grade: study.safety.ctcaeVersion.hasPrefix("5") ? lab.gradeV5 : lab.gradeV4,
+                        audit: audit(page.audit[lab.id.uuidString]))
+                }
+                let signatures = page.signatures.filter { $0.participantID == p.id && $0.valid }.map { s in
+                    ODMSignature(
+                        meaning: s.meaning.rawValue, user: s.signer, signedAt: s.signedAt,
+                        covers: s.form.map { .form(visit: s.visit ?? "", form: $0) } ?? .casebook, site: p.siteCode)
+                }
+                try writer.write(ODMSubject(
+                    key: subjectID(study: study, participant: p), site: p.siteCode, forms: forms, labs: labs, signatures: signatures,
+                    allocation: blinded ? nil : p.arm.map { ODMAllocation(arm: $0, allocatedAt: p.allocatedAt) }))
+                subjects += 1
+            }
+        }
+        try writer.finish()
+        return subjects
     }
 
     /// Writes through a temporary file beside `url` and renames it into place: a failed export leaves no partial file.
