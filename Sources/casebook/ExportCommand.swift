@@ -7,7 +7,33 @@ import TrialWeb
 
 /// Standard exports of every participant, written as they are read.
 struct Export: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Export the trial's data in a standard form.", subcommands: [ODM.self, FHIR.self])
+    static let configuration = CommandConfiguration(abstract: "Export the trial's data in a standard form.", subcommands: [SDTM.self, ODM.self, FHIR.self])
+
+    struct SDTM: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "sdtm", abstract: "SDTM datasets as SAS transport (XPORT v5) files, one per domain, with their Define-XML 2.1.")
+        @Option(help: "The folder to write into (its datasets are replaced only once all are written).") var output: String
+        @Flag(help: "The blinded form: no arms in DM, no TA, doses as collected (EC) instead of EX.") var blinded = false
+
+        func run() async throws {
+            try await Runtime.withStore { store, _ in
+                guard let study = try await FluentStudyRepository(store: store).current() else { throw Runtime.fail("no study is loaded") }
+                let sites = try await FluentAccountRepository(store: store).sites()
+                let everywhere = AccessScope(actor: Runtime.actor, siteIDs: Set(sites.map(\.id)))
+                let started = Date()
+                let counts: [String: Int]
+                do {
+                    counts = try await Exports.sdtm(store: store, study: study, scope: everywhere, blinded: blinded, directory: URL(fileURLWithPath: output))
+                } catch let error as XPORTError {
+                    throw Runtime.fail("sdtm: \(error)")
+                } catch let error as SDTMError {
+                    throw Runtime.fail("sdtm: \(error)")
+                }
+                let summary = counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                print("Wrote \(output): \(summary) (\(String(format: "%.1f", Date().timeIntervalSince(started))) s)")
+            }
+        }
+    }
 
     struct ODM: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

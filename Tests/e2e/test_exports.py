@@ -3,6 +3,7 @@
 database: every participant, lab result, dose and adverse event is there, and the blinded forms name no arm."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import unittest
@@ -70,6 +71,85 @@ class ODMExport(unittest.TestCase):
                             self.assertGreater(text.count("<AuditRecord"), 0)
                     finally:
                         casebook.stop()
+
+
+class SDTMExport(unittest.TestCase):
+    """Every dataset read back by pyreadstat and by R's foreign::read.xport, values compared with the database."""
+
+    def test_both_studies_export_and_read_back(self):
+        python = python_with("pyreadstat")
+        rscript = shutil.which("Rscript")
+        if python is None or rscript is None:
+            if os.environ.get("CASEBOOK_REQUIRE_ALL") == "1":
+                self.fail("pyreadstat and R's foreign package are needed (see .ci/run)")
+            self.skipTest("needs pyreadstat (pip) and R with foreign (apt-get install r-cran-foreign)")
+        for database in databases():
+            for study in (None, "studies/ucmsc-aclf.yaml"):
+                with self.subTest(database=database, study=study or "built-in"):
+                    self.export(database, study, python, rscript)
+
+    def export(self, database, study, python, rscript):
+        casebook = Casebook(database)
+        try:
+            if study:
+                casebook.cli("study", "init", os.path.join(ROOT, study))
+            casebook.cli("demo", "--participants", "25", "--seed", "7")
+            code = json.loads(casebook.cli("study", "show", "--json").stdout)["code"]
+            for blinded in (False, True):
+                out = os.path.join(casebook.dir.name, f"sdtm-{blinded}")
+                casebook.cli("export", "sdtm", "--output", out, *(["--blinded"] if blinded else []))
+                files = sorted(os.listdir(out))
+                self.assertIn("define.xml", files)
+                self.assertEqual("ta.xpt" in files, not blinded)
+                self.assertEqual("ex.xpt" in files, not blinded)
+                self.assertEqual("ec.xpt" in files, blinded)
+                checked = subprocess.run([python, os.path.join(ROOT, "scripts", "check_xpt.py"), out], capture_output=True, text=True)
+                self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
+                if os.path.exists(os.path.join(ROOT, "..", "shared", "reference", "xsd", "define-2.1")):
+                    define = subprocess.run([python, os.path.join(ROOT, "scripts", "check_define.py"), os.path.join(out, "define.xml")], capture_output=True, text=True)
+                    self.assertEqual(define.returncode, 0, define.stdout + define.stderr)
+                # pyreadstat: DM and LB against the database, value by value.
+                read = subprocess.run([python, "-c", READ_BACK, out], capture_output=True, text=True)
+                self.assertEqual(read.returncode, 0, read.stderr)
+                back = json.loads(read.stdout)
+                self.assertEqual(len(back["dm"]), scalar(casebook, "SELECT COUNT(*) FROM participants"))
+                self.assertEqual(len(set(back["dm"])), len(back["dm"]), "USUBJID unique")
+                self.assertEqual("ARMCD" in back["dm_columns"], not blinded)
+                rows = casebook.sql(
+                    "SELECT s.code, p.screening_number, l.test_code, l.entered_value FROM lab_results l JOIN participants p ON p.id = l.participant_id "
+                    "JOIN sites s ON s.id = p.site_id")
+                if database == "postgres":
+                    rows = [line.split("|") for line in rows.strip().splitlines()]
+                expected = sorted((f"{code}-{site}-{number}", test, float(value)) for site, number, test, value in rows)
+                got = sorted((u, t, float(v)) for u, t, v in back["lb"])
+                self.assertEqual(len(got), len(expected))
+                for (eu, et, ev), (gu, gt, gv) in zip(expected, got):
+                    self.assertEqual((eu, et), (gu, gt))
+                    self.assertAlmostEqual(ev, gv, places=6)
+                # R's foreign reads every file with the same number of records.
+                for name in files:
+                    if not name.endswith(".xpt"):
+                        continue
+                    r = subprocess.run([rscript, "-e", f'x <- foreign::read.xport("{os.path.join(out, name)}"); cat(nrow(x))'], capture_output=True, text=True)
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    self.assertEqual(int(r.stdout.strip().split()[-1]), back["rows"][name], name)
+        finally:
+            casebook.stop()
+
+
+READ_BACK = """
+import json, os, sys, pyreadstat
+out = sys.argv[1]
+rows = {}
+for name in sorted(os.listdir(out)):
+    if name.endswith(".xpt"):
+        frame, meta = pyreadstat.read_xport(os.path.join(out, name))
+        rows[name] = len(frame)
+dm, meta = pyreadstat.read_xport(os.path.join(out, "dm.xpt"))
+lb, _ = pyreadstat.read_xport(os.path.join(out, "lb.xpt"))
+print(json.dumps({"rows": rows, "dm": list(dm["USUBJID"]), "dm_columns": list(dm.columns),
+    "lb": [[u, t, r] for u, t, r in zip(lb["USUBJID"], lb["LBTESTCD"], lb["LBORRES"])]}))
+"""
 
 
 class FHIRExport(unittest.TestCase):

@@ -51,6 +51,9 @@ public struct ExportPage: Sendable {
     public var audit: [String: [AuditEntry]] = [:]
     /// With `records`: each participant's signatures, as `Signature` reads them.
     public var signatures: [Signature] = []
+    /// With `records`: each participant's latest eligibility decision, and first consent.
+    public var decisions: [UUID: (eligible: Bool, failed: [String], at: Date)] = [:]
+    public var consents: [UUID: Date] = [:]
 }
 
 /// Reads the scope's participants a page at a time, each page with its labs, adverse events and doses in a few set
@@ -148,6 +151,19 @@ public struct FluentExportRepository: Sendable {
                         """).all().map(AuditChain.decodeEntry) {
                         page.audit[entry.entityID, default: []].append(entry)
                     }
+                }
+                for row in try await sql.raw("""
+                    SELECT participant_id, outcome, failed_criteria, decided_at FROM eligibility_reviews WHERE participant_id IN (\(binds: binds)) ORDER BY decided_at
+                    """).all() {
+                    let failed = try row.decode(column: "failed_criteria", as: String?.self) ?? ""
+                    page.decisions[try row.decode(column: "participant_id", as: UUID.self)] = (
+                        try row.decode(column: "outcome", as: String.self) == "eligible", failed.split(separator: ",").map(String.init),
+                        try row.decode(column: "decided_at", as: Date.self))
+                }
+                for row in try await sql.raw("""
+                    SELECT participant_id, MIN(signed_at) AS first FROM consents WHERE participant_id IN (\(binds: binds)) GROUP BY participant_id
+                    """).all() {
+                    if let first = try row.decode(column: "first", as: Date?.self) { page.consents[try row.decode(column: "participant_id", as: UUID.self)] = first }
                 }
                 let signatures = FluentSignatureRepository(store: store)
                 for participant in participants {

@@ -114,6 +114,93 @@ public enum Exports {
         return subjects
     }
 
+    /// SDTM datasets (one SAS transport file each) and their Define-XML 2.1 into `directory`, in one pass over the store:
+    /// a writer per dataset, each participant's rows appended to every one as the participant is read. Written into a
+    /// folder beside `directory` and moved in only when all of it is; returns the records of each dataset.
+    public static func sdtm(store: Store, study: StudyDefinition, scope: AccessScope, blinded: Bool, directory: URL) async throws -> [String: Int] {
+        let export = try SDTMExport(study: study, blinded: blinded)
+        let fm = FileManager.default
+        try fm.createDirectory(at: directory, withIntermediateDirectories: true)
+        let work = directory.appendingPathComponent(".sdtm-\(UUID().uuidString).partial")
+        try fm.createDirectory(at: work, withIntermediateDirectories: false)
+        defer { try? fm.removeItem(at: work) }
+        var writers: [(domain: SDTMDomain, writer: XPORTWriter<XPORTFileSink>, handle: FileHandle)] = []
+        defer { for w in writers { try? w.handle.close() } }
+        let header = XPORTHeader()
+        for domain in export.domains {
+            let url = work.appendingPathComponent(domain.fileName)
+            guard fm.createFile(atPath: url.path, contents: nil) else { throw StoreError.invalid(field: "output", rule: "cannot write in \(directory.path)") }
+            let handle = try FileHandle(forWritingTo: url)
+            let writer = try XPORTWriter(sink: XPORTFileSink(handle), dataset: domain.dataset, variables: domain.xportVariables, header: header)
+            writers.append((domain, writer, handle))
+            if SDTMExport.designDomains.contains(domain.name) { for row in try export.designRows(domain.name) { try writer.append(row) } }
+        }
+        var counts: [String: Int] = [:]
+        let forms = Dictionary(uniqueKeysWithValues: study.forms.map { ($0.code, $0) })
+        try await FluentExportRepository(store: store).pages(study: study, scope: scope, records: true) { page in
+            for p in page.participants {
+                let id = p.id.uuidString
+                let doses = page.doses.filter { $0.participantID == p.id }
+                let given = doses.filter(\.given).compactMap(\.startedAt).sorted()
+                let decision = page.decisions[p.id]
+                let subject = SDTMSubject(
+                    participantID: id, site: p.siteCode, screeningNumber: p.screeningNumber, status: p.status, sex: p.sex, birthDate: p.birthDate,
+                    consentedAt: page.consents[p.id], eligibility: decision.map { SDTMEligibility(decidedAt: $0.at, eligible: $0.eligible, failedCriteria: $0.failed) },
+                    allocations: zip([p.arm], [p.allocatedAt]).compactMap { arm, at in arm.flatMap { a in at.map { SDTMAllocation(arm: a, at: $0) } } },
+                    firstDoseAt: given.first, lastDoseAt: given.last)
+                let labs = page.labs.filter { page.labParticipants[$0.id] == p.id }
+                let records = page.forms.filter { $0.participantID == p.id }
+                // A visit happened on the first date its forms record, or its first sample.
+                var starts: [String: Date] = [:]
+                for record in records {
+                    guard let field = forms[record.form]?.fields.first(where: { $0.type == .date || $0.type == .datetime }), let text = record.values[field.code],
+                        let date = DateParsing.instant(text) ?? DateParsing.day(text)
+                    else { continue }
+                    starts[record.visit] = min(starts[record.visit] ?? date, date)
+                }
+                for lab in labs { starts[lab.visit] = min(starts[lab.visit] ?? lab.collectedAt, lab.collectedAt) }
+                let data = SDTMSubjectData(
+                    subject: subject,
+                    doses: doses.map {
+                        SDTMDose(participantID: id, dose: $0.dose, given: $0.given, startedAt: $0.startedAt, endedAt: $0.endedAt, amount: $0.amount, unit: $0.unit, skipReason: $0.skipReason)
+                    },
+                    labs: labs.map {
+                        SDTMLab(
+                            participantID: id, visit: $0.visit, test: $0.test, collectedAt: $0.collectedAt, value: $0.enteredValue, unit: $0.enteredUnit,
+                            standardValue: $0.value, standardUnit: $0.unit, lowerLimit: $0.lln, upperLimit: $0.uln,
+                            grade: study.safety.ctcaeVersion.hasPrefix("5") ? $0.gradeV5 : $0.gradeV4)
+                    },
+                    adverseEvents: page.adverseEvents.filter { $0.participantID == p.id }.map {
+                        SDTMAdverseEvent(
+                            participantID: id, term: $0.term, meddra: $0.meddra, ctcaeVersion: $0.version, grade: $0.grade, onset: $0.onsetAt, resolved: $0.resolvedAt,
+                            serious: $0.serious, seriousness: $0.seriousness, attribution: $0.attribution, action: SDTMAction(parsing: $0.actionTaken) ?? .unknown,
+                            outcome: SDTMOutcome(parsing: $0.outcome) ?? .unknown)
+                    },
+                    visits: starts.sorted { $0.key < $1.key }.map { SDTMVisitRecord(participantID: id, visit: $0.key, start: .instant($0.value)) },
+                    forms: records.map { SDTMFormRecord(participantID: id, visit: $0.visit, form: $0.form, values: $0.values) })
+                for w in writers where !SDTMExport.designDomains.contains(w.domain.name) {
+                    for row in try export.rows(w.domain.name, for: data) {
+                        try w.writer.append(row)
+                        counts[w.domain.name, default: 0] += 1
+                    }
+                }
+            }
+        }
+        for w in writers {
+            try w.writer.finish()
+            try w.handle.synchronize()
+        }
+        let define = DefineXML.document(study: study, domains: export.domains, blinded: blinded)
+        try Data(define.utf8).write(to: work.appendingPathComponent("define.xml"))
+        for name in export.domains.map(\.fileName) + ["define.xml"] {
+            let target = directory.appendingPathComponent(name)
+            if fm.fileExists(atPath: target.path) { try fm.removeItem(at: target) }
+            try fm.moveItem(at: work.appendingPathComponent(name), to: target)
+        }
+        for name in SDTMExport.designDomains where export.domain(name) != nil { counts[name] = try export.designRows(name).count }
+        return counts
+    }
+
     /// Writes through a temporary file beside `url` and renames it into place: a failed export leaves no partial file.
     public static func atomically(to url: URL, _ write: (FileHandle) async throws -> Void) async throws {
         let directory = url.deletingLastPathComponent()
