@@ -88,6 +88,7 @@ func routes(_ app: Application) {
     ScreeningAPI.register(api)
     SafetyAPI.register(api)
     DataManagementAPI.register(api)
+    ExportAPI.register(api)
 }
 
 /// Tags every response with its request id (also in every log line) and the usual hardening headers.

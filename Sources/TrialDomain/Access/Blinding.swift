@@ -29,3 +29,21 @@ public struct BlindingSettings: Codable, Equatable, Sendable {
         self.unblindedRoles = unblindedRoles
     }
 }
+
+/// Who takes the standard exports, and in which form (issue: statisticians and data managers; a blinded reader always
+/// gets the blinded form).
+public enum ExportRules {
+    public static let roles: Set<Role> = [.statistician, .independentStatistician, .dataManager]
+
+    /// Whether the export is blinded, or why it is refused. `requested`: the requester's `blinded` choice, if any.
+    public static func blinded(role: Role, study: StudyDefinition, requested: Bool?) throws -> Bool {
+        guard roles.contains(role) else {
+            throw QueryRuleError.forbidden(rule: "exports are for statisticians and data managers (your role: \(role.rawValue))")
+        }
+        guard Blinding.seesArms(role, study: study) else {
+            if requested == false { throw QueryRuleError.forbidden(rule: "a blinded reader gets the blinded export only (your role: \(role.rawValue))") }
+            return true
+        }
+        return requested ?? false
+    }
+}

@@ -49,6 +49,9 @@ enum OpenAPIDocument {
         .init(method: "get", path: "/api/v1/deviations", summary: "Protocol deviations: doses given outside their window with the reason recorded, and eligibility contradicted by data entered after allocation", success: ("200", "DeviationList"), errors: ["401", "403"]),
         .init(method: "post", path: "/api/v1/deviations", summary: "Raise a protocol deviation by hand (site staff, monitor, data manager): visit-window, missed-assessment, consent, procedure or other", body: "NewDeviation", success: ("201", "Deviation"), errors: ["400", "401", "403", "404", "409", "415", "422"]),
         .init(method: "post", path: "/api/v1/deviations/{key}/review", summary: "Review a deviation and classify it important or not (ICH E3 Q&A R1): investigator, monitor, data manager; audited", body: "DeviationReview", success: ("204", nil), errors: ["400", "401", "403", "404", "415", "422"]),
+        .init(method: "get", path: "/api/v1/exports/sdtm", summary: "SDTM datasets (SAS transport v5) and their Define-XML 2.1, as a zip; statisticians and data managers; a blinded reader always gets the blinded form (query: blinded=true for an unblinded reader, false refused to a blinded one)", success: ("200", nil), errors: ["401", "403", "422"]),
+        .init(method: "get", path: "/api/v1/exports/odm", summary: "CDISC ODM 1.3.2 Snapshot with audit records and signatures; statisticians and data managers; blinded as for SDTM", success: ("200", nil), errors: ["401", "403", "422"]),
+        .init(method: "get", path: "/api/v1/exports/fhir", summary: "HL7 FHIR R4 collection Bundle (ResearchStudy, ResearchSubject, pseudonymous Patient, Observation, AdverseEvent, MedicationAdministration); statisticians and data managers; blinded as for SDTM", success: ("200", nil), errors: ["401", "403", "422"]),
         .init(method: "get", path: "/api/v1/screening-log", summary: "Screened, eligible, failed with reasons, consented, randomized", success: ("200", "ScreeningLog"), errors: ["401", "403"]),
         .init(method: "get", path: "/api/v1/randomization/list", summary: "The concealed allocation list (statistician only)", success: ("200", "RandomizationList"), errors: ["401", "403", "404"]),
         .init(method: "post", path: "/api/v1/randomization/list", summary: "Generate the allocation list once, when the study goes live (statistician only)", body: "GenerateList", success: ("201", "GeneratedList"), errors: ["400", "401", "403", "409", "415", "422"]),
@@ -349,6 +352,9 @@ enum OpenAPIDocument {
                     ["name": "limit", "in": "query", "required": false, "schema": ["type": "integer", "minimum": 1, "maximum": 500]],
                     ["name": "after", "in": "query", "required": false, "schema": ["type": "string"]],
                 ]
+            }
+            if op.path.hasPrefix("/api/v1/exports/") {
+                parameters.append(["name": "blinded", "in": "query", "required": false, "schema": string(values: ["true", "false"])])
             }
             if op.path.hasSuffix("/diff") {
                 for name in ["from", "to"] { parameters.append(["name": name, "in": "query", "required": true, "schema": ["type": "integer"]]) }
