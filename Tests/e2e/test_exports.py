@@ -112,6 +112,7 @@ class SDTMExport(unittest.TestCase):
                 read = subprocess.run([python, "-c", READ_BACK, out], capture_output=True, text=True)
                 self.assertEqual(read.returncode, 0, read.stderr)
                 back = json.loads(read.stdout)
+                self.assertEqual(back["problems"], [])
                 self.assertEqual(len(back["dm"]), scalar(casebook, "SELECT COUNT(*) FROM participants"))
                 self.assertEqual(len(set(back["dm"])), len(back["dm"]), "USUBJID unique")
                 self.assertEqual("ARMCD" in back["dm_columns"], not blinded)
@@ -138,7 +139,7 @@ class SDTMExport(unittest.TestCase):
 
 
 READ_BACK = """
-import json, os, sys, pyreadstat
+import json, math, os, sys, pyreadstat
 out = sys.argv[1]
 rows = {}
 for name in sorted(os.listdir(out)):
@@ -147,7 +148,35 @@ for name in sorted(os.listdir(out)):
         rows[name] = len(frame)
 dm, meta = pyreadstat.read_xport(os.path.join(out, "dm.xpt"))
 lb, _ = pyreadstat.read_xport(os.path.join(out, "lb.xpt"))
-print(json.dumps({"rows": rows, "dm": list(dm["USUBJID"]), "dm_columns": list(dm.columns),
+ae, _ = pyreadstat.read_xport(os.path.join(out, "ae.xpt"))
+ts, _ = pyreadstat.read_xport(os.path.join(out, "ts.xpt"))
+problems = []
+# Checks in the spirit of the CDISC CORE rules for these domains.
+if len(set(dm["USUBJID"])) != len(dm):
+    problems.append("DM: USUBJID not unique")
+for start, end in zip(ae["AESTDTC"], ae["AEENDTC"]):
+    if start and end and end[:len(start)] < start[:len(end)]:
+        problems.append(f"AE: AEENDTC {end} before AESTDTC {start}")
+for c, n in zip(lb["LBSTRESC"], lb["LBSTRESN"]):
+    try:
+        number = float(c)
+    except ValueError:
+        continue
+    if n is None or (isinstance(n, float) and math.isnan(n)) or abs(float(n) - number) > 1e-9 * max(1, abs(number)):
+        problems.append(f"LB: LBSTRESC {c} but LBSTRESN {n}")
+for name, frame in (("DM", dm), ("LB", lb), ("AE", ae)):
+    for u in frame["USUBJID"]:
+        if u not in set(dm["USUBJID"]):
+            problems.append(f"{name}: USUBJID {u} not in DM")
+present = set(ts["TSPARMCD"])
+# FDA's Study Data Technical Conformance Guide: parameters every TS carries (with a value or a null flavour).
+for parm in ["SSTDTC", "SDTIGVER", "TITLE", "TPHASE", "SPONSOR", "REGID", "PLANSUB", "TBLIND", "RANDOM", "AGEMIN", "AGEMAX", "SEXPOP"]:
+    if parm not in present:
+        problems.append(f"TS: {parm} missing")
+for value, flavour, parm in zip(ts["TSVAL"], ts["TSVALNF"], ts["TSPARMCD"]):
+    if bool(value) == bool(flavour):
+        problems.append(f"TS: {parm} needs exactly one of TSVAL and TSVALNF")
+print(json.dumps({"rows": rows, "dm": list(dm["USUBJID"]), "dm_columns": list(dm.columns), "problems": problems,
     "lb": [[u, t, r] for u, t, r in zip(lb["USUBJID"], lb["LBTESTCD"], lb["LBORRES"])]}))
 """
 
@@ -175,6 +204,14 @@ class FHIRExport(unittest.TestCase):
                 casebook.cli("export", "fhir", "--output", out, *(["--blinded"] if blinded else []))
                 checked = subprocess.run([python, os.path.join(ROOT, "scripts", "check_fhir.py"), out], capture_output=True, text=True)
                 self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
+                # R4 itself: fhir.resources 6.4.0 with pydantic 1, in a venv of its own (.ci/run makes it).
+                r4 = os.path.join(ROOT, ".venv-r4", "bin", "python")
+                if os.path.exists(r4):
+                    checked = subprocess.run([r4, os.path.join(ROOT, "scripts", "check_fhir.py"), out], capture_output=True, text=True)
+                    self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
+                    self.assertIn("4.0.1", checked.stdout)
+                elif os.environ.get("CASEBOOK_REQUIRE_ALL") == "1":
+                    self.fail(".venv-r4 with fhir.resources 6.4.0 is missing (see .ci/run)")
                 with open(out) as f:
                     bundle = json.load(f)
                 kinds = {}
