@@ -25,7 +25,7 @@ import Testing
         case .success(let next):
             #expect(rule.roles.contains(role))
             #expect(rule.from[status] == next)
-        case .failure(let error as QueryRuleError):
+        case .failure(let error as RuleError):
             if !rule.roles.contains(role) {
                 guard case .forbidden = error else { Issue.record("\(role) \(action) from \(status): expected forbidden, got \(error)"); return }
             } else {
@@ -38,7 +38,7 @@ import Testing
     }
 
     @Test func whoeverAnsweredCannotClose() {
-        #expect(throws: QueryRuleError.forbidden(rule: "whoever answered a query cannot close it")) {
+        #expect(throws: RuleError.forbidden(rule: "whoever answered a query cannot close it")) {
             try QueryRules.transition(from: .answered, kind: .query, action: .close, role: .dataManager, actor: "dora", answeredBy: "dora")
         }
         #expect(throws: Never.self) {
@@ -50,7 +50,7 @@ import Testing
         #expect(QueryRules.initialStatus(.annotation) == .closed)
         #expect(QueryRules.initialStatus(.reasonForChange) == .closed)
         #expect(QueryRules.initialStatus(.query) == .open)
-        #expect(throws: QueryRuleError.self) {
+        #expect(throws: RuleError.self) {
             try QueryRules.transition(from: .closed, kind: .annotation, action: .reopen, role: .monitor, actor: "m", answeredBy: nil)
         }
     }

@@ -76,14 +76,14 @@ private let now = DateParsing.instant("2026-03-10T12:00")!
             #expect(answered.messages?.last?.text == "transcription error; source 205")
 
             // Site staff never close.
-            await #expect(throws: QueryRuleError.self) {
+            await #expect(throws: RuleError.self) {
                 try await queries.transition(id: raised.id, action: .close, text: nil, scope: people.coordinator, now: now)
             }
             #expect(try await count("SELECT COUNT(*) AS n FROM audit_events WHERE entity = 'query_refused'", store) == 1)
             let closed = try await queries.transition(id: raised.id, action: .close, text: "matches source", scope: people.monitor, now: now)
             #expect(closed.status == .closed)
             // Answering a closed query is refused as illegal.
-            await #expect(throws: QueryRuleError.illegal(rule: "only an open query can be answered (this one is closed)")) {
+            await #expect(throws: RuleError.illegal(rule: "only an open query can be answered (this one is closed)")) {
                 try await queries.transition(id: raised.id, action: .answer, text: "again", scope: people.coordinator, now: now)
             }
 
@@ -267,7 +267,7 @@ private let now = DateParsing.instant("2026-03-10T12:00")!
             let signatures = FluentSignatureRepository(store: store)
             let forms = FluentFormRecordRepository(store: store)
             let id = people.participant.id
-            await #expect(throws: QueryRuleError.self) {
+            await #expect(throws: RuleError.self) {
                 try await signatures.sign(participantID: id, visit: nil, form: nil, meaning: .approve, sessionHash: nil, scope: people.coordinator, now: now)
             }
             let casebook = try await signatures.sign(participantID: id, visit: nil, form: nil, meaning: .approve, sessionHash: "s1", scope: investigator, now: now)

@@ -38,10 +38,10 @@ public enum ExportRules {
     /// Whether the export is blinded, or why it is refused. `requested`: the requester's `blinded` choice, if any.
     public static func blinded(role: Role, study: StudyDefinition, requested: Bool?) throws -> Bool {
         guard roles.contains(role) else {
-            throw QueryRuleError.forbidden(rule: "exports are for statisticians and data managers (your role: \(role.rawValue))")
+            throw RuleError.forbidden(rule: "exports are for statisticians and data managers (your role: \(role.rawValue))")
         }
         guard Blinding.seesArms(role, study: study) else {
-            if requested == false { throw QueryRuleError.forbidden(rule: "a blinded reader gets the blinded export only (your role: \(role.rawValue))") }
+            if requested == false { throw RuleError.forbidden(rule: "a blinded reader gets the blinded export only (your role: \(role.rawValue))") }
             return true
         }
         return requested ?? false

@@ -17,7 +17,7 @@ public enum DeviationKind: String, Codable, Sendable, CaseIterable {
     public static let byHand: [DeviationKind] = [.visitWindow, .missedAssessment, .consent, .procedure, .other]
 }
 
-/// ICH E3 Q&A (R1) 2012, question 10: important protocol deviations are those that may significantly affect the
+/// ICH E3 Questions & Answers (R1), 2012: important protocol deviations are those that may significantly affect the
 /// completeness, accuracy or reliability of the data, or a participant's rights, safety or well-being.
 public enum DeviationClass: String, Codable, Sendable, CaseIterable {
     case important

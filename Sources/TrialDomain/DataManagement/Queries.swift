@@ -26,8 +26,9 @@ public enum QueryAction: String, Codable, Sendable, CaseIterable {
     case answer, close, reopen, cancel
 }
 
-/// Why a query change is refused: `forbidden` for the wrong role or person (403), `illegal` for the wrong state (409).
-public enum QueryRuleError: Error, Equatable, Sendable, CustomStringConvertible {
+/// Why a rule of data management (queries, signatures, exports) refuses: `forbidden` for the wrong role or person
+/// (403), `illegal` for the wrong state (409).
+public enum RuleError: Error, Equatable, Sendable, CustomStringConvertible {
     case forbidden(rule: String)
     case illegal(rule: String)
 
@@ -39,8 +40,8 @@ public enum QueryRuleError: Error, Equatable, Sendable, CustomStringConvertible 
 }
 
 /// Who may raise and move queries. Site staff answer; monitors and data managers raise, close, reopen and cancel;
-/// site staff never close, and whoever answered a query cannot close it (ICH E6(R3) 3.16.1: changes to data are
-/// explained by the site, reviewed by the sponsor's side, not by the same person).
+/// site staff never close, and whoever answered a query cannot close it: a change is explained by the site and reviewed
+/// by someone else (the project's rule, as OpenClinica, REDCap and Rave divide the work).
 public enum QueryRules {
     public static let siteStaff: Set<Role> = [.investigator, .coordinator]
     public static let reviewers: Set<Role> = [.monitor, .dataManager]
@@ -52,14 +53,14 @@ public enum QueryRules {
         switch kind {
         case .query:
             guard reviewers.contains(role) else {
-                throw QueryRuleError.forbidden(rule: "only a monitor or data manager raises a query (your role: \(role.rawValue))")
+                throw RuleError.forbidden(rule: "only a monitor or data manager raises a query (your role: \(role.rawValue))")
             }
         case .annotation, .reasonForChange:
             guard reviewers.contains(role) || siteStaff.contains(role) else {
-                throw QueryRuleError.forbidden(rule: "only site staff, monitors and data managers write \(kind.rawValue) notes (your role: \(role.rawValue))")
+                throw RuleError.forbidden(rule: "only site staff, monitors and data managers write \(kind.rawValue) notes (your role: \(role.rawValue))")
             }
         case .failedCheck:
-            throw QueryRuleError.forbidden(rule: "failed-check queries are raised by the study's edit checks, not by hand")
+            throw RuleError.forbidden(rule: "failed-check queries are raised by the study's edit checks, not by hand")
         }
     }
 
@@ -70,33 +71,33 @@ public enum QueryRules {
         switch action {
         case .answer:
             guard siteStaff.contains(role) else {
-                throw QueryRuleError.forbidden(rule: "only site staff (investigator, coordinator) answer a query (your role: \(role.rawValue))")
+                throw RuleError.forbidden(rule: "only site staff (investigator, coordinator) answer a query (your role: \(role.rawValue))")
             }
-            guard status == .open else { throw QueryRuleError.illegal(rule: "only an open query can be answered (this one is \(status.rawValue))") }
+            guard status == .open else { throw RuleError.illegal(rule: "only an open query can be answered (this one is \(status.rawValue))") }
             return .answered
         case .close:
             guard reviewers.contains(role) else {
-                throw QueryRuleError.forbidden(rule: "only a monitor or data manager closes a query (your role: \(role.rawValue))")
+                throw RuleError.forbidden(rule: "only a monitor or data manager closes a query (your role: \(role.rawValue))")
             }
-            guard status.isActive else { throw QueryRuleError.illegal(rule: "only an open or answered query can be closed (this one is \(status.rawValue))") }
+            guard status.isActive else { throw RuleError.illegal(rule: "only an open or answered query can be closed (this one is \(status.rawValue))") }
             if let answeredBy, answeredBy == actor {
-                throw QueryRuleError.forbidden(rule: "whoever answered a query cannot close it")
+                throw RuleError.forbidden(rule: "whoever answered a query cannot close it")
             }
             return .closed
         case .reopen:
             guard reviewers.contains(role) else {
-                throw QueryRuleError.forbidden(rule: "only a monitor or data manager reopens a query (your role: \(role.rawValue))")
+                throw RuleError.forbidden(rule: "only a monitor or data manager reopens a query (your role: \(role.rawValue))")
             }
-            guard kind.needsResponse else { throw QueryRuleError.illegal(rule: "a \(kind.rawValue) note asks for no answer and cannot be reopened") }
+            guard kind.needsResponse else { throw RuleError.illegal(rule: "a \(kind.rawValue) note asks for no answer and cannot be reopened") }
             guard status == .answered || status == .closed else {
-                throw QueryRuleError.illegal(rule: "only an answered or closed query can be reopened (this one is \(status.rawValue))")
+                throw RuleError.illegal(rule: "only an answered or closed query can be reopened (this one is \(status.rawValue))")
             }
             return .open
         case .cancel:
             guard reviewers.contains(role) else {
-                throw QueryRuleError.forbidden(rule: "only a monitor or data manager cancels a query (your role: \(role.rawValue))")
+                throw RuleError.forbidden(rule: "only a monitor or data manager cancels a query (your role: \(role.rawValue))")
             }
-            guard status.isActive else { throw QueryRuleError.illegal(rule: "only an open or answered query can be cancelled (this one is \(status.rawValue))") }
+            guard status.isActive else { throw RuleError.illegal(rule: "only an open or answered query can be cancelled (this one is \(status.rawValue))") }
             return .cancelled
         }
     }
@@ -138,7 +139,7 @@ public struct QueryTarget: Codable, Equatable, Sendable {
 
     /// Checks the target against the study: the visit, form, field and lab must exist and fit each other.
     public func check(in study: StudyDefinition) throws {
-        if form != nil && lab != nil { throw QueryRuleError.illegal(rule: "target: name a form or a lab, not both") }
+        if form != nil && lab != nil { throw RuleError.illegal(rule: "target: name a form or a lab, not both") }
         if let visit, study.visit(visit) == nil { throw QueryTargetError("target.visit", "names unknown visit '\(visit)'") }
         if let form {
             guard let visit else { throw QueryTargetError("target.visit", "is required with a form") }

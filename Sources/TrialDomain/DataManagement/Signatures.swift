@@ -22,11 +22,11 @@ public enum SigningCredentials: Equatable, Sendable {
 }
 
 public enum SignatureRules {
-    /// The investigator signs a participant's casebook (ICH E6(R3) 2.12.2: the investigator is responsible for the
-    /// data reported; the sign-off attests it).
+    /// The investigator signs a participant's casebook: under ICH E6 the investigator answers for the data reported,
+    /// and the sign-off attests it.
     public static func checkSigner(_ role: Role) throws {
         guard role == .investigator else {
-            throw QueryRuleError.forbidden(rule: "only an investigator signs a casebook (your role: \(role.rawValue))")
+            throw RuleError.forbidden(rule: "only an investigator signs a casebook (your role: \(role.rawValue))")
         }
     }
 

@@ -95,20 +95,7 @@ extension FluentScreeningRepository {
     static func raiseScheduleDeviations(file: ParticipantFile, scope: AccessScope, now: Date, on tx: any Database) async throws {
         let participantID = file.participant.id
         let sql = tx as! any SQLDatabase
-        var entered: [String: VisitCompletion.Entered] = [:]
-        for (visit, first) in file.visitDates {
-            entered[visit] = VisitCompletion.Entered(values: file.visitValues[visit] ?? [:], labs: [], firstAt: first)
-        }
-        for row in try await sql.raw("""
-            SELECT visit_code, test_code, MIN(collected_at) AS first FROM lab_results WHERE participant_id = \(bind: participantID) GROUP BY visit_code, test_code
-            """).all() {
-            guard let first = try row.decode(column: "first", as: Date?.self) else { continue }
-            let visit = try row.decode(column: "visit_code", as: String.self)
-            var data = entered[visit] ?? VisitCompletion.Entered(values: [:], labs: [], firstAt: first)
-            data.labs.insert(try row.decode(column: "test_code", as: String.self).uppercased())
-            data.firstAt = min(data.firstAt, first)
-            entered[visit] = data
-        }
+        let entered = try await visitEntries(file, on: tx)
         let schedule = ParticipantSchedule.build(
             study: file.schedule, anchors: file.anchors, done: VisitCompletion.dates(study: file.schedule, entered: entered), now: now, arm: file.arm,
             calendar: file.calendar)

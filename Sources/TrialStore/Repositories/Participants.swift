@@ -36,18 +36,29 @@ public struct ParticipantPage: Sendable, Equatable {
 
 /// A page boundary: the last row's screening number and id, base64url so that clients treat it as opaque.
 enum ParticipantCursor {
-    static func encode(number: String, id: UUID) -> String {
-        Data("\(id.uuidString)|\(number)".utf8).base64EncodedString()
+    static func encode(number: String, id: UUID) -> String { Cursor.encode("\(id.uuidString)|\(number)") }
+
+    static func decode(_ text: String) throws -> (number: String, id: UUID) {
+        let plain = try Cursor.decode(text)
+        guard let bar = plain.firstIndex(of: "|"), let id = UUID(uuidString: String(plain[..<bar])) else { throw Cursor.invalid }
+        return (String(plain[plain.index(after: bar)...]), id)
+    }
+}
+
+/// Page cursors as base64url text, so clients treat them as opaque.
+enum Cursor {
+    static let invalid = StoreError.invalid(field: "after", rule: "is not a cursor this list gave")
+
+    static func encode(_ plain: String) -> String {
+        Data(plain.utf8).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 
-    static func decode(_ text: String) throws -> (number: String, id: UUID) {
+    static func decode(_ text: String) throws -> String {
         var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        guard let data = Data(base64Encoded: base64), let plain = String(data: data, encoding: .utf8),
-            let bar = plain.firstIndex(of: "|"), let id = UUID(uuidString: String(plain[..<bar]))
-        else { throw StoreError.invalid(field: "after", rule: "is not a cursor this list gave") }
-        return (String(plain[plain.index(after: bar)...]), id)
+        guard let data = Data(base64Encoded: base64), let plain = String(data: data, encoding: .utf8) else { throw invalid }
+        return plain
     }
 }
 

@@ -154,7 +154,7 @@ public struct FluentQueryRepository: Sendable {
                 try await Self.move(&query, to: status, action: action.rawValue, text: words ?? "", actor: scope.actor, now: now, on: tx)
                 return query
             }
-        } catch let refused as QueryRuleError {
+        } catch let refused as RuleError {
             // Refused moves are kept too: who tried what.
             _ = try? await store.write { tx in
                 try await AuditChain.append(
@@ -293,17 +293,12 @@ public struct FluentQueryRepository: Sendable {
         }
     }
 
-    static func encodeCursor(_ time: Date, _ id: UUID) -> String {
-        Data("\(time.timeIntervalSince1970)|\(id.uuidString)".utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
+    static func encodeCursor(_ time: Date, _ id: UUID) -> String { Cursor.encode("\(time.timeIntervalSince1970)|\(id.uuidString)") }
 
     static func decodeCursor(_ text: String) throws -> (Date, UUID) {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        guard let data = Data(base64Encoded: base64), let plain = String(data: data, encoding: .utf8),
-            let bar = plain.firstIndex(of: "|"), let seconds = Double(plain[..<bar]), let id = UUID(uuidString: String(plain[plain.index(after: bar)...]))
-        else { throw StoreError.invalid(field: "after", rule: "is not a cursor this list gave") }
+        let plain = try Cursor.decode(text)
+        guard let bar = plain.firstIndex(of: "|"), let seconds = Double(plain[..<bar]), let id = UUID(uuidString: String(plain[plain.index(after: bar)...]))
+        else { throw Cursor.invalid }
         return (Date(timeIntervalSince1970: seconds), id)
     }
 

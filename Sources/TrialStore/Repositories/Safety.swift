@@ -206,25 +206,26 @@ public struct FluentSafetyRepository: Sendable {
 
     /// TrialDomain's `VisitLabValues.readByEligibility`, worked out once per published definition (by its hash).
     static func readByEligibility(_ study: StudyDefinition, hash: String?) -> Set<String> {
-        guard let hash else { return VisitLabValues.readByEligibility(study: study) }
-        if let known = eligibilityLabsLock.withLock({ eligibilityLabs[hash] }) { return known }
-        let labs = VisitLabValues.readByEligibility(study: study)
-        eligibilityLabsLock.withLock { eligibilityLabs[hash] = labs }
-        return labs
+        labSets("eligibility", hash: hash) { VisitLabValues.readByEligibility(study: study) }
     }
-    nonisolated(unsafe) static var eligibilityLabs: [String: Set<String>] = [:]
 
     /// TrialDomain's `EditChecks.labsRead`, once per published definition.
     static func labsReadByChecks(_ study: StudyDefinition, hash: String?) -> Set<String> {
         guard study.dataManagement?.editChecks?.isEmpty == false else { return [] }
-        guard let hash else { return EditChecks.labsRead(study: study) }
-        if let known = eligibilityLabsLock.withLock({ checkedLabs[hash] }) { return known }
-        let labs = EditChecks.labsRead(study: study)
-        eligibilityLabsLock.withLock { checkedLabs[hash] = labs }
+        return labSets("checks", hash: hash) { EditChecks.labsRead(study: study) }
+    }
+
+    /// A set of lab codes worked out from a definition, kept by what it is and the definition's hash.
+    static func labSets(_ kind: String, hash: String?, _ work: () -> Set<String>) -> Set<String> {
+        guard let hash else { return work() }
+        let key = "\(kind)|\(hash)"
+        if let known = labSetsLock.withLock({ labSetsKept[key] }) { return known }
+        let labs = work()
+        labSetsLock.withLock { labSetsKept[key] = labs }
         return labs
     }
-    nonisolated(unsafe) static var checkedLabs: [String: Set<String>] = [:]
-    static let eligibilityLabsLock = NSLock()
+    nonisolated(unsafe) static var labSetsKept: [String: Set<String>] = [:]
+    static let labSetsLock = NSLock()
 
     /// The participant changed after its file was read.
     struct StaleFile: Error {}

@@ -906,11 +906,16 @@ public struct FluentScreeningRepository: Sendable {
     /// When each visit was done (TrialDomain's `VisitCompletion`): its first date, once its required data exist,
     /// whether entered on forms or as lab results.
     public func visitDates(_ file: ParticipantFile) async throws -> [String: Date] {
+        VisitCompletion.dates(study: file.schedule, entered: try await Self.visitEntries(file, on: store.database))
+    }
+
+    /// What each visit holds, from the file's forms and the participant's lab results.
+    static func visitEntries(_ file: ParticipantFile, on db: any Database) async throws -> [String: VisitCompletion.Entered] {
         var entered: [String: VisitCompletion.Entered] = [:]
         for (visit, first) in file.visitDates {
             entered[visit] = VisitCompletion.Entered(values: file.visitValues[visit] ?? [:], labs: [], firstAt: first)
         }
-        for row in try await (store.database as! any SQLDatabase).raw("""
+        for row in try await (db as! any SQLDatabase).raw("""
             SELECT visit_code, test_code, MIN(collected_at) AS first FROM lab_results WHERE participant_id = \(bind: file.participant.id)
             GROUP BY visit_code, test_code
             """).all()
@@ -922,7 +927,7 @@ public struct FluentScreeningRepository: Sendable {
             data.firstAt = min(data.firstAt, first)
             entered[visit] = data
         }
-        return VisitCompletion.dates(study: file.schedule, entered: entered)
+        return entered
     }
 
     /// The numbers a CONSORT diagram starts from, for the scope's sites: a few grouped queries, whatever the cohort's size.

@@ -47,10 +47,10 @@ struct CasebookErrorMiddleware: Middleware {
             }
         case let error as LockRefusal:
             return (.conflict, error.description)
-        case let error as QueryRuleError:
+        case let error as RuleError:
             switch error {
-            case .forbidden: return (.forbidden, "query: \(error.description)")
-            case .illegal: return (.conflict, "query: \(error.description)")
+            case .forbidden: return (.forbidden, error.description)
+            case .illegal: return (.conflict, error.description)
             }
         case let error as BodyError:
             return (error.status, error.message)

@@ -82,9 +82,10 @@ public enum Exports {
         try writer.start()
         var subjects = 0
         try await FluentExportRepository(store: store).pages(study: study, scope: scope, records: true) { page in
+            let own = page.byParticipant()
             for p in page.participants {
                 func audit(_ entries: [AuditEntry]?) -> [ODMAuditEvent] { (entries ?? []).map { ODMAuditEvent($0, site: p.siteCode) } }
-                let forms = page.forms.filter { $0.participantID == p.id }.map { record in
+                let forms = (own.forms[p.id] ?? []).map { record in
                     var byField: [String: [ODMAuditEvent]] = [:]
                     for entry in page.audit[record.id.uuidString] ?? [] {
                         for change in entry.changes where change.field.hasPrefix("\(record.form).") {
@@ -93,13 +94,13 @@ public enum Exports {
                     }
                     return ODMFormData(visit: record.visit, form: record.form, values: record.values, audit: byField)
                 }
-                let labs = page.labs.filter { page.labParticipants[$0.id] == p.id }.map { lab in
+                let labs = (own.labs[p.id] ?? []).map { lab in
                     ODMLabResult(
                         visit: lab.visit, test: lab.test, collectedAt: lab.collectedAt, value: lab.value, unit: lab.unit, enteredValue: lab.enteredValue,
                         enteredUnit: lab.enteredUnit, grade: study.safety.ctcaeVersion.hasPrefix("5") ? lab.gradeV5 : lab.gradeV4,
                         audit: audit(page.audit[lab.id.uuidString]))
                 }
-                let signatures = page.signatures.filter { $0.participantID == p.id && $0.valid }.map { s in
+                let signatures = (own.signatures[p.id] ?? []).filter(\.valid).map { s in
                     ODMSignature(
                         meaning: s.meaning.rawValue, user: s.signer, signedAt: s.signedAt,
                         covers: s.form.map { .form(visit: s.visit ?? "", form: $0) } ?? .casebook, site: p.siteCode)
@@ -138,9 +139,10 @@ public enum Exports {
         var counts: [String: Int] = [:]
         let forms = Dictionary(uniqueKeysWithValues: study.forms.map { ($0.code, $0) })
         try await FluentExportRepository(store: store).pages(study: study, scope: scope, records: true) { page in
+            let own = page.byParticipant()
             for p in page.participants {
                 let id = p.id.uuidString
-                let doses = page.doses.filter { $0.participantID == p.id }
+                let doses = (own.doses[p.id] ?? [])
                 let given = doses.filter(\.given).compactMap(\.startedAt).sorted()
                 let decision = page.decisions[p.id]
                 let subject = SDTMSubject(
@@ -148,8 +150,8 @@ public enum Exports {
                     consentedAt: page.consents[p.id], eligibility: decision.map { SDTMEligibility(decidedAt: $0.at, eligible: $0.eligible, failedCriteria: $0.failed) },
                     allocations: zip([p.arm], [p.allocatedAt]).compactMap { arm, at in arm.flatMap { a in at.map { SDTMAllocation(arm: a, at: $0) } } },
                     firstDoseAt: given.first, lastDoseAt: given.last)
-                let labs = page.labs.filter { page.labParticipants[$0.id] == p.id }
-                let records = page.forms.filter { $0.participantID == p.id }
+                let labs = (own.labs[p.id] ?? [])
+                let records = (own.forms[p.id] ?? [])
                 // A visit happened on the first date its forms record, or its first sample.
                 var starts: [String: Date] = [:]
                 for record in records {
@@ -170,7 +172,7 @@ public enum Exports {
                             standardValue: $0.value, standardUnit: $0.unit, lowerLimit: $0.lln, upperLimit: $0.uln,
                             grade: study.safety.ctcaeVersion.hasPrefix("5") ? $0.gradeV5 : $0.gradeV4)
                     },
-                    adverseEvents: page.adverseEvents.filter { $0.participantID == p.id }.map {
+                    adverseEvents: (own.adverseEvents[p.id] ?? []).map {
                         SDTMAdverseEvent(
                             participantID: id, term: $0.term, meddra: $0.meddra, ctcaeVersion: $0.version, grade: $0.grade, onset: $0.onsetAt, resolved: $0.resolvedAt,
                             serious: $0.serious, seriousness: $0.seriousness, attribution: $0.attribution, action: SDTMAction(parsing: $0.actionTaken) ?? .unknown,
@@ -225,5 +227,24 @@ public enum Exports {
             try? FileManager.default.removeItem(at: temporary)
             throw error
         }
+    }
+}
+
+extension ExportPage {
+    /// The page's records by participant, grouped once rather than searched for each participant.
+    struct Owned {
+        var forms: [UUID: [ExportForm]]
+        var labs: [UUID: [LabResult]]
+        var doses: [UUID: [ExportDose]]
+        var adverseEvents: [UUID: [AdverseEvent]]
+        var signatures: [UUID: [Signature]]
+    }
+
+    func byParticipant() -> Owned {
+        Owned(
+            forms: Dictionary(grouping: forms, by: \.participantID),
+            labs: Dictionary(grouping: labs.filter { labParticipants[$0.id] != nil }, by: { labParticipants[$0.id]! }),
+            doses: Dictionary(grouping: doses, by: \.participantID), adverseEvents: Dictionary(grouping: adverseEvents, by: \.participantID),
+            signatures: Dictionary(grouping: signatures, by: \.participantID))
     }
 }
