@@ -350,16 +350,18 @@ struct DemoTrial: Sendable {
                 { tally.events += 1 }
             }
         }
-        // Every visit up to today: the forms some rule reads, saved together in one write, and the labs an endpoint or
-        // the eDISH plot reads, through the lab route in the site's units.
+        // Every visit up to today: the forms some rule reads and those of coded observations (the exports' findings),
+        // saved together in one write, and the labs an endpoint or the eDISH plot reads, through the lab route in the
+        // site's units.
         let final = anchors()
         for visit in ParticipantSchedule.build(study: study, anchors: final, done: [:], now: c.today, arm: arm, calendar: calendar) {
             guard visit.visit != study.eligibilityVisit, let target = visit.target, target.addingTimeInterval(6 * 3600) < c.today else { continue }
             let at = max(target, allocation.allocatedAt.addingTimeInterval(1800))
             var pages: [(form: String, values: [String: String])] = []
             for form in study.forms where form.visits.contains(visit.visit) && !filled.contains("\(visit.visit)|\(form.code)")
-                && (c.ruleForms.contains(form.code) || form.fields.contains { $0.lab.map(c.labs.contains) ?? false })
+                && (c.ruleForms.contains(form.code) || form.fields.contains { $0.lab.map(c.labs.contains) ?? ($0.loinc != nil) })
             {
+                let kept = c.ruleForms.contains(form.code) || form.fields.contains { $0.lab == nil && $0.loinc != nil }
                 var page = DemoValues(study: study, scope: scope, site: c.site.code, day: at, values: values.values.filter { !$0.key.hasPrefix("\(form.code).") }, random: values.random)
                 page.fillChecked(form, visit: visit.visit, at: at, ranges: ranges)
                 values.random = page.random
@@ -375,7 +377,7 @@ struct DemoTrial: Sendable {
                 filled.insert("\(visit.visit)|\(form.code)")
                 // A form entered only for its labs is not saved again: they went through the lab route.
                 let entry = page.form(form)
-                if !entry.isEmpty && c.ruleForms.contains(form.code) { pages.append((form.code, entry)) }
+                if !entry.isEmpty && kept { pages.append((form.code, entry)) }
             }
             if !pages.isEmpty {
                 _ = try await forms.save(participantID: p.participantID, visit: visit.visit, forms: pages, reason: nil, scope: c.scope, now: at.addingTimeInterval(3600))

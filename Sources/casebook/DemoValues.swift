@@ -188,6 +188,11 @@ struct DemoValues {
                     // Around the site's range, in the field's unit: mostly normal, now and then raised.
                     let high = range.high ?? (range.low ?? 1) * 2, low = range.low ?? high / 4
                     n = random.uniform(low...(high * (random.chance(0.2) ? 3 : 1))) / factor
+                } else if let typical = field.typical, let lo = typical.min, let hi = typical.max {
+                    // As precise as the bounds are written: 36.1–38 draws 37.2, 51–90 draws 74.
+                    let places = [lo, hi].map { FormValidator.format($0).split(separator: ".").dropFirst().first?.count ?? 0 }.max() ?? 0
+                    let scale = pow(10, Double(places))
+                    n = (random.uniform(lo...hi) * scale).rounded() / scale
                 } else {
                     let lo = field.range?.min ?? 0, hi = field.range?.max ?? 100
                     n = lo + (hi - lo) * random.uniform(0.02...0.2)

@@ -80,6 +80,19 @@ func miniStudy() -> StudyDefinition {
         #expect(StudyValidator.problems(in: study) == [StudyProblem("forms[labs].fields[sex].choices", "a choice list needs at least one choice")])
     }
 
+    @Test func aTypicalRangeMustLieWithinTheFieldsRange() {
+        var study = miniStudy()
+        study.forms[0].fields[0].typical = NumberRange(min: 5, max: 30)
+        #expect(StudyValidator.problems(in: study) == [])
+        study.forms[0].fields[0].typical = NumberRange(min: 5, max: 2000)
+        #expect(StudyValidator.problems(in: study) == [StudyProblem("forms[labs].fields[total_bilirubin].typical", "max 2000.0 lies above the field's range (1500.0)")])
+        study.forms[0].fields[0].typical = NumberRange(min: 5)
+        #expect(StudyValidator.problems(in: study) == [StudyProblem("forms[labs].fields[total_bilirubin].typical", "needs a min and a max, min not above max")])
+        study.forms[0].fields[0].typical = nil
+        study.forms[0].fields[3].typical = NumberRange(min: 1, max: 2)
+        #expect(StudyValidator.problems(in: study) == [StudyProblem("forms[labs].fields[drawn].typical", "only a number has a typical range")])
+    }
+
     @Test func everyProblemIsReportedAtOnce() {
         var study = miniStudy()
         study.visits[1].anchor = "nowhere"

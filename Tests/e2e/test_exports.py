@@ -36,6 +36,28 @@ def python_with(module):
 
 
 SCHEMA = os.path.join(ROOT, "..", "shared", "reference", "xsd", "odm-1.3.2", "ODM1-3-2.xsd")
+DEFINE_SCHEMA = os.path.join(ROOT, "..", "shared", "reference", "xsd", "define-2.1", "schema", "cdisc-definexml-2.1.0", "define2-1-0.xsd")
+
+
+def rows_of(casebook, sql):
+    """Rows as lists of text on either database."""
+    rows = casebook.sql(sql)
+    if casebook.database == "postgres":
+        return [line.split("|") for line in rows.strip().splitlines() if line]
+    return [[None if v is None else str(v) for v in row] for row in rows]
+
+
+def xmllint(test, path, schema):
+    """libxml2's own validator (apt-get install libxml2-utils), beside lxml and odmlib; --nonet: the schemas import
+    xlink and xml from beside themselves."""
+    tool = shutil.which("xmllint")
+    if tool is None:
+        if os.environ.get("CASEBOOK_REQUIRE_ALL") == "1":
+            test.fail("xmllint is not installed (see .ci/run)")
+        return
+    checked = subprocess.run([tool, "--noout", "--nonet", "--schema", schema, path], capture_output=True, text=True)
+    test.assertEqual(checked.returncode, 0, checked.stderr[-3000:])
+    test.assertIn("validates", checked.stderr)
 
 
 class ODMExport(unittest.TestCase):
@@ -60,6 +82,7 @@ class ODMExport(unittest.TestCase):
                             casebook.cli("export", "odm", "--output", out, *(["--blinded"] if blinded else []))
                             checked = subprocess.run([python, os.path.join(ROOT, "scripts", "check_odm.py"), out], capture_output=True, text=True)
                             self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
+                            xmllint(self, out, SCHEMA)
                             if os.environ.get("CASEBOOK_REQUIRE_ALL") == "1":
                                 self.assertIn("odmlib", checked.stdout)
                             with open(out) as f:
@@ -108,8 +131,14 @@ class SDTMExport(unittest.TestCase):
                 if os.path.exists(os.path.join(ROOT, "..", "shared", "reference", "xsd", "define-2.1")):
                     define = subprocess.run([python, os.path.join(ROOT, "scripts", "check_define.py"), os.path.join(out, "define.xml")], capture_output=True, text=True)
                     self.assertEqual(define.returncode, 0, define.stdout + define.stderr)
-                # pyreadstat: DM and LB against the database, value by value.
-                read = subprocess.run([python, "-c", READ_BACK, out], capture_output=True, text=True)
+                    xmllint(self, os.path.join(out, "define.xml"), DEFINE_SCHEMA)
+                # R's foreign writes every dataset out as CSV, for the comparison cell by cell with pyreadstat's reading.
+                rdir = os.path.join(casebook.dir.name, f"r-{blinded}")
+                os.makedirs(rdir)
+                r = subprocess.run([rscript, "-e", R_DUMP, out, rdir], capture_output=True, text=True)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                # pyreadstat: every dataset against R's reading, and each domain against the database.
+                read = subprocess.run([python, "-c", READ_BACK, out, rdir], capture_output=True, text=True)
                 self.assertEqual(read.returncode, 0, read.stderr)
                 back = json.loads(read.stdout)
                 self.assertEqual(back["problems"], [])
@@ -127,30 +156,99 @@ class SDTMExport(unittest.TestCase):
                 for (eu, et, ev), (gu, gt, gv) in zip(expected, got):
                     self.assertEqual((eu, et), (gu, gt))
                     self.assertAlmostEqual(ev, gv, places=6)
-                # R's foreign reads every file with the same number of records.
-                for name in files:
-                    if not name.endswith(".xpt"):
-                        continue
-                    r = subprocess.run([rscript, "-e", f'x <- foreign::read.xport("{os.path.join(out, name)}"); cat(nrow(x))'], capture_output=True, text=True)
-                    self.assertEqual(r.returncode, 0, r.stderr)
-                    self.assertEqual(int(r.stdout.strip().split()[-1]), back["rows"][name], name)
+                self.assertEqual(sorted(back["compared"]), sorted(f for f in files if f.endswith(".xpt")), "R read every dataset")
+                self.assertGreater(back["cells"], 1000)
+                self.compare_with_database(casebook, code, blinded, back)
         finally:
             casebook.stop()
+
+    def compare_with_database(self, casebook, code, blinded, back):
+        """Each subject-level domain against the rows it comes from: who, which arm, which events, doses and vital signs."""
+        study = json.loads(casebook.cli("study", "show", "--json").stdout)
+        subjects = {pid: f"{code}-{site}-{number}" for pid, site, number in rows_of(
+            casebook, "SELECT p.id, s.code, p.screening_number FROM participants p JOIN sites s ON s.id = p.site_id")}
+        self.assertEqual(sorted(back["dm"]), sorted(subjects.values()))
+        if not blinded:
+            # The arm now: the enrolment randomization's, or a later stage's (ARMCD is upper case).
+            arms = {subjects[pid]: arm.upper() for pid, arm in rows_of(casebook, "SELECT participant_id, arm FROM randomization_slots WHERE participant_id IS NOT NULL")}
+            for pid, arm in rows_of(casebook, "SELECT participant_id, arm_after FROM stage_slots WHERE arm_after IS NOT NULL ORDER BY allocated_at"):
+                arms[subjects[pid]] = arm.upper()
+            self.assertEqual({u: a for u, a in back["dm_arm"] if a}, arms)
+        # AE: one record per adverse event, with its term, grade and seriousness.
+        events = sorted((subjects[pid], term, int(grade), "Y" if str(serious) in ("1", "t", "true", "True") else "N")
+                        for pid, term, grade, serious in rows_of(casebook, "SELECT participant_id, term, grade, serious FROM adverse_events"))
+        self.assertEqual(sorted((u, t, int(float(g)), s) for u, t, g, s in back["ae"]), events)
+        # EX: one record per dose given; EC (blinded) one per dose recorded, ECOCCUR saying whether it was given.
+        doses = rows_of(casebook, "SELECT participant_id, CASE WHEN given THEN 'Y' ELSE 'N' END FROM doses")
+        if blinded:
+            self.assertEqual(sorted(back["exposure"]), sorted([subjects[pid], given] for pid, given in doses))
+        else:
+            self.assertEqual(sorted(u for u, _ in back["exposure"]), sorted(subjects[pid] for pid, given in doses if given == "Y"))
+        # VS: every coded observation of every form, value for value.
+        coded = {(f["code"], field["code"]) for f in study["forms"] for field in f["fields"] if field.get("loinc") and not field.get("lab")}
+        expected = []
+        for pid, form, data in rows_of(casebook, "SELECT participant_id, form_code, data FROM form_records"):
+            for key, value in json.loads(data).items():
+                if (form, key) in coded and value not in (None, ""):
+                    expected.append([subjects[pid], float(value)])
+        self.assertEqual(len(back["vs"]), len(expected))
+        if coded:
+            self.assertGreater(len(expected), 0, "the demo records vital signs")
+        self.assertEqual(sorted(back["vs"]), sorted(expected))
+        # IE: one record per criterion a screen failure failed.
+        failed = sum(len([c for c in (criteria or "").split(",") if c]) for (criteria,) in rows_of(casebook, """
+            SELECT r.failed_criteria FROM eligibility_reviews r WHERE r.outcome = 'screen_failed'
+              AND r.decided_at = (SELECT MAX(r2.decided_at) FROM eligibility_reviews r2 WHERE r2.participant_id = r.participant_id)"""))
+        self.assertEqual(back["rows"]["ie.xpt"], failed)
+
+
+R_DUMP = """
+args <- commandArgs(trailingOnly = TRUE)
+for (f in list.files(args[1], pattern = "[.]xpt$")) {
+  x <- foreign::read.xport(file.path(args[1], f))
+  write.csv(x, file.path(args[2], sub("[.]xpt$", ".csv", f)), row.names = FALSE, na = "")
+}
+"""
 
 
 READ_BACK = """
 import json, math, os, sys, pyreadstat
-out = sys.argv[1]
+import csv
+out, rdir = sys.argv[1], sys.argv[2]
 rows = {}
+problems = []
+compared = []
+cells = 0
+def same(ours, theirs):
+    if isinstance(ours, float):
+        if math.isnan(ours):
+            return theirs == "" or theirs == "NA"
+        return theirs != "" and abs(float(theirs) - ours) <= 1e-12 * max(1.0, abs(ours))
+    return (ours or "").rstrip(" ") == theirs.rstrip(" ")
 for name in sorted(os.listdir(out)):
     if name.endswith(".xpt"):
-        frame, meta = pyreadstat.read_xport(os.path.join(out, name))
+        frame, meta = pyreadstat.read_xport(os.path.join(out, name), disable_datetime_conversion=True)
         rows[name] = len(frame)
+        with open(os.path.join(rdir, name[:-4] + ".csv"), newline="") as f:
+            theirs = list(csv.reader(f))
+        if theirs[0] != list(frame.columns):
+            problems.append(f"{name}: R reads columns {theirs[0]}, pyreadstat {list(frame.columns)}")
+            continue
+        if len(theirs) - 1 != len(frame):
+            problems.append(f"{name}: R reads {len(theirs) - 1} records, pyreadstat {len(frame)}")
+            continue
+        for i, record in enumerate(frame.itertuples(index=False)):
+            for column, ours, other in zip(frame.columns, record, theirs[i + 1]):
+                cells += 1
+                if not same(ours, other):
+                    problems.append(f"{name} record {i + 1} {column}: pyreadstat {ours!r}, R {other!r}")
+        compared.append(name)
 dm, meta = pyreadstat.read_xport(os.path.join(out, "dm.xpt"))
 lb, _ = pyreadstat.read_xport(os.path.join(out, "lb.xpt"))
 ae, _ = pyreadstat.read_xport(os.path.join(out, "ae.xpt"))
 ts, _ = pyreadstat.read_xport(os.path.join(out, "ts.xpt"))
-problems = []
+vs = pyreadstat.read_xport(os.path.join(out, "vs.xpt"))[0] if os.path.exists(os.path.join(out, "vs.xpt")) else None
+exposure = pyreadstat.read_xport(os.path.join(out, "ex.xpt" if os.path.exists(os.path.join(out, "ex.xpt")) else "ec.xpt"))[0]
 # Checks in the spirit of the CDISC CORE rules for these domains.
 if len(set(dm["USUBJID"])) != len(dm):
     problems.append("DM: USUBJID not unique")
@@ -176,7 +274,12 @@ for parm in ["SSTDTC", "SDTIGVER", "TITLE", "TPHASE", "SPONSOR", "REGID", "PLANS
 for value, flavour, parm in zip(ts["TSVAL"], ts["TSVALNF"], ts["TSPARMCD"]):
     if bool(value) == bool(flavour):
         problems.append(f"TS: {parm} needs exactly one of TSVAL and TSVALNF")
-print(json.dumps({"rows": rows, "dm": list(dm["USUBJID"]), "dm_columns": list(dm.columns), "problems": problems,
+print(json.dumps({"rows": rows, "dm": list(dm["USUBJID"]), "dm_columns": list(dm.columns), "problems": problems[:50],
+    "compared": compared, "cells": cells,
+    "dm_arm": [[u, a] for u, a in zip(dm["USUBJID"], dm["ARMCD"])] if "ARMCD" in dm.columns else [],
+    "ae": [[u, t, g, s] for u, t, g, s in zip(ae["USUBJID"], ae["AETERM"], ae["AETOXGR"], ae["AESER"])],
+    "exposure": [[u, o] for u, o in zip(exposure["USUBJID"], exposure["ECOCCUR"] if "ECOCCUR" in exposure.columns else exposure["USUBJID"])],
+    "vs": [] if vs is None else [[u, float(v)] for u, v in zip(vs["USUBJID"], vs["VSORRES"])],
     "lb": [[u, t, r] for u, t, r in zip(lb["USUBJID"], lb["LBTESTCD"], lb["LBORRES"])]}))
 """
 

@@ -579,6 +579,8 @@ public struct Field: Codable, Equatable, Sendable {
     public var type: FieldType
     public var unit: String?
     public var range: NumberRange?
+    /// Where most values fall (a usual adult range): the demo draws from it; nothing is refused for lying outside it.
+    public var typical: NumberRange?
     public var required: Bool?
     public var choices: [Choice]?
     public var loinc: String?
@@ -589,8 +591,11 @@ public struct Field: Codable, Equatable, Sendable {
     /// The liver-score input this field holds (`ascites`, `encephalopathy`, `map`, `vasopressors`, `dialysis`, `pao2_fio2`, …).
     public var score: String?
 
-    public init(code: String, label: String, type: FieldType, unit: String? = nil, range: NumberRange? = nil, required: Bool? = nil, choices: [Choice]? = nil, loinc: String? = nil, lab: String? = nil, planned: Bool? = nil, score: String? = nil) {
+    public init(code: String, label: String, type: FieldType, unit: String? = nil, range: NumberRange? = nil, required: Bool? = nil, choices: [Choice]? = nil, loinc: String? = nil, lab: String? = nil, planned: Bool? = nil, score: String? = nil,
+        typical: NumberRange? = nil
+    ) {
         self.code = code
+        self.typical = typical
         self.label = label
         self.type = type
         self.unit = unit

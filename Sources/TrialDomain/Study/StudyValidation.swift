@@ -186,6 +186,13 @@ public enum StudyValidator {
                     if let range = field.range, let min = range.min, let max = range.max, min > max {
                         add("\(fieldPath).range", "min \(min) is above max \(max)")
                     }
+                    if let typical = field.typical {
+                        guard let low = typical.min, let high = typical.max, low <= high else {
+                            add("\(fieldPath).typical", "needs a min and a max, min not above max"); break
+                        }
+                        if let min = field.range?.min, low < min { add("\(fieldPath).typical", "min \(low) lies below the field's range (\(min))") }
+                        if let max = field.range?.max, high > max { add("\(fieldPath).typical", "max \(high) lies above the field's range (\(max))") }
+                    }
                 case .choice:
                     let choices = field.choices ?? []
                     if choices.isEmpty { add("\(fieldPath).choices", "a choice list needs at least one choice") }
@@ -193,6 +200,7 @@ public enum StudyValidator {
                 default:
                     if field.choices != nil { add("\(fieldPath).choices", "only a choice field has choices") }
                     if field.range != nil { add("\(fieldPath).range", "only a number has a range") }
+                    if field.typical != nil { add("\(fieldPath).typical", "only a number has a typical range") }
                 }
             }
         }

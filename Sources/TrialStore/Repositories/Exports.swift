@@ -15,6 +15,18 @@ public struct ExportParticipant: Sendable, Equatable {
     public var birthDate: String?
     public var arm: String?
     public var allocatedAt: Date?
+    /// Later randomization stages, in the order they happened.
+    public var stages: [ExportStageAllocation] = []
+
+    /// The arm now, after every stage.
+    public var currentArm: String? { stages.last?.arm ?? arm }
+}
+
+public struct ExportStageAllocation: Sendable, Equatable {
+    /// The stage's randomization code.
+    public var stage: String
+    public var arm: String
+    public var at: Date
 }
 
 public struct ExportDose: Sendable, Equatable {
@@ -106,6 +118,20 @@ public struct FluentExportRepository: Sendable {
                         if "\(form).\(key)" == sexField { participants[i].sex = value }
                         if "\(form).\(key)" == birthField { participants[i].birthDate = value }
                     }
+                }
+            }
+            if !(study.randomizations ?? []).isEmpty {
+                var index: [UUID: Int] = [:]
+                for (i, p) in participants.enumerated() { index[p.id] = i }
+                for row in try await sql.raw("""
+                    SELECT ss.participant_id, l.randomization, ss.arm_after, ss.allocated_at FROM stage_slots ss JOIN stage_lists l ON l.id = ss.list_id
+                    WHERE ss.participant_id IN (\(binds: binds)) AND ss.arm_after IS NOT NULL AND ss.allocated_at IS NOT NULL
+                    ORDER BY ss.allocated_at
+                    """).all() {
+                    guard let i = index[try row.decode(column: "participant_id", as: UUID.self)] else { continue }
+                    participants[i].stages.append(ExportStageAllocation(
+                        stage: try row.decode(column: "randomization", as: String.self), arm: try row.decode(column: "arm_after", as: String.self),
+                        at: try row.decode(column: "allocated_at", as: Date.self)))
                 }
             }
             var labs: [LabResult] = [], labParticipants: [UUID: UUID] = [:]

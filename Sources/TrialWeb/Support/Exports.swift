@@ -23,14 +23,14 @@ public enum Exports {
             var subjects: [UUID: (id: String, arm: String?)] = [:]
             for p in page.participants {
                 let id = subjectID(study: study, participant: p)
-                subjects[p.id] = (id, p.arm)
+                subjects[p.id] = (id, p.currentArm)
                 let sex: FHIRSubject.Sex? = p.sex.map { code in
                     guard let female = study.participant?.female else { return .unknown }
                     return code == female ? .female : .male
                 }
                 try writer.add(FHIRSubject(
                     subject: id, status: p.status, sex: sex, birthYear: p.birthDate.flatMap(FHIRSubject.year(ofBirthDate:)),
-                    assignedArm: blinded ? nil : p.arm, start: p.allocatedAt ?? p.createdAt))
+                    assignedArm: blinded ? nil : p.currentArm, start: p.allocatedAt ?? p.createdAt))
             }
             for dose in page.doses {
                 guard let subject = subjects[dose.participantID] else { continue }
@@ -107,7 +107,7 @@ public enum Exports {
                 }
                 try writer.write(ODMSubject(
                     key: subjectID(study: study, participant: p), site: p.siteCode, forms: forms, labs: labs, signatures: signatures,
-                    allocation: blinded ? nil : p.arm.map { ODMAllocation(arm: $0, allocatedAt: p.allocatedAt) }))
+                    allocation: blinded ? nil : p.currentArm.map { ODMAllocation(arm: $0, allocatedAt: p.stages.last?.at ?? p.allocatedAt) }))
                 subjects += 1
             }
         }
@@ -148,7 +148,8 @@ public enum Exports {
                 let subject = SDTMSubject(
                     participantID: id, site: p.siteCode, screeningNumber: p.screeningNumber, status: p.status, sex: p.sex, birthDate: p.birthDate,
                     consentedAt: page.consents[p.id], eligibility: decision.map { SDTMEligibility(decidedAt: $0.at, eligible: $0.eligible, failedCriteria: $0.failed) },
-                    allocations: zip([p.arm], [p.allocatedAt]).compactMap { arm, at in arm.flatMap { a in at.map { SDTMAllocation(arm: a, at: $0) } } },
+                    allocations: zip([p.arm], [p.allocatedAt]).compactMap { arm, at in arm.flatMap { a in at.map { SDTMAllocation(arm: a, at: $0) } } }
+                        + p.stages.map { SDTMAllocation(stage: $0.stage, arm: $0.arm, at: $0.at) },
                     firstDoseAt: given.first, lastDoseAt: given.last)
                 let labs = (own.labs[p.id] ?? [])
                 let records = (own.forms[p.id] ?? [])
