@@ -17,6 +17,9 @@ public struct AppConfig: Sendable {
     /// The time clinical rules take as now (windows, "not in the future", allocation). Always the system clock for
     /// `casebook serve`; tests put in their own to move time. Sign-in and sessions keep the system clock.
     public var clock: @Sendable () -> Date = { Date() }
+    /// Seconds between looks of the safety monitor at the stopping rules; 0 turns it off (as in tests that build the
+    /// configuration themselves).
+    public var monitorSeconds: Double = 0
 
     public static let variables: [(name: String, meaning: String)] = [
         ("DATABASE_URL", "postgres://user:password@host:port/database; when set, Casebook uses PostgreSQL"),
@@ -30,6 +33,7 @@ public struct AppConfig: Sendable {
         ("CASEBOOK_BCRYPT_COST", "bcrypt work factor for new passwords, 10-16 (default 12)"),
         ("CASEBOOK_MAX_BODY_KB", "largest request body accepted, in KiB (default 256)"),
         ("LOG_LEVEL", "trace, debug, info, notice, warning, error or critical (default info)"),
+        ("CASEBOOK_MONITOR_SECONDS", "seconds between looks at the stopping rules once data changed, 0 to 3600, 0 = off (default 30)"),
     ]
 
     /// Reads the environment; throws one error naming every bad variable.
@@ -56,6 +60,7 @@ public struct AppConfig: Sendable {
         let lockMinutes = integer("CASEBOOK_LOCKOUT_MINUTES", default: 15, range: 1...1440)
         let cost = integer("CASEBOOK_BCRYPT_COST", default: 12, range: 10...16)
         let bodyKB = integer("CASEBOOK_MAX_BODY_KB", default: 256, range: 1...102_400)
+        let monitor = integer("CASEBOOK_MONITOR_SECONDS", default: 30, range: 0...3600)
         var secure = false
         if let text = env["CASEBOOK_SECURE_COOKIES"] {
             switch text.lowercased() {
@@ -73,9 +78,11 @@ public struct AppConfig: Sendable {
             }
         }
         guard issues.isEmpty, let database else { throw ConfigurationError(issues: issues) }
-        return AppConfig(
+        var config = AppConfig(
             database: database, hostname: hostname, port: port, sessionLifetime: TimeInterval(sessionMinutes * 60),
             lockoutThreshold: attempts, lockoutDuration: TimeInterval(lockMinutes * 60), secureCookies: secure,
             bcryptCost: cost, maxBodyBytes: bodyKB * 1024, logLevel: level)
+        config.monitorSeconds = Double(monitor)
+        return config
     }
 }

@@ -21,6 +21,7 @@ public func configure(_ app: Application, config: AppConfig) async throws {
     app.middleware.use(RouteLoggingMiddleware(logLevel: .info))
     app.middleware.use(CasebookErrorMiddleware())
     routes(app)
+    SafetyMonitorService.start(app, every: config.monitorSeconds)
 }
 
 /// Brings the schema up to date and loads the built-in study on first start; every command runs this.
@@ -81,6 +82,7 @@ func routes(_ app: Application) {
     signedIn.get("participants", ":id", "forms", ":visit", ":form", use: FormPages.show)
     signedIn.post("participants", ":id", "forms", ":visit", ":form", use: FormPages.save)
     DataManagementPages.register(signedIn)
+    AnalysisPages.register(pages: signedIn, api: app.grouped("api", "v1").grouped(BearerAuthenticator()))
 
     let api = app.grouped("api", "v1").grouped(BearerAuthenticator())
     APIController.register(api)

@@ -165,6 +165,8 @@ struct DemoTrial: Sendable {
         sources += study.arms.flatMap { $0.doses ?? [] }.compactMap(\.check)
         sources += (study.randomizations ?? []).compactMap(\.eligible)
         var forms = Set(study.endpoints.compactMap(\.analysis).flatMap { a in (a.forms ?? []).map(\.form) + (a.events ?? []).map(\.form) })
+        // How follow-up ended, for CONSORT and the disposition.
+        if let end = study.participant?.endOfStudy, let form = end.field.split(separator: ".").first { forms.insert(String(form)) }
         let scope = ExpressionScope(study: study)
         for source in sources { forms.formUnion(DemoValues.names(in: source, scope: scope).compactMap { $0.split(separator: ".").first.map(String.init) }) }
         return forms

@@ -122,6 +122,8 @@ public struct EndpointGroup: Codable, Equatable, Sendable {
     public var doseEvents: Int?
     /// `time_to_event`: the Kaplan–Meier estimate at the horizon, its Greenwood standard error, events and censored.
     public var survival: SurvivalEstimate?
+    /// `time_to_event`: the whole product-limit curve, for plots and the median.
+    public var curve: SurvivalCurve?
 
     public init(
         arm: String?, n: Int, events: Int? = nil, proportion: Double? = nil, lower: Double? = nil, upper: Double? = nil, summary: Summary? = nil,
@@ -149,6 +151,8 @@ public struct EndpointResult: Codable, Equatable, Sendable {
     public var unit: String?
     /// Everyone first, then each arm (arms only for those who may see them).
     public var groups: [EndpointGroup]
+    /// `time_to_event` by arm: the log-rank test across the arms with participants.
+    public var logRank: LogRankTest?
 }
 
 public enum EndpointError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -199,8 +203,8 @@ public enum EndpointCalculator {
             guard let anchor = analysis.anchor, let horizon = analysis.horizon else { throw EndpointError.invalid("\(endpoint.code): needs an anchor and a horizon") }
             let scope = ExpressionScope(study: study)
             let rules = try (analysis.events ?? []).map { rule in (rule, try scope.checkCondition(rule.event)) }
-            result.groups = groups.map { group in
-                let times = group.records.compactMap { record -> (days: Double, event: Bool)? in
+            let timed = groups.map { group in
+                (arm: group.arm, times: group.records.compactMap { record -> (days: Double, event: Bool)? in
                     guard let start = record.anchors[anchor] else { return nil }
                     var eventAt: Date?
                     for (rule, condition) in rules {
@@ -214,9 +218,19 @@ public enum EndpointCalculator {
                     // Censored at the last observation: a lab sample, a dose or an adverse event's onset.
                     let last = ([record.lastObservation].compactMap { $0 } + record.doses.values + record.adverseEvents.map(\.onsetAt)).max() ?? start
                     return (max(0, last.timeIntervalSince(start) / 86_400), false)
-                }
+                })
+            }
+            result.groups = timed.map { group in
+                let times = group.times
                 let estimate = KaplanMeier.estimate(times, at: horizon.seconds / 86_400)
-                return EndpointGroup(arm: group.arm, n: times.count, events: estimate.events, survival: estimate)
+                var g = EndpointGroup(arm: group.arm, n: times.count, events: estimate.events, survival: estimate)
+                g.curve = SurvivalCurve.kaplanMeier(times)
+                return g
+            }
+            if byArm {
+                var byArm: [String: [(days: Double, event: Bool)]] = [:]
+                for group in timed { if let arm = group.arm { byArm[arm] = group.times } }
+                result.logRank = LogRankTest.logRank(byArm)
             }
         case .valueAtVisit where analysis.expression != nil, .changeFromBaseline where analysis.expression != nil:
             guard let source = analysis.expression, let visit = analysis.visit else { throw EndpointError.invalid("\(endpoint.code): needs an expression and a visit") }

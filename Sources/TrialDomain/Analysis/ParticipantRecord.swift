@@ -73,12 +73,15 @@ public struct LabValue: Sendable, Equatable {
     public var visit: String
     public var collectedAt: Date
     public var value: Double
+    /// The CTCAE grade stored with the result, in the study's version, when the analysis asked for grades.
+    public var grade: Int?
 
-    public init(test: String, visit: String, collectedAt: Date, value: Double) {
+    public init(test: String, visit: String, collectedAt: Date, value: Double, grade: Int? = nil) {
         self.test = test
         self.visit = visit
         self.collectedAt = collectedAt
         self.value = value
+        self.grade = grade
     }
 }
 

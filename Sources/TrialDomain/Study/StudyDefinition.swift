@@ -35,8 +35,10 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
     public var derived: [DerivedField]?
     /// Query due times, edit checks and source verification.
     public var dataManagement: DataManagementSettings?
+    /// Safety monitoring while the trial runs: the toxicity stopping rules of the sponsor's monitoring plan.
+    public var monitoring: MonitoringSettings?
 
-    public init(schemaVersion: Int, code: String, version: Int, identity: StudyIdentity, lifecycle: Lifecycle, sites: [SiteDefinition], parameters: [Parameter], arms: [Arm], interventions: [Intervention], anchors: [Anchor], visits: [Visit], forms: [Form], eligibility: Eligibility, endpoints: [Endpoint], randomization: RandomizationSettings, consent: ConsentSettings, safety: SafetySettings, labs: [StudyLab]? = nil, participant: ParticipantFields? = nil, randomizations: [StageRandomization]? = nil, blinding: BlindingSettings? = nil, amendment: AmendmentSettings? = nil, adverseEventTerms: [StudyTerm]? = nil, derived: [DerivedField]? = nil, dataManagement: DataManagementSettings? = nil) {
+    public init(schemaVersion: Int, code: String, version: Int, identity: StudyIdentity, lifecycle: Lifecycle, sites: [SiteDefinition], parameters: [Parameter], arms: [Arm], interventions: [Intervention], anchors: [Anchor], visits: [Visit], forms: [Form], eligibility: Eligibility, endpoints: [Endpoint], randomization: RandomizationSettings, consent: ConsentSettings, safety: SafetySettings, labs: [StudyLab]? = nil, participant: ParticipantFields? = nil, randomizations: [StageRandomization]? = nil, blinding: BlindingSettings? = nil, amendment: AmendmentSettings? = nil, adverseEventTerms: [StudyTerm]? = nil, derived: [DerivedField]? = nil, dataManagement: DataManagementSettings? = nil, monitoring: MonitoringSettings? = nil) {
         self.schemaVersion = schemaVersion
         self.code = code
         self.version = version
@@ -62,6 +64,7 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
         self.adverseEventTerms = adverseEventTerms
         self.derived = derived
         self.dataManagement = dataManagement
+        self.monitoring = monitoring
     }
 
     public static let currentSchemaVersion = 1
@@ -308,11 +311,14 @@ public struct ParticipantFields: Codable, Equatable, Sendable {
     /// The choice code that means female, for the scores that weigh sex.
     public var female: String?
     public var birthDate: String?
+    /// How a participant's follow-up ended (CONSORT's lost and discontinued, SDTM's disposition).
+    public var endOfStudy: EndOfStudyRule?
 
-    public init(sex: String? = nil, female: String? = nil, birthDate: String? = nil) {
+    public init(sex: String? = nil, female: String? = nil, birthDate: String? = nil, endOfStudy: EndOfStudyRule? = nil) {
         self.sex = sex
         self.female = female
         self.birthDate = birthDate
+        self.endOfStudy = endOfStudy
     }
 }
 
@@ -788,6 +794,109 @@ public struct SafetySettings: Codable, Equatable, Sendable {
     public init(ctcaeVersion: String, saeReportingHours: Int, gradeAgainstBaseline: Bool, primaryEndpointWindowHours: Int?, hysLaw: HysLawSettings?) {
         self.init(ctcaeVersion: ctcaeVersion, saeReportingHours: saeReportingHours, gradeAgainstBaseline: gradeAgainstBaseline, primaryEndpointWindowHours: primaryEndpointWindowHours)
         self.hysLaw = hysLaw
+    }
+}
+
+/// Safety monitoring while the trial runs.
+public struct MonitoringSettings: Codable, Equatable, Sendable {
+    /// Toxicity stopping rules, each checked against the participants' records (`SafetyMonitor`).
+    public var stoppingRules: [StoppingRuleDefinition]
+
+    public init(stoppingRules: [StoppingRuleDefinition]) {
+        self.stoppingRules = stoppingRules
+    }
+}
+
+/// A toxicity stopping rule over the participants monitored: what counts as the toxicity (as an endpoint's event is
+/// said), who is counted, and the design whose boundaries the count is held against (see `ToxicityStoppingRule`).
+public struct StoppingRuleDefinition: Codable, Equatable, Sendable {
+    public enum Method: String, Codable, Sendable, CaseIterable {
+        /// Stop when the posterior probability that the rate exceeds p0 is above the certainty (Geller et al. 2003).
+        case bayes
+        /// Stop when the exact binomial test of p0 is significant at the same nominal level at every look (Ivanova et al. 2005).
+        case pocock
+    }
+
+    public enum Population: String, Codable, Sendable, CaseIterable {
+        /// Participants of the monitored arms with at least one dose given.
+        case dosed
+        /// Every participant allocated to the monitored arms.
+        case allocated
+    }
+
+    public var code: String
+    public var name: String
+    /// The arms whose participants are monitored; every allocated participant, pooled, when absent.
+    public var arms: [String]?
+    /// Who is counted; `dosed` when absent.
+    public var population: Population?
+    /// The anchor (or dose code) the window counts from.
+    public var anchor: String?
+    public var window: Offset?
+    /// Each dose given opens its own window (instead of one window after `anchor`).
+    public var perDose: Bool?
+    /// Forms whose condition, when it holds, is the toxicity.
+    public var forms: [FormEventRule]?
+    /// Adverse events in the window that are the toxicity.
+    public var adverseEvents: AdverseEventRule?
+    /// Lab results in the window graded at or above a CTCAE grade.
+    public var labs: LabEventRule?
+    public var method: Method
+    /// `bayes` only: the Beta(a, b) prior on the toxicity rate.
+    public var prior: StoppingRulePrior?
+    /// The toxicity rate that is unacceptable.
+    public var p0: Double
+    /// Exactly one of these: the certainty to stop at, or the overall probability of stopping when the rate is p0 that
+    /// the certainty is calibrated to.
+    public var certainty: Double?
+    public var alpha: Double?
+    public var maxSampleSize: Int
+
+    public init(
+        code: String, name: String, arms: [String]? = nil, population: Population? = nil, anchor: String? = nil, window: Offset? = nil,
+        perDose: Bool? = nil, forms: [FormEventRule]? = nil, adverseEvents: AdverseEventRule? = nil, labs: LabEventRule? = nil, method: Method,
+        prior: StoppingRulePrior? = nil, p0: Double, certainty: Double? = nil, alpha: Double? = nil, maxSampleSize: Int
+    ) {
+        self.code = code
+        self.name = name
+        self.arms = arms
+        self.population = population
+        self.anchor = anchor
+        self.window = window
+        self.perDose = perDose
+        self.forms = forms
+        self.adverseEvents = adverseEvents
+        self.labs = labs
+        self.method = method
+        self.prior = prior
+        self.p0 = p0
+        self.certainty = certainty
+        self.alpha = alpha
+        self.maxSampleSize = maxSampleSize
+    }
+
+    public var countedPopulation: Population { population ?? .dosed }
+}
+
+/// The Beta(a, b) prior of a Bayesian stopping rule, as written in a definition (`BetaPrior` checks it).
+public struct StoppingRulePrior: Codable, Equatable, Sendable {
+    public var a: Double
+    public var b: Double
+
+    public init(a: Double, b: Double) {
+        self.a = a
+        self.b = b
+    }
+}
+
+/// Lab results that count as a toxicity: one of `tests` graded `minGrade` or more.
+public struct LabEventRule: Codable, Equatable, Sendable {
+    public var tests: [String]
+    public var minGrade: Int
+
+    public init(tests: [String], minGrade: Int) {
+        self.tests = tests
+        self.minGrade = minGrade
     }
 }
 

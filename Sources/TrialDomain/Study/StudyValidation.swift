@@ -333,6 +333,24 @@ public enum StudyValidator {
                 let codes = parts.count == 2 ? study.form(parts[0])?.field(parts[1])?.choices?.map(\.code) ?? [] : []
                 if !codes.contains(female) { add("participant.female", "'\(female)' is not one of \(sex)'s choices") }
             }
+            if let end = participant.endOfStudy {
+                let parts = end.field.split(separator: ".").map(String.init)
+                let field = parts.count == 2 ? study.form(parts[0])?.field(parts[1]) : nil
+                if field == nil { add("participant.endOfStudy.field", "names unknown field '\(end.field)'") }
+                if let field, field.type != .choice { add("participant.endOfStudy.field", "'\(end.field)' must be a choice field") }
+                let codes = Set(field?.choices?.map(\.code) ?? [])
+                for (key, listed) in [("completed", end.completed ?? []), ("lost", end.lost ?? []), ("dispositions", (end.dispositions ?? []).map(\.choice))] {
+                    for code in listed where field != nil && !codes.contains(code) {
+                        add("participant.endOfStudy.\(key)", "'\(code)' is not one of \(end.field)'s choices")
+                    }
+                }
+                if let date = end.date {
+                    let parts = date.split(separator: ".").map(String.init)
+                    let dated = parts.count == 2 ? study.form(parts[0])?.field(parts[1]) : nil
+                    if dated == nil { add("participant.endOfStudy.date", "names unknown field '\(date)'") }
+                    if let dated, dated.type != .date && dated.type != .datetime { add("participant.endOfStudy.date", "'\(date)' must be a date field") }
+                }
+            }
         }
         for (i, lab) in (study.labs ?? []).enumerated() {
             let path = "labs[\(lab.code)]"
@@ -405,9 +423,105 @@ public enum StudyValidator {
             if DateParsing.day(from) == nil { add("amendment.from", "'\(from)' is not a date as yyyy-MM-dd") }
         }
         for (path, rule) in EditChecks.problems(in: study) { add(path, rule) }
+        problems += monitoringProblems(in: study)
         if study.safety.saeReportingHours < 1 { add("safety.saeReportingHours", "must be 1 or more") }
         if !SafetySettings.ctcaeVersions.contains(study.safety.ctcaeVersion) {
             add("safety.ctcaeVersion", "must be one of \(SafetySettings.ctcaeVersions.joined(separator: ", "))")
+        }
+        return problems
+    }
+
+    /// The stopping rules of `monitoring`, addressed `monitoring.stoppingRules[code]`; a bad design option is worded as
+    /// the `casebook stopping-rule` command words it, named by its key here.
+    static func monitoringProblems(in study: StudyDefinition) -> [StudyProblem] {
+        guard let monitoring = study.monitoring else { return [] }
+        var problems: [StudyProblem] = []
+        func add(_ path: String, _ rule: String) { problems.append(StudyProblem(path, rule)) }
+        // The command's wording without its option's name, which the path gives instead.
+        func worded(_ error: StoppingRuleError) -> String {
+            let text = error.description, prefix = "\(error.option): "
+            return text.hasPrefix(prefix) ? String(text.dropFirst(prefix.count)) : text
+        }
+        var seen: Set<String> = []
+        let armCodes = Set(study.arms.map(\.code))
+        let timeCodes = Set(study.anchors.map(\.code)).union(DoseRules.codes(of: study))
+        let scope = ExpressionScope(study: study)
+        for (i, rule) in monitoring.stoppingRules.enumerated() {
+            if rule.code.trimmingCharacters(in: .whitespaces).isEmpty { add("monitoring.stoppingRules[\(i)].code", "a code must not be empty") }
+            if !seen.insert(rule.code).inserted { add("monitoring.stoppingRules[\(rule.code)]", "duplicate code '\(rule.code)'") }
+            let path = "monitoring.stoppingRules[\(rule.code)]"
+            if rule.name.trimmingCharacters(in: .whitespaces).isEmpty { add("\(path).name", "must not be empty") }
+
+            // Who is counted.
+            if let arms = rule.arms {
+                if arms.isEmpty { add("\(path).arms", "name at least one arm, or leave arms out to count every allocated participant") }
+                for arm in arms where !armCodes.contains(arm) { add("\(path).arms", "names unknown arm '\(arm)'") }
+                if rule.countedPopulation == .dosed {
+                    for arm in study.arms where arms.contains(arm.code) && (arm.doses ?? []).isEmpty {
+                        add("\(path).population", "arm '\(arm.code)' plans no dose, so with population dosed none of its participants is counted")
+                    }
+                }
+            }
+
+            // What the toxicity is, and when it counts.
+            if let anchor = rule.anchor, !timeCodes.contains(anchor) { add("\(path).anchor", "names unknown anchor '\(anchor)'") }
+            if let window = rule.window, window.value < 0 { add("\(path).window", "must not be negative") }
+            if rule.perDose == true {
+                if rule.anchor != nil { add("\(path).perDose", "each dose given opens its own window: give perDose or an anchor, not both") }
+                if rule.window == nil { add("\(path).window", "each dose given opens a window: give its length, such as 24h") }
+            } else if rule.anchor == nil {
+                if rule.window != nil { add("\(path).window", "a window counts from an anchor (or from each dose, with perDose): give one") }
+                if rule.adverseEvents != nil || rule.labs != nil {
+                    add("\(path).anchor", "adverse events and labs count within a window from an anchor (or from each dose, with perDose): give one")
+                }
+            }
+            if (rule.forms ?? []).isEmpty && rule.adverseEvents == nil && rule.labs == nil {
+                add(path, "needs forms, adverseEvents or labs that say what the toxicity is")
+            }
+            for (j, form) in (rule.forms ?? []).enumerated() {
+                guard study.form(form.form) != nil else {
+                    add("\(path).forms[\(j)].form", "names unknown form '\(form.form)'")
+                    continue
+                }
+                do { _ = try scope.checkCondition(form.event) } catch { add("\(path).forms[\(j)].event", "\(error)") }
+            }
+            if let minGrade = rule.adverseEvents?.minGrade, !(1...5).contains(minGrade) {
+                add("\(path).adverseEvents.minGrade", "must be a CTCAE grade from 1 to 5")
+            }
+            for term in rule.adverseEvents?.terms ?? [] where term.count != 8 || !term.allSatisfy(\.isNumber) {
+                add("\(path).adverseEvents.terms", "'\(term)' is not an 8-digit MedDRA code")
+            }
+            if let labs = rule.labs {
+                if labs.tests.isEmpty { add("\(path).labs.tests", "name at least one lab") }
+                for test in labs.tests where study.labTest(test) == nil {
+                    add("\(path).labs.tests", "names unknown lab '\(test)' (known: \(study.labTests.map(\.code).joined(separator: ", ")))")
+                }
+                if !(1...5).contains(labs.minGrade) { add("\(path).labs.minGrade", "must be a CTCAE grade from 1 to 5") }
+            }
+
+            // The design, checked as ToxicityStoppingRule checks the same options.
+            switch (rule.method, rule.prior) {
+            case (.bayes, nil):
+                add("\(path).prior", "required with method bayes: the Beta(a, b) prior on the toxicity rate, such as {a: 0.6, b: 2.4} (mean 0.2, weight of 3 participants)")
+            case (.pocock, .some):
+                add("\(path).prior", "applies to method bayes only; the Pocock-type rule has no prior")
+            case (.bayes, let prior?):
+                if !(prior.a.isFinite && prior.b.isFinite && prior.a > 0 && prior.b > 0) {
+                    add("\(path).prior", worded(.priorShape(a: prior.a, b: prior.b)))
+                }
+            case (.pocock, nil): break
+            }
+            if !(rule.p0 > 0 && rule.p0 < 1) { add("\(path).p0", worded(.p0(rule.p0))) }
+            if let certainty = rule.certainty, !(certainty > 0 && certainty < 1) { add("\(path).certainty", worded(.certainty(certainty))) }
+            if let alpha = rule.alpha, !(alpha > 0 && alpha < 1) { add("\(path).alpha", worded(.alpha(alpha))) }
+            switch (rule.certainty, rule.alpha) {
+            case (.some, .some): add(path, "certainty/alpha: \(worded(.certaintyAndAlpha))")
+            case (nil, nil): add(path, "certainty/alpha: \(worded(.neitherCertaintyNorAlpha))")
+            default: break
+            }
+            if !(1...ToxicityStoppingRule.sampleSizeLimit).contains(rule.maxSampleSize) {
+                add("\(path).maxSampleSize", worded(.maxSampleSize(rule.maxSampleSize)))
+            }
         }
         return problems
     }

@@ -6,7 +6,7 @@ import TrialDomain
 /// Every migration, in order. A shipped migration never changes: add a new one.
 public enum StoreMigrations {
     public static var all: [any AsyncMigration] {
-        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes(), M009AddListIndexes(), M010CreateDoses(), M011CreateStageRandomizations(), M012CreateUnblindings(), M013AddEnrolmentVersion(), M014CreateProtocolDeviations(), M015CreateDataManagement(), M016CreateSignatures(), M017CreateVerifications(), M018AddDeviationReviews(), M019CreateFollowUps()]
+        [M001CreateAccounts(), M002CreateAuditTrail(), M003CreateParticipants(), M004CreateStudies(), M005CreateScreeningToInfusion(), M006CreateSafety(), M007AddRevisions(), M008AddLookupIndexes(), M009AddListIndexes(), M010CreateDoses(), M011CreateStageRandomizations(), M012CreateUnblindings(), M013AddEnrolmentVersion(), M014CreateProtocolDeviations(), M015CreateDataManagement(), M016CreateSignatures(), M017CreateVerifications(), M018AddDeviationReviews(), M019CreateFollowUps(), M020CreateMonitoringAlerts()]
     }
 }
 
@@ -672,5 +672,29 @@ struct M019CreateFollowUps: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema("ae_follow_ups").delete()
+    }
+}
+
+/// Stopping-rule alerts: one per rule and boundary crossing, raised once, acknowledged by whoever must act on it.
+struct M020CreateMonitoringAlerts: AsyncMigration {
+    var name: String { "020-create-monitoring-alerts" }
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema("monitoring_alerts")
+            .id()
+            .field("rule_code", .string, .required)
+            .field("study_version", .int, .required)
+            .field("evaluated", .int, .required)
+            .field("events", .int, .required)
+            .field("stop_if_at_least", .int, .required)
+            .field("raised_at", .datetime, .required)
+            .field("acknowledged_by", .string)
+            .field("acknowledged_at", .datetime)
+            .unique(on: "rule_code", "study_version")
+            .create()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema("monitoring_alerts").delete()
     }
 }

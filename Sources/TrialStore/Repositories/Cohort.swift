@@ -14,6 +14,8 @@ public struct CohortNeeds: Sendable, Equatable {
     public var adverseEvents: Bool
     /// Each participant's latest lab sample.
     public var lastObservation: Bool = false
+    /// Each lab result's stored CTCAE grade, in the study's version.
+    public var labGrades: Bool = false
 
     public init(forms: Set<String> = [], anchors: Set<String> = [], labs: [String: Set<String>?] = [:], adverseEvents: Bool = false) {
         self.forms = forms
@@ -145,9 +147,11 @@ public struct FluentCohortRepository: Sendable {
                         recordedAt: try row.decode(column: "created_at", as: Date.self)))
             }
         }
+        // The version the study grades by: "4.0" is read as its corrected release 4.03, stored as v4.
+        let gradeColumn = needs.labGrades ? (study.safety.ctcaeVersion.hasPrefix("5") ? "grade_v5" : "grade_v4") : "NULL"
         for (test, visits) in needs.labs.sorted(by: { $0.key < $1.key }) {
             var query: SQLQueryString = """
-                SELECT participant_id, test_code, visit_code, collected_at, value FROM lab_results
+                SELECT participant_id, test_code, visit_code, collected_at, value, \(unsafeRaw: gradeColumn) AS grade FROM lab_results
                 WHERE site_id IN (\(binds: sites)) AND test_code = \(bind: test)
                 """
             if let visits {
@@ -162,7 +166,8 @@ public struct FluentCohortRepository: Sendable {
                 records[id]!.labs.append(
                     LabValue(
                         test: try row.decode(column: "test_code", as: String.self), visit: try row.decode(column: "visit_code", as: String.self),
-                        collectedAt: try row.decode(column: "collected_at", as: Date.self), value: try row.decode(column: "value", as: Double.self)))
+                        collectedAt: try row.decode(column: "collected_at", as: Date.self), value: try row.decode(column: "value", as: Double.self),
+                        grade: needs.labGrades ? try row.decode(column: "grade", as: Int?.self) : nil))
             }
         }
         if needs.lastObservation {

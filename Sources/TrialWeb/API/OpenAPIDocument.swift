@@ -52,6 +52,9 @@ enum OpenAPIDocument {
         .init(method: "get", path: "/api/v1/exports/sdtm", summary: "SDTM datasets (SAS transport v5) and their Define-XML 2.1, as a zip; statisticians and data managers; a blinded reader always gets the blinded form (query: blinded=true for an unblinded reader, false refused to a blinded one)", success: ("200", nil), errors: ["401", "403", "422"]),
         .init(method: "get", path: "/api/v1/exports/odm", summary: "CDISC ODM 1.3.2 Snapshot with audit records and signatures; statisticians and data managers; blinded as for SDTM", success: ("200", nil), errors: ["401", "403", "422"]),
         .init(method: "get", path: "/api/v1/exports/fhir", summary: "HL7 FHIR R4 collection Bundle (ResearchStudy, ResearchSubject, pseudonymous Patient, Observation, AdverseEvent, MedicationAdministration); statisticians and data managers; blinded as for SDTM", success: ("200", nil), errors: ["401", "403", "422"]),
+        .init(method: "get", path: "/api/v1/consort", summary: "The CONSORT 2010 flow from live data: assessed, excluded with reasons, allocated per arm and stage, dosed, lost, discontinued, analysed (arms pooled for blinded roles)", success: ("200", "ConsortFlow"), errors: ["401", "403"]),
+        .init(method: "get", path: "/api/v1/monitoring/stopping-rules", summary: "Each toxicity stopping rule of the definition: its design, participants counted, toxicities and the boundary (counts blanked for blinded roles when the rule names arms)", success: ("200", "StoppingRuleStatusList"), errors: ["401", "403"]),
+        .init(method: "get", path: "/api/v1/monitoring/alerts", summary: "Stopping-rule boundaries crossed, newest first (statisticians and the DSMB; counts zeroed for blinded roles)", success: ("200", "MonitoringAlertList"), errors: ["401", "403"]),
         .init(method: "get", path: "/api/v1/screening-log", summary: "Screened, eligible, failed with reasons, consented, randomized", success: ("200", "ScreeningLog"), errors: ["401", "403"]),
         .init(method: "get", path: "/api/v1/randomization/list", summary: "The concealed allocation list (statistician only)", success: ("200", "RandomizationList"), errors: ["401", "403", "404"]),
         .init(method: "post", path: "/api/v1/randomization/list", summary: "Generate the allocation list once, when the study goes live (statistician only)", body: "GenerateList", success: ("201", "GeneratedList"), errors: ["400", "401", "403", "409", "415", "422"]),
@@ -230,13 +233,46 @@ enum OpenAPIDocument {
                     "upper": ["type": ["number", "null"]],
                     "summary": ["type": ["object", "null"], "description": "n, mean, sd, median, min, max"],
                     "worstGrades": ["type": ["object", "null"], "additionalProperties": ["type": "integer"]],
+                    "doses": ["type": ["integer", "null"]], "doseEvents": ["type": ["integer", "null"]],
+                    "survival": ["type": ["object", "null"], "description": "Kaplan–Meier at the horizon: at, estimate, standardError, atRisk, events, censored"],
+                    "curve": ["type": ["object", "null"], "description": "The Kaplan–Meier curve: steps (days, atRisk, events, censored, estimate, standardError, lower, upper), n, events, censored, median, confidence"],
                 ], required: ["n"]),
             "EndpointResult": object(
                 [
                     "code": string(), "kind": string(values: ["primary", "secondary", "other"]), "measure": string(), "timeFrame": string(),
                     "method": string(nullable: true), "unit": string(nullable: true), "groups": list("EndpointGroup"),
+                    "logRank": ["type": ["object", "null"], "description": "Log-rank test across the arms: groups, observed, expected, chiSquare, degreesOfFreedom, pValue"],
                 ], required: ["code", "kind", "measure", "timeFrame", "groups"]),
             "EndpointResultList": list("EndpointResult"),
+            "ConsortReason": object(["label": string(), "n": ["type": "integer", "minimum": 0]], required: ["label", "n"]),
+            "ConsortArm": object(
+                [
+                    "code": string(), "name": string(), "allocated": ["type": "integer"], "received": ["type": "integer"], "notReceived": ["type": "integer"],
+                    "notReceivedReasons": list("ConsortReason"), "lostToFollowUp": ["type": "integer"], "lostToFollowUpReasons": list("ConsortReason"),
+                    "discontinued": ["type": "integer"], "discontinuedReasons": list("ConsortReason"), "analysed": ["type": "integer"],
+                    "excludedFromAnalysis": ["type": "integer"], "excludedFromAnalysisReasons": list("ConsortReason"),
+                ], required: ["code", "name", "allocated", "received", "notReceived", "analysed"]),
+            "ConsortStage": object(["label": string(), "randomized": ["type": "integer"], "arms": list("ConsortArm")], required: ["label", "randomized", "arms"]),
+            "ConsortFlow": object(
+                ["assessed": ["type": "integer"], "excluded": ["type": "integer"], "excludedReasons": list("ConsortReason"), "stages": list("ConsortStage"), "pooled": ["type": "boolean"]],
+                required: ["assessed", "excluded", "excludedReasons", "stages", "pooled"]),
+            "StoppingBoundary": object(["n": ["type": "integer"], "stopIfAtLeast": ["type": "integer"]], required: ["n", "stopIfAtLeast"]),
+            "StoppingRuleStatus": object(
+                [
+                    "code": string(), "name": string(), "method": string(values: ["bayes", "pocock"]), "p0": ["type": "number"], "alpha": ["type": ["number", "null"]],
+                    "certainty": ["type": "number"], "nominalLevel": ["type": ["number", "null"]], "maxSampleSize": ["type": "integer"],
+                    "n": ["type": ["integer", "null"], "description": "absent for a blinded reader of a rule over named arms"], "events": ["type": ["integer", "null"]],
+                    "stopIfAtLeast": ["type": ["integer", "null"]], "crossed": ["type": "boolean"], "crossedAt": ["type": ["integer", "null"]],
+                    "boundaries": list("StoppingBoundary"), "pooledArms": ["type": "boolean"], "isMasked": ["type": "boolean"],
+                ], required: ["code", "name", "method", "p0", "certainty", "maxSampleSize", "crossed", "boundaries", "pooledArms", "isMasked"]),
+            "StoppingRuleStatusList": list("StoppingRuleStatus"),
+            "MonitoringAlert": object(
+                [
+                    "id": string(format: "uuid"), "rule": string(), "studyVersion": ["type": "integer"], "evaluated": ["type": "integer"], "events": ["type": "integer"],
+                    "stopIfAtLeast": ["type": "integer"], "raisedAt": string(format: "date-time"), "acknowledgedBy": string(nullable: true),
+                    "acknowledgedAt": string(format: "date-time", nullable: true),
+                ], required: ["id", "rule", "studyVersion", "evaluated", "events", "stopIfAtLeast", "raisedAt"]),
+            "MonitoringAlertList": list("MonitoringAlert"),
             "Unblinding": object(["reason": string("Why the blind must be broken for this participant")], required: ["reason"]),
             "Unblinded": object(["arm": string(), "unblindedFor": string()], required: ["arm", "unblindedFor"]),
             "AllocationRequest": object(["randomization": string("A later randomization's code; absent for the one at enrolment")], required: []),

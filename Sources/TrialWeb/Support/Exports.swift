@@ -145,12 +145,13 @@ public enum Exports {
                 let doses = (own.doses[p.id] ?? [])
                 let given = doses.filter(\.given).compactMap(\.startedAt).sorted()
                 let decision = page.decisions[p.id]
+                let disposition = Self.disposition(study: study, records: own.forms[p.id] ?? [])
                 let subject = SDTMSubject(
                     participantID: id, site: p.siteCode, screeningNumber: p.screeningNumber, status: p.status, sex: p.sex, birthDate: p.birthDate,
                     consentedAt: page.consents[p.id], eligibility: decision.map { SDTMEligibility(decidedAt: $0.at, eligible: $0.eligible, failedCriteria: $0.failed) },
                     allocations: zip([p.arm], [p.allocatedAt]).compactMap { arm, at in arm.flatMap { a in at.map { SDTMAllocation(arm: a, at: $0) } } }
                         + p.stages.map { SDTMAllocation(stage: $0.stage, arm: $0.arm, at: $0.at) },
-                    firstDoseAt: given.first, lastDoseAt: given.last)
+                    firstDoseAt: given.first, lastDoseAt: given.last, disposition: disposition)
                 let labs = (own.labs[p.id] ?? [])
                 let records = (own.forms[p.id] ?? [])
                 // A visit happened on the first date its forms record, or its first sample.
@@ -205,7 +206,8 @@ public enum Exports {
     }
 
     /// Writes through a temporary file beside `url` and renames it into place: a failed export leaves no partial file.
-    public static func atomically(to url: URL, _ write: (FileHandle) async throws -> Void) async throws {
+    public static func atomically(to given: URL, _ write: (FileHandle) async throws -> Void) async throws {
+        let url = given.absoluteURL.standardizedFileURL
         let directory = url.deletingLastPathComponent()
         let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).partial")
         guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
@@ -221,8 +223,9 @@ public enum Exports {
                 try? handle.close()
                 throw error
             }
-            if FileManager.default.fileExists(atPath: url.path) { _ = try FileManager.default.replaceItemAt(url, withItemAt: temporary) } else {
-                try FileManager.default.moveItem(at: temporary, to: url)
+            // rename(2) replaces an existing file atomically (Foundation's replaceItemAt fails for an existing file on Linux).
+            guard rename(temporary.path, url.path) == 0 else {
+                throw StoreError.invalid(field: "output", rule: "cannot replace \(url.path): \(String(cString: strerror(errno)))")
             }
         } catch {
             try? FileManager.default.removeItem(at: temporary)
@@ -247,5 +250,24 @@ extension ExportPage {
             labs: Dictionary(grouping: labs.filter { labParticipants[$0.id] != nil }, by: { labParticipants[$0.id]! }),
             doses: Dictionary(grouping: doses, by: \.participantID), adverseEvents: Dictionary(grouping: adverseEvents, by: \.participantID),
             signatures: Dictionary(grouping: signatures, by: \.participantID))
+    }
+}
+
+extension Exports {
+    /// How the participant's follow-up ended, from the definition's end-of-study field: the choice's CDISC term (its
+    /// mapping, else completed or lost by the rule's lists, else OTHER), dated by the rule's date field.
+    static func disposition(study: StudyDefinition, records: [ExportForm]) -> SDTMDisposition? {
+        guard let end = study.participant?.endOfStudy else { return nil }
+        let parts = end.field.split(separator: ".").map(String.init)
+        guard parts.count == 2, let record = records.last(where: { $0.form == parts[0] && !($0.values[parts[1]] ?? "").isEmpty }),
+            let choice = record.values[parts[1]]
+        else { return nil }
+        let dated = end.date?.split(separator: ".").map(String.init)
+        guard let dated, dated.count == 2, let text = records.last(where: { $0.form == dated[0] && $0.values[dated[1]] != nil })?.values[dated[1]] else { return nil }
+        let date: SDTMDate = text.count == 10 ? .day(text) : (DateParsing.instant(text).map { .instant($0) } ?? .day(String(text.prefix(10))))
+        let reason = end.disposition(of: choice).flatMap(SDTMDisposition.Reason.init(rawValue:))
+            ?? ((end.completed ?? []).contains(choice) ? .completed : (end.lost ?? []).contains(choice) ? .lostToFollowUp : .other)
+        let label = study.form(parts[0])?.field(parts[1])?.choices?.first { $0.code == choice }?.label
+        return SDTMDisposition(reason: reason, date: date, term: label.map { $0.uppercased() })
     }
 }
