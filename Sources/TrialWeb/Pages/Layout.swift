@@ -25,6 +25,7 @@ enum Layout {
                 .a(.href("/study"), .text("Study")),
                 .a(.href("/screening-log"), .text("Screening log")),
                 .a(.href("/safety"), .text("Safety")),
+                .if([.statistician, .independentStatistician, .dsmbViewer, .dataManager].contains(user.account.role), .a(.href("/reports"), .text("Reports"))),
                 .if(AccessPolicy.allows(user.account.role, .readParticipants), .a(.href("/queries"), .text("Queries"))),
                 .if([.monitor, .dataManager].contains(user.account.role), .a(.href("/monitoring"), .text("Monitoring"))),
                 .if([.monitor, .dataManager].contains(user.account.role), .a(.href("/locks"), .text("Locks"))),

@@ -94,6 +94,7 @@ enum ReportHTML {
             h += "</tbody></table>"
         }
 
+        h += "<h2 id=\"baseline\">Baseline characteristics</h2>" + baseline(r.baseline, groupName: groupName, study: study)
         h += "<h2 id=\"adverse-events\">Treatment-emergent adverse events</h2>" + adverseEvents(r.adverseEvents, groupName: groupName)
         h += "<h2 id=\"lab-shifts\">Laboratory shifts: baseline grade to worst grade after treatment started</h2>"
         // A test nobody has a value of is left out, not shown as a table of zeros.
@@ -150,6 +151,32 @@ enum ReportHTML {
                     cell(g.organClasses.first { $0.soc == soc }?.terms.first { $0.meddra == meddra }?.count)
                 }.joined() + "</tr>"
             }
+        }
+        return h + "</tbody></table></div>"
+    }
+
+    static func baseline(_ groups: [BaselineGroup], groupName: (String?) -> String, study: StudyDefinition) -> String {
+        guard groups.contains(where: { $0.n > 0 }) else { return "<p class=\"empty\">No participant has been allocated.</p>" }
+        func summary(_ s: Summary?) -> String {
+            guard let s else { return "–" }
+            return "n = \(s.n): \(number(s.mean))" + (s.sd.map { " (\(number($0)))" } ?? "") + "; \(number(s.median)) (\(number(s.min))–\(number(s.max)))"
+        }
+        var h = "<div class=\"scroll\"><table id=\"baseline-table\"><caption>Mean (SD); median (range), or n (%)</caption>"
+        h += head(groups.map { "\(groupName($0.arm)) (N = \($0.n))" }) + "<tbody>"
+        h += "<tr><th scope=\"row\">Age at allocation (years)</th>" + groups.map { "<td>\(summary($0.age))</td>" }.joined() + "</tr>"
+        let sexField = study.participant?.sex.flatMap { name -> Field? in
+            let parts = name.split(separator: ".").map(String.init)
+            return parts.count == 2 ? study.form(parts[0])?.field(parts[1]) : nil
+        }
+        for choice in sexField?.choices ?? [] {
+            h += "<tr><th scope=\"row\">\(e(sexField?.label ?? "Sex")): \(e(choice.label))</th>" + groups.map { g in
+                let n = g.sex[choice.code] ?? 0
+                return "<td class=\"n\">\(n) (\(percent(g.n > 0 ? Double(n) / Double(g.n) : nil)))</td>"
+            }.joined() + "</tr>"
+        }
+        let tests = Array(Set(groups.flatMap { $0.labs.keys })).sorted()
+        for test in tests {
+            h += "<tr><th scope=\"row\">\(e(testName(test, study: study))) at baseline</th>" + groups.map { "<td>\(summary($0.labs[test]))</td>" }.joined() + "</tr>"
         }
         return h + "</tbody></table></div>"
     }

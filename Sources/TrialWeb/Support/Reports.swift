@@ -33,6 +33,7 @@ public struct DSMBReport: Sendable {
     public var consort: ConsortFlow
     public var enrolment: [EnrolmentRow]
     public var completeness: [CompletenessRow]
+    public var baseline: [BaselineGroup]
     public var adverseEvents: AdverseEventTable
     public var shifts: [ShiftTable]
     public var labs: [LabVisitTable]
@@ -56,6 +57,10 @@ public enum Reports {
     /// What the report's analyses read, together.
     static func needs(_ study: StudyDefinition) -> CohortNeeds {
         var needs = CohortNeeds.safety(study)
+        // Sex and birth date, for the baseline characteristics.
+        for name in [study.participant?.sex, study.participant?.birthDate].compactMap({ $0 }) {
+            if let form = name.split(separator: ".").first { needs.forms.insert(String(form)) }
+        }
         let endpoints = CohortNeeds.endpoints(study.endpoints, study: study)
         needs.forms.formUnion(endpoints.forms)
         needs.anchors.formUnion(endpoints.anchors)
@@ -136,10 +141,11 @@ public enum Reports {
             SafetyTables.labsByVisit(
                 test: test, safetyPopulation, visits: labVisits, baselineVisits: baselineVisits, referenceTime: reference, byArm: byArm, arms: arms)
         }
+        let baseline = BaselineCharacteristics.compute(allocated, study: study, tests: tests, reference: reference, byArm: byArm)
         let endpoints = try study.endpoints.map { try EndpointCalculator.compute($0, study: study, records: records, byArm: byArm) }
         let stopping = try stopping(study: study, records: records, seesArms: byArm)
         return DSMBReport(
-            session: session, byArm: byArm, generatedAt: now, consort: consort, enrolment: enrolment, completeness: completeness,
+            session: session, byArm: byArm, generatedAt: now, consort: consort, enrolment: enrolment, completeness: completeness, baseline: baseline,
             adverseEvents: aeTable, shifts: shifts, labs: labs, endpoints: endpoints, stopping: stopping,
             alerts: try await analysis.alerts())
     }
