@@ -217,6 +217,9 @@ private func noGrades(_: LabValue) -> Int? { nil }
         let early = try SafetyMonitor.evaluate(bayesRule(), study: s, records: Array(cohort(5, toxicAt: [1, 2, 3]).reversed()), labGrade: noGrades)
         #expect(early.n == 5 && early.events == 3 && early.stopIfAtLeast == 4)
         #expect(early.crossed && early.crossedAt == 3)
+        // The crossing itself, as the alert names it: 3 toxicities among the first 3, whose boundary is 3.
+        #expect(early.crossedEvents == 3 && early.crossedBoundary == 3)
+        #expect(early.masked().crossedEvents == nil || early.pooledArms)
         let late = try SafetyMonitor.evaluate(bayesRule(), study: s, records: cohort(5, toxicAt: [3, 4, 5]), labGrade: noGrades)
         #expect(late.events == 3 && late.stopIfAtLeast == 4 && !late.crossed)
     }

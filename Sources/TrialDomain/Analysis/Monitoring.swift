@@ -26,6 +26,9 @@ public struct StoppingRuleStatus: Codable, Equatable, Sendable {
     public var crossed: Bool
     /// The first such k; nil when not crossed, or masked.
     public var crossedAt: Int?
+    /// Toxicities among those first k, and the boundary at k; nil when not crossed, or masked.
+    public var crossedEvents: Int?
+    public var crossedBoundary: Int?
     public var boundaries: [StoppingBoundary]
     /// Counted over every arm (no arms named, or all of them), so the counts reveal no allocation.
     public var pooledArms: Bool
@@ -64,6 +67,8 @@ public struct StoppingRuleStatus: Codable, Equatable, Sendable {
         status.events = nil
         status.stopIfAtLeast = nil
         status.crossedAt = nil
+        status.crossedEvents = nil
+        status.crossedBoundary = nil
         status.isMasked = true
         return status
     }
@@ -134,17 +139,24 @@ public enum SafetyMonitor {
         func boundary(at k: Int) -> Int? { k < 1 ? nil : byLook[min(k, rule.maxSampleSize)] }
 
         var events = 0
-        var crossedAt: Int?
+        var crossedAt: Int?, crossedEvents: Int?, crossedBoundary: Int?
         for (i, entry) in counted.enumerated() {
             if hasToxicity(entry.record) { events += 1 }
-            if crossedAt == nil, let bound = boundary(at: i + 1), events >= bound { crossedAt = i + 1 }
+            if crossedAt == nil, let bound = boundary(at: i + 1), events >= bound {
+                crossedAt = i + 1
+                crossedEvents = events
+                crossedBoundary = bound
+            }
         }
         let stopIfAtLeast = boundary(at: counted.count)
         let allArms = Set(study.arms.map(\.code))
-        return StoppingRuleStatus(
+        var status = StoppingRuleStatus(
             code: rule.code, name: rule.name, method: rule.method, p0: rule.p0, alpha: rule.alpha, certainty: design.certainty,
             nominalLevel: design.nominalLevel, maxSampleSize: rule.maxSampleSize, n: counted.count, events: events, stopIfAtLeast: stopIfAtLeast,
             crossed: crossedAt != nil, crossedAt: crossedAt, boundaries: design.boundaries, pooledArms: armCodes.map { allArms.isSubset(of: $0) } ?? true)
+        status.crossedEvents = crossedEvents
+        status.crossedBoundary = crossedBoundary
+        return status
     }
 
     /// Every rule of the definition, in its order.

@@ -263,6 +263,7 @@ enum OpenAPIDocument {
                     "certainty": ["type": "number"], "nominalLevel": ["type": ["number", "null"]], "maxSampleSize": ["type": "integer"],
                     "n": ["type": ["integer", "null"], "description": "absent for a blinded reader of a rule over named arms"], "events": ["type": ["integer", "null"]],
                     "stopIfAtLeast": ["type": ["integer", "null"]], "crossed": ["type": "boolean"], "crossedAt": ["type": ["integer", "null"]],
+                    "crossedEvents": ["type": ["integer", "null"]], "crossedBoundary": ["type": ["integer", "null"]],
                     "boundaries": list("StoppingBoundary"), "pooledArms": ["type": "boolean"], "isMasked": ["type": "boolean"],
                 ], required: ["code", "name", "method", "p0", "certainty", "maxSampleSize", "crossed", "boundaries", "pooledArms", "isMasked"]),
             "StoppingRuleStatusList": list("StoppingRuleStatus"),

@@ -136,9 +136,9 @@ public enum SafetyMonitorService {
         var raised: [String] = []
         let analysis = FluentAnalysisRepository(store: store)
         for status in statuses where status.crossed {
-            guard let n = status.n, let events = status.events else { continue }
-            let boundary = status.stopIfAtLeast ?? status.boundaries.last?.stopIfAtLeast ?? events
-            if try await analysis.raiseAlert(rule: status.code, studyVersion: study.version, evaluated: n, events: events, stopIfAtLeast: boundary, now: now) {
+            // The alert names the crossing itself: the k-th participant counted, the toxicities among the first k.
+            guard let k = status.crossedAt, let events = status.crossedEvents, let boundary = status.crossedBoundary else { continue }
+            if try await analysis.raiseAlert(rule: status.code, studyVersion: study.version, evaluated: k, events: events, stopIfAtLeast: boundary, now: now) {
                 raised.append(status.code)
             }
         }

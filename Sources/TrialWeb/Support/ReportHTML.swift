@@ -48,7 +48,10 @@ enum ReportHTML {
         for s in r.stopping {
             let state = s.crossed ? "Boundary crossed" : "Boundary not crossed"
             h += "<section class=\"rule\" id=\"rule-\(e(s.code))\"><h3>\(e(s.name))</h3>"
-            if s.crossed { h += "<p class=\"alert\" role=\"alert\">\(e(state)): the rule calls for the committee to consider stopping.</p>" }
+            if s.crossed {
+                let at = s.crossedAt.flatMap { k in s.crossedEvents.map { " at participant \(k): \($0) with the toxicity" + (s.crossedBoundary.map { ", boundary \($0)" } ?? "") } } ?? ""
+                h += "<p class=\"alert\" role=\"alert\">\(e(state))\(at): the rule calls for the committee to consider stopping.</p>"
+            }
             h += "<table><tbody>"
             h += "<tr><th scope=\"row\">Method</th><td>\(s.method == .bayes ? "Bayesian (Beta prior, posterior certainty)" : "Pocock-type (Ivanova)")</td></tr>"
             h += "<tr><th scope=\"row\">Unacceptable rate p0</th><td>\(number(s.p0, places: 3))</td></tr>"
