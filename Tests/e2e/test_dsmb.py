@@ -162,11 +162,12 @@ class DSMB(unittest.TestCase):
         self.assertGreaterEqual(len(dosed), needed, "enough dosed participants to cross the boundary")
         c.create_user("cora", "coordinator", site=site)
         cora = c.cli("tokens", "create", "--username", "cora").stdout.strip()
-        for pid in dosed[:needed]:
+        for i, pid in enumerate(dosed[:needed]):
             onset = datetime.datetime.fromtimestamp(first_dose[pid] + 2 * 3600, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M")
+            # The first leads to discontinuation (CDISC AEACN "DRUG WITHDRAWN"); the others interrupt the infusion.
             self.api(cora, f"/api/v1/participants/{pid.lower()}/adverse-events", {
                 "meddra": "10051792", "grade": 3, "onsetAt": onset, "attribution": "probable", "expected": False,
-                "actionTaken": "infusion stopped", "outcome": "recovered"})
+                "actionTaken": "permanently discontinued" if i == 0 else "infusion interrupted", "outcome": "recovered"})
         deadline = time.time() + 30
         alerts = []
         while time.time() < deadline and not alerts:
@@ -182,6 +183,13 @@ class DSMB(unittest.TestCase):
             self.assertEqual(seen_by_sam[0]["events"], 0, "a blinded statistician is not told the counts in an arm")
             self.assertIsNone(self.api(sam, "/api/v1/monitoring/stopping-rules")[0].get("events"))
         self.assertEqual(int(rows_of(c, "SELECT COUNT(*) FROM audit_events WHERE entity = 'monitoring_alert'")[0][0]), 1)
+        # The closed report counts the events: one participant's led to discontinuation.
+        c.cli("report", "dsmb", "--session", "closed", "--output", closed)
+        with open(closed) as f:
+            closed_text = f.read()
+        row = closed_text.split("Leading to discontinuation</th>")[1].split("</tr>")[0]
+        self.assertIn(">1 (", row.split("</td>")[0], "everyone: one participant")
+        self.assertIn("Boundary crossed", closed_text)
         # Raised once: further looks add nothing.
         time.sleep(2.5)
         self.assertEqual(len(self.api(deb, "/api/v1/monitoring/alerts")), 1)

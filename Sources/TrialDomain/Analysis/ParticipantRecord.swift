@@ -91,13 +91,16 @@ public struct AdverseEventEntry: Sendable, Equatable {
     public var onsetAt: Date
     public var serious: Bool
     public var attribution: Attribution
+    /// The action taken with the treatment, as recorded, when the analysis read it.
+    public var actionTaken: String?
 
-    public init(meddra: String, grade: Int, onsetAt: Date, serious: Bool, attribution: Attribution) {
+    public init(meddra: String, grade: Int, onsetAt: Date, serious: Bool, attribution: Attribution, actionTaken: String? = nil) {
         self.meddra = meddra
         self.grade = grade
         self.onsetAt = onsetAt
         self.serious = serious
         self.attribution = attribution
+        self.actionTaken = actionTaken
     }
 
     /// Related to the study treatment: possible, probable or definite (NCI CTEP attribution scale).

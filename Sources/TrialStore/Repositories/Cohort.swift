@@ -93,7 +93,8 @@ public struct FluentCohortRepository: Sendable {
         AdverseEventEntry(
             meddra: try row.decode(column: "meddra", as: String.self), grade: try row.decode(column: "grade", as: Int.self),
             onsetAt: try row.decode(column: "onset_at", as: Date.self), serious: try row.decode(column: "serious", as: Bool.self),
-            attribution: Attribution(rawValue: try row.decode(column: "attribution", as: String.self)) ?? .unrelated)
+            attribution: Attribution(rawValue: try row.decode(column: "attribution", as: String.self)) ?? .unrelated,
+            actionTaken: row.contains(column: "action_taken") ? try row.decode(column: "action_taken", as: String?.self) : nil)
     }
 
     let store: Store
@@ -181,7 +182,7 @@ public struct FluentCohortRepository: Sendable {
         }
         if needs.adverseEvents {
             for row in try await sql.raw("""
-                SELECT participant_id, meddra, grade, onset_at, serious, attribution FROM adverse_events WHERE site_id IN (\(binds: sites))
+                SELECT participant_id, meddra, grade, onset_at, serious, attribution, action_taken FROM adverse_events WHERE site_id IN (\(binds: sites))
                 """).all()
             {
                 let id = try row.decode(column: "participant_id", as: UUID.self)

@@ -1,5 +1,6 @@
 import Foundation
 import TrialDomain
+import TrialStandards
 import TrialStore
 
 /// A DSMB report's session: the open one pools the arms (anyone on the committee, the trial statistician), the closed
@@ -128,7 +129,8 @@ public enum Reports {
         let aeTable = SafetyTables.adverseEvents(
             safetyPopulation, lookup: { meddra in terms[meddra].map { ($0.term, $0.soc ?? "") } }, unknownOrganClass: "Organ class not in the catalogue",
             treatmentEmergent: { record, event in TreatmentEmergence.adverseEvent(event, of: record, study: study) },
-            discontinuation: nil, byArm: byArm, arms: arms)
+            // Leading to discontinuation: the treatment withdrawn because of the event (CDISC AEACN "DRUG WITHDRAWN").
+            discontinuation: .events { _, event in event.actionTaken.flatMap(SDTMAction.init(parsing:)) == .drugWithdrawn }, byArm: byArm, arms: arms)
         let baselineVisits = Baseline.visits(of: study)
         let tests = Array(Set(study.forms.flatMap { $0.fields.compactMap { $0.lab?.uppercased() } })).sorted()
         let reference: (ParticipantRecord) -> Date? = { TreatmentEmergence.start(of: $0, study: study) }
