@@ -42,6 +42,13 @@ class DSMB(unittest.TestCase):
         except urllib.error.HTTPError as error:
             return error.code
 
+    def coordinator(self, c, definition):
+        """A coordinator of the first site and an API token of theirs, made once per installation."""
+        if getattr(c, "coordinator_token", None) is None:
+            c.create_user("cora", "coordinator", site=definition["sites"][0]["code"])
+            c.coordinator_token = c.cli("tokens", "create", "--username", "cora").stdout.strip()
+        return c.coordinator_token
+
     def test_reports_of_both_studies(self):
         for database in databases():
             for study in (None, "studies/ucmsc-aclf.yaml"):
@@ -139,6 +146,33 @@ class DSMB(unittest.TestCase):
         # Every report produced is audited: two from the CLI, and each page read (the refused one is not produced).
         self.assertEqual(int(rows_of(c, "SELECT COUNT(*) FROM audit_events WHERE entity = 'report'")[0][0]), 5 if masked else 6)
 
+        # CONSORT's follow-up boxes come from the definition's end-of-study field: a correction to "lost" moves one
+        # participant of the first arm from completed to lost to follow-up.
+        end = definition["participant"]["endOfStudy"]
+        end_form, end_field = end["field"].split(".")
+        done = rows_of(c, f"SELECT participant_id, visit_code, data FROM form_records WHERE form_code = '{end_form}'")
+        if done:
+            pid, visit, data = done[0]
+            values = json.loads(data)
+        else:
+            # No one has reached the end of follow-up yet: a participant ends it early.
+            pid = rows_of(c, "SELECT participant_id FROM randomization_slots WHERE participant_id IS NOT NULL")[0][0]
+            visit = next(f["visits"][0] for f in definition["forms"] if f["code"] == end_form)
+            date_field = end["date"].split(".")[1]
+            values = {date_field: datetime.date.today().isoformat()}
+        values[end_field] = end["lost"][0]
+        before = self.api(deb, "/api/v1/consort")
+        request = urllib.request.Request(
+            f"{c.url}/api/v1/participants/{pid.lower()}/forms/{visit}/{end_form}",
+            data=json.dumps({"values": values, "reason": "site confirmed loss to follow-up"}).encode(), method="PUT",
+            headers={"Authorization": f"Bearer {self.coordinator(c, definition)}", "Content-Type": "application/json"})
+        urllib.request.urlopen(request).read()
+        after = self.api(deb, "/api/v1/consort")
+        lost = lambda flow: sum(arm["lostToFollowUp"] for arm in flow["stages"][0]["arms"])
+        self.assertEqual(lost(after), lost(before) + 1)
+        reasons = [r["label"] for arm in after["stages"][0]["arms"] for r in arm["lostToFollowUpReasons"]]
+        self.assertIn("Lost to follow-up", reasons)
+
         # The stopping rule as data arrive: toxicities recorded through the API cross its boundary; the monitor raises
         # the alert within seconds; a blinded statistician learns only that it was crossed.
         rules = self.api(deb, "/api/v1/monitoring/stopping-rules")
@@ -160,8 +194,7 @@ class DSMB(unittest.TestCase):
         dosed = sorted(pid for pid in first_dose if arm_of.get(pid) in monitored)
         needed = (rule["stopIfAtLeast"] or rule["boundaries"][-1]["stopIfAtLeast"]) - rule["events"]
         self.assertGreaterEqual(len(dosed), needed, "enough dosed participants to cross the boundary")
-        c.create_user("cora", "coordinator", site=site)
-        cora = c.cli("tokens", "create", "--username", "cora").stdout.strip()
+        cora = self.coordinator(c, definition)
         for i, pid in enumerate(dosed[:needed]):
             onset = datetime.datetime.fromtimestamp(first_dose[pid] + 2 * 3600, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M")
             # The first leads to discontinuation (CDISC AEACN "DRUG WITHDRAWN"); the others interrupt the infusion.
