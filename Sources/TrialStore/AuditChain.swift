@@ -68,6 +68,8 @@ public enum AuditChain {
             try AuditRules.checkReason(draft.reason, action: draft.action, entity: draft.entity, changes: draft.changes)
         } catch AuditRuleError.reasonRequired(_, let field) {
             throw StoreError.reasonRequired(field: field)
+        } catch AuditRuleError.reasonTooLong(let limit) {
+            throw StoreError.invalid(field: "reason", rule: "must be at most \(limit) characters")
         }
     }
 

@@ -58,8 +58,13 @@ private func eventCount(_ store: Store) async throws -> Int {
             await #expect(throws: StoreError.reasonRequired(field: "status")) {
                 try await repo.updateStatus(id: p.id, status: .eligible, reason: nil, scope: scope, now: now)
             }
+            let investigator = AccessScope(actor: "ana", siteIDs: [a.id], role: .investigator)
             await #expect(throws: StoreError.reasonRequired(field: "screeningNumber")) {
-                try await repo.delete(id: p.id, reason: " ", scope: scope, now: now)
+                try await repo.delete(id: p.id, reason: " ", scope: investigator, now: now)
+            }
+            // A reason is a reason, not a document: 2,001 characters are refused whole.
+            await #expect(throws: StoreError.invalid(field: "reason", rule: "must be at most 2000 characters")) {
+                try await repo.updateStatus(id: p.id, status: .eligible, reason: String(repeating: "x", count: 2_001), scope: scope, now: now)
             }
             #expect(try await repo.find(id: p.id, scope: scope).status == .screening)
             #expect(try await eventCount(store) == before)
@@ -427,5 +432,16 @@ extension WriterThreadTests {
         #expect((32...40).contains(events ?? 0))
         await alone.shutdownAsync()
         await databases.shutdownAsync()
+    }
+}
+
+/// Trial records are never lost from the trial: only an investigator withdraws a screening record entered in error, and
+/// never an allocated one; the screening log still counts it.
+@Suite struct ParticipantRemovalTests {
+    @Test func theRuleByRoleAndAllocation() {
+        #expect(throws: RuleError.self) { try ParticipantRemoval.check(role: .coordinator, allocated: false) }
+        #expect(throws: RuleError.self) { try ParticipantRemoval.check(role: .dataManager, allocated: false) }
+        #expect(throws: RuleError.self) { try ParticipantRemoval.check(role: .investigator, allocated: true) }
+        #expect(throws: Never.self) { try ParticipantRemoval.check(role: .investigator, allocated: false) }
     }
 }

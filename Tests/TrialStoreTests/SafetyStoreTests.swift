@@ -171,7 +171,9 @@ private func moveScreeningDateByHand(of participantID: UUID, on sql: any SQLData
             try await sql.raw("UPDATE participants SET status = 'screening', revision = revision + 1 WHERE id = \(bind: p.id)").run()
             #expect(try await screening.file(participantID: p.id, scope: scope).participant.status == .screening)
             // A deleted participant is gone at once, cached or not.
-            try await FluentParticipantRepository(store: store).delete(id: p.id, reason: "entered twice", scope: scope, now: now)
+            var investigator = scope
+            investigator.role = .investigator
+            try await FluentParticipantRepository(store: store).delete(id: p.id, reason: "entered twice", scope: investigator, now: now)
             await #expect(throws: StoreError.notFound(entity: "participant", id: p.id.uuidString)) {
                 try await screening.file(participantID: p.id, scope: scope)
             }

@@ -178,11 +178,16 @@ extension Int64 {
 public enum AuditRuleError: Error, Equatable, Sendable {
     /// Any change after a record's first save needs a reason.
     case reasonRequired(entity: String, field: String)
+    case reasonTooLong(limit: Int)
 }
 
 public enum AuditRules {
-    /// A reason is required for every update or delete; creates may omit it.
+    /// The longest reason the trail keeps: a reason explains a change, it is not a document (free text has stated limits).
+    public static let reasonLimit = 2_000
+
+    /// A reason is required for every update or delete; creates may omit it. None is longer than `reasonLimit`.
     public static func checkReason(_ reason: String?, action: AuditAction, entity: String, changes: [FieldChange]) throws {
+        if let reason, reason.count > reasonLimit { throw AuditRuleError.reasonTooLong(limit: reasonLimit) }
         guard action != .create else { return }
         if (reason ?? "").trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
             throw AuditRuleError.reasonRequired(entity: entity, field: changes.first?.field ?? "reason")

@@ -190,6 +190,8 @@ public struct FluentParticipantRepository: ParticipantRepository {
     public func delete(id: UUID, reason: String?, scope: AccessScope, now: Date) async throws {
         try await store.write { tx in
             let model = try await Self.model(id: id, scope: scope, on: tx)
+            let allocated = try await (tx as! any SQLDatabase).raw("SELECT id FROM randomization_slots WHERE participant_id = \(bind: id)").first() != nil
+            try ParticipantRemoval.check(role: scope.role ?? .coordinator, allocated: allocated)
             try await LockCheck.require(WriteTarget(siteID: model.siteID, participantID: id), kind: .data, actor: scope.actor, attempted: "participant removal", on: tx)
             try await AuditChain.append(
                 on: tx, actor: scope.actor, action: .delete, entity: "participant", entityID: id.uuidString,

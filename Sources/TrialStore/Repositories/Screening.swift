@@ -59,6 +59,8 @@ public struct ScreeningLog: Codable, Equatable, Sendable {
     public var randomized: Int
     public var randomizedByArm: [String: Int]
     public var failures: [Failure]
+    /// Screening records withdrawn from the lists as entered in error (never allocated); not among `screened`.
+    public var enteredInError: Int = 0
 }
 
 /// Everything known about one participant's path from screening to infusion.
@@ -969,9 +971,11 @@ public struct FluentScreeningRepository: Sendable {
             default: break
             }
         }
-        return ScreeningLog(
+        var log = ScreeningLog(
             screened: screened, eligible: eligible, screenFailed: failures.count, consented: consented, randomized: byArm.values.reduce(0, +),
             randomizedByArm: byArm, failures: failures)
+        log.enteredInError = try await count("SELECT COUNT(*) AS n FROM participants WHERE deleted_at IS NOT NULL AND site_id IN (\(binds: sites))")
+        return log
     }
 }
 

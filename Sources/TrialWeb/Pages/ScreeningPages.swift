@@ -205,6 +205,7 @@ enum ScreeningPages {
                     StudyPages.row("Screened", "\(log.screened)"), StudyPages.row("Eligible", "\(log.eligible)"),
                     StudyPages.row("Screen failures", "\(log.screenFailed)"), StudyPages.row("Consented", "\(log.consented)"),
                     StudyPages.row("Randomized", "\(log.randomized)"),
+                    StudyPages.row("Withdrawn as entered in error", "\(log.enteredInError)"),
                     .forEach(log.randomizedByArm.sorted { $0.key < $1.key }) { StudyPages.row("Randomized to \($0.key)", "\($0.value)") })),
             .h2(.text("Screen failures")),
             .ul(.forEach(log.failures) { .li(.text("\($0.screeningNumber): \($0.criteria.joined(separator: ", "))")) }))
