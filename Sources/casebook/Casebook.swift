@@ -14,7 +14,7 @@ struct Casebook: AsyncParsableCommand {
         abstract: "Clinical-trial data capture and trial management.",
         discussion: "Every command reads the same environment: "
             + AppConfig.variables.map { "\($0.name) (\($0.meaning))" }.joined(separator: "; "),
-        subcommands: [Serve.self, Migrate.self, Users.self, Sites.self, Tokens.self, Audit.self, Study.self, Randomization.self, Grade.self, Score.self, Terminology.self, Demo.self, DataLockCommand.self, Export.self, Report.self, StoppingRuleCommand.self, BenchServer.self, BenchAudit.self, TestServer.self])
+        subcommands: [Serve.self, Migrate.self, Users.self, Sites.self, Tokens.self, Audit.self, Study.self, Randomization.self, Grade.self, Score.self, Terminology.self, Demo.self, DataLockCommand.self, Export.self, Report.self, BackupCommand.self, RestoreCommand.self, StoppingRuleCommand.self, BenchServer.self, BenchAudit.self, TestServer.self])
 
     /// Async code runs on the event loop threads instead of a second pool of its own: a request's handler then
     /// resumes where its I/O completes, without a thread switch each way (lab saves at 64 connections ~4,500/s → ~5,100/s,

@@ -17,7 +17,12 @@ enum Runtime {
         }
     }
 
+    /// swift-log allows one bootstrap per process; a command that opens the store twice (restore) asks twice.
+    nonisolated(unsafe) static var loggingReady = false
+
     static func bootstrapLogging(_ level: Logger.Level) {
+        guard !loggingReady else { return }
+        loggingReady = true
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
