@@ -208,7 +208,13 @@ struct Audit: AsyncParsableCommand {
                 if let broken = result.broken {
                     throw Runtime.fail("audit trail broken at event \(broken.sequence): \(broken.problem) (\(result.checked) events before it are intact)")
                 }
-                print("Audit trail intact: \(result.checked) events verified.")
+                // The data too: each participant, form, lab result and adverse event as its events say.
+                let rows = try await RowVerification.verify(on: store.database)
+                if !rows.differences.isEmpty {
+                    let listed = rows.differences.map { "  " + $0.description }.joined(separator: "\n")
+                    throw Runtime.fail("the audit trail is intact (\(result.checked) events), but data rows differ from it:\n\(listed)")
+                }
+                print("Audit trail intact: \(result.checked) events verified; \(rows.rowsChecked) data rows match them.")
             }
         }
     }
