@@ -27,25 +27,23 @@ public enum RowVerification {
         public var differences: [RowDifference]
     }
 
-    /// The audited state of every row of one entity: id → field → latest value; `deleted` for ids with a delete event.
-    static func audited(_ entity: String, on sql: any SQLDatabase) async throws -> (state: [String: [String: String?]], deleted: Set<String>) {
-        var state: [String: [String: String?]] = [:]
-        var deleted: Set<String> = []
-        for row in try await sql.raw("""
-            SELECT entity_id, action, changes FROM audit_events WHERE entity = \(bind: entity) ORDER BY sequence
-            """).all()
-        {
-            let id = try row.decode(column: "entity_id", as: String.self).uppercased()
-            if try row.decode(column: "action", as: String.self) == AuditAction.delete.rawValue { deleted.insert(id) }
-            var fields = state[id] ?? [:]
-            for change in try ChangesText.decode(try row.decode(column: "changes", as: String.self)) { fields[change.field] = .some(change.new) }
-            state[id] = fields
+    /// The audited state of every row of one entity, keeping only `fields`: id → field → latest value; `deleted` for
+    /// ids with a delete event.
+    static func audited(_ entity: String, fields wanted: Set<String>?, on database: any Database) async throws -> (state: [String: [String: String?]], deleted: Set<String>) {
+        let collected = Collector((state: [String: [String: String?]](), deleted: Set<String>()))
+        try await TextRows.each(database, """
+            SELECT entity_id, action, changes FROM audit_events WHERE entity = '\(entity)' ORDER BY sequence
+            """) { row in
+            guard let id = row[0]?.uppercased(), let action = row[1], let text = row[2], let changes = try? ChangesText.decode(text) else { return }
+            if action == AuditAction.delete.rawValue { collected.value.deleted.insert(id) }
+            var fields = collected.value.state[id] ?? [:]
+            for change in changes where wanted?.contains(change.field) ?? true { fields[change.field] = .some(change.new) }
+            collected.value.state[id] = fields
         }
-        return (state, deleted)
+        return collected.value
     }
 
     public static func verify(on database: any Database, limit: Int = 100) async throws -> Result {
-        let sql = database as! any SQLDatabase
         var differences: [RowDifference] = []
         var checked = 0
         func differ(_ table: String, _ id: String, _ field: String, _ stored: String?, _ audited: String??) {
@@ -56,48 +54,56 @@ public enum RowVerification {
             if differences.count < limit { differences.append(RowDifference(table: table, rowID: id, field: "(row)", stored: "present", audited: nil)) }
         }
 
-        let participants = try await audited("participant", on: sql)
-        for row in try await sql.raw("SELECT id, screening_number, status, deleted_at FROM participants").all() {
+        // Every row of a table as text, in the same form on either database.
+        func rows(_ query: String) async throws -> [[String?]] {
+            let collected = Collector([[String?]]())
+            try await TextRows.each(database, query) { collected.value.append($0) }
+            return collected.value
+        }
+
+        let participants = try await audited("participant", fields: ["screeningNumber", "status"], on: database)
+        for row in try await rows("""
+            SELECT CAST(id AS TEXT), screening_number, status, CASE WHEN deleted_at IS NULL THEN 'no' ELSE 'yes' END FROM participants
+            """) {
             checked += 1
-            let id = try row.decode(column: "id", as: UUID.self).uuidString
+            let id = (row[0] ?? "").uppercased()
             guard let fields = participants.state[id] else { unaudited("participants", id); continue }
-            differ("participants", id, "screening_number", try row.decode(column: "screening_number", as: String.self), fields["screeningNumber"])
-            differ("participants", id, "status", try row.decode(column: "status", as: String.self), fields["status"])
-            let removed = try row.decode(column: "deleted_at", as: Date?.self) != nil
+            differ("participants", id, "screening_number", row[1], fields["screeningNumber"])
+            differ("participants", id, "status", row[2], fields["status"])
+            let removed = row[3] == "yes"
             if removed != participants.deleted.contains(id) {
                 differ("participants", id, "deleted_at", removed ? "set" : nil, .some(participants.deleted.contains(id) ? "set" : nil))
             }
         }
 
-        let labs = try await audited("lab_result", on: sql).state
-        for row in try await sql.raw("SELECT id, test_code, visit_code, entered_value, entered_unit FROM lab_results").all() {
+        let labs = try await audited("lab_result", fields: ["test", "visit", "value"], on: database).state
+        for row in try await rows("SELECT CAST(id AS TEXT), test_code, visit_code, CAST(entered_value AS TEXT), entered_unit FROM lab_results") {
             checked += 1
-            let id = try row.decode(column: "id", as: UUID.self).uuidString
+            let id = (row[0] ?? "").uppercased()
             guard let fields = labs[id] else { unaudited("lab_results", id); continue }
-            differ("lab_results", id, "test_code", try row.decode(column: "test_code", as: String.self), fields["test"])
-            differ("lab_results", id, "visit_code", try row.decode(column: "visit_code", as: String.self), fields["visit"])
+            differ("lab_results", id, "test_code", row[1], fields["test"])
+            differ("lab_results", id, "visit_code", row[2], fields["visit"])
             // As the write path words it: the value as entered with its unit.
-            let value = "\(FormValidator.format(try row.decode(column: "entered_value", as: Double.self))) \(try row.decode(column: "entered_unit", as: String.self))"
+            let value = row[3].flatMap(Double.init).map { "\(FormValidator.format($0)) \(row[4] ?? "")" }
             differ("lab_results", id, "entered_value", value, fields["value"])
         }
 
-        let events = try await audited("adverse_event", on: sql).state
-        for row in try await sql.raw("SELECT id, term, grade, attribution FROM adverse_events").all() {
+        let events = try await audited("adverse_event", fields: ["term", "grade", "attribution"], on: database).state
+        for row in try await rows("SELECT CAST(id AS TEXT), term, CAST(grade AS TEXT), attribution FROM adverse_events") {
             checked += 1
-            let id = try row.decode(column: "id", as: UUID.self).uuidString
+            let id = (row[0] ?? "").uppercased()
             guard let fields = events[id] else { unaudited("adverse_events", id); continue }
-            differ("adverse_events", id, "term", try row.decode(column: "term", as: String.self), fields["term"])
-            differ("adverse_events", id, "grade", String(try row.decode(column: "grade", as: Int.self)), fields["grade"])
-            differ("adverse_events", id, "attribution", try row.decode(column: "attribution", as: String.self), fields["attribution"])
+            differ("adverse_events", id, "term", row[1], fields["term"])
+            differ("adverse_events", id, "grade", row[2], fields["grade"])
+            differ("adverse_events", id, "attribution", row[3], fields["attribution"])
         }
 
-        let forms = try await audited("form_record", on: sql).state
-        for row in try await sql.raw("SELECT id, form_code, data FROM form_records").all() {
+        let forms = try await audited("form_record", fields: nil, on: database).state
+        for row in try await rows("SELECT CAST(id AS TEXT), form_code, data FROM form_records") {
             checked += 1
-            let id = try row.decode(column: "id", as: UUID.self).uuidString
-            guard let fields = forms[id] else { unaudited("form_records", id); continue }
-            let form = try row.decode(column: "form_code", as: String.self)
-            let values = FluentFormRecordRepository.values(try row.decode(column: "data", as: String.self))
+            let id = (row[0] ?? "").uppercased()
+            guard let fields = forms[id], let form = row[1] else { unaudited("form_records", id); continue }
+            let values = FluentFormRecordRepository.values(row[2] ?? "{}")
             // Every field the trail names, and every stored value, must agree (an empty value is no value).
             var names = Set(values.keys.map { "\(form).\($0)" })
             names.formUnion(fields.keys.filter { $0.hasPrefix("\(form).") })
