@@ -11,6 +11,12 @@ public struct AppConfig: Sendable {
     public var lockoutThreshold: Int
     public var lockoutDuration: TimeInterval
     public var secureCookies: Bool
+    /// Failed sign-ins one client address may make in `loginThrottleWindow` before it is answered 429.
+    public var loginAttemptsPerAddress: Int = 20
+    public var loginThrottleWindow: TimeInterval = 15 * 60
+    /// Whether the client address is read from X-Forwarded-For; only a proxy that sets it may stand in front, or any
+    /// client could choose its own address and escape the per-address throttle.
+    public var trustForwardedFor: Bool = false
     public var bcryptCost: Int
     public var maxBodyBytes: Int
     public var logLevel: Logger.Level
@@ -29,10 +35,12 @@ public struct AppConfig: Sendable {
         ("CASEBOOK_SESSION_MINUTES", "idle minutes before a page session expires (default 30)"),
         ("CASEBOOK_LOCKOUT_ATTEMPTS", "failed logins in a row that lock an account (default 5)"),
         ("CASEBOOK_LOCKOUT_MINUTES", "minutes an account stays locked (default 15)"),
-        ("CASEBOOK_SECURE_COOKIES", "true to mark cookies Secure, for serving behind HTTPS (default false)"),
+        ("CASEBOOK_SECURE_COOKIES", "true to mark cookies Secure and send Strict-Transport-Security, for serving behind HTTPS (default false)"),
+        ("CASEBOOK_LOGIN_ATTEMPTS_PER_ADDRESS", "failed sign-ins one client address may make in 15 minutes before it is answered 429, 1-10000 (default 20)"),
+        ("CASEBOOK_TRUST_FORWARDED_FOR", "true when a reverse proxy that sets X-Forwarded-For fronts Casebook: the client address is its last entry (default false)"),
         ("CASEBOOK_BCRYPT_COST", "bcrypt work factor for new passwords, 10-16 (default 12)"),
         ("CASEBOOK_MAX_BODY_KB", "largest request body accepted, in KiB (default 256)"),
-        ("LOG_LEVEL", "trace, debug, info, notice, warning, error or critical (default info)"),
+        ("LOG_LEVEL", "trace, debug, info, notice, warning, error or critical (default info); trace logs SQL values and request bodies' first bytes, never in production"),
         ("CASEBOOK_MONITOR_SECONDS", "seconds between looks at the stopping rules once data changed, 0 to 3600, 0 = off (default 30)"),
     ]
 
@@ -61,14 +69,19 @@ public struct AppConfig: Sendable {
         let cost = integer("CASEBOOK_BCRYPT_COST", default: 12, range: 10...16)
         let bodyKB = integer("CASEBOOK_MAX_BODY_KB", default: 256, range: 1...102_400)
         let monitor = integer("CASEBOOK_MONITOR_SECONDS", default: 30, range: 0...3600)
-        var secure = false
-        if let text = env["CASEBOOK_SECURE_COOKIES"] {
+        let perAddress = integer("CASEBOOK_LOGIN_ATTEMPTS_PER_ADDRESS", default: 20, range: 1...10_000)
+        func flag(_ name: String) -> Bool {
+            guard let text = env[name] else { return false }
             switch text.lowercased() {
-            case "true", "1", "yes": secure = true
-            case "false", "0", "no": secure = false
-            default: issues.append(.init(variable: "CASEBOOK_SECURE_COOKIES", problem: "must be true or false, got '\(text)'"))
+            case "true", "1", "yes": return true
+            case "false", "0", "no": return false
+            default:
+                issues.append(.init(variable: name, problem: "must be true or false, got '\(text)'"))
+                return false
             }
         }
+        let secure = flag("CASEBOOK_SECURE_COOKIES")
+        let forwarded = flag("CASEBOOK_TRUST_FORWARDED_FOR")
         var level = Logger.Level.info
         if let text = env["LOG_LEVEL"] {
             if let parsed = Logger.Level(rawValue: text.lowercased()) {
@@ -83,6 +96,8 @@ public struct AppConfig: Sendable {
             lockoutThreshold: attempts, lockoutDuration: TimeInterval(lockMinutes * 60), secureCookies: secure,
             bcryptCost: cost, maxBodyBytes: bodyKB * 1024, logLevel: level)
         config.monitorSeconds = Double(monitor)
+        config.loginAttemptsPerAddress = perAddress
+        config.trustForwardedFor = forwarded
         return config
     }
 }

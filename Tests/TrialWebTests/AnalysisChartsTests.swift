@@ -133,7 +133,9 @@ private let continuous = [StoppingBoundary(n: 2, stopIfAtLeast: 3)]
         #expect(root.attributes["xmlns"] == "http://www.w3.org/2000/svg")
         #expect(root.attributes["role"] == "img")
         #expect(root.attributes["font-family"] == "sans-serif")
-        #expect(root.attributes["style"] == "max-width:100%;height:auto")
+        // Sized by the stylesheet's class: the pages' policy allows no style attribute.
+        #expect(root.attributes["class"] == "chart")
+        #expect(root.attributes["style"] == nil)
         let width = try #require(root.attributes["width"]), height = try #require(root.attributes["height"])
         #expect(root.attributes["viewBox"] == "0 0 \(width) \(height)")
         #expect(parsed.elements[1].name == "title" && parsed.elements[1].text == "Overall survival")

@@ -49,7 +49,9 @@ class LoginInABrowser(unittest.TestCase):
         d = self.driver
         self.sign_in("admin", "not-the-password")
         message = WebDriverWait(d, 10).until(EC.presence_of_element_located((By.ID, "message")))
-        self.assertEqual(message.text, "Wrong username or password.")
+        # The one answer to every refused sign-in: it does not tell a wrong password from an unknown user or a lock.
+        self.assertEqual(message.text, "Sign-in failed: wrong user ID or password, or the account is locked. "
+                                       "Try again later or ask an administrator.")
         self.assertEqual(d.find_elements(By.ID, "welcome"), [])
 
     def test_register_a_participant_and_read_its_history(self):

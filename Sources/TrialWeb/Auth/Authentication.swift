@@ -152,7 +152,8 @@ extension Request {
     }
 }
 
-/// Login with lockout; shared by the page form and the tests.
+/// Login with lockout; shared by the page form and the tests. Every refusal looks the same to the client: a wrong
+/// password, an unknown user and a locked account all cost one bcrypt check and get one answer.
 enum LoginService {
     enum Outcome: Equatable {
         case success(Account)
@@ -160,12 +161,32 @@ enum LoginService {
         case locked(until: Date)
     }
 
-    private static let dummyHash = (try? Bcrypt.hash("no account has this password", cost: 12)) ?? ""
+    /// The one answer to every refused sign-in: it does not say whether the user exists or is locked.
+    static let refusal = "Sign-in failed: wrong user ID or password, or the account is locked. Try again later or ask an administrator."
+
+    /// A hash per bcrypt cost for the unknown user's check, made once a process: its check must cost what a real one
+    /// costs at the configured work factor.
+    private static let dummyHashes = DummyHashes()
+
+    private final class DummyHashes: @unchecked Sendable {
+        private let lock = NSLock()
+        private var byCost: [Int: String] = [:]
+
+        func hash(cost: Int) -> String {
+            if let hash = lock.withLock({ byCost[cost] }) { return hash }
+            let hash = (try? Bcrypt.hash("no account has this password", cost: cost)) ?? ""
+            lock.withLock { byCost[cost] = hash }
+            return hash
+        }
+    }
+
+    static func dummyHash(cost: Int) -> String { dummyHashes.hash(cost: cost) }
 
     /// Bcrypt takes a quarter of a second by design: it runs on the application's thread pool, never on the event
-    /// loop threads that also run request handlers. A nil hash checks against the dummy one.
+    /// loop threads that also run request handlers. A nil hash checks against the dummy one of the configured cost.
     static func verify(_ password: String, hash: String?, request: Request) async -> Bool {
-        (try? await request.application.threadPool.runIfActive { Passwords.verify(password, hash: hash ?? dummyHash) }) ?? false
+        let cost = request.config.bcryptCost
+        return (try? await request.application.threadPool.runIfActive { Passwords.verify(password, hash: hash ?? dummyHash(cost: cost)) }) ?? false
     }
 
     static func attempt(username: String, password: String, request: Request, now: Date) async throws -> Outcome {
@@ -174,8 +195,11 @@ enum LoginService {
             _ = await verify(password, hash: nil, request: request)
             return .wrongCredentials
         }
+        let matches = await verify(password, hash: account.passwordHash, request: request)
+        // Checked after the password, not before: a locked account answers as slowly as any other refusal, and even the
+        // right password does not open it.
         if let until = account.lockedUntil, until > now { return .locked(until: until) }
-        guard await verify(password, hash: account.passwordHash, request: request) else {
+        guard matches else {
             let config = request.config
             if let until = try await request.accounts.recordFailedLogin(
                 userID: account.id, threshold: config.lockoutThreshold, lockFor: config.lockoutDuration, now: now)

@@ -557,7 +557,7 @@ extension AnalysisCharts {
         var out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         out += "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"\(width)\" height=\"\(height)\" viewBox=\"0 0 \(width) \(height)\""
         out += " role=\"img\" aria-labelledby=\"\(id)-title \(id)-desc\" font-family=\"sans-serif\" font-size=\"\(Metric.font)\""
-        out += " style=\"max-width:100%;height:auto\">\n"
+        out += " class=\"chart\">\n"
         out += "<title id=\"\(id)-title\">\(escape(title))</title>\n"
         out += "<desc id=\"\(id)-desc\">\(escape(summary))</desc>\n"
         // An opaque background keeps the text readable on dark pages and in print.

@@ -84,7 +84,11 @@ enum AnalysisPages {
         let report = try await Reports.dsmb(store: req.store, study: study, scope: user.scope, session: session, now: now)
         try await FluentAnalysisRepository(store: req.store).recordReport("dsmb", session: session.rawValue, scope: user.scope, now: now)
         return Response(
-            status: .ok, headers: ["Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"],
+            status: .ok,
+            headers: [
+                "Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store",
+                "Content-Security-Policy": ReportHTML.contentSecurityPolicy,
+            ],
             body: .init(string: ReportHTML.document(report, study: study)))
     }
 

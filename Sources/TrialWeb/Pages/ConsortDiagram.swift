@@ -15,7 +15,7 @@ public enum ConsortDiagram {
         var out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         out += "<svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"\(w)\" height=\"\(h)\" viewBox=\"0 0 \(w) \(h)\""
         out += " role=\"img\" aria-labelledby=\"\(id)-title \(id)-desc\" font-family=\"sans-serif\" font-size=\"\(Metric.font)\""
-        out += " style=\"max-width:100%;height:auto\">\n"
+        out += " class=\"chart\">\n"
         out += "<title id=\"\(id)-title\">\(escape(title))</title>\n"
         out += "<desc id=\"\(id)-desc\">\(escape(summary))</desc>\n"
         out += "<defs><marker id=\"\(id)-arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto\">"

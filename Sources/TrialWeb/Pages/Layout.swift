@@ -13,8 +13,20 @@ enum Layout {
         table{border-collapse:collapse;background:#fff}th,td{border:1px solid #ccd;padding:.3rem .6rem;text-align:left}
         label{display:block;margin:.5rem 0 .2rem}input,select{padding:.3rem}button{padding:.35rem .8rem;margin-top:.5rem}
         .error{color:#a00;font-weight:600}.notice{color:#064}.card{background:#fff;padding:1rem;margin:1rem 0;border:1px solid #ccd}
+        svg.chart{max-width:100%;height:auto}
         @media print{header,form{display:none}main{max-width:none}.card{border:none;break-inside:avoid-page}}
         """
+
+    /// Served, not inlined: the pages' policy allows no inline style. The address names the text's fingerprint, so
+    /// a browser may keep it long and still fetch a new release's at once.
+    static let stylesheet = "/assets/casebook.css?v=" + Secrets.sha256(css).prefix(12)
+
+    static func stylesheetAsset(req: Request) -> Response { asset(css, type: "text/css; charset=utf-8") }
+
+    /// A static file: no participant data, the same for everyone, so shared caches may keep it a day.
+    static func asset(_ text: String, type: String) -> Response {
+        Response(status: .ok, headers: ["Content-Type": type, "Cache-Control": "public, max-age=86400"], body: .init(string: text))
+    }
 
     static func page(title: String, user: CurrentUser?, _ content: Node<HTML.BodyContext>...) -> Response {
         var nav: [Node<HTML.BodyContext>] = [.strong(.text("Casebook"))]
@@ -42,7 +54,7 @@ enum Layout {
             .head(
                 .meta(.charset(.utf8)), .meta(.name("viewport"), .content("width=device-width, initial-scale=1")),
                 // Plot's `.title` adds social-media meta tags whose content it does not escape: the element alone.
-                .element(named: "title", text: "\(title) · Casebook"), .element(named: "style", text: css)),
+                .element(named: "title", text: "\(title) · Casebook"), .stylesheet(stylesheet)),
             .body(.header(.group(nav)), .main(.h1(.text(title)), .group(content)))
         )
         return Response(
@@ -53,7 +65,7 @@ enum Layout {
     static func errorPage(status: HTTPResponseStatus, message: String) -> String {
         HTML(
             .lang(.english),
-            .head(.meta(.charset(.utf8)), .element(named: "title", text: "\(status.code) · Casebook"), .element(named: "style", text: css)),
+            .head(.meta(.charset(.utf8)), .element(named: "title", text: "\(status.code) · Casebook"), .stylesheet(stylesheet)),
             .body(
                 .main(
                     .h1(.text("\(status.code) \(status.reasonPhrase)")), .p(.class("error"), .id("error"), .text(message)),

@@ -38,8 +38,25 @@ enum LoginPage {
     static func submit(req: Request) async throws -> Response {
         let form = try req.content.decode(LoginForm.self)
         let now = Date()
+        let throttle = req.application.loginThrottle
+        let address = req.clientAddress
+        if let retry = await throttle.admit(address, now: now) {
+            // Refused before any password is checked: the answer costs nothing and says nothing about the account.
+            let seconds = max(1, Int(retry.timeIntervalSince(now).rounded(.up)))
+            let minutes = (seconds + 59) / 60
+            req.logger.notice("sign-in throttled", metadata: ["address": "\(address)", "retry-after": "\(seconds)"])
+            let response = render(
+                req: req,
+                message: .p(
+                    .class("error"), .id("message"),
+                    .text("Too many failed sign-ins from your address. Try again in \(minutes == 1 ? "a minute" : "\(minutes) minutes").")),
+                status: .tooManyRequests)
+            response.headers.replaceOrAdd(name: .retryAfter, value: String(seconds))
+            return response
+        }
         switch try await LoginService.attempt(username: form.username, password: form.password, request: req, now: now) {
         case .success(let account):
+            await throttle.succeeded(address, at: now)
             let token = Secrets.randomToken()
             try await req.accounts.createSession(
                 userID: account.id, tokenHash: Secrets.sha256(token), expiresAt: now.addingTimeInterval(req.config.sessionLifetime), now: now)
@@ -47,13 +64,9 @@ enum LoginPage {
             response.cookies[Cookies.session] = Cookies.make(token, config: req.config, maxAge: nil)
             response.cookies[Cookies.loginCSRF] = HTTPCookies.Value(string: "", maxAge: 0, path: "/", isHTTPOnly: true, sameSite: .strict)
             return response
-        case .wrongCredentials:
-            return render(req: req, message: .p(.class("error"), .id("message"), .text("Wrong username or password.")), status: .unauthorized)
-        case .locked(let until):
-            return render(
-                req: req,
-                message: .p(.class("error"), .id("message"), .text("This account is locked after repeated failed sign-ins until \(iso(until)).")),
-                status: .forbidden)
+        case .wrongCredentials, .locked:
+            // One status and one message for all three: the lock is audited, never told.
+            return render(req: req, message: .p(.class("error"), .id("message"), .text(LoginService.refusal)), status: .unauthorized)
         }
     }
 

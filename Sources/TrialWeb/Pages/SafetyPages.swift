@@ -113,7 +113,7 @@ enum SafetyPages {
                         Layout.select("Expected", id: "expected", options: [("no", "no", true), ("yes", "yes", false)]),
                         Layout.field("Action taken", id: "actionTaken"), Layout.field("Outcome", id: "outcome"),
                         .button(.type(.submit), .id("save-ae"), .text("Save adverse event"))))),
-            .element(named: "script", nodes: [.attribute(named: "src", value: "/assets/casebook.js")]))
+            .element(named: "script", nodes: [.attribute(named: "src", value: scriptPath)]))
     }
 
     static func back(_ req: Request, _ id: UUID) -> Response { req.redirect(to: "/participants/\(id.uuidString)", redirectType: .normal) }
@@ -273,9 +273,10 @@ enum SafetyPages {
         })();
         """
 
-    static func asset(req: Request) -> Response {
-        Response(status: .ok, headers: ["Content-Type": "application/javascript; charset=utf-8"], body: .init(string: script))
-    }
+    /// Named by the script's fingerprint, as the stylesheet is, so a cached copy never outlives a release.
+    static let scriptPath = "/assets/casebook.js?v=" + Secrets.sha256(script).prefix(12)
+
+    static func asset(req: Request) -> Response { Layout.asset(script, type: "application/javascript; charset=utf-8") }
 }
 
 /// The eDISH plot (Watkins PB et al., Drug Saf 2011;34:243): log axes, lines at 3 × ULN ALT and 2 × ULN bilirubin.

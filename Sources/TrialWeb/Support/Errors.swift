@@ -19,7 +19,7 @@ struct CasebookErrorMiddleware: Middleware {
             if status.code >= 500 {
                 request.logger.report(error: error)
             } else {
-                request.logger.info("request refused", metadata: ["status": "\(status.code)", "reason": "\(message)"])
+                request.logger.info("request refused", metadata: Self.refusalMetadata(error, status: status, message: message, request: request))
             }
             let requestID = request.headers.first(name: "X-Request-Id")
             if request.url.path.hasPrefix("/api/") || request.url.path == "/openapi.json" || !Self.wantsHTML(request) {
@@ -29,6 +29,68 @@ struct CasebookErrorMiddleware: Middleware {
             }
             let html = Layout.errorPage(status: status, message: message)
             return Response(status: status, headers: ["Content-Type": "text/html; charset=utf-8"], body: .init(string: html))
+        }
+    }
+
+    /// What a refusal leaves in the log. Its message may quote what was sent (a value of a participant's record, an
+    /// unknown enum value), so a request that sent anything is logged by the field, the kind of error and the body's
+    /// size only; the message is kept when nothing was sent, as it can then quote only the path, logged anyway.
+    static func refusalMetadata(_ error: any Error, status: HTTPResponseStatus, message: String, request: Request) -> Logger.Metadata {
+        var metadata: Logger.Metadata = ["status": "\(status.code)", "error": "\(kind(of: error))"]
+        // A body left unread (too large, say) still counts as sent.
+        let bodyBytes = request.body.data?.readableBytes ?? request.headers.first(name: .contentLength).flatMap(Int.init) ?? 0
+        if bodyBytes == 0, request.url.query == nil {
+            metadata["reason"] = "\(message)"
+            return metadata
+        }
+        metadata["body-bytes"] = "\(bodyBytes)"
+        if let field = field(of: error, message: message) { metadata["field"] = "\(field)" }
+        return metadata
+    }
+
+    /// The name of the field a refusal is about, never its value.
+    static func field(of error: any Error, message: String) -> String? {
+        switch error {
+        case let error as StoreError:
+            switch error {
+            case .notFound(let entity, _): return entity
+            case .duplicate(let field, _), .invalid(let field, _), .conflict(let field, _), .reasonRequired(let field): return field
+            case .forbidden: break
+            }
+        case let error as DecodingError:
+            let context: DecodingError.Context? =
+                switch error {
+                case .typeMismatch(_, let c), .valueNotFound(_, let c), .dataCorrupted(let c): c
+                case .keyNotFound(let key, let c): DecodingError.Context(codingPath: c.codingPath + [key], debugDescription: "")
+                @unknown default: nil
+                }
+            if let path = context?.codingPath, !path.isEmpty { return path.map(\.stringValue).joined(separator: ".") }
+        default: break
+        }
+        // Otherwise the message's lead up to its first colon, when that reads as a name ("csrf", "body", "Content-Type").
+        guard let colon = message.firstIndex(of: ":") else { return nil }
+        let lead = message[..<colon]
+        return !lead.isEmpty && lead.count <= 64 && !lead.contains(" ") ? String(lead) : nil
+    }
+
+    /// The error's type and case, never its text.
+    static func kind(of error: any Error) -> String {
+        switch error {
+        case let error as StoreError:
+            switch error {
+            case .notFound: "store.not-found"
+            case .duplicate: "store.duplicate"
+            case .invalid: "store.invalid"
+            case .reasonRequired: "store.reason-required"
+            case .conflict: "store.conflict"
+            case .forbidden: "store.forbidden"
+            }
+        case is LockRefusal: "lock"
+        case is RuleError: "rule"
+        case is BodyError: "body"
+        case let error as DecodingError: "decoding.\(error.identifier)"
+        case is any AbortError: "abort"
+        default: "\(type(of: error))"
         }
     }
 

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import TrialDomain
 import TrialStore
@@ -16,6 +17,12 @@ enum ReportHTML {
         @media print{body{max-width:none;margin:0}h2{break-after:avoid}table,figure{break-inside:avoid}.noprint{display:none}}
         @page{margin:15mm}
         """
+
+    /// The served report's policy: the pages' own plus this one style block, allowed by its hash. The page stays the
+    /// very document the CLI writes (self-contained, so a saved or printed copy keeps its look) and no other inline
+    /// style is allowed. The hash is of the element's text, exactly as `document` writes it.
+    static let contentSecurityPolicy = ResponseHeadersMiddleware.policy(
+        styleSource: "'self' 'sha256-\(Data(SHA256.hash(data: Data(css.utf8))).base64EncodedString())'")
 
     static func e(_ text: String) -> String { Layout.escape(text) }
 
