@@ -15,6 +15,10 @@ import Testing
             Visit(code: "screening", name: "Screening", anchor: "transplant", target: Offset(-7, .days), window: VisitWindow(before: Offset(7, .days), after: Offset(0, .days))),
             Visit(code: "baseline", name: "Baseline", anchor: "transplant", target: Offset(1, .days), window: VisitWindow(before: Offset(0, .days), after: Offset(2, .days)), defines: "allocation"),
         ]
+        study.forms.append(Form(code: "demographics", name: "Demographics", visits: ["screening"], fields: [
+            Field(code: "birth_date", label: "Born", type: .date),
+            Field(code: "sex", label: "Sex", type: .choice, choices: [Choice(code: "F", label: "Female"), Choice(code: "M", label: "Male")]),
+        ]))
         study.eligibility.visit = "screening"
         study.participant = ParticipantFields(sex: "demographics.sex", female: "F", birthDate: "demographics.birth_date")
         return study

@@ -3,53 +3,6 @@ import Testing
 import TrialDomain
 @testable import TrialWeb
 
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
-
-/// The SVG read back with Foundation's XML parser: every element with its attributes and its own text.
-private final class ChartXML: NSObject, XMLParserDelegate {
-    struct Element {
-        var name: String
-        var attributes: [String: String]
-        var text: String
-    }
-
-    private(set) var elements: [Element] = []
-    private var open: [Int] = []
-
-    static func parse(_ svg: String) throws -> ChartXML {
-        let parser = XMLParser(data: Data(svg.utf8))
-        let parsed = ChartXML()
-        parser.delegate = parsed
-        guard parser.parse() else {
-            throw parser.parserError ?? NSError(domain: "AnalysisChartsTests", code: 1, userInfo: [NSLocalizedDescriptionKey: "unparsable"])
-        }
-        return parsed
-    }
-
-    func parser(
-        _ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?, qualifiedName qName: String?,
-        attributes attributeDict: [String: String] = [:]
-    ) {
-        open.append(elements.count)
-        elements.append(Element(name: elementName, attributes: attributeDict, text: ""))
-    }
-
-    func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName qName: String?) {
-        open.removeLast()
-    }
-
-    func parser(_ parser: XMLParser, foundCharacters string: String) {
-        if let index = open.last { elements[index].text += string }
-    }
-
-    func named(_ name: String) -> [Element] { elements.filter { $0.name == name } }
-    func classed(_ name: String) -> [Element] { elements.filter { $0.attributes["class"] == name } }
-    var drawn: String { named("text").map(\.text).joined(separator: " ") }
-    var desc: String { named("desc").first?.text ?? "" }
-}
-
 private struct Pixel: Equatable {
     var x: Double
     var y: Double
@@ -127,7 +80,7 @@ private let continuous = [StoppingBoundary(n: 2, stopIfAtLeast: 3)]
     @Test func isAnAccessibleStandaloneSVG() throws {
         let svg = AnalysisCharts.kaplanMeier(twoGroups(), title: "Overall survival", xLabel: "Days since randomization", horizon: 10)
         #expect(svg.hasPrefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg "))
-        let parsed = try ChartXML.parse(svg)
+        let parsed = try ParsedSVG.parse(svg)
         let root = try #require(parsed.elements.first)
         #expect(root.name == "svg")
         #expect(root.attributes["xmlns"] == "http://www.w3.org/2000/svg")
@@ -151,7 +104,7 @@ private let continuous = [StoppingBoundary(n: 2, stopIfAtLeast: 3)]
 
         // The same input gives the same bytes; a different title a different id.
         #expect(svg == AnalysisCharts.kaplanMeier(twoGroups(), title: "Overall survival", xLabel: "Days since randomization", horizon: 10))
-        let other = try ChartXML.parse(AnalysisCharts.kaplanMeier(twoGroups(), title: "PFS", xLabel: "Days since randomization", horizon: 10))
+        let other = try ParsedSVG.parse(AnalysisCharts.kaplanMeier(twoGroups(), title: "PFS", xLabel: "Days since randomization", horizon: 10))
         #expect(other.elements[1].attributes["id"] != parsed.elements[1].attributes["id"])
     }
 
@@ -160,7 +113,7 @@ private let continuous = [StoppingBoundary(n: 2, stopIfAtLeast: 3)]
         let svg = AnalysisCharts.kaplanMeier(twoGroups(label, "Control"), title: "KM: x < y & z", xLabel: "Days <since> entry", horizon: nil)
         #expect(!svg.contains("<A>") && !svg.contains("<since>"))
         #expect(svg.contains("Arm &lt;A&gt; &amp; &quot;B&quot; &#39;C&#39;\u{FFFD}"))
-        let parsed = try ChartXML.parse(svg)
+        let parsed = try ParsedSVG.parse(svg)
         #expect(parsed.named("title").first?.text == "KM: x < y & z")
         #expect(parsed.drawn.contains("Arm <A> & \"B\" 'C'\u{FFFD} (n=5)"))
         #expect(parsed.classed("km-x-label").first?.text == "Days <since> entry")
@@ -176,7 +129,7 @@ private let continuous = [StoppingBoundary(n: 2, stopIfAtLeast: 3)]
         #expect(near(frame.y(1), frame.plot.top) && near(frame.y(0), frame.plot.bottom))
         #expect(near(frame.y(0.5), (frame.plot.top + frame.plot.bottom) / 2))
 
-        let parsed = try ChartXML.parse(AnalysisCharts.kaplanMeier(twoGroups(), title: "t", xLabel: "Days", horizon: 10))
+        let parsed = try ParsedSVG.parse(AnalysisCharts.kaplanMeier(twoGroups(), title: "t", xLabel: "Days", horizon: 10))
         let lines = parsed.classed("km-line")
         #expect(lines.count == 2)
         let d = try #require(lines.first?.attributes["d"])
@@ -198,7 +151,7 @@ private let continuous = [StoppingBoundary(n: 2, stopIfAtLeast: 3)]
     }
 
     @Test func theNumberAtRiskIsCountedAtEachTick() throws {
-        let parsed = try ChartXML.parse(AnalysisCharts.kaplanMeier(twoGroups(), title: "t", xLabel: "Days", horizon: 10))
+        let parsed = try ParsedSVG.parse(AnalysisCharts.kaplanMeier(twoGroups(), title: "t", xLabel: "Days", horizon: 10))
         let counts = parsed.classed("km-at-risk").map(\.text)
         // In the worked table of the comment above `groupA`.
         #expect(counts == ["5", "5", "3", "1", "1", "0", "6", "5", "5", "3", "2", "1"])
@@ -211,7 +164,7 @@ private let continuous = [StoppingBoundary(n: 2, stopIfAtLeast: 3)]
 
     @Test func groupsDifferInColourAndDash() throws {
         let curves = (0..<7).map { (label: "Group \($0)", curve: groupA) }
-        let parsed = try ChartXML.parse(AnalysisCharts.kaplanMeier(curves, title: "t", xLabel: "Days", horizon: nil))
+        let parsed = try ParsedSVG.parse(AnalysisCharts.kaplanMeier(curves, title: "t", xLabel: "Days", horizon: nil))
         let styles = parsed.classed("km-line").map { "\($0.attributes["stroke"] ?? "")|\($0.attributes["stroke-dasharray"] ?? "solid")" }
         #expect(styles.count == 7 && Set(styles).count == 7)
         let dashes = parsed.classed("km-line").prefix(6).map { $0.attributes["stroke-dasharray"] ?? "solid" }
@@ -222,7 +175,7 @@ private let continuous = [StoppingBoundary(n: 2, stopIfAtLeast: 3)]
     }
 
     @Test func theIntervalBandIsShadedFaintlyOrLeftOut() throws {
-        let parsed = try ChartXML.parse(AnalysisCharts.kaplanMeier(twoGroups(), title: "t", xLabel: "Days", horizon: 10))
+        let parsed = try ParsedSVG.parse(AnalysisCharts.kaplanMeier(twoGroups(), title: "t", xLabel: "Days", horizon: 10))
         let bands = parsed.classed("km-band")
         #expect(bands.count == 2)
         #expect(bands.allSatisfy { Double($0.attributes["fill-opacity"] ?? "1")! <= 0.2 })
@@ -237,22 +190,22 @@ private let continuous = [StoppingBoundary(n: 2, stopIfAtLeast: 3)]
         #expect(band.contains { near($0.x, frame.x(2)) && near($0.y, frame.y(upper)) })
         #expect(band.contains { near($0.x, frame.x(5)) && near($0.y, frame.y(lower)) })
 
-        let plain = try ChartXML.parse(AnalysisCharts.kaplanMeier(twoGroups(), title: "t", xLabel: "Days", horizon: 10, intervals: false))
+        let plain = try ParsedSVG.parse(AnalysisCharts.kaplanMeier(twoGroups(), title: "t", xLabel: "Days", horizon: 10, intervals: false))
         #expect(plain.classed("km-band").isEmpty && !plain.drawn.contains("interval"))
     }
 
     @Test func theDescriptionSummarisesEachGroup() throws {
-        let parsed = try ChartXML.parse(AnalysisCharts.kaplanMeier(twoGroups(), title: "t", xLabel: "days since randomization", horizon: 10))
+        let parsed = try ParsedSVG.parse(AnalysisCharts.kaplanMeier(twoGroups(), title: "t", xLabel: "days since randomization", horizon: 10))
         let desc = parsed.desc
         #expect(desc.hasPrefix("Kaplan–Meier plot of the proportion event-free (0 to 1) against days since randomization, 2 groups."))
         #expect(desc.contains("Arm A: n=5, 3 events, 2 censored; median 8 days; at 10 days 0."))
         #expect(desc.contains("Arm B: n=6, 3 events, 3 censored; median 9 days; at 10 days 0.3 (95% CI "))
         // Past the end of follow-up with people still event-free, the curve says nothing.
-        let later = try ChartXML.parse(AnalysisCharts.kaplanMeier(twoGroups(), title: "t", xLabel: "days", horizon: 365))
+        let later = try ParsedSVG.parse(AnalysisCharts.kaplanMeier(twoGroups(), title: "t", xLabel: "days", horizon: 365))
         #expect(later.desc.contains("Arm B: n=6, 3 events, 3 censored; median 9 days; not estimable at 365 days (follow-up ends at 10 days)."))
         #expect(later.desc.contains("Arm A: n=5, 3 events, 2 censored; median 8 days; at 365 days 0."))
         let notReached = SurvivalCurve.kaplanMeier([(3, true), (5, false), (7, false)])
-        let one = try ChartXML.parse(AnalysisCharts.kaplanMeier([("Only", notReached)], title: "t", xLabel: "days", horizon: nil))
+        let one = try ParsedSVG.parse(AnalysisCharts.kaplanMeier([("Only", notReached)], title: "t", xLabel: "days", horizon: nil))
         #expect(one.desc.contains("1 group. Only: n=3, 1 event, 2 censored; median not reached."))
         // The axis reaches the horizon even past the last time.
         #expect(AnalysisCharts.kaplanMeierFrame(twoGroups(), title: "t", horizon: 365).xTicks.last! >= 365)
@@ -260,13 +213,13 @@ private let continuous = [StoppingBoundary(n: 2, stopIfAtLeast: 3)]
 
     @Test func noGroupsOrNoParticipantsSayNoData() throws {
         for curves in [[], [(label: "Empty", curve: SurvivalCurve.kaplanMeier([]))]] as [[(label: String, curve: SurvivalCurve)]] {
-            let parsed = try ChartXML.parse(AnalysisCharts.kaplanMeier(curves, title: "Overall survival", xLabel: "Days", horizon: 30))
+            let parsed = try ParsedSVG.parse(AnalysisCharts.kaplanMeier(curves, title: "Overall survival", xLabel: "Days", horizon: 30))
             #expect(parsed.drawn.contains("No data"))
             #expect(parsed.desc.contains("No data"))
             #expect(parsed.classed("km-line").isEmpty)
         }
         // An empty group beside a full one is listed, with no line and nobody at risk.
-        let mixed = try ChartXML.parse(
+        let mixed = try ParsedSVG.parse(
             AnalysisCharts.kaplanMeier([("Arm A", groupA), ("Arm C", SurvivalCurve.kaplanMeier([]))], title: "t", xLabel: "Days", horizon: nil))
         #expect(mixed.classed("km-line").count == 1)
         #expect(mixed.drawn.contains("Arm C (n=0)"))
@@ -289,7 +242,7 @@ private let continuous = [StoppingBoundary(n: 2, stopIfAtLeast: 3)]
 
 @Suite struct StoppingBoundaryChartTests {
     /// The boundary's horizontal runs: (from x, to x, y) in pixels.
-    private func levels(_ parsed: ChartXML) throws -> [(from: Double, to: Double, y: Double)] {
+    private func levels(_ parsed: ParsedSVG) throws -> [(from: Double, to: Double, y: Double)] {
         let d = try #require(parsed.classed("stop-boundary").first?.attributes["d"])
         return subpaths(d).flatMap { points in
             zip(points, points.dropFirst()).filter { near($0.y, $1.y) }.map { (min($0.x, $1.x), max($0.x, $1.x), $0.y) }
@@ -298,7 +251,7 @@ private let continuous = [StoppingBoundary(n: 2, stopIfAtLeast: 3)]
 
     @Test func theBoundaryPointsMapToTheGivenBoundaries() throws {
         let frame = AnalysisCharts.stoppingFrame(continuous, maxSampleSize: 10, observed: nil, title: "t")
-        let parsed = try ChartXML.parse(AnalysisCharts.stoppingBoundary(continuous, maxSampleSize: 10, observed: nil, title: "t"))
+        let parsed = try ParsedSVG.parse(AnalysisCharts.stoppingBoundary(continuous, maxSampleSize: 10, observed: nil, title: "t"))
         let levels = try levels(parsed)
         for boundary in continuous where boundary.stopIfAtLeast <= boundary.n {
             let x = frame.x(Double(boundary.n))
@@ -318,7 +271,7 @@ private let continuous = [StoppingBoundary(n: 2, stopIfAtLeast: 3)]
     @Test func theObservedPointIsInsideTheRegionExactlyWhenItCrosses() throws {
         for (observed, crossed) in [((6, 4), true), ((6, 3), false), ((7, 6), true), ((2, 2), false), ((10, 5), true), ((9, 4), false)] {
             let svg = AnalysisCharts.stoppingBoundary(continuous, maxSampleSize: 10, observed: observed, title: "Grade 3+ toxicity")
-            let parsed = try ChartXML.parse(svg)
+            let parsed = try ParsedSVG.parse(svg)
             let marker = try #require(parsed.classed("stop-observed").first)
             let point = Pixel(x: Double(marker.attributes["cx"]!)!, y: Double(marker.attributes["cy"]!)!)
             let regionPath = try #require(parsed.classed("stop-region").first?.attributes["d"])
@@ -327,7 +280,7 @@ private let continuous = [StoppingBoundary(n: 2, stopIfAtLeast: 3)]
             #expect(parsed.classed("stop-observed-label").first?.text == "now: \(observed.1) of \(observed.0)")
             #expect(parsed.desc.contains(crossed ? "crossed, the stopping rule is met." : "not crossed."), "\(observed)")
         }
-        let parsed = try ChartXML.parse(AnalysisCharts.stoppingBoundary(continuous, maxSampleSize: 10, observed: (6, 4), title: "t"))
+        let parsed = try ParsedSVG.parse(AnalysisCharts.stoppingBoundary(continuous, maxSampleSize: 10, observed: (6, 4), title: "t"))
         #expect(parsed.desc == "Stopping boundary for up to 10 participants evaluated. Stop from 3 to 5 evaluated, 3 or more with the event;"
             + " from 6 to 8 evaluated, 4 or more with the event; from 9 to 10 evaluated, 5 or more with the event."
             + " Now 4 with the event of 6 evaluated; the boundary at 6 is 4: crossed, the stopping rule is met.")
@@ -336,7 +289,7 @@ private let continuous = [StoppingBoundary(n: 2, stopIfAtLeast: 3)]
     @Test func looksApartLeaveGaps() throws {
         let looks = [StoppingBoundary(n: 10, stopIfAtLeast: 4), StoppingBoundary(n: 20, stopIfAtLeast: 6), StoppingBoundary(n: 30, stopIfAtLeast: 8)]
         let frame = AnalysisCharts.stoppingFrame(looks, maxSampleSize: 30, observed: (15, 7), title: "t")
-        let parsed = try ChartXML.parse(AnalysisCharts.stoppingBoundary(looks, maxSampleSize: 30, observed: (15, 7), title: "t"))
+        let parsed = try ParsedSVG.parse(AnalysisCharts.stoppingBoundary(looks, maxSampleSize: 30, observed: (15, 7), title: "t"))
         let levels = try levels(parsed)
         #expect(levels.count == 3)
         for look in looks {
@@ -352,7 +305,7 @@ private let continuous = [StoppingBoundary(n: 2, stopIfAtLeast: 3)]
 
     @Test func noBoundariesSayNoData() throws {
         for (boundaries, max) in [([], 20), ([StoppingBoundary(n: 3, stopIfAtLeast: 4)], 20), (continuous, 0)] as [([StoppingBoundary], Int)] {
-            let parsed = try ChartXML.parse(AnalysisCharts.stoppingBoundary(boundaries, maxSampleSize: max, observed: (2, 1), title: "Rule <1>"))
+            let parsed = try ParsedSVG.parse(AnalysisCharts.stoppingBoundary(boundaries, maxSampleSize: max, observed: (2, 1), title: "Rule <1>"))
             #expect(parsed.drawn.contains("No data"))
             #expect(parsed.desc == "Stopping boundary: No data.")
             #expect(parsed.named("title").first?.text == "Rule <1>")

@@ -3,50 +3,7 @@ import TrialDomain
 @testable import TrialWeb
 import XCTest
 
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
-
-/// The SVG read back with Foundation's XML parser: every element with its attributes and its own text.
-private final class ParsedSVG: NSObject, XMLParserDelegate {
-    struct Element {
-        var name: String
-        var attributes: [String: String]
-        var text: String
-    }
-
-    private(set) var elements: [Element] = []
-    private var open: [Int] = []
-
-    static func parse(_ svg: String) throws -> ParsedSVG {
-        let parser = XMLParser(data: Data(svg.utf8))
-        let parsed = ParsedSVG()
-        parser.delegate = parsed
-        guard parser.parse() else {
-            throw parser.parserError ?? NSError(domain: "ConsortDiagramTests", code: 1, userInfo: [NSLocalizedDescriptionKey: "unparsable"])
-        }
-        return parsed
-    }
-
-    func parser(
-        _ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?, qualifiedName qName: String?,
-        attributes attributeDict: [String: String] = [:]
-    ) {
-        open.append(elements.count)
-        elements.append(Element(name: elementName, attributes: attributeDict, text: ""))
-    }
-
-    func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName qName: String?) {
-        open.removeLast()
-    }
-
-    func parser(_ parser: XMLParser, foundCharacters string: String) {
-        if let index = open.last { elements[index].text += string }
-    }
-
-    func named(_ name: String) -> [Element] { elements.filter { $0.name == name } }
-    /// All drawn text, line after line; wrapped labels read whole again since lines break at spaces.
-    var drawn: String { named("text").map(\.text).joined(separator: " ") }
+extension ParsedSVG {
     func rects(_ kind: String) -> Int { named("rect").filter { $0.attributes["class"] == "consort-\(kind)" }.count }
 }
 

@@ -84,6 +84,16 @@ class Casebook:
         with sqlite3.connect(self.sqlite_path) as connection:
             return connection.execute(statement).fetchall()
 
+    def rows(self, statement):
+        """The result as lists of text (None for NULL on SQLite), alike on both databases."""
+        if self.database == "postgres":
+            return [line.split("|") for line in self.sql(statement).strip().splitlines() if line]
+        return [[None if v is None else str(v) for v in row] for row in self.sql(statement)]
+
+    def scalar(self, statement):
+        """The first column of the first row, as a number."""
+        return int(float(self.rows(statement)[0][0]))
+
     def stop(self):
         if self.process:
             self.process.terminate()

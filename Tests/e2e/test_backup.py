@@ -12,10 +12,6 @@ import unittest
 from harness import Casebook, databases
 
 
-def count(casebook, table):
-    rows = casebook.sql(f"SELECT COUNT(*) FROM {table}")
-    return int(rows.strip().splitlines()[0]) if casebook.database == "postgres" else rows[0][0]
-
 
 class BackupAndRestore(unittest.TestCase):
     def test_online_backup_and_guarded_restore(self):
@@ -48,7 +44,7 @@ class BackupAndRestore(unittest.TestCase):
             try:
                 self.assertIn("audit trail intact", midway.cli("restore", online).stdout)
                 self.assertIn("Audit trail intact", midway.cli("audit", "verify").stdout)
-                self.assertLessEqual(count(midway, "participants"), count(source, "participants"))
+                self.assertLessEqual(midway.scalar("SELECT COUNT(*) FROM participants"), source.scalar("SELECT COUNT(*) FROM participants"))
             finally:
                 midway.stop()
             # Written again over the first, once the writer is done: replaced whole.
@@ -57,8 +53,8 @@ class BackupAndRestore(unittest.TestCase):
             restored = target.cli("restore", archive).stdout
             self.assertIn("audit trail intact", restored)
             self.assertIn("Audit trail intact", target.cli("audit", "verify").stdout)
-            self.assertEqual(count(target, "participants"), count(source, "participants"))
-            self.assertEqual(count(target, "audit_events"), count(source, "audit_events"))
+            self.assertEqual(target.scalar("SELECT COUNT(*) FROM participants"), source.scalar("SELECT COUNT(*) FROM participants"))
+            self.assertEqual(target.scalar("SELECT COUNT(*) FROM audit_events"), source.scalar("SELECT COUNT(*) FROM audit_events"))
 
             # Refused: a database that already holds data.
             self.refused(target, archive, "already holds data")
@@ -87,8 +83,8 @@ class BackupAndRestore(unittest.TestCase):
                         with sqlite3.connect(empty.sqlite_path) as connection:
                             self.assertEqual(connection.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0], 0)
                 else:
-                    tables = empty.sql("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()")
-                    self.assertEqual(int(tables.strip().splitlines()[0]), 0, "nothing kept of a refused archive")
+                    tables = empty.scalar("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()")
+                    self.assertEqual(tables, 0, "nothing kept of a refused archive")
             finally:
                 empty.stop()
             self.refused(target, os.path.join(source.dir.name, "missing.backup"), "cannot be read")

@@ -7,12 +7,6 @@ import unittest
 from harness import Casebook, databases
 
 
-def scalar(casebook, sql):
-    rows = casebook.sql(sql)
-    if casebook.database == "postgres":
-        return int(rows.strip().splitlines()[0])
-    return rows[0][0]
-
 
 class DemoTrial(unittest.TestCase):
     def run_demo(self, database, seed):
@@ -28,16 +22,16 @@ class DemoTrial(unittest.TestCase):
                 try:
                     counts = dict(zip(["screened", "failed", "randomized", "labs", "events"], map(int, re.findall(r"(\d+) ", output)[:5])))
                     self.assertEqual(counts["screened"], 20)
-                    self.assertEqual(scalar(casebook, "SELECT COUNT(*) FROM participants"), 20)
-                    self.assertEqual(scalar(casebook, "SELECT COUNT(*) FROM randomization_slots WHERE participant_id IS NOT NULL"), counts["randomized"])
-                    self.assertEqual(scalar(casebook, "SELECT COUNT(*) FROM eligibility_reviews WHERE outcome = 'screen_failed'"), counts["failed"])
-                    self.assertEqual(scalar(casebook, "SELECT COUNT(*) FROM lab_results"), counts["labs"])
+                    self.assertEqual(casebook.scalar("SELECT COUNT(*) FROM participants"), 20)
+                    self.assertEqual(casebook.scalar("SELECT COUNT(*) FROM randomization_slots WHERE participant_id IS NOT NULL"), counts["randomized"])
+                    self.assertEqual(casebook.scalar("SELECT COUNT(*) FROM eligibility_reviews WHERE outcome = 'screen_failed'"), counts["failed"])
+                    self.assertEqual(casebook.scalar("SELECT COUNT(*) FROM lab_results"), counts["labs"])
                     self.assertGreater(counts["randomized"], 10)
                     self.assertGreater(counts["failed"], 0)
                     # Every randomized participant has a 24-hour assessment; doses only in the MSC-EV arm, and every one of its participants has one.
-                    self.assertEqual(scalar(casebook, "SELECT COUNT(*) FROM form_records WHERE form_code = 'toxicity_24h'"), counts["randomized"])
-                    self.assertEqual(scalar(casebook, "SELECT COUNT(*) FROM doses i JOIN randomization_slots s ON s.participant_id = i.participant_id WHERE s.arm <> 'msc_ev'"), 0)
-                    self.assertEqual(scalar(casebook, "SELECT COUNT(*) FROM doses"), scalar(casebook, "SELECT COUNT(*) FROM randomization_slots WHERE arm = 'msc_ev' AND participant_id IS NOT NULL"))
+                    self.assertEqual(casebook.scalar("SELECT COUNT(*) FROM form_records WHERE form_code = 'toxicity_24h'"), counts["randomized"])
+                    self.assertEqual(casebook.scalar("SELECT COUNT(*) FROM doses i JOIN randomization_slots s ON s.participant_id = i.participant_id WHERE s.arm <> 'msc_ev'"), 0)
+                    self.assertEqual(casebook.scalar("SELECT COUNT(*) FROM doses"), casebook.scalar("SELECT COUNT(*) FROM randomization_slots WHERE arm = 'msc_ev' AND participant_id IS NOT NULL"))
                     self.assertIn("intact", casebook.cli("audit", "verify").stdout)
                 finally:
                     casebook.stop()
@@ -64,12 +58,12 @@ class DemoTrial(unittest.TestCase):
                     casebook.cli("study", "init", second)
                     result = subprocess.run([casebook.binary, "demo", "--participants", "30", "--seed", "5"], env=casebook.env, capture_output=True, text=True)
                     self.assertEqual(result.returncode, 0, result.stderr)
-                    randomized = scalar(casebook, "SELECT COUNT(*) FROM randomization_slots WHERE participant_id IS NOT NULL")
+                    randomized = casebook.scalar("SELECT COUNT(*) FROM randomization_slots WHERE participant_id IS NOT NULL")
                     self.assertGreater(randomized, 15)
                     # Everyone allocated long enough ago had all five dose visits, given or skipped, and the stage-2 draw.
-                    self.assertEqual(scalar(casebook, "SELECT COUNT(DISTINCT dose_code) FROM doses"), 5)
-                    self.assertGreater(scalar(casebook, "SELECT COUNT(*) FROM stage_slots WHERE participant_id IS NOT NULL"), randomized // 2)
-                    self.assertGreater(scalar(casebook, "SELECT COUNT(*) FROM doses WHERE NOT given"), 0)
+                    self.assertEqual(casebook.scalar("SELECT COUNT(DISTINCT dose_code) FROM doses"), 5)
+                    self.assertGreater(casebook.scalar("SELECT COUNT(*) FROM stage_slots WHERE participant_id IS NOT NULL"), randomized // 2)
+                    self.assertGreater(casebook.scalar("SELECT COUNT(*) FROM doses WHERE NOT given"), 0)
                     self.assertIn("intact", casebook.cli("audit", "verify").stdout)
                 finally:
                     casebook.stop()

@@ -19,12 +19,6 @@ ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 ARTEFACTS = os.environ.get("CASEBOOK_ARTEFACTS")
 
 
-def rows_of(casebook, sql):
-    rows = casebook.sql(sql)
-    if casebook.database == "postgres":
-        return [line.split("|") for line in rows.strip().splitlines() if line]
-    return [[None if v is None else str(v) for v in row] for row in rows]
-
 
 class DSMB(unittest.TestCase):
     def api(self, token, path, body=None):
@@ -67,7 +61,7 @@ class DSMB(unittest.TestCase):
         definition = json.loads(c.cli("study", "show", "--json").stdout)
         masked = definition["identity"]["masking"].upper() != "NONE"
         arm_names = [a["name"] for a in definition["arms"]]
-        allocated = {arm for (arm,) in rows_of(c, "SELECT DISTINCT arm FROM randomization_slots WHERE participant_id IS NOT NULL")}
+        allocated = {arm for (arm,) in c.rows("SELECT DISTINCT arm FROM randomization_slots WHERE participant_id IS NOT NULL")}
         shown_arms = [a["name"] for a in definition["arms"] if a["code"] in allocated]
 
         # The CLI writes both sessions; the closed one names the arms, the open one pools them.
@@ -86,7 +80,7 @@ class DSMB(unittest.TestCase):
             self.assertNotIn(f"Allocated to {name}", open_text)
         self.assertIn("<svg", open_text)
         self.assertIn("id=\"stopping\"", closed_text)
-        self.assertEqual(int(rows_of(c, "SELECT COUNT(*) FROM audit_events WHERE entity = 'report'")[0][0]), 3)
+        self.assertEqual(int(c.rows("SELECT COUNT(*) FROM audit_events WHERE entity = 'report'")[0][0]), 3)
         with self.assertRaises(Exception):
             c.cli("report", "dsmb", "--session", "ajar", "--output", closed)
 
@@ -133,8 +127,8 @@ class DSMB(unittest.TestCase):
             d = page("sam", "/consort")
             diagram = WebDriverWait(d, 20).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#consort svg")))
             flow = self.api(sam, "/api/v1/consort")
-            self.assertEqual(flow["assessed"], int(rows_of(c, "SELECT COUNT(*) FROM participants")[0][0]))
-            self.assertEqual(flow["stages"][0]["randomized"], len(rows_of(c, "SELECT id FROM randomization_slots WHERE participant_id IS NOT NULL")))
+            self.assertEqual(flow["assessed"], int(c.rows("SELECT COUNT(*) FROM participants")[0][0]))
+            self.assertEqual(flow["stages"][0]["randomized"], len(c.rows("SELECT id FROM randomization_slots WHERE participant_id IS NOT NULL")))
             self.assertEqual(flow["pooled"], masked)
             self.assertIn(f"(n={flow['assessed']})", diagram.get_attribute("innerHTML").replace(" ", ""))
             if masked:
@@ -144,19 +138,19 @@ class DSMB(unittest.TestCase):
             driver.quit()
         self.assertEqual(self.status(ines, "/api/v1/monitoring/alerts"), 403)
         # Every report produced is audited: two from the CLI, and each page read (the refused one is not produced).
-        self.assertEqual(int(rows_of(c, "SELECT COUNT(*) FROM audit_events WHERE entity = 'report'")[0][0]), 5 if masked else 6)
+        self.assertEqual(int(c.rows("SELECT COUNT(*) FROM audit_events WHERE entity = 'report'")[0][0]), 5 if masked else 6)
 
         # CONSORT's follow-up boxes come from the definition's end-of-study field: a correction to "lost" moves one
         # participant of the first arm from completed to lost to follow-up.
         end = definition["participant"]["endOfStudy"]
         end_form, end_field = end["field"].split(".")
-        done = rows_of(c, f"SELECT participant_id, visit_code, data FROM form_records WHERE form_code = '{end_form}'")
+        done = c.rows(f"SELECT participant_id, visit_code, data FROM form_records WHERE form_code = '{end_form}'")
         if done:
             pid, visit, data = done[0]
             values = json.loads(data)
         else:
             # No one has reached the end of follow-up yet: a participant ends it early.
-            pid = rows_of(c, "SELECT participant_id FROM randomization_slots WHERE participant_id IS NOT NULL")[0][0]
+            pid = c.rows("SELECT participant_id FROM randomization_slots WHERE participant_id IS NOT NULL")[0][0]
             visit = next(f["visits"][0] for f in definition["forms"] if f["code"] == end_form)
             date_field = end["date"].split(".")[1]
             values = {date_field: datetime.date.today().isoformat()}
@@ -182,14 +176,14 @@ class DSMB(unittest.TestCase):
         self.assertEqual(self.api(deb, "/api/v1/monitoring/alerts"), [])
         rule_definition = definition["monitoring"]["stoppingRules"][0]
         monitored = set(rule_definition.get("arms") or [a["code"] for a in definition["arms"]])
-        arm_of = {pid: arm for pid, arm in rows_of(c, "SELECT participant_id, arm FROM randomization_slots WHERE participant_id IS NOT NULL")}
-        for pid, arm in rows_of(c, "SELECT participant_id, arm_after FROM stage_slots WHERE arm_after IS NOT NULL ORDER BY allocated_at"):
+        arm_of = {pid: arm for pid, arm in c.rows("SELECT participant_id, arm FROM randomization_slots WHERE participant_id IS NOT NULL")}
+        for pid, arm in c.rows("SELECT participant_id, arm_after FROM stage_slots WHERE arm_after IS NOT NULL ORDER BY allocated_at"):
             arm_of[pid] = arm
         first_dose = {}
         started = "d.started_at" if c.database == "sqlite" else "EXTRACT(EPOCH FROM d.started_at)"
         query = (f"SELECT d.participant_id, {started} FROM doses d JOIN sites s ON s.id = d.site_id "
                  f"WHERE d.given = {'1' if c.database == 'sqlite' else 'true'} AND d.started_at IS NOT NULL AND s.code = '{site}'")
-        for pid, started in rows_of(c, query):
+        for pid, started in c.rows(query):
             first_dose[pid] = min(first_dose.get(pid, float("inf")), float(started))
         dosed = sorted(pid for pid in first_dose if arm_of.get(pid) in monitored)
         needed = (rule["stopIfAtLeast"] or rule["boundaries"][-1]["stopIfAtLeast"]) - rule["events"]
@@ -215,7 +209,7 @@ class DSMB(unittest.TestCase):
         if masked and not rule["pooledArms"]:
             self.assertEqual(seen_by_sam[0]["events"], 0, "a blinded statistician is not told the counts in an arm")
             self.assertIsNone(self.api(sam, "/api/v1/monitoring/stopping-rules")[0].get("events"))
-        self.assertEqual(int(rows_of(c, "SELECT COUNT(*) FROM audit_events WHERE entity = 'monitoring_alert'")[0][0]), 1)
+        self.assertEqual(int(c.rows("SELECT COUNT(*) FROM audit_events WHERE entity = 'monitoring_alert'")[0][0]), 1)
         # The closed report counts the events: one participant's led to discontinuation.
         c.cli("report", "dsmb", "--session", "closed", "--output", closed)
         with open(closed) as f:

@@ -13,19 +13,6 @@ from harness import Casebook, databases
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
 
-def fhir_resources_python():
-    """The Python with fhir.resources: .venv's (as .ci/run installs it), or the one running the tests."""
-    for python in (os.path.join(ROOT, ".venv", "bin", "python"), sys.executable):
-        if os.path.exists(python) and subprocess.run([python, "-c", "import fhir.resources"], capture_output=True).returncode == 0:
-            return python
-    return None
-
-
-def scalar(casebook, sql):
-    rows = casebook.sql(sql)
-    if casebook.database == "postgres":
-        return int(rows.strip().splitlines()[0])
-    return rows[0][0]
 
 
 def python_with(module):
@@ -38,13 +25,6 @@ def python_with(module):
 SCHEMA = os.path.join(ROOT, "..", "shared", "reference", "xsd", "odm-1.3.2", "ODM1-3-2.xsd")
 DEFINE_SCHEMA = os.path.join(ROOT, "..", "shared", "reference", "xsd", "define-2.1", "schema", "cdisc-definexml-2.1.0", "define2-1-0.xsd")
 
-
-def rows_of(casebook, sql):
-    """Rows as lists of text on either database."""
-    rows = casebook.sql(sql)
-    if casebook.database == "postgres":
-        return [line.split("|") for line in rows.strip().splitlines() if line]
-    return [[None if v is None else str(v) for v in row] for row in rows]
 
 
 def xmllint(test, path, schema):
@@ -87,10 +67,10 @@ class ODMExport(unittest.TestCase):
                                 self.assertIn("odmlib", checked.stdout)
                             with open(out) as f:
                                 text = f.read()
-                            self.assertEqual(text.count("<SubjectData "), scalar(casebook, "SELECT COUNT(*) FROM participants"))
-                            self.assertEqual(text.count('<ItemData ItemOID="CB.I.LBTESTCD"'), scalar(casebook, "SELECT COUNT(*) FROM lab_results"))
+                            self.assertEqual(text.count("<SubjectData "), casebook.scalar("SELECT COUNT(*) FROM participants"))
+                            self.assertEqual(text.count('<ItemData ItemOID="CB.I.LBTESTCD"'), casebook.scalar("SELECT COUNT(*) FROM lab_results"))
                             arms = text.count('<ItemData ItemOID="CB.I.ARMCD"')
-                            self.assertEqual(arms, 0 if blinded else scalar(casebook, "SELECT COUNT(*) FROM randomization_slots WHERE participant_id IS NOT NULL"))
+                            self.assertEqual(arms, 0 if blinded else casebook.scalar("SELECT COUNT(*) FROM randomization_slots WHERE participant_id IS NOT NULL"))
                             self.assertGreater(text.count("<AuditRecord"), 0)
                     finally:
                         casebook.stop()
@@ -142,14 +122,12 @@ class SDTMExport(unittest.TestCase):
                 self.assertEqual(read.returncode, 0, read.stderr)
                 back = json.loads(read.stdout)
                 self.assertEqual(back["problems"], [])
-                self.assertEqual(len(back["dm"]), scalar(casebook, "SELECT COUNT(*) FROM participants"))
+                self.assertEqual(len(back["dm"]), casebook.scalar("SELECT COUNT(*) FROM participants"))
                 self.assertEqual(len(set(back["dm"])), len(back["dm"]), "USUBJID unique")
                 self.assertEqual("ARMCD" in back["dm_columns"], not blinded)
-                rows = casebook.sql(
+                rows = casebook.rows(
                     "SELECT s.code, p.screening_number, l.test_code, l.entered_value FROM lab_results l JOIN participants p ON p.id = l.participant_id "
                     "JOIN sites s ON s.id = p.site_id")
-                if database == "postgres":
-                    rows = [line.split("|") for line in rows.strip().splitlines()]
                 expected = sorted((f"{code}-{site}-{number}", test, float(value)) for site, number, test, value in rows)
                 got = sorted((u, t, float(v)) for u, t, v in back["lb"])
                 self.assertEqual(len(got), len(expected))
@@ -165,21 +143,21 @@ class SDTMExport(unittest.TestCase):
     def compare_with_database(self, casebook, code, blinded, back):
         """Each subject-level domain against the rows it comes from: who, which arm, which events, doses and vital signs."""
         study = json.loads(casebook.cli("study", "show", "--json").stdout)
-        subjects = {pid: f"{code}-{site}-{number}" for pid, site, number in rows_of(
-            casebook, "SELECT p.id, s.code, p.screening_number FROM participants p JOIN sites s ON s.id = p.site_id")}
+        subjects = {pid: f"{code}-{site}-{number}" for pid, site, number in casebook.rows(
+            "SELECT p.id, s.code, p.screening_number FROM participants p JOIN sites s ON s.id = p.site_id")}
         self.assertEqual(sorted(back["dm"]), sorted(subjects.values()))
         if not blinded:
             # The arm now: the enrolment randomization's, or a later stage's (ARMCD is upper case).
-            arms = {subjects[pid]: arm.upper() for pid, arm in rows_of(casebook, "SELECT participant_id, arm FROM randomization_slots WHERE participant_id IS NOT NULL")}
-            for pid, arm in rows_of(casebook, "SELECT participant_id, arm_after FROM stage_slots WHERE arm_after IS NOT NULL ORDER BY allocated_at"):
+            arms = {subjects[pid]: arm.upper() for pid, arm in casebook.rows("SELECT participant_id, arm FROM randomization_slots WHERE participant_id IS NOT NULL")}
+            for pid, arm in casebook.rows("SELECT participant_id, arm_after FROM stage_slots WHERE arm_after IS NOT NULL ORDER BY allocated_at"):
                 arms[subjects[pid]] = arm.upper()
             self.assertEqual({u: a for u, a in back["dm_arm"] if a}, arms)
         # AE: one record per adverse event, with its term, grade and seriousness.
         events = sorted((subjects[pid], term, int(grade), "Y" if str(serious) in ("1", "t", "true", "True") else "N")
-                        for pid, term, grade, serious in rows_of(casebook, "SELECT participant_id, term, grade, serious FROM adverse_events"))
+                        for pid, term, grade, serious in casebook.rows("SELECT participant_id, term, grade, serious FROM adverse_events"))
         self.assertEqual(sorted((u, t, int(float(g)), s) for u, t, g, s in back["ae"]), events)
         # EX: one record per dose given; EC (blinded) one per dose recorded, ECOCCUR saying whether it was given.
-        doses = rows_of(casebook, "SELECT participant_id, CASE WHEN given THEN 'Y' ELSE 'N' END FROM doses")
+        doses = casebook.rows("SELECT participant_id, CASE WHEN given THEN 'Y' ELSE 'N' END FROM doses")
         if blinded:
             self.assertEqual(sorted(back["exposure"]), sorted([subjects[pid], given] for pid, given in doses))
         else:
@@ -187,7 +165,7 @@ class SDTMExport(unittest.TestCase):
         # VS: every coded observation of every form, value for value.
         coded = {(f["code"], field["code"]) for f in study["forms"] for field in f["fields"] if field.get("loinc") and not field.get("lab")}
         expected = []
-        for pid, form, data in rows_of(casebook, "SELECT participant_id, form_code, data FROM form_records"):
+        for pid, form, data in casebook.rows("SELECT participant_id, form_code, data FROM form_records"):
             for key, value in json.loads(data).items():
                 if (form, key) in coded and value not in (None, ""):
                     expected.append([subjects[pid], float(value)])
@@ -196,7 +174,7 @@ class SDTMExport(unittest.TestCase):
             self.assertGreater(len(expected), 0, "the demo records vital signs")
         self.assertEqual(sorted(back["vs"]), sorted(expected))
         # IE: one record per criterion a screen failure failed.
-        failed = sum(len([c for c in (criteria or "").split(",") if c]) for (criteria,) in rows_of(casebook, """
+        failed = sum(len([c for c in (criteria or "").split(",") if c]) for (criteria,) in casebook.rows("""
             SELECT r.failed_criteria FROM eligibility_reviews r WHERE r.outcome = 'screen_failed'
               AND r.decided_at = (SELECT MAX(r2.decided_at) FROM eligibility_reviews r2 WHERE r2.participant_id = r.participant_id)"""))
         self.assertEqual(back["rows"]["ie.xpt"], failed)
@@ -286,7 +264,7 @@ print(json.dumps({"rows": rows, "dm": list(dm["USUBJID"]), "dm_columns": list(dm
 
 class FHIRExport(unittest.TestCase):
     def test_both_studies_export_and_validate(self):
-        python = fhir_resources_python()
+        python = python_with("fhir.resources")
         if python is None:
             if os.environ.get("CASEBOOK_REQUIRE_ALL") == "1":
                 self.fail("fhir.resources is not installed (see .ci/run)")
@@ -320,11 +298,11 @@ class FHIRExport(unittest.TestCase):
                 kinds = {}
                 for entry in bundle["entry"]:
                     kinds.setdefault(entry["resource"]["resourceType"], []).append(entry["resource"])
-                self.assertEqual(len(kinds["Patient"]), scalar(casebook, "SELECT COUNT(*) FROM participants"))
+                self.assertEqual(len(kinds["Patient"]), casebook.scalar("SELECT COUNT(*) FROM participants"))
                 self.assertEqual(len(kinds["ResearchSubject"]), len(kinds["Patient"]))
-                self.assertEqual(len(kinds.get("Observation", [])), scalar(casebook, "SELECT COUNT(*) FROM lab_results"))
-                self.assertEqual(len(kinds.get("MedicationAdministration", [])), scalar(casebook, "SELECT COUNT(*) FROM doses"))
-                self.assertEqual(len(kinds.get("AdverseEvent", [])), scalar(casebook, "SELECT COUNT(*) FROM adverse_events"))
+                self.assertEqual(len(kinds.get("Observation", [])), casebook.scalar("SELECT COUNT(*) FROM lab_results"))
+                self.assertEqual(len(kinds.get("MedicationAdministration", [])), casebook.scalar("SELECT COUNT(*) FROM doses"))
+                self.assertEqual(len(kinds.get("AdverseEvent", [])), casebook.scalar("SELECT COUNT(*) FROM adverse_events"))
                 # Pseudonymous: a Patient carries no name and at most a birth year.
                 for patient in kinds["Patient"]:
                     self.assertNotIn("name", patient)
@@ -334,7 +312,7 @@ class FHIRExport(unittest.TestCase):
                     self.assertEqual(arms, [])
                     self.assertNotIn("arm", kinds["ResearchStudy"][0])
                 else:
-                    self.assertEqual(len(arms), scalar(casebook, "SELECT COUNT(*) FROM randomization_slots WHERE participant_id IS NOT NULL"))
+                    self.assertEqual(len(arms), casebook.scalar("SELECT COUNT(*) FROM randomization_slots WHERE participant_id IS NOT NULL"))
             # Nothing is left beside the files written.
             self.assertEqual(sorted(f for f in os.listdir(casebook.dir.name) if f.endswith(".partial")), [])
         finally:

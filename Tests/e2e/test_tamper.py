@@ -8,12 +8,6 @@ import unittest
 from harness import Casebook, databases
 
 
-def rows(casebook, sql):
-    out = casebook.sql(sql)
-    if casebook.database == "postgres":
-        return [line.split("|") for line in out.strip().splitlines() if line]
-    return [[None if v is None else str(v) for v in row] for row in out]
-
 
 class TamperEvidentData(unittest.TestCase):
     def test_edits_behind_the_servers_back_are_found(self):
@@ -43,26 +37,26 @@ class TamperEvidentData(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("data rows match", result.stdout)
 
-        pid, number = rows(c, "SELECT id, screening_number FROM participants ORDER BY screening_number")[0]
+        pid, number = c.rows("SELECT id, screening_number FROM participants ORDER BY screening_number")[0]
         self.expect_found(c, f"UPDATE participants SET screening_number = 'EDITED' WHERE id = '{pid}'",
                           f"UPDATE participants SET screening_number = '{number}' WHERE id = '{pid}'", "participants", "screening_number")
-        lid, value = rows(c, "SELECT id, entered_value FROM lab_results ORDER BY id")[0]
+        lid, value = c.rows("SELECT id, entered_value FROM lab_results ORDER BY id")[0]
         self.expect_found(c, f"UPDATE lab_results SET entered_value = {float(value) + 1} WHERE id = '{lid}'",
                           f"UPDATE lab_results SET entered_value = {value} WHERE id = '{lid}'", "lab_results", "entered_value")
-        fid, data = rows(c, "SELECT id, data FROM form_records ORDER BY id")[0]
+        fid, data = c.rows("SELECT id, data FROM form_records ORDER BY id")[0]
         edited = json.loads(data)
         key = sorted(edited)[0]
         edited[key] = "edited"
         quoted = lambda text: text.replace("'", "''")
         self.expect_found(c, f"UPDATE form_records SET data = '{quoted(json.dumps(edited))}' WHERE id = '{fid}'",
                           f"UPDATE form_records SET data = '{quoted(data)}' WHERE id = '{fid}'", "form_records", f"data.{key}")
-        events = rows(c, "SELECT id, grade FROM adverse_events ORDER BY id")
+        events = c.rows("SELECT id, grade FROM adverse_events ORDER BY id")
         if events:
             eid, grade = events[0]
             self.expect_found(c, f"UPDATE adverse_events SET grade = {int(grade) % 5 + 1} WHERE id = '{eid}'",
                               f"UPDATE adverse_events SET grade = {grade} WHERE id = '{eid}'", "adverse_events", "grade")
         # A row slipped in without its audit event.
-        site, = rows(c, "SELECT site_id FROM participants LIMIT 1")[0]
+        site, = c.rows("SELECT site_id FROM participants LIMIT 1")[0]
         c.sql("INSERT INTO participants (id, site_id, screening_number, status, created_at, updated_at, revision) "
               f"VALUES ('00000000-0000-4000-8000-000000000001', '{site}', 'GHOST', 'screening', "
               + ("0, 0, 0)" if c.database == "sqlite" else "now(), now(), 0)"))

@@ -22,22 +22,18 @@ public enum BaselineCharacteristics {
         let groups: [(String?, [ParticipantRecord])] =
             [(nil, allocated)] + (byArm ? study.arms.map { arm in (arm.code, allocated.filter { $0.arm == arm.code }) }.filter { !$0.1.isEmpty } : [])
         let visits = Baseline.visits(of: study)
-        func field(_ name: String?) -> (form: String, field: String)? {
-            guard let parts = name?.split(separator: ".").map(String.init), parts.count == 2 else { return nil }
-            return (parts[0], parts[1])
-        }
-        let sexField = field(study.participant?.sex), birthField = field(study.participant?.birthDate)
+        let sexField = study.participant?.sex.flatMap(study.field(named:)), birthField = study.participant?.birthDate.flatMap(study.field(named:))
         return groups.map { arm, members in
             var ages: [Double] = []
             var sex: [String: Int] = [:]
             var labs: [String: [Double]] = [:]
             for record in members {
-                if let b = birthField, let text = record.values(ofForm: b.form)?["\(b.form).\(b.field)"], let born = DateParsing.day(text),
+                if let b = birthField, let text = record.values(ofForm: b.form.code)?["\(b.form.code).\(b.field.code)"], let born = DateParsing.day(text),
                     let at = record.allocatedAt
                 {
                     ages.append(Double(Evaluator.completedYears(born: born, on: at)))
                 }
-                if let s = sexField, let value = record.values(ofForm: s.form)?["\(s.form).\(s.field)"], !value.isEmpty { sex[value, default: 0] += 1 }
+                if let s = sexField, let value = record.values(ofForm: s.form.code)?["\(s.form.code).\(s.field.code)"], !value.isEmpty { sex[value, default: 0] += 1 }
                 let before = reference(record) ?? record.allocatedAt
                 for test in tests {
                     if let value = Baseline.value(of: test, in: record.labs, visits: visits, before: before) { labs[test, default: []].append(value.value) }

@@ -74,6 +74,14 @@ public struct StoppingRuleStatus: Codable, Equatable, Sendable {
     }
 }
 
+extension StoppingRuleDefinition {
+    /// Forms and adverse events are judged as a proportion endpoint's event is (its labs apart): the same analysis
+    /// says what the rule reads.
+    public var eventAnalysis: EndpointAnalysis {
+        EndpointAnalysis(method: .proportion, anchor: anchor, window: window, forms: forms, adverseEvents: adverseEvents, perDose: perDose)
+    }
+}
+
 /// Holds the participants' records against a definition's toxicity stopping rules.
 public enum SafetyMonitor {
     /// The rule's design: its boundaries and the certainty that gives them.
@@ -89,10 +97,7 @@ public enum SafetyMonitor {
         _ rule: StoppingRuleDefinition, study: StudyDefinition, records: [ParticipantRecord], labGrade: (LabValue) -> Int?
     ) throws -> StoppingRuleStatus {
         let design = try design(for: rule)
-        // Forms and adverse events are judged as a proportion endpoint's event is.
-        let analysis = EndpointAnalysis(
-            method: .proportion, anchor: rule.anchor, window: rule.window, forms: rule.forms, adverseEvents: rule.adverseEvents, perDose: rule.perDose)
-        let outcome = try EndpointCalculator.eventOutcome(analysis, study: study)
+        let outcome = try EndpointCalculator.eventOutcome(rule.eventAnalysis, study: study)
         let window = rule.window?.seconds
         let tests = Set((rule.labs?.tests ?? []).map { $0.uppercased() })
 

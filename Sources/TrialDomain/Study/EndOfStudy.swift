@@ -23,6 +23,20 @@ public struct EndOfStudyRule: Codable, Equatable, Sendable {
 
     /// The CDISC term of a choice, when the rule maps it.
     public func disposition(of choice: String) -> String? { dispositions?.first { $0.choice == choice }?.term }
+
+    public enum Ending: Equatable, Sendable { case completed, lost, discontinued }
+
+    /// What a recorded choice means: completion and loss as the rule lists them, anything else a discontinuation.
+    public func ending(of choice: String) -> Ending {
+        if (completed ?? []).contains(choice) { return .completed }
+        if (lost ?? []).contains(choice) { return .lost }
+        return .discontinued
+    }
+
+    /// The words the form shows for a choice; the code itself when the definition has no such choice.
+    public func label(of choice: String, in study: StudyDefinition) -> String {
+        study.field(named: field)?.field.choices?.first { $0.code == choice }?.label ?? choice
+    }
 }
 
 public struct EndOfStudyDisposition: Codable, Equatable, Sendable {

@@ -78,6 +78,13 @@ public struct StudyDefinition: Codable, Equatable, Sendable {
     public func birthDate(in values: [String: String]) -> Date? { participant?.birthDate.flatMap { values[$0] }.flatMap(DateParsing.day) }
 
     public func form(_ code: String) -> Form? { forms.first { $0.code == code } }
+
+    /// The form and field a `form.field` name points at.
+    public func field(named name: String) -> (form: Form, field: Field)? {
+        let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let form = form(parts[0]), let field = form.field(parts[1]) else { return nil }
+        return (form, field)
+    }
     public var eligibilityVisit: String? { eligibility.visit ?? visits.first?.code }
     public func visit(_ code: String) -> Visit? { visits.first { $0.code == code } }
     public func parameter(_ code: String) -> Parameter? { parameters.first { $0.code == code } }

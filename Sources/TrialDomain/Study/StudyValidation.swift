@@ -334,8 +334,7 @@ public enum StudyValidator {
                 if !codes.contains(female) { add("participant.female", "'\(female)' is not one of \(sex)'s choices") }
             }
             if let end = participant.endOfStudy {
-                let parts = end.field.split(separator: ".").map(String.init)
-                let field = parts.count == 2 ? study.form(parts[0])?.field(parts[1]) : nil
+                let field = study.field(named: end.field)?.field
                 if field == nil { add("participant.endOfStudy.field", "names unknown field '\(end.field)'") }
                 if let field, field.type != .choice { add("participant.endOfStudy.field", "'\(end.field)' must be a choice field") }
                 let codes = Set(field?.choices?.map(\.code) ?? [])
@@ -345,8 +344,7 @@ public enum StudyValidator {
                     }
                 }
                 if let date = end.date {
-                    let parts = date.split(separator: ".").map(String.init)
-                    let dated = parts.count == 2 ? study.form(parts[0])?.field(parts[1]) : nil
+                    let dated = study.field(named: date)?.field
                     if dated == nil { add("participant.endOfStudy.date", "names unknown field '\(date)'") }
                     if let dated, dated.type != .date && dated.type != .datetime { add("participant.endOfStudy.date", "'\(date)' must be a date field") }
                 }

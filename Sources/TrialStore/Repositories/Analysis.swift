@@ -57,9 +57,10 @@ public struct FluentAnalysisRepository: Sendable {
         {
             endings[try row.decode(column: "participant_id", as: UUID.self)] = ParticipantEnding(choice: nil, consentWithdrawn: true)
         }
-        if let rule = study.participant?.endOfStudy, let (form, field) = Self.split(rule.field) {
+        if let rule = study.participant?.endOfStudy, let named = study.field(named: rule.field) {
+            let field = named.field.code
             for row in try await sql.raw("""
-                SELECT participant_id, data FROM form_records WHERE form_code = \(bind: form) AND site_id IN (\(binds: scope.siteBinds))
+                SELECT participant_id, data FROM form_records WHERE form_code = \(bind: named.form.code) AND site_id IN (\(binds: scope.siteBinds))
                 ORDER BY updated_at
                 """).all()
             {
@@ -69,11 +70,6 @@ public struct FluentAnalysisRepository: Sendable {
             }
         }
         return endings
-    }
-
-    static func split(_ name: String) -> (String, String)? {
-        let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
-        return parts.count == 2 ? (parts[0], parts[1]) : nil
     }
 
     /// The CONSORT 2010 flow of the scope's participants: assessed, excluded with reasons, allocated per arm and stage,
@@ -158,11 +154,11 @@ public struct FluentAnalysisRepository: Sendable {
         func ending(_ id: UUID) -> (lost: String?, discontinued: String?) {
             let e = endings[id]
             if let choice = e?.choice, let rule = study.participant?.endOfStudy {
-                let label = study.forms.flatMap(\.fields).first { f in rule.field.hasSuffix(".\(f.code)") && f.choices?.contains { $0.code == choice } == true }?
-                    .choices?.first { $0.code == choice }?.label ?? choice
-                if (rule.lost ?? []).contains(choice) { return (label, nil) }
-                if (rule.completed ?? []).contains(choice) { return (nil, e?.consentWithdrawn == true ? "Withdrew consent" : nil) }
-                return (nil, label)
+                switch rule.ending(of: choice) {
+                case .lost: return (rule.label(of: choice, in: study), nil)
+                case .completed: return (nil, e?.consentWithdrawn == true ? "Withdrew consent" : nil)
+                case .discontinued: return (nil, rule.label(of: choice, in: study))
+                }
             }
             return (nil, e?.consentWithdrawn == true ? "Withdrew consent" : nil)
         }

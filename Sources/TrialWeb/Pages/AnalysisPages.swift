@@ -129,7 +129,8 @@ public enum SafetyMonitorService {
 
     public static func statuses(store: Store, study: StudyDefinition, scope: AccessScope, seesArms: Bool) async throws -> [StoppingRuleStatus] {
         guard !(study.monitoring?.stoppingRules ?? []).isEmpty else { return [] }
-        let records = try await FluentCohortRepository(store: store).records(scope: scope, study: study, needs: Reports.needs(study))
+        // Only what the rules read: the monitor runs this whenever data changed.
+        let records = try await FluentCohortRepository(store: store).records(scope: scope, study: study, needs: Reports.monitoringNeeds(study))
         return try Reports.stopping(study: study, records: records, seesArms: seesArms)
     }
 

@@ -257,17 +257,18 @@ extension Exports {
     /// How the participant's follow-up ended, from the definition's end-of-study field: the choice's CDISC term (its
     /// mapping, else completed or lost by the rule's lists, else OTHER), dated by the rule's date field.
     static func disposition(study: StudyDefinition, records: [ExportForm]) -> SDTMDisposition? {
-        guard let end = study.participant?.endOfStudy else { return nil }
-        let parts = end.field.split(separator: ".").map(String.init)
-        guard parts.count == 2, let record = records.last(where: { $0.form == parts[0] && !($0.values[parts[1]] ?? "").isEmpty }),
-            let choice = record.values[parts[1]]
+        guard let end = study.participant?.endOfStudy, let named = study.field(named: end.field),
+            let choice = records.last(where: { $0.form == named.form.code && !($0.values[named.field.code] ?? "").isEmpty })?.values[named.field.code],
+            let dated = end.date.flatMap(study.field(named:)),
+            let text = records.last(where: { $0.form == dated.form.code && $0.values[dated.field.code] != nil })?.values[dated.field.code]
         else { return nil }
-        let dated = end.date?.split(separator: ".").map(String.init)
-        guard let dated, dated.count == 2, let text = records.last(where: { $0.form == dated[0] && $0.values[dated[1]] != nil })?.values[dated[1]] else { return nil }
         let date: SDTMDate = text.count == 10 ? .day(text) : (DateParsing.instant(text).map { .instant($0) } ?? .day(String(text.prefix(10))))
-        let reason = end.disposition(of: choice).flatMap(SDTMDisposition.Reason.init(rawValue:))
-            ?? ((end.completed ?? []).contains(choice) ? .completed : (end.lost ?? []).contains(choice) ? .lostToFollowUp : .other)
-        let label = study.form(parts[0])?.field(parts[1])?.choices?.first { $0.code == choice }?.label
-        return SDTMDisposition(reason: reason, date: date, term: label.map { $0.uppercased() })
+        let fallback: SDTMDisposition.Reason = switch end.ending(of: choice) {
+        case .completed: .completed
+        case .lost: .lostToFollowUp
+        case .discontinued: .other
+        }
+        let reason = end.disposition(of: choice).flatMap(SDTMDisposition.Reason.init(rawValue:)) ?? fallback
+        return SDTMDisposition(reason: reason, date: date, term: end.label(of: choice, in: study).uppercased())
     }
 }

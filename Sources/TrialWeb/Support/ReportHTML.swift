@@ -174,10 +174,7 @@ enum ReportHTML {
         var h = "<div class=\"scroll\"><table id=\"baseline-table\"><caption>Mean (SD); median (range), or n (%)</caption>"
         h += head(groups.map { "\(groupName($0.arm)) (N = \($0.n))" }) + "<tbody>"
         h += "<tr><th scope=\"row\">Age at allocation (years)</th>" + groups.map { "<td>\(summary($0.age))</td>" }.joined() + "</tr>"
-        let sexField = study.participant?.sex.flatMap { name -> Field? in
-            let parts = name.split(separator: ".").map(String.init)
-            return parts.count == 2 ? study.form(parts[0])?.field(parts[1]) : nil
-        }
+        let sexField = study.participant?.sex.flatMap(study.field(named:))?.field
         for choice in sexField?.choices ?? [] {
             h += "<tr><th scope=\"row\">\(e(sexField?.label ?? "Sex")): \(e(choice.label))</th>" + groups.map { g in
                 let n = g.sex[choice.code] ?? 0

@@ -55,26 +55,28 @@ public enum Reports {
         }
     }
 
-    /// What the report's analyses read, together.
+    /// What the stopping rules read: their forms, anchors and adverse events as for an endpoint, and their labs graded.
+    static func monitoringNeeds(_ study: StudyDefinition) -> CohortNeeds {
+        let rules = study.monitoring?.stoppingRules ?? []
+        var needs = CohortNeeds.endpoints(
+            rules.map { Endpoint(code: $0.code, kind: .other, measure: $0.name, timeFrame: "", analysis: $0.eventAnalysis) }, study: study)
+        for test in rules.flatMap({ $0.labs?.tests ?? [] }) { needs.labs[test.uppercased()] = .some(nil) }
+        needs.labGrades = needs.labGrades || !needs.labs.isEmpty
+        return needs
+    }
+
+    /// What the report's analyses read, together: the safety tables, the endpoints, the rules, sex and birth date.
     static func needs(_ study: StudyDefinition) -> CohortNeeds {
         var needs = CohortNeeds.safety(study)
-        // Sex and birth date, for the baseline characteristics.
         for name in [study.participant?.sex, study.participant?.birthDate].compactMap({ $0 }) {
-            if let form = name.split(separator: ".").first { needs.forms.insert(String(form)) }
+            if let form = study.field(named: name)?.form.code { needs.forms.insert(form) }
         }
-        let endpoints = CohortNeeds.endpoints(study.endpoints, study: study)
-        needs.forms.formUnion(endpoints.forms)
-        needs.anchors.formUnion(endpoints.anchors)
-        needs.lastObservation = needs.lastObservation || endpoints.lastObservation
-        for rule in study.monitoring?.stoppingRules ?? [] {
-            needs.forms.formUnion((rule.forms ?? []).map(\.form))
-            if let anchor = rule.anchor { needs.anchors.insert(anchor) }
-            for test in rule.labs?.tests ?? [] { needs.labs[test.uppercased()] = .some(nil) }
-            let scope = ExpressionScope(study: study)
-            for source in (rule.forms ?? []).map(\.event) {
-                guard let checked = try? scope.check(try ExpressionParser.parse(source)).expression else { continue }
-                needs.forms.formUnion(checked.references.compactMap { $0.split(separator: ".").first.map(String.init) })
-            }
+        for other in [CohortNeeds.endpoints(study.endpoints, study: study), monitoringNeeds(study)] {
+            needs.forms.formUnion(other.forms)
+            needs.anchors.formUnion(other.anchors)
+            needs.lastObservation = needs.lastObservation || other.lastObservation
+            // The safety needs read every collected lab at every visit; a rule's lab beyond them is added.
+            for (test, _) in other.labs where needs.labs[test] == nil { needs.labs[test] = .some(nil) }
         }
         return needs
     }
