@@ -113,10 +113,12 @@ final class SurvivalTests: XCTestCase {
         XCTAssertEqual(late.atRisk, 0)
         XCTAssertEqual(late.events, 9)
         XCTAssertEqual(late.censored, 12)
-        // The same numbers as the single-time estimator already in Endpoints.swift.
-        for t in [0.0, 5.9, 6, 6.5, 10, 12, 23, 30, 100] {
-            XCTAssertEqual(curve.estimate(at: t), KaplanMeier.estimate(Self.sixMP, at: t), "t = \(t)")
-        }
+        // At 23, the last event: 9 events (6, 6, 6, 7, 10, 13, 16, 22, 23), 7 censored by then (6+, 9+, 10+, 11+, 17+, 19+,
+        // 20+), and 21 − 9 − 7 = 5 still followed (25+, 32+, 32+, 34+, 35+).
+        let at23 = curve.estimate(at: 23)
+        XCTAssertEqual(at23.events, 9)
+        XCTAssertEqual(at23.censored, 7)
+        XCTAssertEqual(at23.atRisk, 5)
     }
 
     /// Two participants, both events: S(1) = 1/2 (SE = ½√(1/(2·1)) = 0.353553; median 1, as 0.5 ≤ 0.5), S(2) = 0,
@@ -143,7 +145,8 @@ final class SurvivalTests: XCTestCase {
         let read = curve.estimate(at: 30)
         XCTAssertEqual(read.estimate, 1)
         XCTAssertNil(read.standardError)
-        XCTAssertEqual(read, KaplanMeier.estimate([], at: 30))
+        XCTAssertEqual(read.atRisk, 0)
+        XCTAssertEqual(read.events, 0)
         XCTAssertNil(LogRankTest.logRank([:]))
         XCTAssertNil(LogRankTest.logRank(["A": [], "B": []]))
     }

@@ -222,9 +222,10 @@ public enum EndpointCalculator {
             }
             result.groups = timed.map { group in
                 let times = group.times
-                let estimate = KaplanMeier.estimate(times, at: horizon.seconds / 86_400)
+                let curve = SurvivalCurve.kaplanMeier(times)
+                let estimate = curve.estimate(at: horizon.seconds / 86_400)
                 var g = EndpointGroup(arm: group.arm, n: times.count, events: estimate.events, survival: estimate)
-                g.curve = SurvivalCurve.kaplanMeier(times)
+                g.curve = curve
                 return g
             }
             if byArm {
@@ -367,26 +368,8 @@ public struct SurvivalEstimate: Codable, Equatable, Sendable {
 }
 
 public enum KaplanMeier {
+    /// The product-limit estimate at one time, read off the whole curve (`SurvivalCurve`).
     public static func estimate(_ times: [(days: Double, event: Bool)], at horizon: Double) -> SurvivalEstimate {
-        let sorted = times.sorted { ($0.days, $0.event ? 0 : 1) < ($1.days, $1.event ? 0 : 1) }
-        var survival = 1.0, greenwood = 0.0, atRisk = sorted.count, events = 0, censored = 0
-        var i = 0
-        while i < sorted.count, sorted[i].days <= horizon {
-            let t = sorted[i].days
-            var d = 0, c = 0
-            while i < sorted.count, sorted[i].days == t {
-                if sorted[i].event { d += 1 } else { c += 1 }
-                i += 1
-            }
-            if d > 0 {
-                survival *= 1 - Double(d) / Double(atRisk)
-                if atRisk > d { greenwood += Double(d) / Double(atRisk * (atRisk - d)) }
-            }
-            events += d
-            censored += c
-            atRisk -= d + c
-        }
-        let se = survival > 0 ? survival * greenwood.squareRoot() : nil
-        return SurvivalEstimate(at: horizon, estimate: survival, standardError: sorted.isEmpty ? nil : se, atRisk: atRisk, events: events, censored: censored)
+        SurvivalCurve.kaplanMeier(times).estimate(at: horizon)
     }
 }

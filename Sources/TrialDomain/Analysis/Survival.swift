@@ -16,7 +16,7 @@ public struct SurvivalStep: Codable, Equatable, Sendable {
 }
 
 /// The whole Kaplan–Meier product-limit curve (Kaplan EL, Meier P. J Am Stat Assoc 1958;53:457-481), one step per
-/// distinct time with an event or a censoring; at a tie events count before censorings, as `KaplanMeier.estimate`.
+/// distinct time with an event or a censoring; at a tie events count before censorings.
 public struct SurvivalCurve: Codable, Equatable, Sendable {
     public var steps: [SurvivalStep]
     public var n: Int
@@ -57,7 +57,7 @@ public struct SurvivalCurve: Codable, Equatable, Sendable {
         return SurvivalCurve(steps: steps, n: sorted.count, events: events, censored: sorted.count - events, median: median, confidence: confidence)
     }
 
-    /// The curve read at `days`, in the same form (and with the same values) as `KaplanMeier.estimate`.
+    /// The curve read at `days`: the estimate with its Greenwood error, and who was at risk, had the event or was censored by then.
     public func estimate(at days: Double) -> SurvivalEstimate {
         let reached = step(at: days)
         var events = 0, censored = 0

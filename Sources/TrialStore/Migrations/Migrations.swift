@@ -675,7 +675,7 @@ struct M019CreateFollowUps: AsyncMigration {
     }
 }
 
-/// Stopping-rule alerts: one per rule and boundary crossing, raised once, acknowledged by whoever must act on it.
+/// Stopping-rule alerts: one per rule and definition version, raised once.
 struct M020CreateMonitoringAlerts: AsyncMigration {
     var name: String { "020-create-monitoring-alerts" }
 
@@ -688,8 +688,6 @@ struct M020CreateMonitoringAlerts: AsyncMigration {
             .field("events", .int, .required)
             .field("stop_if_at_least", .int, .required)
             .field("raised_at", .datetime, .required)
-            .field("acknowledged_by", .string)
-            .field("acknowledged_at", .datetime)
             .unique(on: "rule_code", "study_version")
             .create()
     }

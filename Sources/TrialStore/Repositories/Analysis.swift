@@ -223,8 +223,6 @@ public struct MonitoringAlert: Sendable, Equatable, Codable {
     public var events: Int
     public var stopIfAtLeast: Int
     public var raisedAt: Date
-    public var acknowledgedBy: String?
-    public var acknowledgedAt: Date?
 }
 
 extension FluentAnalysisRepository {
@@ -269,15 +267,14 @@ extension FluentAnalysisRepository {
     public func alerts() async throws -> [MonitoringAlert] {
         let sql = store.database as! any SQLDatabase
         return try await sql.raw("""
-            SELECT id, rule_code, study_version, evaluated, events, stop_if_at_least, raised_at, acknowledged_by, acknowledged_at
+            SELECT id, rule_code, study_version, evaluated, events, stop_if_at_least, raised_at
             FROM monitoring_alerts ORDER BY raised_at DESC
             """).all().map { row in
             MonitoringAlert(
                 id: try row.decode(column: "id", as: UUID.self), rule: try row.decode(column: "rule_code", as: String.self),
                 studyVersion: try row.decode(column: "study_version", as: Int.self), evaluated: try row.decode(column: "evaluated", as: Int.self),
                 events: try row.decode(column: "events", as: Int.self), stopIfAtLeast: try row.decode(column: "stop_if_at_least", as: Int.self),
-                raisedAt: try row.decode(column: "raised_at", as: Date.self), acknowledgedBy: try row.decode(column: "acknowledged_by", as: String?.self),
-                acknowledgedAt: try row.decode(column: "acknowledged_at", as: Date?.self))
+                raisedAt: try row.decode(column: "raised_at", as: Date.self))
         }
     }
 

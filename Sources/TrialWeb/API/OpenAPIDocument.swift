@@ -270,8 +270,7 @@ enum OpenAPIDocument {
             "MonitoringAlert": object(
                 [
                     "id": string(format: "uuid"), "rule": string(), "studyVersion": ["type": "integer"], "evaluated": ["type": "integer"], "events": ["type": "integer"],
-                    "stopIfAtLeast": ["type": "integer"], "raisedAt": string(format: "date-time"), "acknowledgedBy": string(nullable: true),
-                    "acknowledgedAt": string(format: "date-time", nullable: true),
+                    "stopIfAtLeast": ["type": "integer"], "raisedAt": string(format: "date-time"),
                 ], required: ["id", "rule", "studyVersion", "evaluated", "events", "stopIfAtLeast", "raisedAt"]),
             "MonitoringAlertList": list("MonitoringAlert"),
             "Unblinding": object(["reason": string("Why the blind must be broken for this participant")], required: ["reason"]),

@@ -29,7 +29,6 @@ public struct DSMBReport: Sendable {
     }
 
     public var session: ReportSession
-    public var byArm: Bool
     public var generatedAt: Date
     public var consort: ConsortFlow
     public var enrolment: [EnrolmentRow]
@@ -40,7 +39,6 @@ public struct DSMBReport: Sendable {
     public var labs: [LabVisitTable]
     public var endpoints: [EndpointResult]
     public var stopping: [StoppingRuleStatus]
-    public var alerts: [MonitoringAlert]
 }
 
 public enum Reports {
@@ -149,8 +147,7 @@ public enum Reports {
         let endpoints = try study.endpoints.map { try EndpointCalculator.compute($0, study: study, records: records, byArm: byArm) }
         let stopping = try stopping(study: study, records: records, seesArms: byArm)
         return DSMBReport(
-            session: session, byArm: byArm, generatedAt: now, consort: consort, enrolment: enrolment, completeness: completeness, baseline: baseline,
-            adverseEvents: aeTable, shifts: shifts, labs: labs, endpoints: endpoints, stopping: stopping,
-            alerts: try await analysis.alerts())
+            session: session, generatedAt: now, consort: consort, enrolment: enrolment, completeness: completeness, baseline: baseline,
+            adverseEvents: aeTable, shifts: shifts, labs: labs, endpoints: endpoints, stopping: stopping)
     }
 }
