@@ -230,7 +230,6 @@ enum ReportHTML {
 
     static func endpoint(_ r: EndpointResult, groupName: (String?) -> String) -> String {
         var h = "<section class=\"endpoint\" id=\"endpoint-\(e(r.code))\"><h3>\(e(r.kind.rawValue.capitalized)): \(e(r.measure))</h3><p>\(e(r.timeFrame))</p>"
-        let unit = r.unit.map { " \($0)" } ?? ""
         h += "<table><thead><tr><th scope=\"col\">Group</th><th scope=\"col\">n</th><th scope=\"col\">Result</th></tr></thead><tbody>"
         for g in r.groups {
             let result: String
@@ -238,13 +237,12 @@ enum ReportHTML {
                 result = "Kaplan–Meier at day \(number(survival.at, places: 0)): \(number(survival.estimate, places: 3))"
                     + (survival.standardError.map { " (SE \(number($0, places: 3)))" } ?? "") + "; \(survival.events) events, \(survival.censored) censored"
                     + (g.curve?.median.map { "; median \(number($0, places: 1)) days" } ?? "; median not reached")
-            } else if let events = g.events {
-                let ci = g.lower.flatMap { l in g.upper.map { u in " (exact 95 % CI \(percent(l))–\(percent(u)))" } } ?? ""
-                result = g.n == 0 ? "none assessed" : "\(events) of \(g.n): \(percent(g.proportion))\(ci)"
-            } else if let s = g.summary {
-                result = "mean \(number(s.mean))" + (s.sd.map { " (SD \(number($0)))" } ?? "") + "; median \(number(s.median)) (\(number(s.min))–\(number(s.max)))\(unit)"
+            } else if g.events != nil {
+                // Worded as the safety page words them.
+                result = SafetyPages.countedCells(g).joined(separator: "; ")
             } else {
-                result = "no values"
+                let cells = SafetyPages.summaryCells(g, unit: r.unit ?? "")
+                result = g.summary == nil ? cells[0] : "mean \(cells[0]); median \(cells[1])"
             }
             h += "<tr><td>\(e(groupName(g.arm)))</td><td class=\"n\">\(g.n)</td><td>\(e(result))</td></tr>"
         }
